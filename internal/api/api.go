@@ -1,0 +1,100 @@
+// Package api holds the types the agent's local API speaks: the JSON bodies
+// of the HTTP endpoints served on the agent's Unix socket and its localhost
+// HTTP listener, and printed by `ssi ... -o json`. They are plain data with
+// no behaviour, shared by the agent, the CLI client and the test harness.
+//
+// Endpoints (all under /v1, JSON):
+//
+//	GET  /v1/cluster          Cluster
+//	GET  /v1/nodes            []Node
+//	GET  /v1/nodes/{n|self}   Node
+//	GET  /v1/transitions?after=E&wait=1   []Transition (long-poll when wait=1)
+//	GET  /v1/self             Self
+//	POST /v1/leave            (root only) makes this node leave the cluster
+//
+// Errors are returned as an Error body with a non-2xx status.
+package api
+
+import "time"
+
+// Node states as committed in the replicated registry.
+const (
+	StateUp   = "up"
+	StateDown = "down"
+	StateLeft = "left"
+)
+
+// Transition kinds: every membership change is one numbered epoch.
+const (
+	KindJoin   = "join"
+	KindLeave  = "leave"
+	KindDown   = "down"
+	KindReturn = "return"
+)
+
+// Cluster answers `ssi cluster name`.
+type Cluster struct {
+	Name   string `json:"name"`
+	Epoch  uint64 `json:"epoch"`
+	Master int    `json:"master"` // number of the CLMS master (raft leader), 0 when none
+	Nodes  int    `json:"nodes"`
+	Up     int    `json:"up"`
+}
+
+// Load is a node's gossiped load vector as shown to users.
+type Load struct {
+	RunQueue uint32  `json:"run_queue"`
+	Load1    float64 `json:"load1"`
+	Load5    float64 `json:"load5"`
+	Load15   float64 `json:"load15"`
+	CPUUse   float64 `json:"cpu_use"`
+	Cores    uint32  `json:"cores"`
+	Speed    uint32  `json:"speed"`
+	MemTotal uint64  `json:"mem_total"`
+	MemFree  uint64  `json:"mem_free"`
+	Procs    uint32  `json:"procs"`
+	Age      float64 `json:"age_seconds"` // how old the newest vector heard is; -1 when none
+}
+
+// Node is one entry of the node registry merged with its latest load.
+type Node struct {
+	Number      int       `json:"number"`
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Address     string    `json:"address"`
+	State       string    `json:"state"`
+	Incarnation uint64    `json:"incarnation"`
+	Voter       bool      `json:"voter"`
+	Master      bool      `json:"master"`
+	Since       time.Time `json:"since"` // when the current state was committed
+	Epoch       uint64    `json:"epoch"` // epoch of the last transition of this node
+	Load        *Load     `json:"load,omitempty"`
+}
+
+// Transition is one committed membership epoch.
+type Transition struct {
+	Epoch       uint64    `json:"epoch"`
+	Kind        string    `json:"kind"`
+	Node        int       `json:"node"`
+	Name        string    `json:"name"`
+	Incarnation uint64    `json:"incarnation"`
+	Time        time.Time `json:"time"`
+	Reason      string    `json:"reason,omitempty"`
+	Seen        time.Time `json:"seen,omitempty"` // when the answering node applied it (its clock)
+}
+
+// Self describes the agent answering.
+type Self struct {
+	Number  int    `json:"number"` // 0 until the node is registered
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Cluster string `json:"cluster"`
+	Member  bool   `json:"member"` // false while fenced (excluded or without quorum)
+	Fenced  string `json:"fenced,omitempty"`
+	Version string `json:"version"`
+}
+
+// Error is the body of every failed request.
+type Error struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,92 @@
+package state
+
+import (
+	"errors"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Ops of a Command.
+const (
+	OpInit       = "init"       // name the cluster
+	OpRegister   = "register"   // give a node its number (or refresh a known node)
+	OpTransition = "transition" // commit a membership transition
+)
+
+// Command is one entry of the raft log.
+type Command struct {
+	Op   string    `json:"op"`
+	Time time.Time `json:"time"` // the leader's clock when proposed
+
+	Cluster string `json:"cluster,omitempty"` // OpInit
+
+	Node *NodeRec `json:"node,omitempty"` // OpRegister
+
+	Number      int    `json:"number,omitempty"` // OpTransition
+	Kind        string `json:"kind,omitempty"`
+	Incarnation uint64 `json:"incarnation,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// MaxCommand bounds an encoded command.
+const MaxCommand = 64 << 10
+
+// Encode encodes a command for the log.
+func (c *Command) Encode() ([]byte, error) { return json.Marshal(c) }
+
+// DecodeCommand decodes a log entry or a forwarded command.
+func DecodeCommand(b []byte) (*Command, error) {
+	if len(b) > MaxCommand {
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
+	}
+	c := new(Command)
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	return c, nil
+}
+
+// Result is the outcome of an applied command, as returned through raft and
+// forwarded between nodes.
+type Result struct {
+	Value json.RawMessage `json:"value,omitempty"`
+	Error string          `json:"error,omitempty"`
+	Code  string          `json:"code,omitempty"` // "duplicate_name", "bad_transition", ...
+}
+
+func codeOf(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrDuplicateName):
+		return "duplicate_name"
+	case errors.Is(err, ErrBadTransition):
+		return "bad_transition"
+	case errors.Is(err, ErrUnknownNode):
+		return "unknown_node"
+	}
+	return "bad_command"
+}
+
+// Err turns a forwarded Result back into an error that errors.Is
+// recognises.
+func (r *Result) Err() error {
+	if r.Error == "" {
+		return nil
+	}
+	base := map[string]error{"duplicate_name": ErrDuplicateName, "bad_transition": ErrBadTransition,
+		"unknown_node": ErrUnknownNode}[r.Code]
+	if base == nil {
+		base = ErrBadCommand
+	}
+	return &appliedError{msg: r.Error, base: base}
+}
+
+type appliedError struct {
+	msg  string
+	base error
+}
+
+func (e *appliedError) Error() string { return e.msg }
+func (e *appliedError) Unwrap() error { return e.base }

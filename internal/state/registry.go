@@ -1,0 +1,209 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+)
+
+// StateJoining is a registered node that has not yet been seen alive.
+const StateJoining = "joining"
+
+// MaxTransitions is how many recent transitions the registry keeps.
+const MaxTransitions = 4096
+
+// NodeRec is one node of the registry.
+type NodeRec struct {
+	Number      int       `json:"number"`
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Addr        string    `json:"addr"`
+	GossipPort  int       `json:"gossip_port"`
+	RPCPort     int       `json:"rpc_port"`
+	RaftPort    int       `json:"raft_port"`
+	State       string    `json:"state"`
+	Incarnation uint64    `json:"incarnation"`
+	Since       time.Time `json:"since"`
+	Epoch       uint64    `json:"epoch"`
+}
+
+// RPCAddr is the node's gRPC address.
+func (n *NodeRec) RPCAddr() string { return fmt.Sprintf("%s:%d", n.Addr, n.RPCPort) }
+
+// RaftAddr is the node's raft address.
+func (n *NodeRec) RaftAddr() string { return fmt.Sprintf("%s:%d", n.Addr, n.RaftPort) }
+
+// GossipAddr is the node's gossip address.
+func (n *NodeRec) GossipAddr() string { return fmt.Sprintf("%s:%d", n.Addr, n.GossipPort) }
+
+// Registry is the replicated state.
+type Registry struct {
+	Cluster     string              `json:"cluster"`
+	NextNumber  int                 `json:"next_number"`
+	Epoch       uint64              `json:"epoch"`
+	Nodes       map[int]*NodeRec    `json:"nodes"`
+	Transitions []api.Transition    `json:"transitions"`
+	byID        map[string]*NodeRec // derived
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{NextNumber: 1, Nodes: map[int]*NodeRec{}, byID: map[string]*NodeRec{}}
+}
+
+// Errors returned by Apply. Compare with errors.Is.
+var (
+	ErrDuplicateName = errors.New("node name already in use")
+	ErrUnknownNode   = errors.New("no such node")
+	ErrBadTransition = errors.New("transition does not apply")
+	ErrBadCommand    = errors.New("malformed command")
+)
+
+// ByID returns the node with the given ID, or nil.
+func (r *Registry) ByID(id string) *NodeRec { return r.byID[id] }
+
+// Sorted returns the nodes by number.
+func (r *Registry) Sorted() []*NodeRec {
+	out := make([]*NodeRec, 0, len(r.Nodes))
+	for _, n := range r.Nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
+	return out
+}
+
+// reindex rebuilds the derived index after a restore.
+func (r *Registry) reindex() error {
+	r.byID = map[string]*NodeRec{}
+	if r.Nodes == nil {
+		r.Nodes = map[int]*NodeRec{}
+	}
+	for num, n := range r.Nodes {
+		if n == nil || n.Number != num || num <= 0 || num >= r.NextNumber || n.ID == "" {
+			return fmt.Errorf("%w: inconsistent node %d", ErrBadCommand, num)
+		}
+		if _, dup := r.byID[n.ID]; dup {
+			return fmt.Errorf("%w: node id %s twice", ErrBadCommand, n.ID)
+		}
+		r.byID[n.ID] = n
+	}
+	return nil
+}
+
+// Clone returns a deep copy (for snapshots and readers).
+func (r *Registry) Clone() *Registry {
+	c := &Registry{Cluster: r.Cluster, NextNumber: r.NextNumber, Epoch: r.Epoch,
+		Nodes: make(map[int]*NodeRec, len(r.Nodes)), byID: make(map[string]*NodeRec, len(r.Nodes))}
+	for k, n := range r.Nodes {
+		cp := *n
+		c.Nodes[k] = &cp
+		c.byID[cp.ID] = &cp
+	}
+	c.Transitions = append([]api.Transition(nil), r.Transitions...)
+	return c
+}
+
+// Apply applies one command and returns its result. It never panics on bad
+// input: a malformed or inapplicable command returns an error and leaves the
+// registry unchanged.
+func (r *Registry) Apply(c *Command) (any, error) {
+	switch c.Op {
+	case OpInit:
+		if c.Cluster == "" {
+			return nil, fmt.Errorf("%w: empty cluster name", ErrBadCommand)
+		}
+		if r.Cluster != "" && r.Cluster != c.Cluster {
+			return nil, fmt.Errorf("%w: cluster already named %q", ErrBadCommand, r.Cluster)
+		}
+		r.Cluster = c.Cluster
+		return nil, nil
+	case OpRegister:
+		return r.register(c)
+	case OpTransition:
+		return r.transition(c)
+	}
+	return nil, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
+}
+
+func (r *Registry) register(c *Command) (any, error) {
+	n := c.Node
+	if n == nil || n.ID == "" || n.Name == "" || n.Addr == "" {
+		return nil, fmt.Errorf("%w: register needs id, name and address", ErrBadCommand)
+	}
+	for _, other := range r.Nodes {
+		if other.Name == n.Name && other.ID != n.ID && other.State != api.StateLeft {
+			return nil, fmt.Errorf("%w: %q is node %d (state %s)", ErrDuplicateName, n.Name, other.Number, other.State)
+		}
+	}
+	if old := r.byID[n.ID]; old != nil {
+		// A known node registering again (a re-join): refresh its addresses.
+		old.Name, old.Addr = n.Name, n.Addr
+		old.GossipPort, old.RPCPort, old.RaftPort = n.GossipPort, n.RPCPort, n.RaftPort
+		return old.Number, nil
+	}
+	rec := &NodeRec{
+		Number: r.NextNumber, ID: n.ID, Name: n.Name, Addr: n.Addr,
+		GossipPort: n.GossipPort, RPCPort: n.RPCPort, RaftPort: n.RaftPort,
+		State: StateJoining, Incarnation: n.Incarnation, Since: c.Time,
+	}
+	r.NextNumber++
+	r.Nodes[rec.Number] = rec
+	r.byID[rec.ID] = rec
+	return rec.Number, nil
+}
+
+// allowed[kind] lists the states a transition of that kind may start from.
+var allowed = map[string][]string{
+	api.KindJoin:   {StateJoining},
+	api.KindDown:   {api.StateUp},
+	api.KindReturn: {api.StateDown, api.StateLeft},
+	api.KindLeave:  {api.StateUp, api.StateDown, StateJoining},
+}
+
+var target = map[string]string{
+	api.KindJoin:   api.StateUp,
+	api.KindDown:   api.StateDown,
+	api.KindReturn: api.StateUp,
+	api.KindLeave:  api.StateLeft,
+}
+
+func (r *Registry) transition(c *Command) (any, error) {
+	n := r.Nodes[c.Number]
+	if n == nil {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownNode, c.Number)
+	}
+	from, ok := allowed[c.Kind]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown kind %q", ErrBadCommand, c.Kind)
+	}
+	okFrom := false
+	for _, s := range from {
+		okFrom = okFrom || n.State == s
+	}
+	if !okFrom {
+		return nil, fmt.Errorf("%w: %s of node %d which is %s", ErrBadTransition, c.Kind, n.Number, n.State)
+	}
+	r.Epoch++
+	n.State = target[c.Kind]
+	n.Since = c.Time
+	n.Epoch = r.Epoch
+	if c.Incarnation > n.Incarnation {
+		n.Incarnation = c.Incarnation
+	}
+	t := api.Transition{Epoch: r.Epoch, Kind: c.Kind, Node: n.Number, Name: n.Name,
+		Incarnation: n.Incarnation, Time: c.Time, Reason: c.Reason}
+	r.Transitions = append(r.Transitions, t)
+	if len(r.Transitions) > MaxTransitions {
+		r.Transitions = append([]api.Transition(nil), r.Transitions[len(r.Transitions)-MaxTransitions:]...)
+	}
+	return t, nil
+}
+
+// TransitionsAfter returns the kept transitions with epoch > after.
+func (r *Registry) TransitionsAfter(after uint64) []api.Transition {
+	i := sort.Search(len(r.Transitions), func(i int) bool { return r.Transitions[i].Epoch > after })
+	return append([]api.Transition(nil), r.Transitions[i:]...)
+}

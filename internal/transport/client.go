@@ -1,0 +1,147 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Channel selects one of the connections kept to each peer.
+type Channel int
+
+// The channels, highest priority first.
+const (
+	Control Channel = iota // membership, agreement, process control
+	Bulk                   // migration pages, file data
+)
+
+// DSCP code points (in the TOS byte) per channel.
+var tos = [...]int{Control: 0xC0 /* CS6 */, Bulk: 0x20 /* CS1 */}
+
+// Pool keeps mutual-TLS connections to peers, one per peer and Channel.
+// It is safe for concurrent use.
+type Pool struct {
+	tls *tls.Config
+
+	mu    sync.Mutex
+	conns map[poolKey]*grpc.ClientConn
+}
+
+type poolKey struct {
+	addr string
+	ch   Channel
+}
+
+// NewPool returns a pool that dials with tlsConf (from pki.ClientTLS).
+func NewPool(tlsConf *tls.Config) *Pool {
+	return &Pool{tls: tlsConf, conns: map[poolKey]*grpc.ClientConn{}}
+}
+
+// Client returns a client for the peer at addr (ip:port) on channel ch.
+func (p *Pool) Client(addr string, ch Channel) (*Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := poolKey{addr, ch}
+	if cc, ok := p.conns[k]; ok {
+		return &Client{cc: cc}, nil
+	}
+	cc, err := dial(addr, credentials.NewTLS(p.tls), tos[ch])
+	if err != nil {
+		return nil, err
+	}
+	p.conns[k] = cc
+	return &Client{cc: cc}, nil
+}
+
+// Forget closes the connections to addr (after the peer went away).
+func (p *Pool) Forget(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, cc := range p.conns {
+		if k.addr == addr {
+			cc.Close()
+			delete(p.conns, k)
+		}
+	}
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, cc := range p.conns {
+		cc.Close()
+		delete(p.conns, k)
+	}
+}
+
+func dial(addr string, creds credentials.TransportCredentials, tosByte int) (*grpc.ClientConn, error) {
+	d := net.Dialer{Timeout: 3 * time.Second, Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if tosByte != 0 {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TOS, tosByte)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	cc, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", a)
+		}),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(jsonCodec{}), grpc.MaxCallRecvMsgSize(MaxMessage)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return cc, nil
+}
+
+// Client makes calls to one peer.
+type Client struct{ cc *grpc.ClientConn }
+
+// DialJoin returns a one-off client for the join handshake: the server is
+// verified against the CA pinned by the join token; no client certificate.
+// Close it after use.
+func DialJoin(addr string, tlsConf *tls.Config) (*Client, error) {
+	cc, err := dial(addr, credentials.NewTLS(tlsConf), tos[Control])
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cc: cc}, nil
+}
+
+// Close closes a client made by DialJoin. Pool clients are closed by the pool.
+func (c *Client) Close() error { return c.cc.Close() }
+
+// Join calls Join.
+func (c *Client) Join(ctx context.Context, r *JoinRequest) (*JoinResponse, error) {
+	out := new(JoinResponse)
+	return out, c.cc.Invoke(ctx, MethodJoin, r, out)
+}
+
+// Forward calls Forward.
+func (c *Client) Forward(ctx context.Context, r *ForwardRequest) (*ForwardResponse, error) {
+	out := new(ForwardResponse)
+	return out, c.cc.Invoke(ctx, MethodForward, r, out)
+}
+
+// Ping calls Ping.
+func (c *Client) Ping(ctx context.Context) (*PingResponse, error) {
+	out := new(PingResponse)
+	return out, c.cc.Invoke(ctx, MethodPing, &PingRequest{}, out)
+}

@@ -1,0 +1,45 @@
+package transport
+
+// JoinRequest is sent by a node that has the join token but no certificate.
+type JoinRequest struct {
+	Secret     []byte `json:"secret"` // the token's secret (16 bytes)
+	NodeID     string `json:"node_id"`
+	Name       string `json:"name"`
+	Addr       string `json:"addr"` // advertised IP
+	GossipPort int    `json:"gossip_port"`
+	RPCPort    int    `json:"rpc_port"`
+	RaftPort   int    `json:"raft_port"`
+	CSR        []byte `json:"csr"` // DER certificate request for NodeID
+}
+
+// JoinResponse carries everything a new member needs.
+type JoinResponse struct {
+	Cluster   string   `json:"cluster"`
+	Number    int      `json:"number"`
+	CertPEM   []byte   `json:"cert_pem"`
+	CACertPEM []byte   `json:"ca_cert_pem"`
+	CAKeyPEM  []byte   `json:"ca_key_pem"`
+	GossipKey []byte   `json:"gossip_key"`
+	Token     string   `json:"token"`
+	Peers     []string `json:"peers"` // gossip addresses (ip:port) of members
+}
+
+// ForwardRequest carries a command for the replicated state to the leader.
+type ForwardRequest struct {
+	Command []byte `json:"command"`
+}
+
+// ForwardResponse is the leader's answer: the command's result, or an error.
+type ForwardResponse struct {
+	Result []byte `json:"result,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// PingRequest asks a peer who it is.
+type PingRequest struct{}
+
+// PingResponse names the peer.
+type PingResponse struct {
+	NodeID string `json:"node_id"`
+	Number int    `json:"number"`
+}

@@ -1,0 +1,36 @@
+package transport
+
+import (
+	"crypto/tls"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// RaftLayer is a raft.StreamLayer over mutual TLS: both ends must present a
+// certificate of the cluster CA.
+type RaftLayer struct {
+	net.Listener
+	client    *tls.Config
+	advertise net.Addr
+}
+
+// NewRaftLayer listens on bind with server (RequireAndVerifyClientCert) and
+// dials with client. advertise is the address other nodes dial.
+func NewRaftLayer(bind string, advertise net.Addr, server, client *tls.Config) (*RaftLayer, error) {
+	l, err := tls.Listen("tcp", bind, server)
+	if err != nil {
+		return nil, err
+	}
+	return &RaftLayer{Listener: l, client: client, advertise: advertise}, nil
+}
+
+// Addr is the advertised address.
+func (l *RaftLayer) Addr() net.Addr { return l.advertise }
+
+// Dial opens a mutual-TLS connection to a raft peer.
+func (l *RaftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	return tls.DialWithDialer(d, "tcp", string(addr), l.client)
+}

@@ -1,0 +1,80 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/ssi-cluster/ssi/internal/pki"
+)
+
+type peerKey struct{}
+
+// PeerFrom returns the verified node ID of the caller of an RPC.
+func PeerFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(peerKey{}).(string)
+	return id, ok
+}
+
+// NewServer returns a gRPC server for h. tlsConf must come from
+// pki.ServerTLS(allowUnauthenticated=true): the certificate is then checked
+// here, per method, and only Join may be called without one.
+func NewServer(tlsConf *tls.Config, h Handler) *grpc.Server {
+	s := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.ForceServerCodec(jsonCodec{}),
+		grpc.MaxRecvMsgSize(MaxMessage),
+		grpc.UnaryInterceptor(authorize),
+		grpc.StreamInterceptor(authorizeStream),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(5*time.Second),
+	)
+	s.RegisterService(&serviceDesc, h)
+	return s
+}
+
+// Serve serves s on l until s stops.
+func Serve(s *grpc.Server, l net.Listener) error { return s.Serve(l) }
+
+func callerID(ctx context.Context) (string, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "no peer information")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "connection is not TLS")
+	}
+	id, ok := pki.PeerNodeID(ti.State)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "a cluster certificate is required for this call")
+	}
+	return id, nil
+}
+
+func authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == MethodJoin {
+		return next(ctx, req)
+	}
+	id, err := callerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return next(context.WithValue(ctx, peerKey{}, id), req)
+}
+
+func authorizeStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+	if _, err := callerID(ss.Context()); err != nil {
+		return err
+	}
+	return next(srv, ss)
+}

@@ -1,0 +1,64 @@
+package transport
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Handler is what an agent serves to its peers. Handlers validate every
+// field of a request before use; a malformed request gets InvalidArgument.
+type Handler interface {
+	// Join admits a node that holds the join token (unauthenticated by
+	// certificate, authenticated by the token's secret).
+	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	// Forward applies a replicated-state command; only the leader answers.
+	Forward(context.Context, *ForwardRequest) (*ForwardResponse, error)
+	// Ping answers who this node is.
+	Ping(context.Context, *PingRequest) (*PingResponse, error)
+}
+
+const serviceName = "ssi.v1.Cluster"
+
+// Full method names.
+const (
+	MethodJoin    = "/" + serviceName + "/Join"
+	MethodForward = "/" + serviceName + "/Forward"
+	MethodPing    = "/" + serviceName + "/Ping"
+)
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: serviceName,
+	HandlerType: (*Handler)(nil),
+	Methods: []grpc.MethodDesc{
+		unary("Join", Handler.Join),
+		unary("Forward", Handler.Forward),
+		unary("Ping", Handler.Ping),
+	},
+	Metadata: "ssi/v1/cluster",
+}
+
+// unary builds a grpc.MethodDesc for a typed handler method, standing in
+// for what protoc would generate.
+func unary[Req, Resp any](name string, call func(Handler, context.Context, *Req) (*Resp, error)) grpc.MethodDesc {
+	full := "/" + serviceName + "/" + name
+	return grpc.MethodDesc{
+		MethodName: name,
+		Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+			req := new(Req)
+			if err := dec(req); err != nil {
+				return nil, status.Error(codes.InvalidArgument, err.Error())
+			}
+			h := srv.(Handler)
+			if icpt == nil {
+				return call(h, ctx, req)
+			}
+			info := &grpc.UnaryServerInfo{Server: srv, FullMethod: full}
+			return icpt(ctx, req, info, func(ctx context.Context, r any) (any, error) {
+				return call(h, ctx, r.(*Req))
+			})
+		},
+	}
+}
