@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/state"
+)
+
+// A node accepts cluster work only while it is a member: registered, up in
+// the committed registry as its current incarnation, and in contact with a
+// master. Otherwise it is fenced, as OpenSSI's excluded nodes were (they
+// rebooted; ours stop accepting cluster work and come back as a new
+// incarnation).
+
+// fenceInput is what fenceState decides from.
+type fenceInput struct {
+	Rec         *state.NodeRec // this node in the registry, nil if absent
+	Incarnation uint64         // this agent's incarnation
+	Leader      bool
+	HasLeader   bool
+	LastContact time.Duration // since the last contact with the leader
+	MaxSilence  time.Duration
+}
+
+// fenceState returns why the node is fenced ("" when it is a member) and
+// whether the cluster excluded this very incarnation (so the node must come
+// back as a new one).
+func fenceState(in fenceInput) (reason string, excluded bool) {
+	if in.Rec == nil {
+		return "not registered yet", false
+	}
+	if !in.Leader && (!in.HasLeader || in.LastContact > in.MaxSilence) {
+		return fmt.Sprintf("no contact with a master for %s (minority partition?)", in.LastContact.Round(time.Millisecond)), false
+	}
+	if in.Rec.State != api.StateUp || in.Rec.Incarnation < in.Incarnation {
+		if (in.Rec.State == api.StateDown || in.Rec.State == api.StateLeft) && in.Rec.Incarnation >= in.Incarnation {
+			return fmt.Sprintf("excluded by the cluster at epoch %d", in.Rec.Epoch), true
+		}
+		return "waiting for the master to admit this incarnation", false
+	}
+	return "", false
+}
+
+// fenceReason is "" while this node is a member.
+func (a *Agent) fenceReason() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fenced
+}
+
+func (a *Agent) fenceLoop(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		a.checkFence()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-a.store.FSM.Changed():
+		}
+	}
+}
+
+func (a *Agent) checkFence() {
+	var rec *state.NodeRec
+	a.store.FSM.Read(func(reg *state.Registry) {
+		if n := reg.ByID(a.id.ID); n != nil {
+			cp := *n
+			rec = &cp
+		}
+	})
+	_, leaderID := a.store.Raft.LeaderWithID()
+	last := time.Since(a.store.Raft.LastContact())
+	if a.store.Raft.LastContact().IsZero() {
+		last = time.Since(a.startedOrZero())
+	}
+	a.mu.Lock()
+	in := fenceInput{Rec: rec, Incarnation: a.id.Incarnation, Leader: a.store.Raft.State() == raft.Leader,
+		HasLeader: leaderID != "", LastContact: last, MaxSilence: 3 * time.Duration(a.cfg.RaftHeartbeat)}
+	reason, excluded := fenceState(in)
+	if reason != a.fenced {
+		if reason == "" {
+			a.log.Info("member of the cluster", "number", rec.Number, "incarnation", a.id.Incarnation)
+		} else {
+			a.log.Warn("fenced: accepting no cluster work", "why", reason)
+		}
+		a.fenced = reason
+	}
+	var bump bool
+	if excluded {
+		a.id.Incarnation++
+		bump = true
+		if err := a.id.Save(a.cfg.StateDir); err != nil {
+			a.log.Error("saving the new incarnation", "err", err)
+		}
+	}
+	meta := a.meta()
+	a.mu.Unlock()
+	a.metrics.fenced.Set(boolFloat(reason != ""))
+	if bump {
+		a.log.Warn("this node was excluded; rejoining as a new incarnation", "incarnation", meta.Incarnation)
+		if err := a.gossip.SetMeta(meta); err != nil {
+			a.log.Warn("gossiping the new incarnation", "err", err)
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

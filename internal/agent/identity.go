@@ -1,0 +1,120 @@
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// IdentityFile holds who this node is, in the state directory.
+const IdentityFile = "node.json"
+
+// Identity is this node's lasting identity.
+type Identity struct {
+	ID          string `json:"id"`      // random, made once; the raft and gossip name
+	Name        string `json:"name"`    // human name (hostname by default)
+	Cluster     string `json:"cluster"` // cluster name
+	Number      int    `json:"number"`  // 0 until registered
+	Incarnation uint64 `json:"incarnation"`
+	Bootstrap   bool   `json:"bootstrap,omitempty"` // made by `ssi init`: bootstraps raft on first start
+}
+
+// NewNodeID returns a fresh random node ID.
+func NewNodeID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// LoadIdentity reads node.json; os.ErrNotExist if this node never joined.
+func LoadIdentity(dir string) (*Identity, error) {
+	b, err := os.ReadFile(filepath.Join(dir, IdentityFile))
+	if err != nil {
+		return nil, err
+	}
+	return DecodeIdentity(b)
+}
+
+// DecodeIdentity parses and checks node.json.
+func DecodeIdentity(b []byte) (*Identity, error) {
+	id := new(Identity)
+	if err := json.Unmarshal(b, id); err != nil {
+		return nil, fmt.Errorf("%s: %w", IdentityFile, err)
+	}
+	if id.ID == "" || id.Name == "" || id.Cluster == "" {
+		return nil, fmt.Errorf("%s: id, name and cluster must be set", IdentityFile)
+	}
+	if id.Number < 0 {
+		return nil, fmt.Errorf("%s: bad number %d", IdentityFile, id.Number)
+	}
+	return id, nil
+}
+
+// Save writes node.json atomically.
+func (id *Identity) Save(dir string) error {
+	b, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(dir, IdentityFile, append(b, '\n'), 0o600)
+}
+
+// writeAtomic writes name in dir through a synced temporary file and a
+// rename, so a crash or a full disk never leaves a half-written file.
+func writeAtomic(dir, name string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
+// CheckStateDir makes sure dir exists and can be written and synced,
+// naming the problem (read-only file system, no space left) if not.
+func CheckStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: %w", dir, unwrapPath(err))
+	}
+	probe := make([]byte, 64<<10)
+	if err := writeAtomic(dir, ".probe", probe, 0o600); err != nil {
+		return fmt.Errorf("state directory %s is not writable: %w", dir, unwrapPath(err))
+	}
+	os.Remove(filepath.Join(dir, ".probe"))
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
+}

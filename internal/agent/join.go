@@ -1,0 +1,220 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ssi-cluster/ssi/internal/pki"
+	"github.com/ssi-cluster/ssi/internal/transport"
+)
+
+// PeersFile lists gossip addresses of known members, for rejoining.
+const PeersFile = "peers.json"
+
+// token returns the configured join token, from the flag/config/env or a file.
+func (a *Agent) token() (string, error) {
+	if a.cfg.Token != "" {
+		return a.cfg.Token, nil
+	}
+	if a.cfg.TokenFile != "" {
+		b, err := os.ReadFile(a.cfg.TokenFile)
+		if err != nil {
+			return "", fmt.Errorf("token file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
+}
+
+// joinHosts lists the addresses to contact for joining: --join and the
+// static node list.
+func (a *Agent) joinHosts() ([]string, error) {
+	hosts := append([]string(nil), a.cfg.Join...)
+	if a.cfg.NodesFile != "" {
+		b, err := os.ReadFile(a.cfg.NodesFile)
+		if err != nil {
+			return nil, fmt.Errorf("nodes file: %w", err)
+		}
+		list, err := ParseNodesFile(b)
+		if err != nil {
+			return nil, fmt.Errorf("nodes file %s: %w", a.cfg.NodesFile, err)
+		}
+		hosts = append(hosts, list...)
+	}
+	return hosts, nil
+}
+
+// withPort returns host:port, keeping a port that is already there.
+func withPort(addr string, port int) string {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr
+	}
+	return net.JoinHostPort(addr, strconv.Itoa(port))
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// joinCluster runs the join handshake for a node that has no identity yet:
+// it pins the CA by the token, proves the token's secret, has its
+// certificate signed and receives the cluster's keys.
+func (a *Agent) joinCluster(ctx context.Context) (*Identity, error) {
+	tokStr, err := a.token()
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := a.joinHosts()
+	if err != nil {
+		return nil, err
+	}
+	if tokStr == "" || len(hosts) == 0 {
+		return nil, fmt.Errorf("this node is not in a cluster (no %s in %s): run 'ssi init' to make a new cluster, or give --join ADDR and --token TOKEN to join one", IdentityFile, a.cfg.StateDir)
+	}
+	tok, err := pki.ParseToken(tokStr)
+	if err != nil {
+		return nil, err
+	}
+	name := a.cfg.Name
+	if name == "" {
+		if name, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("node name: %w", err)
+		}
+	}
+	nodeID, err := NewNodeID()
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.NewNodeKey()
+	if err != nil {
+		return nil, err
+	}
+	csr, err := pki.CreateCSR(key, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	req := &transport.JoinRequest{Secret: tok.Secret[:], NodeID: nodeID, Name: name, Addr: a.advertise,
+		GossipPort: a.cfg.GossipPort, RPCPort: a.cfg.RPCPort, RaftPort: a.cfg.RaftPort, CSR: csr}
+	var errs []string
+	for _, h := range hosts {
+		addr := withPort(h, a.cfg.RPCPort)
+		resp, err := joinVia(ctx, addr, tok, req)
+		if err != nil {
+			a.log.Warn("join attempt failed", "via", addr, "err", err)
+			if c := status.Code(err); c == codes.PermissionDenied || c == codes.AlreadyExists || c == codes.InvalidArgument {
+				return nil, fmt.Errorf("join via %s refused: %s", addr, status.Convert(err).Message())
+			}
+			errs = append(errs, fmt.Sprintf("%s: %s", addr, status.Convert(err).Message()))
+			continue
+		}
+		return a.saveJoin(resp, tok, key, nodeID, name)
+	}
+	return nil, fmt.Errorf("could not join the cluster through any address: %s", strings.Join(errs, "; "))
+}
+
+func joinVia(ctx context.Context, addr string, tok pki.Token, req *transport.JoinRequest) (*transport.JoinResponse, error) {
+	c, err := transport.DialJoin(addr, pki.JoinClientTLS(tok.CASum))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return c.Join(ctx, req)
+}
+
+func (a *Agent) saveJoin(resp *transport.JoinResponse, tok pki.Token, key *ecdsa.PrivateKey, nodeID, name string) (*Identity, error) {
+	ca, err := pki.ParseCA(resp.CACertPEM, resp.CAKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("join response: %w", err)
+	}
+	if ca.Sum() != tok.CASum {
+		return nil, errors.New("join response: the CA sent does not match the join token")
+	}
+	newTok, err := pki.ParseToken(resp.Token)
+	if err != nil {
+		return nil, fmt.Errorf("join response: %w", err)
+	}
+	keyPEM, err := pki.KeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	b := &pki.Bundle{CA: ca, NodeCertPEM: resp.CertPEM, NodeKeyPEM: keyPEM, GossipKey: resp.GossipKey, Token: newTok}
+	if err := b.Save(a.cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if err := savePeers(a.cfg.StateDir, resp.Peers); err != nil {
+		return nil, err
+	}
+	id := &Identity{ID: nodeID, Name: name, Cluster: resp.Cluster, Number: resp.Number}
+	if err := id.Save(a.cfg.StateDir); err != nil {
+		return nil, err
+	}
+	a.log.Info("joined the cluster", "cluster", resp.Cluster, "number", resp.Number, "name", name)
+	return id, nil
+}
+
+func savePeers(dir string, peers []string) error {
+	b, err := json.Marshal(peers)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(dir, PeersFile, b, 0o600)
+}
+
+func loadPeers(dir string) []string {
+	b, err := os.ReadFile(filepath.Join(dir, PeersFile))
+	if err != nil {
+		return nil
+	}
+	var peers []string
+	if json.Unmarshal(b, &peers) != nil {
+		return nil
+	}
+	return peers
+}
+
+// ParseNodesFile parses a static node list (like openMosix's mosix.map): one
+// address (IP or host, optionally :port) a line; blank lines and text after
+// '#' are ignored.
+func ParseNodesFile(b []byte) ([]string, error) {
+	var out []string
+	for i, line := range strings.Split(string(b), "\n") {
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			line = line[:j]
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if strings.ContainsAny(line, " \t") {
+			return nil, fmt.Errorf("line %d: %q: want one address a line", i+1, line)
+		}
+		host := hostOf(line)
+		if host == "" || strings.ContainsAny(host, "/\\@") {
+			return nil, fmt.Errorf("line %d: %q is not an address", i+1, line)
+		}
+		if _, p, err := net.SplitHostPort(line); err == nil {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("line %d: %q: bad port", i+1, line)
+			}
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}

@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/membership"
+	"github.com/ssi-cluster/ssi/internal/state"
+)
+
+func (a *Agent) startedOrZero() time.Time { return a.started }
+
+// loadLoop samples and gossips this node's load vector every second.
+func (a *Agent) loadLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		v, err := a.sampler.Sample(time.Now())
+		if err != nil {
+			a.log.Warn("sampling load", "err", err)
+		} else if err := a.gossip.PublishLoad(v); err != nil {
+			a.log.Warn("gossiping load", "err", err)
+		} else {
+			a.metrics.observeLoad(v)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// joinLoop keeps gossip connected: at start it contacts every known peer,
+// later it retries registry members that gossip does not see (after a
+// partition heals, memberlist alone would not reconnect).
+func (a *Agent) joinLoop(ctx context.Context) {
+	hosts, _ := a.joinHosts()
+	for first := true; ; first = false {
+		targets := a.joinTargets(hosts, first)
+		if len(targets) > 0 {
+			n, err := a.gossip.Join(targets)
+			if err != nil && n == 0 {
+				a.log.Debug("gossip join", "targets", targets, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (a *Agent) joinTargets(hosts []string, all bool) []string {
+	alive := map[string]bool{}
+	for _, m := range a.gossip.Members() {
+		if m.Status == membership.Alive {
+			alive[m.GossipAddr()] = true
+		}
+	}
+	var out []string
+	add := func(addr string) {
+		if !alive[addr] && !slices.Contains(out, addr) {
+			out = append(out, addr)
+		}
+	}
+	a.store.FSM.Read(func(reg *state.Registry) {
+		for _, n := range reg.Sorted() {
+			if n.ID != a.id.ID && n.State != api.StateLeft {
+				add(n.GossipAddr())
+			}
+		}
+	})
+	if all || len(alive) <= 1 {
+		for _, p := range loadPeers(a.cfg.StateDir) {
+			add(p)
+		}
+		for _, h := range hosts {
+			add(withPort(hostOf(h), a.cfg.GossipPort))
+		}
+	}
+	self := withPort(a.advertise, a.cfg.GossipPort)
+	return slices.DeleteFunc(out, func(s string) bool { return s == self })
+}
+
+// selfLoop follows this node's own registry entry: its number, and the
+// peers file used to rejoin after a restart.
+func (a *Agent) selfLoop(ctx context.Context) {
+	var lastPeers []string
+	for {
+		ch := a.store.FSM.Changed()
+		var num int
+		a.store.FSM.Read(func(reg *state.Registry) {
+			if n := reg.ByID(a.id.ID); n != nil {
+				num = n.Number
+			}
+		})
+		a.mu.Lock()
+		changed := num != 0 && num != a.id.Number
+		if changed {
+			a.id.Number = num
+			if err := a.id.Save(a.cfg.StateDir); err != nil {
+				a.log.Error("saving node number", "err", err)
+			}
+		}
+		meta := a.meta()
+		a.mu.Unlock()
+		if changed {
+			a.log.Info("node number assigned", "number", num)
+			if err := a.gossip.SetMeta(meta); err != nil {
+				a.log.Warn("gossiping meta", "err", err)
+			}
+		}
+		if peers := a.peerAddrs(); len(peers) > 0 && !slices.Equal(peers, lastPeers) {
+			if err := savePeers(a.cfg.StateDir, peers); err != nil {
+				a.log.Warn("saving peers", "err", err)
+			} else {
+				lastPeers = peers
+			}
+		}
+		a.metrics.observeRegistry(a.registry(), a.isLeader())
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// leaderLoop runs the reconciler while this node is the raft leader.
+func (a *Agent) leaderLoop(ctx context.Context) {
+	var since time.Time
+	for {
+		gch, fch := a.gossip.Changed(), a.store.FSM.Changed()
+		if a.isLeader() {
+			if since.IsZero() {
+				since = time.Now()
+				// Make sure every committed entry is applied before acting.
+				if err := a.store.Raft.Barrier(5 * time.Second).Error(); err != nil {
+					a.log.Warn("leader barrier", "err", err)
+					since = time.Time{}
+				} else {
+					a.log.Info("this node is the cluster master")
+				}
+			}
+			if !since.IsZero() {
+				a.reconcile(ctx, since)
+			}
+		} else {
+			since = time.Time{}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-gch:
+		case <-fch:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) reconcile(ctx context.Context, since time.Time) {
+	reg := a.registry()
+	if reg.Cluster == "" {
+		a.leaderApply(ctx, &state.Command{Op: state.OpInit, Cluster: a.id.Cluster})
+		return
+	}
+	if reg.ByID(a.id.ID) == nil {
+		a.leaderApply(ctx, &state.Command{Op: state.OpRegister, Node: &state.NodeRec{ID: a.id.ID, Name: a.id.Name,
+			Addr: a.advertise, GossipPort: a.cfg.GossipPort, RPCPort: a.cfg.RPCPort, RaftPort: a.cfg.RaftPort}})
+		return
+	}
+	members := map[string]membership.Member{}
+	for _, m := range a.gossip.Members() {
+		members[m.ID] = m
+	}
+	servers := map[string]Server{}
+	if f := a.store.Raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			servers[string(s.ID)] = Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter}
+		}
+	}
+	v := view{Self: a.id.ID, Now: time.Now(), LeaderSince: since, Nodes: reg.Sorted(), Members: members,
+		Servers: servers, MaxVoters: a.cfg.MaxVoters, ReplaceAfter: time.Duration(a.cfg.VoterReplaceAfter),
+		Grace: 3 * time.Second}
+	for _, act := range plan(v) {
+		if ctx.Err() != nil || !a.isLeader() {
+			return
+		}
+		a.log.Debug("master acts", "action", act.String())
+		switch act.Raft {
+		case "":
+			a.leaderApply(ctx, &state.Command{Op: state.OpTransition, Number: act.Number, Kind: act.Kind,
+				Incarnation: act.Incarnation, Reason: act.Reason})
+		case "voter":
+			a.raftChange("add voter", a.store.Raft.AddVoter(raft.ServerID(act.ID), raft.ServerAddress(act.Addr), 0, 5*time.Second))
+		case "nonvoter":
+			a.raftChange("add non-voter", a.store.Raft.AddNonvoter(raft.ServerID(act.ID), raft.ServerAddress(act.Addr), 0, 5*time.Second))
+		case "remove":
+			a.raftChange("remove server", a.store.Raft.RemoveServer(raft.ServerID(act.ID), 0, 5*time.Second))
+		}
+	}
+}
+
+func (a *Agent) raftChange(what string, f raft.IndexFuture) {
+	if err := f.Error(); err != nil {
+		a.log.Warn("raft configuration change failed", "change", what, "err", err)
+		return
+	}
+	a.log.Info("raft configuration changed", "change", what)
+}
+
+func (a *Agent) leaderApply(ctx context.Context, c *state.Command) {
+	c.Time = time.Now().UTC()
+	res, err := a.store.Apply(ctx, c)
+	if err != nil {
+		a.log.Warn("commit failed", "op", c.Op, "err", err)
+		return
+	}
+	if err := res.Err(); err != nil {
+		a.log.Debug("command not applied", "op", c.Op, "err", err)
+		return
+	}
+	if c.Op == state.OpTransition {
+		a.log.Info("transition committed", "kind", c.Kind, "node", c.Number, "reason", c.Reason)
+	}
+}

@@ -1,0 +1,66 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/load"
+	"github.com/ssi-cluster/ssi/internal/state"
+)
+
+// metrics are the agent's Prometheus metrics, on its own registry (no
+// package globals), served at /metrics.
+type metrics struct {
+	reg      *prometheus.Registry
+	nodes    *prometheus.GaugeVec
+	epoch    prometheus.Gauge
+	master   prometheus.Gauge
+	fenced   prometheus.Gauge
+	runQueue prometheus.Gauge
+	load1    prometheus.Gauge
+	cpuUse   prometheus.Gauge
+	memFree  prometheus.Gauge
+	procs    prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ssi", Name: name, Help: help})
+	}
+	m := &metrics{
+		reg:      prometheus.NewRegistry(),
+		nodes:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "ssi", Name: "nodes", Help: "Registered nodes by committed state."}, []string{"state"}),
+		epoch:    g("membership_epoch", "The last committed membership epoch."),
+		master:   g("is_master", "1 when this node is the CLMS master (raft leader)."),
+		fenced:   g("fenced", "1 while this node accepts no cluster work."),
+		runQueue: g("load_run_queue", "Runnable tasks on this node."),
+		load1:    g("load_avg1", "One-minute load average of this node."),
+		cpuUse:   g("load_cpu_use", "Fraction of this node's CPUs busy."),
+		memFree:  g("memory_free_bytes", "Available memory of this node."),
+		procs:    g("processes", "Processes on this node."),
+	}
+	m.reg.MustRegister(m.nodes, m.epoch, m.master, m.fenced, m.runQueue, m.load1, m.cpuUse, m.memFree, m.procs,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observeLoad(v load.Vector) {
+	m.runQueue.Set(float64(v.RunQueue))
+	m.load1.Set(v.Load1)
+	m.cpuUse.Set(v.CPUUse)
+	m.memFree.Set(float64(v.MemFree))
+	m.procs.Set(float64(v.Procs))
+}
+
+func (m *metrics) observeRegistry(reg *state.Registry, master bool) {
+	counts := map[string]int{api.StateUp: 0, api.StateDown: 0, api.StateLeft: 0, state.StateJoining: 0}
+	for _, n := range reg.Nodes {
+		counts[n.State]++
+	}
+	for s, c := range counts {
+		m.nodes.WithLabelValues(s).Set(float64(c))
+	}
+	m.epoch.Set(float64(reg.Epoch))
+	m.master.Set(boolFloat(master))
+}

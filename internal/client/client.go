@@ -1,0 +1,148 @@
+// Package client is the typed client of the agent's local API (package api
+// lists the endpoints), over the agent's Unix socket. The CLI, the test
+// harness and the benchmarks use it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+)
+
+// Client talks to one agent.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// New returns a client for the agent listening on socket.
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns: 4,
+	}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// ErrNoAgent is returned when nothing listens on the socket.
+var ErrNoAgent = errors.New("no agent is running")
+
+func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://ssi"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w on %s (start it with 'ssi agent', or point --socket at it)", ErrNoAgent, c.socket)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("cannot connect to the agent on %s: permission denied", c.socket)
+		}
+		return fmt.Errorf("agent on %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e api.Error
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return &Error{Status: resp.StatusCode, Msg: e.Error}
+		}
+		return &Error{Status: resp.StatusCode, Msg: resp.Status}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("agent's answer to %s: %w", path, err)
+	}
+	return nil
+}
+
+// Error is an error answered by the agent.
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Cluster returns the cluster's name and summary.
+func (c *Client) Cluster(ctx context.Context) (api.Cluster, error) {
+	var out api.Cluster
+	return out, c.do(ctx, http.MethodGet, "/v1/cluster", &out)
+}
+
+// Nodes returns every registered node with its load.
+func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
+	var out []api.Node
+	return out, c.do(ctx, http.MethodGet, "/v1/nodes", &out)
+}
+
+// Node returns node n (0 = this node).
+func (c *Client) Node(ctx context.Context, n int) (api.Node, error) {
+	var out api.Node
+	p := "/v1/nodes/" + strconv.Itoa(n)
+	if n == 0 {
+		p = "/v1/nodes/self"
+	}
+	return out, c.do(ctx, http.MethodGet, p, &out)
+}
+
+// Self describes the agent.
+func (c *Client) Self(ctx context.Context) (api.Self, error) {
+	var out api.Self
+	return out, c.do(ctx, http.MethodGet, "/v1/self", &out)
+}
+
+// Transitions returns committed transitions after epoch; with wait it
+// blocks (up to 30 s) until there is one.
+func (c *Client) Transitions(ctx context.Context, after uint64, wait bool) ([]api.Transition, error) {
+	q := url.Values{"after": {strconv.FormatUint(after, 10)}}
+	if wait {
+		q.Set("wait", "1")
+	}
+	var out []api.Transition
+	return out, c.do(ctx, http.MethodGet, "/v1/transitions?"+q.Encode(), &out)
+}
+
+// Leave makes this node leave the cluster (root only); the agent stops.
+func (c *Client) Leave(ctx context.Context) (api.Transition, error) {
+	var out api.Transition
+	return out, c.do(ctx, http.MethodPost, "/v1/leave", &out)
+}
+
+// WaitReady polls until the agent answers or ctx ends.
+func (c *Client) WaitReady(ctx context.Context) error {
+	for {
+		if _, err := c.Self(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
