@@ -35,10 +35,10 @@ type Agent struct {
 	advertise string
 	bundle    *pki.Bundle
 
-	mu       sync.Mutex
-	id       *Identity
-	fenced   string // why this node accepts no cluster work; "" when a member
-	started  time.Time
+	mu      sync.Mutex
+	id      *Identity
+	fenced  string // why this node accepts no cluster work; "" when a member
+	started time.Time
 
 	store   *state.Store
 	gossip  *membership.Membership
@@ -51,8 +51,8 @@ type Agent struct {
 
 	leaveCh   chan struct{} // closed by a `node leave` request
 	leaveOnce sync.Once
-	stopped chan struct{}
-	once    sync.Once
+	stopped   chan struct{}
+	once      sync.Once
 }
 
 // New prepares an agent: checks the state directory, joins the cluster if

@@ -43,9 +43,9 @@ type action struct {
 	Incarnation uint64
 	Reason      string
 	// or a raft configuration change
-	Raft   string // "voter", "nonvoter", "remove"
-	ID     string
-	Addr   string
+	Raft string // "voter", "nonvoter", "remove"
+	ID   string
+	Addr string
 }
 
 func (a action) String() string {

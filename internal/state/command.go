@@ -1,8 +1,8 @@
 package state
 
 import (
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )

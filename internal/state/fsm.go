@@ -17,7 +17,7 @@ type FSM struct {
 	mu      sync.Mutex
 	reg     *Registry
 	changed chan struct{}
-	applied uint64 // raft index of the last applied entry
+	applied uint64               // raft index of the last applied entry
 	seen    map[uint64]time.Time // epoch -> when this node applied it (local clock)
 }
 
