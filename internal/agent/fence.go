@@ -22,7 +22,6 @@ type fenceInput struct {
 	Rec         *state.NodeRec // this node in the registry, nil if absent
 	Incarnation uint64         // this agent's incarnation
 	Leader      bool
-	HasLeader   bool
 	LastContact time.Duration // since the last contact with the leader
 	MaxSilence  time.Duration
 }
@@ -34,7 +33,9 @@ func fenceState(in fenceInput) (reason string, excluded bool) {
 	if in.Rec == nil {
 		return "not registered yet", false
 	}
-	if !in.Leader && (!in.HasLeader || in.LastContact > in.MaxSilence) {
+	// A short election is not a partition: only a silence longer than
+	// MaxSilence fences.
+	if !in.Leader && in.LastContact > in.MaxSilence {
 		return fmt.Sprintf("no contact with a master for %s (minority partition?)", in.LastContact.Round(time.Millisecond)), false
 	}
 	if in.Rec.State != api.StateUp || in.Rec.Incarnation < in.Incarnation {
@@ -75,14 +76,13 @@ func (a *Agent) checkFence() {
 			rec = &cp
 		}
 	})
-	_, leaderID := a.store.Raft.LeaderWithID()
 	last := time.Since(a.store.Raft.LastContact())
 	if a.store.Raft.LastContact().IsZero() {
 		last = time.Since(a.startedOrZero())
 	}
 	a.mu.Lock()
 	in := fenceInput{Rec: rec, Incarnation: a.id.Incarnation, Leader: a.store.Raft.State() == raft.Leader,
-		HasLeader: leaderID != "", LastContact: last, MaxSilence: 3 * time.Duration(a.cfg.RaftHeartbeat)}
+		LastContact: last, MaxSilence: 3 * time.Duration(a.cfg.RaftHeartbeat)}
 	reason, excluded := fenceState(in)
 	if reason != a.fenced {
 		if reason == "" {

@@ -60,7 +60,7 @@ func Open(c Config) (*Store, error) {
 	rc.Logger = hl
 	rc.HeartbeatTimeout = c.Heartbeat
 	rc.ElectionTimeout = c.Heartbeat
-	rc.LeaderLeaseTimeout = c.Heartbeat / 2
+	rc.LeaderLeaseTimeout = c.Heartbeat
 	rc.CommitTimeout = 15 * time.Millisecond
 	rc.SnapshotThreshold = 1024
 	rc.TrailingLogs = 2048

@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/client"
+)
+
+func newNodesCmd(g *globals) *cobra.Command {
+	var watch bool
+	cmd := &cobra.Command{
+		Use:   "nodes",
+		Short: "List the cluster's nodes with their state and load (cluster_membership)",
+		Long: `List every node ever registered: number, name, address, committed state,
+and the load each node gossips (run queue, load average, cores, speed, free
+memory, processes). The master (raft leader) is marked with '*'.
+
+With --watch, print each membership transition as it is committed, with its
+epoch, until interrupted (cluster_transition).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmdContext(cmd)
+			if watch {
+				return watchTransitions(ctx, c, g)
+			}
+			nodes, err := c.Nodes(ctx)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(nodes)
+			}
+			printNodes(g.stdout, nodes)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print transitions as they are committed")
+	return cmd
+}
+
+func printNodes(w io.Writer, nodes []api.Node) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tNAME\tADDRESS\tSTATE\tLOAD\tCPU\tCORES\tSPEED\tFREE MEM\tPROCS")
+	for _, n := range nodes {
+		num := strconv.Itoa(n.Number)
+		if n.Master {
+			num += "*"
+		}
+		load, cpu, cores, speed, mem, procs := "-", "-", "-", "-", "-", "-"
+		if l := n.Load; l != nil {
+			load = fmt.Sprintf("%.2f", l.Load1)
+			cpu = fmt.Sprintf("%.0f%%", l.CPUUse*100)
+			cores = strconv.Itoa(int(l.Cores))
+			speed = strconv.Itoa(int(l.Speed))
+			mem = humanBytes(l.MemFree)
+			procs = strconv.Itoa(int(l.Procs))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", num, n.Name, n.Address, n.State, load, cpu, cores, speed, mem, procs)
+	}
+	tw.Flush()
+}
+
+func humanBytes(b uint64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%dB", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ci", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+func formatTransition(t api.Transition) string {
+	s := fmt.Sprintf("epoch %d  %s  %-6s node %d (%s) incarnation %d", t.Epoch,
+		t.Time.Local().Format("15:04:05.000"), t.Kind, t.Node, t.Name, t.Incarnation)
+	if t.Reason != "" {
+		s += ": " + t.Reason
+	}
+	return s
+}
+
+// watchTransitions follows committed transitions from the current epoch on.
+func watchTransitions(ctx context.Context, c *client.Client, g *globals) error {
+	cl, err := c.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	after := cl.Epoch
+	if !g.json() {
+		fmt.Fprintf(g.stdout, "cluster %s at epoch %d; waiting for transitions (Ctrl-C to stop)\n", cl.Name, after)
+	}
+	enc := json.NewEncoder(g.stdout)
+	for {
+		ts, err := c.Transitions(ctx, after, true)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The agent may be restarting: say so and keep trying.
+			fmt.Fprintf(g.stderr, "ssi: %v; retrying\n", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for _, t := range ts {
+			if g.json() {
+				enc.Encode(t)
+			} else {
+				fmt.Fprintln(g.stdout, formatTransition(t))
+			}
+			after = t.Epoch
+		}
+	}
+}
