@@ -1,0 +1,84 @@
+// Command bench is ssi's benchmark harness: it runs real agents on this
+// machine (package harness), measures, and prints a table. Benchmarks run
+// on demand, never in CI:
+//
+//	go run ./bench detect [-reps 20] [-nodes 5]   node-down detection (root: namespaces)
+//	go run ./bench soak [-duration 10m]           no false down under CPU saturation (root)
+//	go run ./bench scale [-nodes 64]              formation time, `ssi nodes` latency, memory
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/ssi-cluster/ssi/internal/harness"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "detect":
+		err = detect(ctx, os.Args[2:])
+	case "soak":
+		err = soak(ctx, os.Args[2:])
+	case "scale":
+		err = scale(ctx, os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale [flags]  (-h for flags)")
+	os.Exit(2)
+}
+
+func newFlags(name string) *flag.FlagSet { return flag.NewFlagSet(name, flag.ExitOnError) }
+
+// buildBinary builds ssi into a temporary directory.
+func buildBinary(ctx context.Context) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "ssi-bench-bin")
+	if err != nil {
+		return "", nil, err
+	}
+	bin, err := harness.BuildBinary(ctx, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
+// quantile returns the q-quantile (0..1) of ds by nearest rank.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	k := int(q*float64(len(s)) + 0.999999)
+	if k < 1 {
+		k = 1
+	}
+	if k > len(s) {
+		k = len(s)
+	}
+	return s[k-1]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
