@@ -86,7 +86,7 @@ func Defaults() Config {
 		ProbeTimeout:      Duration(60 * time.Millisecond),
 		SuspicionMult:     2,
 		GossipInterval:    Duration(30 * time.Millisecond),
-		RaftHeartbeat:     Duration(400 * time.Millisecond),
+		RaftHeartbeat:     Duration(250 * time.Millisecond),
 		VoterReplaceAfter: Duration(30 * time.Second),
 		MaxVoters:         5,
 	}
