@@ -205,16 +205,27 @@ func ParseNodesFile(b []byte) ([]string, error) {
 		if strings.ContainsAny(line, " \t") {
 			return nil, fmt.Errorf("line %d: %q: want one address a line", i+1, line)
 		}
-		host := hostOf(line)
-		if host == "" || strings.ContainsAny(host, "/\\@") {
-			return nil, fmt.Errorf("line %d: %q is not an address", i+1, line)
-		}
-		if _, p, err := net.SplitHostPort(line); err == nil {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				return nil, fmt.Errorf("line %d: %q: bad port", i+1, line)
-			}
+		if err := checkAddr(line); err != nil {
+			return nil, fmt.Errorf("line %d: %q: %v", i+1, line, err)
 		}
 		out = append(out, line)
 	}
 	return out, nil
+}
+
+// checkAddr accepts a host name, an IP, or either with :port ([v6]:port).
+func checkAddr(s string) error {
+	host := s
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("bad port")
+		}
+		host = h
+	} else if strings.Contains(s, ":") && net.ParseIP(s) == nil {
+		return errors.New("not an address (write an IPv6 address with a port as [addr]:port)")
+	}
+	if host == "" || strings.ContainsAny(host, "/\\@[]:") && net.ParseIP(host) == nil {
+		return errors.New("not an address")
+	}
+	return nil
 }

@@ -91,8 +91,10 @@ func TestSampleRealDescendants(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSane(t, v)
-	if v.Procs != 1 || v.RunQueue < 1 || v.CPUUse < 0.05 {
-		t.Errorf("with a busy child: %+v, want Procs 1, RunQueue >= 1, CPUUse >= 0.05", v)
+	// How much CPU the child gets depends on the machine's load; only ask
+	// that it was seen running and using some.
+	if v.Procs != 1 || v.RunQueue < 1 || v.CPUUse <= 0 {
+		t.Errorf("with a busy child: %+v, want Procs 1, RunQueue >= 1, CPUUse > 0", v)
 	}
 	busy.Process.Kill()
 	busy.Wait()
@@ -101,16 +103,19 @@ func TestSampleRealDescendants(t *testing.T) {
 	// A child that runs and is reaped between two samples: its CPU time
 	// reaches the test process's cutime.
 	start := time.Now()
-	if out, err := burner(300 * time.Millisecond).CombinedOutput(); err != nil {
+	child := burner(300 * time.Millisecond)
+	if out, err := child.CombinedOutput(); err != nil {
 		t.Fatalf("burner: %v\n%s", err, out)
 	}
+	used := child.ProcessState.UserTime() + child.ProcessState.SystemTime()
 	v, err = s.Sample(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkSane(t, v)
-	// The child used about 0.3 s of CPU; ask for a third of that.
-	want := 0.1 / time.Since(start).Seconds() / float64(v.Cores)
+	// Ask for half the CPU time the child really used (the kernel's tick
+	// accounting is coarse), whatever the machine's load gave it.
+	want := used.Seconds() / 2 / time.Since(start).Seconds() / float64(v.Cores)
 	if v.Procs != 0 || v.CPUUse < want {
 		t.Errorf("after a child came and went: %+v, want Procs 0, CPUUse >= %.3f", v, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -63,6 +64,7 @@ type loadEntry struct {
 // Membership is a running gossip member.
 type Membership struct {
 	ml   *memberlist.Memberlist
+	mlp  atomic.Pointer[memberlist.Memberlist] // ml, for the queue's callback
 	q    *memberlist.TransmitLimitedQueue
 	id   string
 	log  *slog.Logger
@@ -76,6 +78,9 @@ type Membership struct {
 
 // Start starts gossip on the configured address. It does not join anyone.
 func Start(c Config) (*Membership, error) {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
 	m := &Membership{id: c.ID, log: c.Log, meta: c.Meta,
 		members: map[string]*Member{}, loads: map[string]loadEntry{}, changed: make(chan struct{})}
 	mc := memberlist.DefaultLANConfig()
@@ -106,13 +111,23 @@ func Start(c Config) (*Membership, error) {
 	mc.Logger = log.New(out, "memberlist: ", log.LstdFlags|log.Lmicroseconds)
 	mc.Delegate = (*delegate)(m)
 	mc.Events = (*events)(m)
+	// The queue must exist before memberlist starts listening: a ping that
+	// arrives at once asks the delegate for broadcasts.
+	m.q = &memberlist.TransmitLimitedQueue{NumNodes: m.numMembers, RetransmitMult: 3}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s:%d: %w", c.Bind, c.Port, err)
 	}
+	m.mlp.Store(ml)
 	m.ml = ml
-	m.q = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: 3}
 	return m, nil
+}
+
+func (m *Membership) numMembers() int {
+	if ml := m.mlp.Load(); ml != nil {
+		return ml.NumMembers()
+	}
+	return 1
 }
 
 // Join contacts the given gossip addresses (ip or ip:port); it succeeds if

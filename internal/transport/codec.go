@@ -17,6 +17,12 @@ func (jsonCodec) Name() string { return "ssijson" }
 func (jsonCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 func (jsonCodec) Unmarshal(data []byte, v any) error {
+	if r, ok := v.(*rawMessage); ok {
+		// The server decodes requests itself (service.go), so that a
+		// malformed one is answered InvalidArgument.
+		*r = append((*r)[:0], data...)
+		return nil
+	}
 	if len(data) > MaxMessage {
 		return fmt.Errorf("message of %d bytes exceeds the %d byte limit", len(data), MaxMessage)
 	}
@@ -25,3 +31,9 @@ func (jsonCodec) Unmarshal(data []byte, v any) error {
 	}
 	return nil
 }
+
+// rawMessage is a request's undecoded bytes.
+type rawMessage []byte
+
+// decodeRequest decodes a request received by the server.
+func decodeRequest(data []byte, v any) error { return jsonCodec{}.Unmarshal(data, v) }

@@ -47,8 +47,12 @@ func unary[Req, Resp any](name string, call func(Handler, context.Context, *Req)
 	return grpc.MethodDesc{
 		MethodName: name,
 		Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+			var raw rawMessage
+			if err := dec(&raw); err != nil {
+				return nil, err
+			}
 			req := new(Req)
-			if err := dec(req); err != nil {
+			if err := decodeRequest(raw, req); err != nil {
 				return nil, status.Error(codes.InvalidArgument, err.Error())
 			}
 			h := srv.(Handler)
