@@ -228,6 +228,11 @@ func (c *Cluster) makeDirs() error {
 	if c.opts.Dir == "" {
 		c.Dir, err = os.MkdirTemp("", "ssi-"+c.opts.ClusterName+"-")
 		c.ownDir = err == nil
+		if err == nil {
+			// Every user may reach the agents' sockets, as /run/ssi on a real
+			// node; the state directories inside stay 0700.
+			err = os.Chmod(c.Dir, 0o755)
+		}
 	} else {
 		c.Dir, err = filepath.Abs(c.opts.Dir)
 	}
