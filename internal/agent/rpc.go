@@ -71,7 +71,7 @@ func (h *rpcHandler) Join(ctx context.Context, r *transport.JoinRequest) (*trans
 	}
 	if err := res.Err(); err != nil {
 		if errors.Is(err, state.ErrDuplicateName) {
-			return nil, status.Errorf(codes.AlreadyExists, "node name %s", err)
+			return nil, status.Error(codes.AlreadyExists, err.Error())
 		}
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
