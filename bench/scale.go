@@ -27,6 +27,7 @@ func scale(ctx context.Context, args []string) error {
 	fs := newFlags("scale")
 	n := fs.Int("nodes", 64, "agents")
 	calls := fs.Int("calls", 100, "`ssi nodes` calls to time")
+	extraArgs := fs.String("agent-args", "", "extra agent flags, space separated")
 	fs.Parse(args)
 	bin, cleanup, err := buildBinary(ctx)
 	if err != nil {
@@ -37,7 +38,14 @@ func scale(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	ok := false
+	defer func() {
+		if ok && os.Getenv("SSI_BENCH_KEEP") == "" {
+			os.RemoveAll(dir)
+		} else {
+			fmt.Fprintln(os.Stderr, "bench: agents' logs kept in", dir)
+		}
+	}()
 	addr := func(i int) string { return fmt.Sprintf("127.200.%d.%d", i/250, 1+i%250) }
 	var procs []*exec.Cmd
 	defer func() {
@@ -56,7 +64,8 @@ func scale(ctx context.Context, args []string) error {
 			return err
 		}
 		argv := append([]string{"agent", "--config", os.DevNull, "--state-dir", filepath.Join(nd, "state"),
-			"--socket", filepath.Join(nd, "s"), "--bind", addr(i), "--http", "", "--name", fmt.Sprintf("node%d", i+1)}, extra...)
+			"--socket", filepath.Join(nd, "s"), "--bind", addr(i), "--http", "", "--name", fmt.Sprintf("node%d", i+1), "--load-scope", "agent"}, extra...)
+		argv = append(argv, strings.Fields(*extraArgs)...)
 		cmd := exec.Command(bin, argv...)
 		cmd.Stderr = log
 		if err := cmd.Start(); err != nil {
@@ -109,7 +118,7 @@ func scale(ctx context.Context, args []string) error {
 					done[i] = time.Since(t0)
 					return
 				}
-				if ctx.Err() != nil || time.Since(t0) > 3*time.Minute {
+				if ctx.Err() != nil || time.Since(t0) > time.Minute {
 					errs[i] = fmt.Errorf("node%d: %d of %d up after %s (last error %v)", i+1, up, *n, time.Since(t0).Round(time.Second), err)
 					return
 				}
@@ -155,6 +164,7 @@ func scale(ctx context.Context, args []string) error {
 	fmt.Printf("%-38s p50 %s  p99 %s\n", "`ssi nodes` whole CLI process", msf(quantile(cli, .5)), msf(quantile(cli, .99)))
 	fmt.Printf("%-38s mean %.1f MiB  max %.1f MiB\n", "resident memory per agent", float64(sumRSS)/float64(len(rss))/1024, float64(maxRSS)/1024)
 	fmt.Println("targets: formation <= 10 s, `ssi nodes` <= 100 ms")
+	ok = true
 	return nil
 }
 

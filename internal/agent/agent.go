@@ -90,9 +90,11 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 		return nil, err
 	}
 	a.id = id
+	a.fenced = "starting"
+	self := a // a is nil once an error is returned
 	defer func() {
 		if err != nil {
-			a.closeAll()
+			self.closeAll()
 		}
 	}()
 	if err := a.open(); err != nil {
@@ -165,15 +167,11 @@ func (a *Agent) open() error {
 		}
 	}
 
-	speed := cfg.Speed
-	if speed == 0 {
-		speed = load.Calibrate()
-	}
 	scope := load.ScopeAll
-	if os.Geteuid() != 0 {
+	if cfg.LoadScope == "agent" || (cfg.LoadScope == "" && os.Geteuid() != 0) {
 		scope = load.ScopeDescendants
 	}
-	a.sampler = load.NewSampler("/proc", scope, os.Getpid(), speed)
+	a.sampler = load.NewSampler("/proc", scope, os.Getpid(), cfg.Speed)
 
 	var mlLog io.Writer
 	if cfg.LogLevel == "debug" {

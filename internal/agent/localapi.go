@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -143,6 +144,10 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/self", a.handleSelf)
 	mux.HandleFunc("POST /v1/leave", a.handleLeave)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	// Go's profiler, for operators chasing CPU or memory use.
+	// root only, on the socket: profiles show the daemon's internals.
+	mux.HandleFunc("GET /debug/pprof/", rootOnly("profiling", pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", rootOnly("profiling", pprof.Profile))
 	return mux
 }
 
@@ -283,6 +288,14 @@ func requireRoot(w http.ResponseWriter, r *http.Request, what string) bool {
 		return false
 	}
 	return true
+}
+
+func rootOnly(what string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if requireRoot(w, r, what) {
+			h(w, r)
+		}
+	}
 }
 
 func (a *Agent) handleLeave(w http.ResponseWriter, r *http.Request) {

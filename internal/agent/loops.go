@@ -3,11 +3,13 @@ package agent
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/load"
 	"github.com/ssi-cluster/ssi/internal/membership"
 	"github.com/ssi-cluster/ssi/internal/state"
 )
@@ -16,10 +18,18 @@ func (a *Agent) startedOrZero() time.Time { return a.started }
 
 // loadLoop samples and gossips this node's load vector every second.
 func (a *Agent) loadLoop(ctx context.Context) {
+	// Calibrate here, not at start-up, so that joining and agreement are
+	// not delayed by it.
+	speed := a.cfg.Speed
+	if speed == 0 {
+		speed = load.Calibrate()
+		a.log.Info("measured relative speed", "speed", speed)
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		v, err := a.sampler.Sample(time.Now())
+		v.Speed = speed
 		if err != nil {
 			a.log.Warn("sampling load", "err", err)
 		} else if err := a.gossip.PublishLoad(v); err != nil {
@@ -189,15 +199,24 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 	v := view{Self: a.id.ID, Now: time.Now(), LeaderSince: since, Nodes: reg.Sorted(), Members: members,
 		Servers: servers, MaxVoters: a.cfg.MaxVoters, ReplaceAfter: time.Duration(a.cfg.VoterReplaceAfter),
 		Grace: 3 * time.Second}
-	for _, act := range plan(v) {
+	// Transitions first, together; then raft configuration changes, which
+	// raft takes one at a time.
+	acts := plan(v)
+	var batch []*state.Command
+	for _, act := range acts {
+		if act.Raft == "" {
+			a.log.Debug("master acts", "action", act.String())
+			batch = append(batch, &state.Command{Op: state.OpTransition, Number: act.Number, Kind: act.Kind,
+				Incarnation: act.Incarnation, Reason: act.Reason})
+		}
+	}
+	a.leaderApplyAll(ctx, batch)
+	for _, act := range acts {
 		if ctx.Err() != nil || !a.isLeader() {
 			return
 		}
 		a.log.Debug("master acts", "action", act.String())
 		switch act.Raft {
-		case "":
-			a.leaderApply(ctx, &state.Command{Op: state.OpTransition, Number: act.Number, Kind: act.Kind,
-				Incarnation: act.Incarnation, Reason: act.Reason})
 		case "voter":
 			a.raftChange("add voter", a.store.Raft.AddVoter(raft.ServerID(act.ID), raft.ServerAddress(act.Addr), 0, 5*time.Second))
 		case "nonvoter":
@@ -206,6 +225,17 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 			a.raftChange("remove server", a.store.Raft.RemoveServer(raft.ServerID(act.ID), 0, 5*time.Second))
 		}
 	}
+}
+
+// leaderApplyAll proposes the commands together, so raft pipelines them
+// (one round trip for a batch of joins, not one each), and waits for all.
+func (a *Agent) leaderApplyAll(ctx context.Context, cmds []*state.Command) {
+	var wg sync.WaitGroup
+	for _, c := range cmds {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.leaderApply(ctx, c) }()
+	}
+	wg.Wait()
 }
 
 func (a *Agent) raftChange(what string, f raft.IndexFuture) {

@@ -63,6 +63,11 @@ func (h *rpcHandler) Join(ctx context.Context, r *transport.JoinRequest) (*trans
 	if why := a.fenceReason(); why != "" {
 		return nil, status.Error(codes.Unavailable, "this node is fenced ("+why+"); try another member")
 	}
+	// Sign first: a request that cannot be signed must not register anything.
+	cert, err := a.bundle.CA.SignCSR(r.CSR, r.NodeID, []net.IP{net.ParseIP(r.Addr)})
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "join request: "+err.Error())
+	}
 	cmd := &state.Command{Op: state.OpRegister, Node: &state.NodeRec{ID: r.NodeID, Name: r.Name, Addr: r.Addr,
 		GossipPort: r.GossipPort, RPCPort: r.RPCPort, RaftPort: r.RaftPort}}
 	res, err := a.apply(ctx, cmd)
@@ -78,10 +83,6 @@ func (h *rpcHandler) Join(ctx context.Context, r *transport.JoinRequest) (*trans
 	var number int
 	if err := json.Unmarshal(res.Value, &number); err != nil {
 		return nil, status.Error(codes.Internal, "register result: "+err.Error())
-	}
-	cert, err := a.bundle.CA.SignCSR(r.CSR, r.NodeID, []net.IP{net.ParseIP(r.Addr)})
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	caKey, err := a.bundle.CA.KeyPEM()
 	if err != nil {

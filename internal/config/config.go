@@ -57,6 +57,7 @@ type Config struct {
 	TokenFile  string   `toml:"token_file" help:"file holding the join token"`
 	NodesFile  string   `toml:"nodes_file" help:"static node list: one address a line, like openMosix's mosix.map"`
 	Speed      uint32   `toml:"speed" help:"relative speed to gossip instead of the measured one (1000 = reference)"`
+	LoadScope  string   `toml:"load_scope" help:"processes counted in the load vector: all (every process of the node) or agent (only the agent's descendants: several agents on one machine); default all as root, agent otherwise"`
 	LogLevel   string   `toml:"log_level" help:"debug, info, warn or error"`
 	LogFormat  string   `toml:"log_format" help:"text or json"`
 
@@ -275,6 +276,11 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LoadScope {
+	case "", "all", "agent":
+	default:
+		return fmt.Errorf("load_scope: %q is not all or agent", c.LoadScope)
 	}
 	switch c.LogFormat {
 	case "text", "json":

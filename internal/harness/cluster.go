@@ -348,6 +348,10 @@ func (c *Cluster) launchAgent(i int) error {
 	c.mu.Unlock()
 	argv := []string{c.Binary, "agent", "--config", os.DevNull, "--state-dir", n.StateDir, "--socket", n.Socket,
 		"--bind", n.Addr, "--advertise", n.Addr, "--http", n.HTTP, "--name", n.Name}
+	if !c.Namespaces {
+		// Agents sharing one machine count only the processes they started.
+		argv = append(argv, "--load-scope", "agent")
+	}
 	if join {
 		argv = append(argv, "--join", c.Nodes[0].Addr, "--token", c.token)
 	}

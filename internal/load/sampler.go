@@ -1,6 +1,7 @@
 package load
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -140,6 +141,9 @@ func (s *Sampler) selfTask() (pid, tid int) {
 
 // readProcs fills s.procs with the stat of every process in procDir.
 func (s *Sampler) readProcs() error {
+	if s.scope == ScopeDescendants {
+		return s.readTree()
+	}
 	d, err := os.Open(s.procDir)
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
@@ -156,6 +160,48 @@ func (s *Sampler) readProcs() error {
 		}
 		if st, ok := s.readStat(filepath.Join(s.procDir, name, "stat")); ok {
 			s.procs = append(s.procs, st)
+		}
+	}
+	return nil
+}
+
+// readTree reads the stat of root and of its descendants only, found
+// through /proc/PID/task/TID/children, so that an agent sharing a machine
+// with many others does not read every process's stat each second. Falls
+// back to a full walk if the kernel has no children files.
+func (s *Sampler) readTree() error {
+	s.procs = s.procs[:0]
+	queue := []int{s.root}
+	seen := map[int]bool{s.root: true}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		dir := filepath.Join(s.procDir, strconv.Itoa(pid))
+		st, ok := s.readStat(filepath.Join(dir, "stat"))
+		if !ok {
+			continue // gone
+		}
+		s.procs = append(s.procs, st)
+		tasks, err := os.ReadDir(filepath.Join(dir, "task"))
+		if err != nil {
+			continue
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, "task", t.Name(), "children"))
+			if err != nil {
+				if pid == s.root && errors.Is(err, os.ErrNotExist) {
+					s.scope = ScopeAll // no children files: walk everything, filter later
+					defer func() { s.scope = ScopeDescendants }()
+					return s.readProcs()
+				}
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil && !seen[c] {
+					seen[c] = true
+					queue = append(queue, c)
+				}
+			}
 		}
 	}
 	return nil

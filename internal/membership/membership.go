@@ -104,6 +104,8 @@ func Start(c Config) (*Membership, error) {
 	mc.TCPTimeout = 2 * time.Second
 	mc.GossipToTheDeadTime = 10 * time.Second
 	mc.DeadNodeReclaimTime = 1 * time.Second
+	// Compression costs more CPU than it saves bandwidth on a LAN.
+	mc.EnableCompression = false
 	out := c.LogOutput
 	if out == nil {
 		out = io.Discard

@@ -61,7 +61,7 @@ func Open(c Config) (*Store, error) {
 	rc.HeartbeatTimeout = c.Heartbeat
 	rc.ElectionTimeout = c.Heartbeat
 	rc.LeaderLeaseTimeout = c.Heartbeat
-	rc.CommitTimeout = 15 * time.Millisecond
+	rc.CommitTimeout = 25 * time.Millisecond
 	rc.SnapshotThreshold = 1024
 	rc.TrailingLogs = 2048
 	fsm := NewFSM()
