@@ -206,7 +206,7 @@ func ParseNodesFile(b []byte) ([]string, error) {
 			return nil, fmt.Errorf("line %d: %q: want one address a line", i+1, line)
 		}
 		if err := checkAddr(line); err != nil {
-			return nil, fmt.Errorf("line %d: %q: %v", i+1, line, err)
+			return nil, fmt.Errorf("line %d: %q %v", i+1, line, err)
 		}
 		out = append(out, line)
 	}
@@ -218,14 +218,14 @@ func checkAddr(s string) error {
 	host := s
 	if h, p, err := net.SplitHostPort(s); err == nil {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return errors.New("bad port")
+			return errors.New("has a bad port")
 		}
 		host = h
 	} else if strings.Contains(s, ":") && net.ParseIP(s) == nil {
-		return errors.New("not an address (write an IPv6 address with a port as [addr]:port)")
+		return errors.New("is not an address (write an IPv6 address with a port as [addr]:port)")
 	}
 	if host == "" || strings.ContainsAny(host, "/\\@[]:") && net.ParseIP(host) == nil {
-		return errors.New("not an address")
+		return errors.New("is not an address")
 	}
 	return nil
 }

@@ -211,19 +211,30 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 		}
 	}
 	a.leaderApplyAll(ctx, batch)
+	// Raft applies configuration changes one at a time, but queueing them
+	// all at once saves a round trip through this loop for each.
+	var futures []raft.IndexFuture
+	var whats []string
 	for _, act := range acts {
 		if ctx.Err() != nil || !a.isLeader() {
-			return
+			break
 		}
-		a.log.Debug("master acts", "action", act.String())
+		var f raft.IndexFuture
 		switch act.Raft {
 		case "voter":
-			a.raftChange("add voter", a.store.Raft.AddVoter(raft.ServerID(act.ID), raft.ServerAddress(act.Addr), 0, 5*time.Second))
+			f = a.store.Raft.AddVoter(raft.ServerID(act.ID), raft.ServerAddress(act.Addr), 0, 10*time.Second)
 		case "nonvoter":
-			a.raftChange("add non-voter", a.store.Raft.AddNonvoter(raft.ServerID(act.ID), raft.ServerAddress(act.Addr), 0, 5*time.Second))
+			f = a.store.Raft.AddNonvoter(raft.ServerID(act.ID), raft.ServerAddress(act.Addr), 0, 10*time.Second)
 		case "remove":
-			a.raftChange("remove server", a.store.Raft.RemoveServer(raft.ServerID(act.ID), 0, 5*time.Second))
+			f = a.store.Raft.RemoveServer(raft.ServerID(act.ID), 0, 10*time.Second)
+		default:
+			continue
 		}
+		a.log.Debug("master acts", "action", act.String())
+		futures, whats = append(futures, f), append(whats, act.String())
+	}
+	for i, f := range futures {
+		a.raftChange(whats[i], f)
 	}
 }
 

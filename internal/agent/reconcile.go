@@ -136,7 +136,9 @@ func planRaft(v view) []action {
 	// Add up nodes that raft does not know, promote non-voters while voters
 	// are missing. Lowest node numbers first, so the choice is stable.
 	for _, n := range v.Nodes {
-		if n.State != api.StateUp {
+		// A joining node that gossip sees alive runs raft already: add it
+		// now, so the log reaches it while its join commits.
+		if n.State != api.StateUp && n.State != state.StateJoining {
 			continue
 		}
 		if m, ok := v.Members[n.ID]; !ok || m.Status != membership.Alive {
@@ -144,6 +146,11 @@ func planRaft(v view) []action {
 		}
 		s, known := v.Servers[n.ID]
 		switch {
+		case n.State == state.StateJoining:
+			// Not caught up yet: receive the log, vote later.
+			if !known {
+				out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
+			}
 		case known && s.Voter:
 		case voters < v.MaxVoters:
 			out = append(out, action{Raft: "voter", ID: n.ID, Addr: n.RaftAddr()})

@@ -185,11 +185,11 @@ func TestPlanRaft(t *testing.T) {
 			want: nil,
 		},
 		{
-			name:    "joining and down nodes are not added",
+			name:    "a joining node receives the log as a non-voter; a down node is not added",
 			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, state.StateJoining, 1, tLong), rec(3, api.StateDown, 1, tLong)},
 			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1)},
 			servers: servers([]int{1}, nil), max: 3,
-			want: nil,
+			want: []action{nonvoter(2)},
 		},
 		{
 			name:    "left voter removed and its seat given to a non-voter",
@@ -282,6 +282,7 @@ func TestPlan(t *testing.T) {
 		{Number: 2, Kind: api.KindJoin, Incarnation: 1, Reason: "joined"},
 		{Number: 3, Kind: api.KindDown, Incarnation: 2, Reason: "failure detected"},
 		{Raft: "remove", ID: "id4"},
+		{Raft: "nonvoter", ID: "id2", Addr: "10.0.0.2:7948"},
 		{Raft: "voter", ID: "id5", Addr: "10.0.0.5:7948"},
 	}
 	got := plan(v)
