@@ -1,0 +1,197 @@
+package checkpoint
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Reason codes of a refusal. They are stable: callers compare codes, never
+// message text.
+type ReasonCode int
+
+// Refusal reasons.
+const (
+	MultiThreaded ReasonCode = iota + 1 // more than one thread (not yet handled)
+	SharedMemory                        // writable shared memory: MAP_SHARED anonymous, shm, memfd
+	Socket                              // an open socket
+	Traced                              // another tracer is attached
+	Device                              // a device file other than /dev/null
+	IOUring                             // an io_uring instance
+	Pipe                                // a pipe or FIFO (not yet handled)
+	DeletedFile                         // an open or mapped file that was unlinked
+	Unsupported                         // another object the engine cannot restore
+	Gone                                // the process does not exist or cannot be read
+)
+
+var reasonNames = map[ReasonCode]string{MultiThreaded: "multi-threaded", SharedMemory: "shared memory",
+	Socket: "socket", Traced: "traced", Device: "device", IOUring: "io_uring", Pipe: "pipe",
+	DeletedFile: "deleted file", Unsupported: "unsupported", Gone: "gone"}
+
+func (c ReasonCode) String() string {
+	if s, ok := reasonNames[c]; ok {
+		return s
+	}
+	return "reason " + strconv.Itoa(int(c))
+}
+
+// Reason is one cause of a refusal, with the object that causes it.
+type Reason struct {
+	Code   ReasonCode
+	Detail string // e.g. "fd 3: socket:[1234]"
+}
+
+func (r Reason) String() string { return r.Code.String() + ": " + r.Detail }
+
+// RefusalError says why a process cannot be checkpointed, like openMosix's
+// /proc/PID/cantmove. It is returned before anything is frozen.
+type RefusalError struct {
+	Pid     int
+	Reasons []Reason
+}
+
+func (e *RefusalError) Error() string {
+	s := make([]string, len(e.Reasons))
+	for i, r := range e.Reasons {
+		s[i] = r.String()
+	}
+	return fmt.Sprintf("checkpoint: process %d cannot move: %s", e.Pid, strings.Join(s, "; "))
+}
+
+// Has reports whether the refusal includes code.
+func (e *RefusalError) Has(code ReasonCode) bool {
+	for _, r := range e.Reasons {
+		if r.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// procView is what the refusal decision looks at, read from /proc.
+type procView struct {
+	Threads   int
+	TracerPid int
+	Maps      []Mapping
+	Fds       []fdView
+}
+
+// fdView is one open descriptor: its /proc/PID/fd link and file mode.
+type fdView struct {
+	Fd     int
+	Target string
+	Mode   fs.FileMode
+}
+
+// refusals is the pure decision: every reason the process in v cannot move.
+func refusals(v procView) []Reason {
+	var rs []Reason
+	add := func(c ReasonCode, f string, a ...any) { rs = append(rs, Reason{c, fmt.Sprintf(f, a...)}) }
+	if v.Threads != 1 {
+		add(MultiThreaded, "%d threads", v.Threads)
+	}
+	if v.TracerPid != 0 {
+		add(Traced, "traced by pid %d", v.TracerPid)
+	}
+	for _, m := range v.Maps {
+		where := fmt.Sprintf("mapping %#x-%#x %s", m.Start, m.End, m.Path)
+		switch {
+		case strings.Contains(m.Path, "io_uring"):
+			add(IOUring, "%s", where)
+		case m.Flags&MapShared != 0 && !strings.HasPrefix(m.Path, "/") ||
+			m.Flags&MapShared != 0 && (strings.HasPrefix(m.Path, "/dev/shm/") || strings.HasPrefix(m.Path, "/SYSV") ||
+				strings.HasPrefix(m.Path, "/memfd:") || m.Path == "/dev/zero" || strings.HasPrefix(m.Path, "/dev/zero ")):
+			add(SharedMemory, "%s", where)
+		case strings.HasSuffix(m.Path, " (deleted)"):
+			add(DeletedFile, "%s", where)
+		case strings.HasPrefix(m.Path, "/dev/"):
+			add(Device, "%s", where)
+		case m.Kind == KindAnon && m.Path != "" && !strings.HasPrefix(m.Path, "[anon:") && !strings.HasPrefix(m.Path, "[anon_shmem:"):
+			add(Unsupported, "%s", where)
+		}
+	}
+	for _, f := range v.Fds {
+		where := fmt.Sprintf("fd %d: %s", f.Fd, f.Target)
+		switch {
+		case strings.HasPrefix(f.Target, "socket:"):
+			add(Socket, "%s", where)
+		case strings.HasPrefix(f.Target, "pipe:") || f.Mode&fs.ModeNamedPipe != 0:
+			add(Pipe, "%s", where)
+		case f.Target == "anon_inode:[io_uring]":
+			add(IOUring, "%s", where)
+		case strings.HasSuffix(f.Target, " (deleted)"):
+			add(DeletedFile, "%s", where)
+		case f.Target == "/dev/null" && f.Mode&fs.ModeCharDevice != 0:
+		case f.Mode&fs.ModeDevice != 0:
+			add(Device, "%s", where)
+		case !strings.HasPrefix(f.Target, "/") || !f.Mode.IsRegular() && !f.Mode.IsDir():
+			add(Unsupported, "%s", where)
+		}
+	}
+	return rs
+}
+
+// Check reports whether the process pid can be checkpointed, reading only
+// /proc: it freezes nothing. It returns nil or a *RefusalError.
+func Check(pid int) error {
+	v, err := readProcView(pid)
+	if err != nil {
+		return &RefusalError{Pid: pid, Reasons: []Reason{{Gone, err.Error()}}}
+	}
+	if rs := refusals(v); len(rs) > 0 {
+		return &RefusalError{Pid: pid, Reasons: rs}
+	}
+	return nil
+}
+
+func readProcView(pid int) (procView, error) {
+	var v procView
+	dir := "/proc/" + strconv.Itoa(pid)
+	status, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return v, err
+	}
+	st, err := parseStatus(string(status))
+	if err != nil {
+		return v, err
+	}
+	v.Threads, v.TracerPid = st.Threads, st.TracerPid
+	maps, err := os.ReadFile(dir + "/maps")
+	if err != nil {
+		return v, err
+	}
+	if v.Maps, err = parseMaps(string(maps)); err != nil {
+		return v, err
+	}
+	v.Fds, err = readFds(pid)
+	return v, err
+}
+
+func readFds(pid int) ([]fdView, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var fds []fdView
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		target, err := os.Readlink(dir + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		f := fdView{Fd: fd, Target: target}
+		if fi, err := os.Stat(dir + e.Name()); err == nil {
+			f.Mode = fi.Mode()
+		}
+		fds = append(fds, f)
+	}
+	sort.Slice(fds, func(i, j int) bool { return fds[i].Fd < fds[j].Fd })
+	return fds, nil
+}

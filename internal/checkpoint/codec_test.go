@@ -1,0 +1,113 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func sampleImage() *Image {
+	data := bytes.Repeat([]byte{1, 2, 3, 4}, 1024)
+	return &Image{
+		Arch: "x86_64", Kernel: "6.18.0", Pid: 42, Comm: "a b)c",
+		Regs:       Regs{Rax: ^uint64(515), OrigRax: 230, Rip: 0x401000, Rsp: 0x7ffc0000, FSBase: 0x4a0000},
+		XState:     []byte{9, 8, 7},
+		SigMask:    1 << 9,
+		SigActions: []SigAction{{Sig: 10, Handler: 0x401100, Flags: 0x04000000, Restorer: 0x401200, Mask: 3}},
+		AltStack:   AltStack{SP: 0x1000, Flags: 2, Size: 8192},
+		TIDAddress: 0x4a1000, RobustList: RobustList{Head: 0x4a1010, Len: 24},
+		Rseq: Rseq{Ptr: 0x4a1100, Size: 32, Sig: 0x53053053},
+		MM:   MM{StartCode: 0x401000, EndCode: 0x402000, StartBrk: 0x500000, Brk: 0x521000},
+		Auxv: []byte{33, 0, 0, 0, 0, 0, 0, 0}, Exe: "/bin/x", Cwd: "/tmp", Umask: 0o22,
+		Rlimits: []Rlimit{{Resource: 7, Cur: 1024, Max: 4096}},
+		Mappings: []Mapping{
+			{Start: 0x400000, End: 0x401000, Prot: ProtRead, Offset: 0, Dev: "fe:00", Inode: 7, Path: "/bin/x", Kind: KindFilePrivate, Data: data},
+			{Start: 0x500000, End: 0x501000, Prot: ProtRead | ProtWrite, Dev: "00:00", Path: "[heap]", Kind: KindHeap, Data: data},
+			{Start: 0x600000, End: 0x601000, Prot: ProtRead | ProtWrite, Flags: MapShared, Dev: "fe:00", Path: "/var/d", Kind: KindFileShared},
+		},
+		Files: []File{{Fd: 1, Path: "/tmp/out", Flags: 0o2101, Offset: 77}},
+	}
+}
+
+func encode(t testing.TB, img *Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := img.Encode(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	img := sampleImage()
+	got, err := Decode(bytes.NewReader(encode(t, img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, img) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, img)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good := encode(t, sampleImage())
+	flip := func(i int) []byte {
+		b := bytes.Clone(good)
+		b[i] ^= 0x40
+		return b
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, ErrTruncated},
+		{"magic", flip(0), ErrBadMagic},
+		{"version", flip(8), ErrVersion},
+		{"core payload", flip(12 + 12 + 3), ErrChecksum},
+		{"core type", flip(12), ErrCorrupt},
+		{"page byte", flip(len(good) - 100), ErrChecksum},
+		{"no end", good[:len(good)-16], ErrTruncated},
+	}
+	for cut := 1; cut < len(good); cut += 97 {
+		tests = append(tests, struct {
+			name string
+			in   []byte
+			want error
+		}{"cut", good[:cut], ErrTruncated})
+	}
+	for _, tt := range tests {
+		_, err := Decode(bytes.NewReader(tt.in))
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s (%d bytes): got %v, want %v", tt.name, len(tt.in), err, tt.want)
+		}
+	}
+}
+
+func TestEncodeRejectsBadData(t *testing.T) {
+	img := sampleImage()
+	img.Mappings[0].Data = img.Mappings[0].Data[:10]
+	if err := img.Encode(&bytes.Buffer{}); err == nil {
+		t.Fatal("Encode accepted data shorter than its mapping")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(encode(f, sampleImage()))
+	f.Add(encode(f, &Image{}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		img, err := Decode(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		// Whatever decodes must encode and decode to the same image.
+		again, err := Decode(bytes.NewReader(encode(t, img)))
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if !reflect.DeepEqual(again, img) {
+			t.Fatalf("re-decode differs")
+		}
+	})
+}

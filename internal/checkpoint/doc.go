@@ -1,0 +1,106 @@
+// Package checkpoint dumps a running Linux x86_64 process into an Image and
+// restores an Image into a fresh process, in pure Go: ptrace, /proc and
+// injected system calls, no CRIU and no cgo. It knows nothing of the
+// cluster; the migrate package moves images between nodes.
+//
+// # Refusal first
+//
+// Check reads only /proc (status, maps, fd links) and returns a
+// *RefusalError listing every reason the process cannot move, like
+// openMosix's /proc/PID/cantmove: more than one thread (this slice), a
+// tracer already attached, writable shared memory (MAP_SHARED anonymous,
+// System V shm, /dev/shm, memfd), sockets, pipes and FIFOs, device files
+// other than /dev/null, io_uring, other anonymous inodes (eventfd, epoll,
+// signalfd...), and files or mappings whose file was deleted. Freeze runs
+// Check before it stops anything and looks again once the process is
+// stopped (a thread may have appeared in between).
+//
+// # Dump
+//
+// Freeze attaches with PTRACE_SEIZE and stops the process with
+// PTRACE_INTERRUPT. Dump then saves the general registers
+// (PTRACE_GETREGS, fs_base and gs_base included), the extended state
+// (PTRACE_GETREGSET NT_X86_XSTATE), the signal mask (PTRACE_GETSIGMASK),
+// the rseq registration (PTRACE_GET_RSEQ_CONFIGURATION) and the robust
+// list (get_robust_list); from /proc the mappings, the mm fields of stat,
+// auxv, exe, cwd, umask, open files (fdinfo flags and pos) and resource
+// limits; and, by system calls injected into the process, what only it can
+// tell: brk(0), PR_GET_TID_ADDRESS, sigaltstack and rt_sigaction for every
+// caught or ignored signal. An injected call sets the registers (orig_rax
+// = -1), points rip at a syscall instruction found in the [vdso], and
+// single-steps: the kernel reports the step at syscall exit, so no other
+// user instruction runs; a temporary anonymous page, mapped and unmapped
+// by injection, receives the answers. The registers are put back after.
+//
+// Memory is copied for every private mapping (anonymous, heap, stack,
+// private file mappings) and for the [vdso] (to compare it at restore):
+// process_vm_readv where the mapping is readable, /proc/PID/mem for the
+// rest (it reads PROT_NONE and read-only areas). Shared file mappings are
+// not copied: their contents are the file's. [vvar] and [vsyscall] come
+// from the kernel.
+//
+// Registers are saved raw. A process frozen inside a system call has
+// rax = -ERESTART* and orig_rax = the call; the restart rule is applied at
+// restore (see resumeRegs): -ERESTARTSYS, -ERESTARTNOINTR and
+// -ERESTARTNOHAND re-run the call, -ERESTART_RESTARTBLOCK (nanosleep,
+// whose restart block stays in the old task) returns -EINTR.
+//
+// After Dump the process is still stopped: Resume lets it go on exactly
+// where it was (signals that arrived meanwhile are sent again), Kill ends
+// it. An error in Freeze or Dump detaches and leaves the process running
+// as it was.
+//
+// # Image format
+//
+// Encode writes, and Decode reads, a stream: the magic "SSICKPT1" and a
+// version, then length-prefixed sections each followed by its CRC32C:
+// core, mappings, files, one pages section per mapping with contents, and
+// an end section. Decode rejects bad magic, unknown versions, bad
+// checksums, sections out of order, truncation anywhere (the end section
+// makes a cut at a section boundary visible) and inconsistent mappings,
+// with errors wrapping ErrBadMagic, ErrVersion, ErrChecksum, ErrTruncated
+// or ErrCorrupt. Page data is read in chunks, so a lying length costs
+// nothing before the stream runs out.
+//
+// # Restore
+//
+// Restore starts a stub: any static x86_64 executable, run with
+// PTRACE_TRACEME, which stops at its exec and never runs its own code (the
+// tests build testdata/stub.c; the agent will provide its own, as a hidden
+// subcommand). Then, by injected system calls: map a scratch page at an
+// address free in both the stub and the image and move injection there;
+// close_range every descriptor; unmap all of the stub, [vdso] and [vvar]
+// included; arch_prctl(ARCH_MAP_VDSO_64) at the image's [vvar] start, after
+// checking that this kernel's vDSO has the same layout and bytes (glibc
+// caches vDSO pointers); mmap each mapping MAP_FIXED with its protection
+// (private and shared file mappings from their files, the stack with
+// MAP_GROWSDOWN) and write the saved pages through /proc/PID/mem, which
+// ignores protections (zero pages of anonymous memory are skipped);
+// PR_SET_MM_MAP for the mm fields, brk, auxv and exe; the files at their
+// descriptor numbers with their flags and offsets; chdir, umask,
+// rt_sigaction, sigaltstack, set_tid_address, set_robust_list, rseq and
+// the command name. The last injected call unmaps the scratch page itself
+// (the step stop comes before rip is used). Resource limits are set with
+// prlimit, the signal mask with PTRACE_SETSIGMASK, the extended state with
+// PTRACE_SETREGSET and the registers, restart rule applied, with
+// PTRACE_SETREGS; PTRACE_DETACH lets the process run. It is a child of the
+// caller with a new pid. If anything fails the stub is killed
+// (PTRACE_O_EXITKILL also kills it if the caller dies).
+//
+// # Threads
+//
+// ptrace requests are only accepted from the thread that attached. Every
+// Process and every Restore owns one goroutine (tracer.go) locked to its
+// OS thread for its whole life; all ptrace calls run there, sent over a
+// channel. The goroutine never unlocks, so its thread exits with it and
+// no other goroutine inherits ptrace state. While a Process is held, its
+// stops belong to that thread: the caller must not wait(2) for it. Raw
+// calls that pass pointers to the kernel live in ptrace_unsafe.go.
+//
+// # Not yet handled
+//
+// Multi-threaded processes, pending signals (Dump fails if any), interval
+// and POSIX timers, credentials, pipes and terminals (to be re-attached
+// through the agent), keeping the pid, and a restorer running inside the
+// target for many mappings (one injected call costs about 42 µs).
+package checkpoint

@@ -1,0 +1,333 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Process is a process seized by the engine and held stopped. Its methods
+// must not be called concurrently; after Resume or Kill it is spent.
+// While it is held, the caller must not wait(2) for the process: the
+// tracer thread consumes its stops.
+type Process struct {
+	pid   int
+	t     *tracer
+	saved Regs          // registers at the freeze
+	held  []unix.Signal // signals that arrived while frozen, sent again on Resume
+	spent bool
+}
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.pid }
+
+// Freeze checks pid (see Check) and, if it can move, seizes and stops it.
+// On any error the process is left running as it was.
+func Freeze(pid int) (*Process, error) {
+	if err := Check(pid); err != nil {
+		return nil, err
+	}
+	p := &Process{pid: pid, t: newTracer()}
+	attached := false
+	err := p.t.do(func() error {
+		if err := seize(pid, 0); err != nil {
+			return fmt.Errorf("checkpoint: seize %d: %w", pid, err)
+		}
+		attached = true
+		if err := unix.PtraceInterrupt(pid); err != nil {
+			return fmt.Errorf("checkpoint: interrupt %d: %w", pid, err)
+		}
+		for {
+			ws, err := waitStop(pid)
+			if err != nil {
+				return err
+			}
+			if stopEvent(ws) == unix.PTRACE_EVENT_STOP {
+				break
+			}
+			// A signal was on its way first: deliver it; the interrupt
+			// stays pending and stops the process right after.
+			sig := 0
+			if stopEvent(ws) == 0 {
+				sig = int(ws.StopSignal())
+			}
+			if err := unix.PtraceCont(pid, sig); err != nil {
+				return err
+			}
+		}
+		var err error
+		p.saved, err = getRegs(pid)
+		return err
+	})
+	if err != nil {
+		if attached {
+			p.Resume()
+		} else {
+			p.t.close()
+		}
+		return nil, err
+	}
+	// Look again now that nothing can change: a thread may have been
+	// created between the check and the seize.
+	v, err := readProcView(pid)
+	if err == nil {
+		v.TracerPid = 0 // that is us
+		if rs := refusals(v); len(rs) > 0 {
+			err = &RefusalError{Pid: pid, Reasons: rs}
+		}
+	}
+	if err != nil {
+		p.Resume()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Resume lets the process go on where it was frozen.
+func (p *Process) Resume() error {
+	if p.spent {
+		return errors.New("checkpoint: process already released")
+	}
+	p.spent = true
+	err := p.t.do(func() error {
+		err := setRegs(p.pid, p.saved)
+		if e := ptrace(unix.PTRACE_DETACH, p.pid, 0, 0); e != nil && err == nil {
+			err = e
+		}
+		for _, s := range p.held {
+			unix.Kill(p.pid, s)
+		}
+		return err
+	})
+	p.t.close()
+	return err
+}
+
+// Kill kills the frozen process (after a successful dump, say) and waits
+// until it is dead, without reaping it: a parent can still wait for it.
+func (p *Process) Kill() error {
+	if p.spent {
+		return errors.New("checkpoint: process already released")
+	}
+	p.spent = true
+	err := p.t.do(func() error {
+		if err := unix.Kill(p.pid, unix.SIGKILL); err != nil {
+			return err
+		}
+		var si unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PID, p.pid, &si, unix.WEXITED|unix.WNOWAIT|unix.WALL, nil)
+			if err != unix.EINTR {
+				return err
+			}
+		}
+	})
+	p.t.close() // the tracer thread exits, which detaches the zombie
+	return err
+}
+
+// Dump saves the frozen process into an image. On success the process
+// stays frozen: call Resume or Kill. On error it is resumed, as it was,
+// and p is spent.
+func (p *Process) Dump() (*Image, error) {
+	if p.spent {
+		return nil, errors.New("checkpoint: process already released")
+	}
+	var img *Image
+	err := p.t.do(func() error {
+		var err error
+		img, err = p.dump()
+		return err
+	})
+	if err != nil {
+		p.Resume()
+		return nil, err
+	}
+	return img, nil
+}
+
+// dump runs on the tracer thread.
+func (p *Process) dump() (*Image, error) {
+	pid := p.pid
+	dir := "/proc/" + strconv.Itoa(pid)
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	img := &Image{Arch: "x86_64", Kernel: unix.ByteSliceToString(uts.Release[:]), Pid: pid, Regs: p.saved}
+	var err error
+	if img.XState, err = getXState(pid); err != nil {
+		return nil, fmt.Errorf("checkpoint: xstate: %w", err)
+	}
+	if img.SigMask, err = getSigMask(pid); err != nil {
+		return nil, fmt.Errorf("checkpoint: sigmask: %w", err)
+	}
+	if img.Rseq, err = getRseq(pid); err != nil {
+		return nil, fmt.Errorf("checkpoint: rseq: %w", err)
+	}
+	if img.RobustList, err = getRobustList(pid); err != nil {
+		return nil, fmt.Errorf("checkpoint: robust list: %w", err)
+	}
+	st, err := readProc(dir, img)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := os.Open(dir + "/mem")
+	if err != nil {
+		return nil, err
+	}
+	defer mem.Close()
+	var vdso *Mapping
+	for i := range img.Mappings {
+		m := &img.Mappings[i]
+		if !m.Kind.NeedsData() {
+			continue
+		}
+		m.Data = make([]byte, m.Size())
+		if err := readMemory(pid, mem, m.Data, m.Start, m.Prot&ProtRead != 0); err != nil {
+			return nil, fmt.Errorf("checkpoint: read %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
+		}
+		if m.Kind == KindVDSO {
+			vdso = m
+		}
+	}
+	if vdso == nil {
+		return nil, errors.New("checkpoint: no [vdso] to inject system calls through")
+	}
+	insn, ok := findSyscall(vdso.Data, vdso.Start)
+	if !ok {
+		return nil, errors.New("checkpoint: no syscall instruction in [vdso]")
+	}
+	in := &injector{pid: pid, insn: insn, base: p.saved}
+	err = p.injectQueries(in, mem, img, st)
+	p.held = append(p.held, in.held...)
+	if e := setRegs(pid, p.saved); e != nil && err == nil {
+		err = e
+	}
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// injectQueries asks the process, by injected calls, what only it can
+// tell: brk, the clear-tid address, the alternate stack, signal handlers.
+func (p *Process) injectQueries(in *injector, mem *os.File, img *Image, st statusInfo) error {
+	const page = 4096
+	buf, err := in.callOK(unix.SYS_MMAP, 0, page, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uint64(0), 0)
+	if err != nil {
+		return err
+	}
+	defer in.call(unix.SYS_MUNMAP, buf, page)
+	read := func(off uint64, n int) ([]byte, error) {
+		b := make([]byte, n)
+		_, err := mem.ReadAt(b, int64(buf+off))
+		return b, err
+	}
+	if img.MM.Brk, err = in.callOK(unix.SYS_BRK, 0); err != nil {
+		return err
+	}
+	if _, err := in.callOK(unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, buf); err != nil {
+		return err
+	}
+	if _, err := in.callOK(unix.SYS_SIGALTSTACK, 0, buf+8); err != nil {
+		return err
+	}
+	b, err := read(0, 40)
+	if err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	img.TIDAddress = le.Uint64(b)
+	img.AltStack = AltStack{SP: le.Uint64(b[8:]), Flags: le.Uint32(b[16:]), Size: le.Uint64(b[24:])}
+	set := st.SigIgn | st.SigCgt
+	for sig := 1; sig <= 64; sig++ {
+		if set&(1<<(sig-1)) == 0 || sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		if _, err := in.callOK(unix.SYS_RT_SIGACTION, uint64(sig), 0, buf+64, 8); err != nil {
+			return err
+		}
+		b, err := read(64, 32)
+		if err != nil {
+			return err
+		}
+		img.SigActions = append(img.SigActions, SigAction{Sig: sig, Handler: le.Uint64(b),
+			Flags: le.Uint64(b[8:]), Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:])})
+	}
+	return nil
+}
+
+// readProc fills in what /proc tells about the frozen process.
+func readProc(dir string, img *Image) (statusInfo, error) {
+	rd := func(name string) (string, error) {
+		b, err := os.ReadFile(dir + "/" + name)
+		return string(b), err
+	}
+	s, err := rd("status")
+	if err != nil {
+		return statusInfo{}, err
+	}
+	st, err := parseStatus(s)
+	if err != nil {
+		return st, err
+	}
+	if st.SigPnd|st.ShdPnd != 0 {
+		return st, fmt.Errorf("checkpoint: pending signals %#x/%#x are not handled yet", st.SigPnd, st.ShdPnd)
+	}
+	img.Umask = st.Umask
+	if s, err = rd("stat"); err != nil {
+		return st, err
+	}
+	stat, err := parseStat(s)
+	if err != nil {
+		return st, err
+	}
+	img.MM = stat.MM
+	img.Comm = stat.Comm
+	if s, err = rd("maps"); err != nil {
+		return st, err
+	}
+	if img.Mappings, err = parseMaps(s); err != nil {
+		return st, err
+	}
+	if s, err = rd("auxv"); err != nil {
+		return st, err
+	}
+	img.Auxv = []byte(s)
+	if img.Exe, err = os.Readlink(dir + "/exe"); err != nil {
+		return st, err
+	}
+	if img.Cwd, err = os.Readlink(dir + "/cwd"); err != nil {
+		return st, err
+	}
+	pid, _ := strconv.Atoi(dir[len("/proc/"):])
+	fds, err := readFds(pid)
+	if err != nil {
+		return st, err
+	}
+	for _, f := range fds {
+		s, err := rd("fdinfo/" + strconv.Itoa(f.Fd))
+		if err != nil {
+			return st, err
+		}
+		pos, flags, err := parseFdinfo(s)
+		if err != nil {
+			return st, err
+		}
+		img.Files = append(img.Files, File{Fd: f.Fd, Path: f.Target, Flags: flags, Offset: pos})
+	}
+	for res := 0; res < rlimNLimits; res++ {
+		var rl unix.Rlimit
+		if err := unix.Prlimit(pid, res, nil, &rl); err != nil {
+			return st, fmt.Errorf("checkpoint: rlimit %d: %w", res, err)
+		}
+		img.Rlimits = append(img.Rlimits, Rlimit{Resource: res, Cur: rl.Cur, Max: rl.Max})
+	}
+	return st, nil
+}
+
+const rlimNLimits = 16 // RLIMIT_CPU .. RLIMIT_RTTIME

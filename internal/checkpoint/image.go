@@ -1,0 +1,143 @@
+package checkpoint
+
+// Image is the saved state of one single-threaded process. It is a plain
+// value: building, encoding and decoding it performs no system calls.
+type Image struct {
+	Arch   string // "x86_64"
+	Kernel string // uname release of the dumping kernel
+	Pid    int
+	Comm   string // command name, from /proc/PID/stat
+
+	Regs   Regs   // general registers as stopped (raw, before the restart rule)
+	XState []byte // NT_X86_XSTATE register set (FPU, SSE, AVX...)
+
+	SigMask    uint64
+	SigActions []SigAction
+	AltStack   AltStack
+	TIDAddress uint64 // set_tid_address value (clear_child_tid)
+	RobustList RobustList
+	Rseq       Rseq
+
+	MM    MM
+	Auxv  []byte
+	Exe   string
+	Cwd   string
+	Umask uint32
+
+	Rlimits  []Rlimit
+	Mappings []Mapping // sorted by Start; Data holds contents when needed
+	Files    []File
+}
+
+// Regs mirrors the kernel's x86_64 struct user_regs_struct, field for field.
+type Regs struct {
+	R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8 uint64
+	Rax, Rcx, Rdx, Rsi, Rdi, OrigRax, Rip          uint64
+	CS, Eflags, Rsp, SS, FSBase, GSBase            uint64
+	DS, ES, FS, GS                                 uint64
+}
+
+// SigAction is one struct kernel_sigaction, as rt_sigaction(2) sees it.
+type SigAction struct {
+	Sig                            int
+	Handler, Flags, Restorer, Mask uint64
+}
+
+// AltStack is a stack_t as sigaltstack(2) sees it.
+type AltStack struct {
+	SP    uint64
+	Flags uint32
+	Size  uint64
+}
+
+// RobustList is what get_robust_list(2) returns.
+type RobustList struct{ Head, Len uint64 }
+
+// Rseq is the PTRACE_GET_RSEQ_CONFIGURATION answer; Ptr 0 means none.
+type Rseq struct {
+	Ptr       uint64
+	Size, Sig uint32
+}
+
+// MM holds the memory-descriptor fields that PR_SET_MM_MAP restores.
+type MM struct {
+	StartCode, EndCode, StartData, EndData uint64
+	StartBrk, Brk, StartStack              uint64
+	ArgStart, ArgEnd, EnvStart, EnvEnd     uint64
+}
+
+// Rlimit is one resource limit.
+type Rlimit struct {
+	Resource int
+	Cur, Max uint64
+}
+
+// Prot bits of a mapping.
+const (
+	ProtRead  = 1
+	ProtWrite = 2
+	ProtExec  = 4
+)
+
+// Mapping flags.
+const (
+	MapShared = 1 // 's' in /proc/PID/maps; otherwise private
+)
+
+// Kind classifies a mapping by how it is restored.
+type Kind uint8
+
+// Mapping kinds.
+const (
+	KindAnon        Kind = iota + 1 // private anonymous: contents copied
+	KindHeap                        // [heap]: anonymous, brk area
+	KindStack                       // [stack]: anonymous, grows down
+	KindFilePrivate                 // private file mapping: mapped from the file, contents copied over
+	KindFileShared                  // shared file mapping: mapped from the file, contents are the file's
+	KindVDSO                        // [vdso]: remapped by ARCH_MAP_VDSO_64, bytes compared
+	KindVVAR                        // [vvar], [vvar_vclock]: come with the vDSO
+	KindVsyscall                    // [vsyscall]: fixed, nothing to do
+)
+
+var kindNames = [...]string{"", "anon", "heap", "stack", "file-private", "file-shared", "vdso", "vvar", "vsyscall"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && k != 0 {
+		return kindNames[k]
+	}
+	return "kind?"
+}
+
+// Mapping is one line of /proc/PID/maps plus, when the kind needs it, the
+// contents of the whole range.
+type Mapping struct {
+	Start, End uint64
+	Prot       uint8
+	Flags      uint8
+	Offset     uint64
+	Dev        string // "fe:00"
+	Inode      uint64
+	Path       string // file path or pseudo name such as "[heap]"
+	Kind       Kind
+	Data       []byte // End-Start bytes, or nil
+}
+
+// Size is the length of the mapping in bytes.
+func (m *Mapping) Size() uint64 { return m.End - m.Start }
+
+// NeedsData reports whether the mapping's contents are saved in the image.
+func (k Kind) NeedsData() bool {
+	switch k {
+	case KindAnon, KindHeap, KindStack, KindFilePrivate, KindVDSO:
+		return true
+	}
+	return false
+}
+
+// File is one open regular file (or directory) descriptor.
+type File struct {
+	Fd     int
+	Path   string
+	Flags  uint32 // open flags as in /proc/PID/fdinfo
+	Offset int64
+}

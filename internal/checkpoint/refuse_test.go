@@ -1,0 +1,130 @@
+package checkpoint
+
+import (
+	"errors"
+	"io/fs"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRefusals(t *testing.T) {
+	anon := Mapping{Start: 0x1000, End: 0x2000, Prot: ProtRead | ProtWrite, Kind: KindAnon}
+	shared := anon
+	shared.Flags = MapShared
+	shm := shared
+	shm.Path = "/dev/shm/x"
+	memfd := shared
+	memfd.Path = "/memfd:buf (deleted)"
+	fileShared := shared
+	fileShared.Path, fileShared.Kind = "/var/data", KindFileShared
+	deleted := anon
+	deleted.Path, deleted.Kind = "/tmp/x (deleted)", KindFilePrivate
+	ring := shared
+	ring.Path = "anon_inode:[io_uring]"
+	ok := procView{Threads: 1, Maps: []Mapping{anon, fileShared},
+		Fds: []fdView{{0, "/dev/null", fs.ModeDevice | fs.ModeCharDevice}, {1, "/tmp/out", 0}, {3, "/tmp", fs.ModeDir}}}
+	with := func(f func(v *procView)) procView {
+		v := ok
+		v.Maps = append([]Mapping(nil), ok.Maps...)
+		v.Fds = append([]fdView(nil), ok.Fds...)
+		f(&v)
+		return v
+	}
+	tests := []struct {
+		name string
+		v    procView
+		want []ReasonCode
+	}{
+		{"movable", ok, nil},
+		{"threads", with(func(v *procView) { v.Threads = 3 }), []ReasonCode{MultiThreaded}},
+		{"traced", with(func(v *procView) { v.TracerPid = 42 }), []ReasonCode{Traced}},
+		{"shared anon", with(func(v *procView) { v.Maps = append(v.Maps, shared) }), []ReasonCode{SharedMemory}},
+		{"shm", with(func(v *procView) { v.Maps = append(v.Maps, shm) }), []ReasonCode{SharedMemory}},
+		{"memfd", with(func(v *procView) { v.Maps = append(v.Maps, memfd) }), []ReasonCode{SharedMemory}},
+		{"deleted map", with(func(v *procView) { v.Maps = append(v.Maps, deleted) }), []ReasonCode{DeletedFile}},
+		{"io_uring map", with(func(v *procView) { v.Maps = append(v.Maps, ring) }), []ReasonCode{IOUring}},
+		{"socket", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "socket:[77]", fs.ModeSocket}) }), []ReasonCode{Socket}},
+		{"pipe", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "pipe:[77]", fs.ModeNamedPipe}) }), []ReasonCode{Pipe}},
+		{"fifo", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/fifo", fs.ModeNamedPipe}) }), []ReasonCode{Pipe}},
+		{"tty", with(func(v *procView) {
+			v.Fds = append(v.Fds, fdView{4, "/dev/pts/0", fs.ModeDevice | fs.ModeCharDevice})
+		}), []ReasonCode{Device}},
+		{"io_uring fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[io_uring]", 0}) }), []ReasonCode{IOUring}},
+		{"eventfd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[eventfd]", 0}) }), []ReasonCode{Unsupported}},
+		{"deleted fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0}) }), []ReasonCode{DeletedFile}},
+		{"several", with(func(v *procView) {
+			v.Threads = 2
+			v.Fds = append(v.Fds, fdView{5, "socket:[1]", fs.ModeSocket})
+		}), []ReasonCode{MultiThreaded, Socket}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := refusals(tt.v)
+			var got []ReasonCode
+			for _, r := range rs {
+				got = append(got, r.Code)
+				if r.Detail == "" {
+					t.Errorf("reason %v without detail", r.Code)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", rs, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("got %v, want %v", rs, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestRefuseLive checks real refusals, and that the process runs on.
+func TestRefuseLive(t *testing.T) {
+	needTracing(t)
+	cases := []struct {
+		prog  string
+		flags []string
+		code  ReasonCode
+	}{
+		{"socket", nil, Socket},
+		{"threads", []string{"-pthread"}, MultiThreaded},
+		{"traced", nil, Traced},
+	}
+	for _, c := range cases {
+		t.Run(c.prog, func(t *testing.T) {
+			cmd, stdout := start(t, buildC(t, c.prog, c.flags...))
+			pid := cmd.Process.Pid
+			if c.prog == "traced" {
+				pid, _ = strconv.Atoi(strings.TrimSpace(waitLines(t, stdout, 1)[0]))
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				b := Check(pid)
+				var re *RefusalError
+				if errors.As(b, &re) && re.Has(c.code) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("Check(%d) = %v, want a refusal for %v", pid, b, c.code)
+				}
+				time.Sleep(10 * time.Millisecond) // the program may not have got there yet
+			}
+			p, err := Freeze(pid)
+			var re *RefusalError
+			if !errors.As(err, &re) || !re.Has(c.code) {
+				if p != nil {
+					p.Resume()
+				}
+				t.Fatalf("Freeze(%d) = %v, want a refusal for %v", pid, err, c.code)
+			}
+			t.Logf("%v", err)
+			time.Sleep(20 * time.Millisecond)
+			if !running(pid) {
+				t.Fatalf("process %d no longer running after the refusal", pid)
+			}
+		})
+	}
+}

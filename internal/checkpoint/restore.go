@@ -1,0 +1,243 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	page          = 4096
+	archMapVDSO64 = 0x2003
+	prSetMM       = 35
+	prSetMMMap    = 14
+	sysCloseRange = 436
+	sysRseq       = 334
+	ssOnStack     = 1
+	ssDisable     = 2
+	atFDCWD       = ^uint64(99) // -100
+
+	// Layout of the scratch page in the new process.
+	scratchPath   = 64   // a NUL-terminated path
+	scratchStruct = 1024 // prctl_mm_map, sigaction, stack_t
+	scratchAuxv   = 2048 // saved auxv for PR_SET_MM_MAP
+)
+
+// ErrVDSOMismatch is wrapped by Restore when this kernel's vDSO differs,
+// in layout or bytes, from the image's: glibc has pointers into it cached.
+var ErrVDSOMismatch = errors.New("checkpoint: the vDSO here differs from the image's")
+
+// resumeRegs turns registers saved at a freeze into those to resume with:
+// a system call interrupted with -ERESTARTSYS, -ERESTARTNOINTR or
+// -ERESTARTNOHAND is run again (rax = orig_rax, rip back over the syscall
+// instruction); one interrupted with -ERESTART_RESTARTBLOCK (nanosleep and
+// friends, whose restart block stays in the old kernel task) returns
+// -EINTR. orig_rax is always -1 so the kernel applies no rule of its own.
+func resumeRegs(r Regs) Regs {
+	if int64(r.OrigRax) >= 0 {
+		switch int64(r.Rax) {
+		case -512, -513, -514: // ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND
+			r.Rax = r.OrigRax
+			r.Rip -= 2
+		case -516: // ERESTART_RESTARTBLOCK
+			r.Rax = uint64(^uint64(unix.EINTR) + 1)
+		}
+	}
+	r.OrigRax = ^uint64(0)
+	return r
+}
+
+// pickScratch returns a page-aligned address, free in both lists of
+// mappings, for the restorer's scratch page.
+func pickScratch(a, b []Mapping) (uint64, bool) {
+	free := func(addr uint64) bool {
+		for _, ms := range [][]Mapping{a, b} {
+			for _, m := range ms {
+				if addr < m.End && m.Start < addr+page {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for addr := uint64(1 << 32); addr < 1<<46; addr += 1 << 32 {
+		if free(addr) {
+			return addr, true
+		}
+	}
+	return 0, false
+}
+
+// Restore starts stub, any static x86_64 executable (it is stopped at its
+// exec and never runs its own code), and turns it into the process of img
+// by injected system calls. The new process runs when Restore returns; it
+// is a child of the caller, which must wait for it. On error nothing is
+// left running.
+func Restore(img *Image, stub string) (*os.Process, error) {
+	if img.Arch != "x86_64" {
+		return nil, fmt.Errorf("checkpoint: image arch %q", img.Arch)
+	}
+	t := newTracer()
+	defer t.close()
+	pid := 0
+	err := t.do(func() error {
+		var err error
+		pid, err = syscall.ForkExec(stub, []string{stub}, &syscall.ProcAttr{
+			Dir: "/", Files: []uintptr{}, Sys: &syscall.SysProcAttr{Ptrace: true}})
+		if err != nil {
+			return fmt.Errorf("checkpoint: start stub: %w", err)
+		}
+		if err = restoreInto(pid, img); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, unix.WALL, nil)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return os.FindProcess(pid)
+}
+
+// restorer holds the state of one restore; its methods run on the tracer.
+type restorer struct {
+	in      *injector
+	mem     *os.File
+	scratch uint64
+
+	stubIgnored uint64 // signals the stub inherited as ignored across exec
+}
+
+func restoreInto(pid int, img *Image) error {
+	ws, err := waitStop(pid)
+	if err != nil {
+		return err
+	}
+	if ws.StopSignal() != unix.SIGTRAP {
+		return fmt.Errorf("checkpoint: stub stopped with %v, not at exec", ws.StopSignal())
+	}
+	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL); err != nil {
+		return err
+	}
+	regs, err := getRegs(pid)
+	if err != nil {
+		return err
+	}
+	dir := "/proc/" + strconv.Itoa(pid)
+	text, err := os.ReadFile(dir + "/maps")
+	if err != nil {
+		return err
+	}
+	stubMaps, err := parseMaps(string(text))
+	if err != nil {
+		return err
+	}
+	mem, err := os.OpenFile(dir+"/mem", os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	vvarStart, err := checkVDSO(img.Mappings, stubMaps, mem)
+	if err != nil {
+		return err
+	}
+	var insn uint64
+	for _, m := range stubMaps {
+		if m.Kind == KindVDSO {
+			code := make([]byte, m.Size())
+			if _, err := mem.ReadAt(code, int64(m.Start)); err != nil {
+				return err
+			}
+			insn, _ = findSyscall(code, m.Start)
+		}
+	}
+	if insn == 0 {
+		return errors.New("checkpoint: no syscall instruction in the stub's vDSO")
+	}
+	scratch, ok := pickScratch(img.Mappings, stubMaps)
+	if !ok {
+		return errors.New("checkpoint: no free address for the scratch page")
+	}
+	r := &restorer{in: &injector{pid: pid, insn: insn, base: regs}, mem: mem, scratch: scratch}
+	if err := r.prepare(stubMaps, vvarStart); err != nil {
+		return err
+	}
+	status, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return err
+	}
+	st, err := parseStatus(string(status))
+	if err != nil {
+		return err
+	}
+	r.stubIgnored = st.SigIgn
+	if err := r.mappings(img); err != nil {
+		return err
+	}
+	if err := r.process(img); err != nil {
+		return err
+	}
+	// The last call unmaps the page that holds the syscall instruction:
+	// the single-step stop comes at syscall exit, before rip is used.
+	if _, err := r.in.callOK(unix.SYS_MUNMAP, scratch, page); err != nil {
+		return err
+	}
+	for _, rl := range img.Rlimits {
+		lim := unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
+		if err := unix.Prlimit(pid, rl.Resource, &lim, nil); err != nil {
+			return fmt.Errorf("checkpoint: rlimit %d: %w", rl.Resource, err)
+		}
+	}
+	if err := setSigMask(pid, img.SigMask); err != nil {
+		return fmt.Errorf("checkpoint: sigmask: %w", err)
+	}
+	if err := setXState(pid, img.XState); err != nil {
+		return fmt.Errorf("checkpoint: xstate: %w", err)
+	}
+	if err := setRegs(pid, resumeRegs(img.Regs)); err != nil {
+		return fmt.Errorf("checkpoint: regs: %w", err)
+	}
+	return ptrace(unix.PTRACE_DETACH, pid, 0, 0)
+}
+
+// checkVDSO compares the image's vDSO with the stub's, byte for byte and
+// in layout, and returns where the image's vDSO area ([vvar] first) began.
+func checkVDSO(img, stub []Mapping, mem *os.File) (uint64, error) {
+	span := func(ms []Mapping) (start, vdsoOff uint64, vdso *Mapping) {
+		for i := range ms {
+			m := &ms[i]
+			if m.Kind != KindVDSO && m.Kind != KindVVAR {
+				continue
+			}
+			if start == 0 {
+				start = m.Start
+			}
+			if m.Kind == KindVDSO {
+				vdso, vdsoOff = m, m.Start-start
+			}
+		}
+		return start, vdsoOff, vdso
+	}
+	start, off, iv := span(img)
+	_, soff, sv := span(stub)
+	if iv == nil || sv == nil {
+		return 0, fmt.Errorf("%w: no [vdso]", ErrVDSOMismatch)
+	}
+	if off != soff || iv.Size() != sv.Size() {
+		return 0, fmt.Errorf("%w: layout (vdso at +%#x size %#x, here +%#x size %#x)", ErrVDSOMismatch, off, iv.Size(), soff, sv.Size())
+	}
+	code := make([]byte, sv.Size())
+	if _, err := mem.ReadAt(code, int64(sv.Start)); err != nil {
+		return 0, err
+	}
+	if !bytes.Equal(code, iv.Data) {
+		return 0, fmt.Errorf("%w: contents", ErrVDSOMismatch)
+	}
+	return start, nil
+}

@@ -1,0 +1,240 @@
+package checkpoint
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"golang.org/x/sys/unix"
+)
+
+// The steps of restoreInto, in order. They run on the tracer goroutine.
+
+// prepare maps the scratch page, moves injection there, closes every
+// descriptor, unmaps all of the stub and maps the vDSO at its old place.
+func (r *restorer) prepare(stubMaps []Mapping, vvarStart uint64) error {
+	in := r.in
+	if _, err := in.callOK(unix.SYS_MMAP, r.scratch, page, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
+		return err
+	}
+	if err := r.write(0, syscallInsn); err != nil {
+		return err
+	}
+	in.insn = r.scratch
+	if _, err := in.callOK(sysCloseRange, 0, ^uint64(0)>>32, 0); err != nil {
+		return err
+	}
+	for _, m := range stubMaps {
+		if m.Kind == KindVsyscall {
+			continue
+		}
+		if _, err := in.callOK(unix.SYS_MUNMAP, m.Start, m.Size()); err != nil {
+			return err
+		}
+	}
+	_, err := in.callOK(unix.SYS_ARCH_PRCTL, archMapVDSO64, vvarStart)
+	return err
+}
+
+// write copies b into the scratch page at off.
+func (r *restorer) write(off uint64, b []byte) error {
+	_, err := r.mem.WriteAt(b, int64(r.scratch+off))
+	return err
+}
+
+// open opens path in the new process and returns the descriptor.
+func (r *restorer) open(path string, flags uint32) (uint64, error) {
+	if len(path) >= scratchStruct-scratchPath {
+		return 0, fmt.Errorf("checkpoint: path too long: %q", path)
+	}
+	if err := r.write(scratchPath, append([]byte(path), 0)); err != nil {
+		return 0, err
+	}
+	fd, err := r.in.callOK(unix.SYS_OPENAT, atFDCWD, r.scratch+scratchPath, uint64(flags), 0)
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint: open %q: %w", path, err)
+	}
+	return fd, nil
+}
+
+// mappings recreates every mapping of the image and fills in its pages.
+func (r *restorer) mappings(img *Image) error {
+	in := r.in
+	for i := range img.Mappings {
+		m := &img.Mappings[i]
+		flags := uint64(unix.MAP_FIXED | unix.MAP_PRIVATE)
+		fd, off := ^uint64(0), uint64(0)
+		switch m.Kind {
+		case KindVDSO, KindVVAR, KindVsyscall:
+			continue
+		case KindStack:
+			flags |= unix.MAP_ANONYMOUS | unix.MAP_GROWSDOWN
+		case KindAnon, KindHeap:
+			flags |= unix.MAP_ANONYMOUS
+		case KindFilePrivate, KindFileShared:
+			oflags := uint32(unix.O_RDONLY)
+			if m.Kind == KindFileShared {
+				flags = unix.MAP_FIXED | unix.MAP_SHARED
+				if m.Prot&ProtWrite != 0 {
+					oflags = unix.O_RDWR
+				}
+			}
+			var err error
+			if fd, err = r.open(m.Path, oflags|unix.O_CLOEXEC); err != nil {
+				return err
+			}
+			off = m.Offset
+		}
+		_, err := in.callOK(unix.SYS_MMAP, m.Start, m.Size(), uint64(m.Prot), flags, fd, off)
+		if fd != ^uint64(0) {
+			in.call(unix.SYS_CLOSE, fd)
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint: map %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
+		}
+		if err := r.fill(m); err != nil {
+			return fmt.Errorf("checkpoint: fill %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
+		}
+	}
+	return nil
+}
+
+// fill writes a mapping's saved pages through /proc/PID/mem, which ignores
+// protections. Pages of zeros are skipped in anonymous memory, which
+// starts out zero.
+func (r *restorer) fill(m *Mapping) error {
+	if m.Data == nil {
+		return nil
+	}
+	skipZero := m.Kind != KindFilePrivate
+	var zero [page]byte
+	for lo := 0; lo < len(m.Data); {
+		if skipZero && bytes.Equal(m.Data[lo:lo+page], zero[:]) {
+			lo += page
+			continue
+		}
+		hi := lo + page
+		for hi < len(m.Data) && hi-lo < 64<<20 && !(skipZero && bytes.Equal(m.Data[hi:hi+page], zero[:])) {
+			hi += page
+		}
+		if _, err := r.mem.WriteAt(m.Data[lo:hi], int64(m.Start)+int64(lo)); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// process restores what is not memory: mm fields, files, directory,
+// umask, signal handlers, the alternate stack, tid address, robust list,
+// rseq and the command name.
+func (r *restorer) process(img *Image) error {
+	in, le := r.in, binary.LittleEndian
+	exe, err := r.open(img.Exe, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	mm := img.MM
+	var b []byte
+	for _, v := range mmSlice(&mm) {
+		b = le.AppendUint64(b, *v)
+	}
+	if len(img.Auxv) > page-scratchAuxv {
+		return fmt.Errorf("checkpoint: auxv of %d bytes", len(img.Auxv))
+	}
+	b = le.AppendUint64(b, r.scratch+scratchAuxv)
+	b = le.AppendUint32(b, uint32(len(img.Auxv)))
+	b = le.AppendUint32(b, uint32(exe))
+	if err := r.write(scratchStruct, b); err != nil {
+		return err
+	}
+	if err := r.write(scratchAuxv, img.Auxv); err != nil {
+		return err
+	}
+	_, err = in.callOK(unix.SYS_PRCTL, prSetMM, prSetMMMap, r.scratch+scratchStruct, uint64(len(b)), 0)
+	in.call(unix.SYS_CLOSE, exe)
+	if err != nil {
+		return fmt.Errorf("checkpoint: PR_SET_MM_MAP: %w", err)
+	}
+	if err := r.files(img.Files); err != nil {
+		return err
+	}
+	if err := r.write(scratchPath, append([]byte(img.Cwd), 0)); err != nil {
+		return err
+	}
+	if _, err := in.callOK(unix.SYS_CHDIR, r.scratch+scratchPath); err != nil {
+		return fmt.Errorf("checkpoint: chdir %q: %w", img.Cwd, err)
+	}
+	in.call(unix.SYS_UMASK, uint64(img.Umask))
+	actions := img.SigActions
+	for sig := 1; sig <= 64; sig++ {
+		if r.stubIgnored&(1<<(sig-1)) != 0 && !slices.ContainsFunc(actions, func(a SigAction) bool { return a.Sig == sig }) {
+			actions = append(actions, SigAction{Sig: sig}) // back to SIG_DFL
+		}
+	}
+	for _, a := range actions {
+		b := le.AppendUint64(nil, a.Handler)
+		b = le.AppendUint64(b, a.Flags)
+		b = le.AppendUint64(b, a.Restorer)
+		b = le.AppendUint64(b, a.Mask)
+		if err := r.write(scratchStruct, b); err != nil {
+			return err
+		}
+		if _, err := in.callOK(unix.SYS_RT_SIGACTION, uint64(a.Sig), r.scratch+scratchStruct, 0, 8); err != nil {
+			return fmt.Errorf("checkpoint: sigaction %d: %w", a.Sig, err)
+		}
+	}
+	if as := img.AltStack; as.Flags&ssDisable == 0 {
+		b := le.AppendUint64(nil, as.SP)
+		b = le.AppendUint64(b, uint64(as.Flags&^ssOnStack))
+		b = le.AppendUint64(b, as.Size)
+		if err := r.write(scratchStruct, b); err != nil {
+			return err
+		}
+		if _, err := in.callOK(unix.SYS_SIGALTSTACK, r.scratch+scratchStruct, 0); err != nil {
+			return fmt.Errorf("checkpoint: sigaltstack: %w", err)
+		}
+	}
+	in.call(unix.SYS_SET_TID_ADDRESS, img.TIDAddress)
+	if rl := img.RobustList; rl.Head != 0 {
+		if _, err := in.callOK(unix.SYS_SET_ROBUST_LIST, rl.Head, rl.Len); err != nil {
+			return fmt.Errorf("checkpoint: set_robust_list: %w", err)
+		}
+	}
+	if rs := img.Rseq; rs.Ptr != 0 {
+		if _, err := in.callOK(sysRseq, rs.Ptr, uint64(rs.Size), 0, uint64(rs.Sig)); err != nil {
+			return fmt.Errorf("checkpoint: rseq: %w", err)
+		}
+	}
+	if err := r.write(scratchPath, append([]byte(img.Comm), 0)); err != nil {
+		return err
+	}
+	in.call(unix.SYS_PRCTL, unix.PR_SET_NAME, r.scratch+scratchPath)
+	return nil
+}
+
+// files reopens the image's descriptors at their numbers and offsets.
+func (r *restorer) files(files []File) error {
+	const dropped = unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_NOCTTY
+	for _, f := range files {
+		fd, err := r.open(f.Path, f.Flags&^dropped)
+		if err != nil {
+			return err
+		}
+		if fd != uint64(f.Fd) {
+			_, err := r.in.callOK(unix.SYS_DUP3, fd, uint64(f.Fd), uint64(f.Flags&unix.O_CLOEXEC))
+			r.in.call(unix.SYS_CLOSE, fd)
+			if err != nil {
+				return fmt.Errorf("checkpoint: dup3 %d: %w", f.Fd, err)
+			}
+		}
+		if f.Flags&unix.O_APPEND == 0 && f.Offset != 0 {
+			if _, err := r.in.callOK(unix.SYS_LSEEK, uint64(f.Fd), uint64(f.Offset), 0); err != nil {
+				return fmt.Errorf("checkpoint: lseek fd %d: %w", f.Fd, err)
+			}
+		}
+	}
+	return nil
+}
