@@ -25,19 +25,11 @@ func detect(ctx context.Context, args []string) error {
 	if !harness.Root() {
 		return errors.New("detect needs root (namespace cluster)")
 	}
-	bin, cleanup, err := buildBinary(ctx)
+	c, stop, err := startCluster(ctx, *nodes)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	c, err := harness.Start(ctx, harness.Options{Nodes: *nodes, Binary: bin, Namespaces: true})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.WaitFormed(ctx); err != nil {
-		return err
-	}
+	defer stop()
 	var all, follower, master []time.Duration
 	fmt.Printf("%-4s %-7s %-8s %s\n", "rep", "victim", "role", "all survivors saw down")
 	for r := 1; r <= *reps; r++ {

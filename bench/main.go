@@ -64,6 +64,26 @@ func buildBinary(ctx context.Context) (string, func(), error) {
 	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
+// startCluster builds ssi and starts a formed namespace cluster of n nodes.
+// The returned stop closes the cluster and removes the binary.
+func startCluster(ctx context.Context, n int) (*harness.Cluster, func(), error) {
+	bin, cleanup, err := buildBinary(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := harness.Start(ctx, harness.Options{Nodes: n, Binary: bin, Namespaces: true})
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	stop := func() { c.Close(); cleanup() }
+	if err := c.WaitFormed(ctx); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return c, stop, nil
+}
+
 // quantile returns the q-quantile (0..1) of ds by nearest rank.
 func quantile(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {

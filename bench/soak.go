@@ -23,19 +23,11 @@ func soak(ctx context.Context, args []string) error {
 	if !harness.Root() {
 		return errors.New("soak needs root (namespace cluster)")
 	}
-	bin, cleanup, err := buildBinary(ctx)
+	c, stop, err := startCluster(ctx, *nodes)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	c, err := harness.Start(ctx, harness.Options{Nodes: *nodes, Binary: bin, Namespaces: true})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.WaitFormed(ctx); err != nil {
-		return err
-	}
+	defer stop()
 	start, err := c.ClusterInfo(ctx, 1)
 	if err != nil {
 		return err

@@ -4,10 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/ssi-cluster/ssi/internal/statedir"
 )
 
 // IdentityFile holds who this node is, in the state directory.
@@ -62,59 +63,9 @@ func (id *Identity) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(dir, IdentityFile, append(b, '\n'), 0o600)
-}
-
-// writeAtomic writes name in dir through a synced temporary file and a
-// rename, so a crash or a full disk never leaves a half-written file.
-func writeAtomic(dir, name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	return nil
+	return statedir.WriteFile(dir, IdentityFile, append(b, '\n'), 0o600)
 }
 
 // CheckStateDir makes sure dir exists and can be written and synced,
 // naming the problem (read-only file system, no space left) if not.
-func CheckStateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("state directory %s: %w", dir, unwrapPath(err))
-	}
-	probe := make([]byte, 64<<10)
-	if err := writeAtomic(dir, ".probe", probe, 0o600); err != nil {
-		return fmt.Errorf("state directory %s is not writable: %w", dir, unwrapPath(err))
-	}
-	os.Remove(filepath.Join(dir, ".probe"))
-	return nil
-}
-
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
-}
+func CheckStateDir(dir string) error { return statedir.Check(dir) }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/pki"
+	"github.com/ssi-cluster/ssi/internal/statedir"
 	"github.com/ssi-cluster/ssi/internal/transport"
 )
 
@@ -174,7 +175,7 @@ func savePeers(dir string, peers []string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(dir, PeersFile, b, 0o600)
+	return statedir.WriteFile(dir, PeersFile, b, 0o600)
 }
 
 func loadPeers(dir string) []string {

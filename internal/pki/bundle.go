@@ -9,7 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/ssi-cluster/ssi/internal/statedir"
 )
 
 // Files in a state directory.
@@ -70,7 +71,7 @@ func (b *Bundle) Save(dir string) error {
 		return fmt.Errorf("create state directory: %w", err)
 	}
 	for _, f := range bundleFiles {
-		if err := writeFileAtomic(dir, f.name, files[f.name], f.perm); err != nil {
+		if err := statedir.WriteFile(dir, f.name, files[f.name], f.perm); err != nil {
 			return err
 		}
 	}
@@ -91,7 +92,7 @@ func LoadBundle(dir string) (*Bundle, error) {
 			return nil, fmt.Errorf("%s: missing: %w", path, fs.ErrNotExist)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, unwrapPathError(err))
+			return nil, fmt.Errorf("%s: %w", path, statedir.Cause(err))
 		}
 		files[f.name] = data
 	}
@@ -179,72 +180,4 @@ func parseBundle(dir string, files map[string][]byte) (*Bundle, error) {
 		GossipKey:   gossipKey,
 		Token:       token,
 	}, nil
-}
-
-// writeFileAtomic replaces dir/name with data: it writes a temporary file in
-// dir, syncs it, renames it over dir/name and syncs dir. On error the old
-// file is untouched and the temporary file removed.
-func writeFileAtomic(dir, name string, data []byte, perm fs.FileMode) (err error) {
-	path := filepath.Join(dir, name)
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("write %s: %w", path, unwrapPathError(err))
-		}
-	}()
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600, so a key is never readable by others.
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable. File systems that cannot sync a
-// directory are tolerated.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
-		return err
-	}
-	return nil
-}
-
-// unwrapPathError strips the operation and (temporary) path from an
-// *fs.PathError or *os.LinkError so that the message names the file once,
-// while errors.Is still sees the cause (e.g. fs.ErrPermission).
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
 }
