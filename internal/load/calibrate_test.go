@@ -8,7 +8,7 @@ import (
 
 func TestCalibrate(t *testing.T) {
 	if testing.Short() {
-		t.Skip("takes about 150 ms of CPU")
+		t.Skip("takes about 50 ms of CPU")
 	}
 	s := Calibrate()
 	// Generous bounds: the race detector and busy CI machines slow the
