@@ -87,6 +87,9 @@ type nodeRun struct {
 	fault  faultState
 }
 
+// manyNodes is the cluster size above which agents get slower probes.
+const manyNodes = 16
+
 const (
 	httpPort    = "7949"
 	maxSockPath = 107 // sun_path less its terminating NUL
@@ -351,6 +354,12 @@ func (c *Cluster) launchAgent(i int) error {
 	if !c.Namespaces {
 		// Agents sharing one machine count only the processes they started.
 		argv = append(argv, "--load-scope", "agent")
+	}
+	if len(c.Nodes) > manyNodes {
+		// The default sub-second detection assumes a CPU per agent; this
+		// many agents on one machine would starve each other into false
+		// failures (docs/benchmarks.md), so probe less often.
+		argv = append(argv, "--probe-interval", "500ms", "--probe-timeout", "250ms", "--suspicion-mult", "4")
 	}
 	if join {
 		argv = append(argv, "--join", c.Nodes[0].Addr, "--token", c.token)
