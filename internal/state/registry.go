@@ -12,6 +12,10 @@ import (
 // StateJoining is a registered node that has not yet been seen alive.
 const StateJoining = "joining"
 
+// StaleJoin is how long a registered node may stay joining before its name
+// can be taken by another registration.
+const StaleJoin = time.Minute
+
 // MaxTransitions is how many recent transitions the registry keeps.
 const MaxTransitions = 4096
 
@@ -133,9 +137,22 @@ func (r *Registry) register(c *Command) (any, error) {
 	if n == nil || n.ID == "" || n.Name == "" || n.Addr == "" {
 		return nil, fmt.Errorf("%w: register needs id, name and address", ErrBadCommand)
 	}
+	var stale *NodeRec
 	for _, other := range r.Nodes {
 		if other.Name == n.Name && other.ID != n.ID && other.State != api.StateLeft {
+			// A node that registered but never came up (its joiner died
+			// before saving its identity) gives its name up after a while.
+			if other.State == StateJoining && c.Time.Sub(other.Since) > StaleJoin {
+				stale = other
+				continue
+			}
 			return nil, fmt.Errorf("%w: %q is node %d (state %s)", ErrDuplicateName, n.Name, other.Number, other.State)
+		}
+	}
+	if stale != nil {
+		if _, err := r.transition(&Command{Op: OpTransition, Time: c.Time, Number: stale.Number,
+			Kind: api.KindLeave, Reason: "never came up; name taken by a new registration"}); err != nil {
+			return nil, err
 		}
 	}
 	if old := r.byID[n.ID]; old != nil {
