@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -25,11 +26,12 @@ const (
 	DeletedFile                         // an open or mapped file that was unlinked
 	Unsupported                         // another object the engine cannot restore
 	Gone                                // the process does not exist or cannot be read
+	Timers                              // POSIX timers from timer_create (not yet handled)
 )
 
 var reasonNames = map[ReasonCode]string{MultiThreaded: "multi-threaded", SharedMemory: "shared memory",
 	Socket: "socket", Traced: "traced", Device: "device", IOUring: "io_uring", Pipe: "pipe",
-	DeletedFile: "deleted file", Unsupported: "unsupported", Gone: "gone"}
+	DeletedFile: "deleted file", Unsupported: "unsupported", Gone: "gone", Timers: "timers"}
 
 func (c ReasonCode) String() string {
 	if s, ok := reasonNames[c]; ok {
@@ -77,6 +79,7 @@ type procView struct {
 	TracerPid int
 	Maps      []Mapping
 	Fds       []fdView
+	Timers    int // POSIX timers listed in /proc/PID/timers
 }
 
 // fdView is one open descriptor: its /proc/PID/fd link and file mode.
@@ -95,6 +98,13 @@ func refusals(v procView) []Reason {
 	}
 	if v.TracerPid != 0 {
 		add(Traced, "traced by pid %d", v.TracerPid)
+	}
+	if v.Timers > 0 {
+		plural := "s"
+		if v.Timers == 1 {
+			plural = ""
+		}
+		add(Timers, "%d POSIX timer%s (timer_create): not yet supported", v.Timers, plural)
 	}
 	for _, m := range v.Maps {
 		where := fmt.Sprintf("mapping %#x-%#x %s", m.Start, m.End, m.Path)
@@ -166,8 +176,31 @@ func readProcView(pid int) (procView, error) {
 	if v.Maps, err = parseMaps(string(maps)); err != nil {
 		return v, err
 	}
-	v.Fds, err = readFds(pid)
+	if v.Fds, err = readFds(pid); err != nil {
+		return v, err
+	}
+	v.Timers, err = countTimers(dir + "/timers")
 	return v, err
+}
+
+// countTimers counts the POSIX timers in /proc/PID/timers (one "ID:" line
+// each). A kernel without the file (no CONFIG_CHECKPOINT_RESTORE) reports
+// none.
+func countTimers(file string) (int, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, "ID:") {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func readFds(pid int) ([]fdView, error) {

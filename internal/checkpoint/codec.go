@@ -9,23 +9,27 @@ import (
 	"io"
 )
 
-// Image stream format, version 1. All integers are little endian.
+// Image stream format, version 2. All integers are little endian.
 //
 //	header:  "SSICKPT1" | version u32
 //	section: type u32 | length u64 | payload | crc32c(payload) u32
 //
-// Sections come in this order: core (1), mappings (2), files (3), one pages
-// section (4) per mapping marked as having data (payload: mapping index u32
-// then exactly the mapping's bytes), and end (255, empty). Anything else,
-// a bad checksum, or a short read is an error.
+// Sections come in this order: core (1), mappings (2), files (3), ext (5,
+// version 2 only: interval timers, pending signals, credentials), one
+// pages section (4) per mapping marked as having data (payload: mapping
+// index u32 then exactly the mapping's bytes), and end (255, empty).
+// Anything else, a bad checksum, or a short read is an error. Decode also
+// reads version 1, which has no ext section.
 const (
-	magic   = "SSICKPT1"
-	version = 1
+	magic     = "SSICKPT1"
+	version   = 2
+	versionV1 = 1
 
 	secCore     = 1
 	secMappings = 2
 	secFiles    = 3
 	secPages    = 4
+	secExt      = 5
 	secEnd      = 255
 
 	maxMetaSection = 16 << 20 // core, mappings and files sections
@@ -45,10 +49,14 @@ var (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Encode writes img to w in the image stream format.
-func (img *Image) Encode(w io.Writer) error {
+func (img *Image) Encode(w io.Writer) error { return img.encode(w, version) }
+
+// encode writes img in format version v (versionV1 drops the ext section
+// and what it holds).
+func (img *Image) encode(w io.Writer, v uint32) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	hdr := append([]byte(magic), 0, 0, 0, 0)
-	binary.LittleEndian.PutUint32(hdr[8:], version)
+	binary.LittleEndian.PutUint32(hdr[8:], v)
 	if _, err := bw.Write(hdr); err != nil {
 		return err
 	}
@@ -88,6 +96,13 @@ func (img *Image) Encode(w io.Writer) error {
 	}
 	if err := writeSection(bw, secFiles, e.b); err != nil {
 		return err
+	}
+	if v >= 2 {
+		e.b = e.b[:0]
+		img.encodeExt(&e)
+		if err := writeSection(bw, secExt, e.b); err != nil {
+			return err
+		}
 	}
 	for i := range img.Mappings {
 		if d := img.Mappings[i].Data; d != nil {
@@ -143,6 +158,28 @@ func (img *Image) encodeCore(e *enc) {
 		e.u32(uint32(r.Resource))
 		e.u64(r.Cur)
 		e.u64(r.Max)
+	}
+}
+
+func (img *Image) encodeExt(e *enc) {
+	for _, t := range img.ITimers {
+		e.u64(uint64(t.Interval))
+		e.u64(uint64(t.Value))
+	}
+	e.u32(uint32(len(img.Pending)))
+	for _, p := range img.Pending {
+		e.u8(b2u8(p.Shared))
+		e.b = append(e.b, p.Info[:]...)
+	}
+	e.u8(b2u8(img.Creds != nil))
+	if c := img.Creds; c != nil {
+		for _, v := range append(c.Uid[:], c.Gid[:]...) {
+			e.u32(v)
+		}
+		e.u32(uint32(len(c.Groups)))
+		for _, g := range c.Groups {
+			e.u32(g)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func sampleImage() *Image {
@@ -26,7 +27,11 @@ func sampleImage() *Image {
 			{Start: 0x500000, End: 0x501000, Prot: ProtRead | ProtWrite, Dev: "00:00", Path: "[heap]", Kind: KindHeap, Data: data},
 			{Start: 0x600000, End: 0x601000, Prot: ProtRead | ProtWrite, Flags: MapShared, Dev: "fe:00", Path: "/var/d", Kind: KindFileShared},
 		},
-		Files: []File{{Fd: 1, Path: "/tmp/out", Flags: 0o2101, Offset: 77}},
+		Files:   []File{{Fd: 1, Path: "/tmp/out", Flags: 0o2101, Offset: 77}},
+		ITimers: [3]ITimer{{Interval: 20 * time.Millisecond, Value: 13 * time.Millisecond}, {}, {Value: time.Second}},
+		Pending: []PendingSignal{{Info: [128]byte{35, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 7}},
+			{Shared: true, Info: [128]byte{10}}},
+		Creds: &Creds{Uid: [3]uint32{1000, 1000, 1001}, Gid: [3]uint32{100, 100, 100}, Groups: []uint32{4, 27}},
 	}
 }
 

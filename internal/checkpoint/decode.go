@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"time"
 )
 
 // Decode reads one image from r. It refuses, with an error wrapping
 // ErrBadMagic, ErrVersion, ErrTruncated, ErrChecksum or ErrCorrupt and
 // naming the section at fault, anything that is not a complete, intact
-// version-1 stream.
+// version-1 or version-2 stream.
 func Decode(r io.Reader) (*Image, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var hdr [12]byte
@@ -22,8 +23,9 @@ func Decode(r io.Reader) (*Image, error) {
 	if string(hdr[:8]) != magic {
 		return nil, ErrBadMagic
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != version {
-		return nil, fmt.Errorf("%w: %d (want %d)", ErrVersion, v, version)
+	v := binary.LittleEndian.Uint32(hdr[8:])
+	if v != version && v != versionV1 {
+		return nil, fmt.Errorf("%w: %d (want %d or %d)", ErrVersion, v, versionV1, version)
 	}
 	img := &Image{}
 	want := uint32(secCore)
@@ -38,7 +40,7 @@ func Decode(r io.Reader) (*Image, error) {
 			return nil, fmt.Errorf("%w: %s: unexpected section type", ErrCorrupt, where)
 		}
 		switch typ {
-		case secCore, secMappings, secFiles:
+		case secCore, secMappings, secFiles, secExt:
 			if length > maxMetaSection {
 				return nil, fmt.Errorf("%w: %s: length %d too large", ErrCorrupt, where, length)
 			}
@@ -56,6 +58,12 @@ func Decode(r io.Reader) (*Image, error) {
 				want = secFiles
 			case secFiles:
 				img.decodeFiles(d)
+				want = secPages
+				if v >= 2 {
+					want = secExt
+				}
+			case secExt:
+				img.decodeExt(d)
 				want = secPages
 			}
 			if d.err == nil && len(d.b) != 0 {
@@ -222,6 +230,49 @@ func (img *Image) decodeFiles(d *dec) {
 	n := d.count(20)
 	for range n {
 		img.Files = append(img.Files, File{Fd: int(d.u32()), Path: d.str(), Flags: d.u32(), Offset: int64(d.u64())})
+	}
+}
+
+func (img *Image) decodeExt(d *dec) {
+	for i := range img.ITimers {
+		t := &img.ITimers[i]
+		t.Interval, t.Value = time.Duration(d.u64()), time.Duration(d.u64())
+		if t.Interval < 0 || t.Value < 0 {
+			d.err = fmt.Errorf("interval timer %d negative", i)
+			return
+		}
+	}
+	n := d.count(1 + siginfoSize)
+	for range n {
+		var p PendingSignal
+		sh := d.u8()
+		copy(p.Info[:], d.take(siginfoSize))
+		if d.err != nil {
+			return
+		}
+		if s := p.Signo(); sh > 1 || s < 1 || s > 64 {
+			d.err = fmt.Errorf("pending signal %d (shared %d)", s, sh)
+			return
+		}
+		p.Shared = sh == 1
+		img.Pending = append(img.Pending, p)
+	}
+	switch has := d.u8(); {
+	case has > 1:
+		d.err = fmt.Errorf("bad credentials flag %d", has)
+	case has == 1:
+		c := &Creds{}
+		for i := range c.Uid {
+			c.Uid[i] = d.u32()
+		}
+		for i := range c.Gid {
+			c.Gid[i] = d.u32()
+		}
+		n := d.count(4)
+		for range n {
+			c.Groups = append(c.Groups, d.u32())
+		}
+		img.Creds = c
 	}
 }
 

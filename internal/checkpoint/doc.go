@@ -11,7 +11,9 @@
 // tracer already attached, writable shared memory (MAP_SHARED anonymous,
 // System V shm, /dev/shm, memfd), sockets, pipes and FIFOs, device files
 // other than /dev/null, io_uring, other anonymous inodes (eventfd, epoll,
-// signalfd...), and files or mappings whose file was deleted. Freeze runs
+// signalfd...), files or mappings whose file was deleted, and POSIX
+// timers from timer_create (listed in /proc/PID/timers; reason Timers,
+// "2 POSIX timers (timer_create): not yet supported"). Freeze runs
 // Check before it stops anything and looks again once the process is
 // stopped (a thread may have appeared in between).
 //
@@ -23,10 +25,18 @@
 // (PTRACE_GETREGSET NT_X86_XSTATE), the signal mask (PTRACE_GETSIGMASK),
 // the rseq registration (PTRACE_GET_RSEQ_CONFIGURATION) and the robust
 // list (get_robust_list); from /proc the mappings, the mm fields of stat,
-// auxv, exe, cwd, umask, open files (fdinfo flags and pos) and resource
-// limits; and, by system calls injected into the process, what only it can
-// tell: brk(0), PR_GET_TID_ADDRESS, sigaltstack and rt_sigaction for every
-// caught or ignored signal. An injected call sets the registers (orig_rax
+// auxv, exe, cwd, umask, open files (fdinfo flags and pos) and the
+// credentials (real, effective and saved uid and gid, supplementary
+// groups); every queued signal, with its siginfo, from the thread queue
+// and the shared queue (PTRACE_PEEKSIGINFO, with
+// PTRACE_PEEKSIGINFO_SHARED for the latter); and, by system calls injected
+// into the process, what only it can tell: brk(0), PR_GET_TID_ADDRESS,
+// sigaltstack, getitimer for ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF,
+// prlimit64 for the resource limits (asked of the process itself: prlimit
+// on another user's process needs CAP_SYS_RESOURCE) and rt_sigaction for
+// every caught or ignored signal. A signal that arrives during the
+// injected calls is held back; it is sent again by Resume and goes into
+// the image as a pending signal from kill(2). An injected call sets the registers (orig_rax
 // = -1), points rip at a syscall instruction found in the [vdso], and
 // single-steps: the kernel reports the step at syscall exit, so no other
 // user instruction runs; a temporary anonymous page, mapped and unmapped
@@ -53,9 +63,12 @@
 // # Image format
 //
 // Encode writes, and Decode reads, a stream: the magic "SSICKPT1" and a
-// version, then length-prefixed sections each followed by its CRC32C:
-// core, mappings, files, one pages section per mapping with contents, and
-// an end section. Decode rejects bad magic, unknown versions, bad
+// version (2), then length-prefixed sections each followed by its CRC32C:
+// core, mappings, files, ext (interval timers, pending signals,
+// credentials), one pages section per mapping with contents, and an end
+// section. Decode still reads version 1, which has no ext section: such an
+// image restores with no timers, no pending signals and the caller's
+// credentials (Image.Creds nil). Decode rejects bad magic, unknown versions, bad
 // checksums, sections out of order, truncation anywhere (the end section
 // makes a cut at a section boundary visible) and inconsistent mappings,
 // with errors wrapping ErrBadMagic, ErrVersion, ErrChecksum, ErrTruncated
@@ -79,9 +92,16 @@
 // PR_SET_MM_MAP for the mm fields, brk, auxv and exe; the files at their
 // descriptor numbers with their flags and offsets; chdir, umask,
 // rt_sigaction, sigaltstack, set_tid_address, set_robust_list, rseq and
-// the command name. The last injected call unmaps the scratch page itself
-// (the step stop comes before rip is used). Resource limits are set with
-// prlimit, the signal mask with PTRACE_SETSIGMASK, the extended state with
+// the command name. Resource limits are set with prlimit while the new
+// process is still root. Then, with every signal blocked (PTRACE_SETSIGMASK)
+// so that nothing interrupts the injected calls: the pending signals are
+// queued again by injected rt_tgsigqueueinfo (thread queue) or
+// rt_sigqueueinfo (shared queue), which accept any siginfo since the
+// process sends them to itself; the interval timers are armed with
+// setitimer; and last the credentials are set with setgroups, setresgid
+// and setresuid, in that order. The last injected call unmaps the scratch
+// page itself (the step stop comes before rip is used). The signal mask
+// is set with PTRACE_SETSIGMASK, the extended state with
 // PTRACE_SETREGSET and the registers, restart rule applied, with
 // PTRACE_SETREGS; PTRACE_DETACH lets the process run. It is a child of the
 // caller with a new pid. If anything fails the stub is killed
@@ -99,8 +119,9 @@
 //
 // # Not yet handled
 //
-// Multi-threaded processes, pending signals (Dump fails if any), interval
-// and POSIX timers, credentials, pipes and terminals (to be re-attached
+// Multi-threaded processes, POSIX timers (refused), capabilities, the
+// dumpable flag (setresuid to another user resets it to the
+// fs.suid_dumpable default), pipes and terminals (to be re-attached
 // through the agent), keeping the pid, and a restorer running inside the
 // target for many mappings (one injected call costs about 42 µs).
 package checkpoint

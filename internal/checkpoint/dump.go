@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -209,11 +210,23 @@ func (p *Process) dump() (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if img.Pending, err = peekSiginfo(pid); err != nil {
+		return nil, fmt.Errorf("checkpoint: pending signals: %w", err)
+	}
+	// Signals that came during the injected calls were held back (Resume
+	// sends them again); the image gets them as if sent by kill(2).
+	for _, sig := range in.held {
+		var ps PendingSignal
+		binary.LittleEndian.PutUint32(ps.Info[:], uint32(sig))
+		ps.Shared = true
+		img.Pending = append(img.Pending, ps)
+	}
 	return img, nil
 }
 
 // injectQueries asks the process, by injected calls, what only it can
-// tell: brk, the clear-tid address, the alternate stack, signal handlers.
+// tell: brk, the clear-tid address, the alternate stack, interval timers,
+// resource limits, signal handlers.
 func (p *Process) injectQueries(in *injector, mem *os.File, img *Image, st statusInfo) error {
 	const page = 4096
 	buf, err := in.callOK(unix.SYS_MMAP, 0, page, unix.PROT_READ|unix.PROT_WRITE,
@@ -243,6 +256,33 @@ func (p *Process) injectQueries(in *injector, mem *os.File, img *Image, st statu
 	le := binary.LittleEndian
 	img.TIDAddress = le.Uint64(b)
 	img.AltStack = AltStack{SP: le.Uint64(b[8:]), Flags: le.Uint32(b[16:]), Size: le.Uint64(b[24:])}
+	for which := range img.ITimers {
+		off := uint64(128 + 32*which)
+		if _, err := in.callOK(unix.SYS_GETITIMER, uint64(which), buf+off); err != nil {
+			return err
+		}
+		b, err := read(off, 32)
+		if err != nil {
+			return err
+		}
+		tv := func(b []byte) time.Duration {
+			return time.Duration(le.Uint64(b))*time.Second + time.Duration(le.Uint64(b[8:]))*time.Microsecond
+		}
+		img.ITimers[which] = ITimer{Interval: tv(b), Value: tv(b[16:])}
+	}
+	// Resource limits are asked of the process itself: prlimit(2) on
+	// another user's process needs CAP_SYS_RESOURCE, which we may lack.
+	for res := range rlimNLimits {
+		off := uint64(256 + 16*res)
+		if _, err := in.callOK(unix.SYS_PRLIMIT64, 0, uint64(res), 0, buf+off); err != nil {
+			return fmt.Errorf("checkpoint: rlimit %d: %w", res, err)
+		}
+		b, err := read(off, 16)
+		if err != nil {
+			return err
+		}
+		img.Rlimits = append(img.Rlimits, Rlimit{Resource: res, Cur: le.Uint64(b), Max: le.Uint64(b[8:])})
+	}
 	set := st.SigIgn | st.SigCgt
 	for sig := 1; sig <= 64; sig++ {
 		if set&(1<<(sig-1)) == 0 || sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
@@ -275,10 +315,10 @@ func readProc(dir string, img *Image) (statusInfo, error) {
 	if err != nil {
 		return st, err
 	}
-	if st.SigPnd|st.ShdPnd != 0 {
-		return st, fmt.Errorf("checkpoint: pending signals %#x/%#x are not handled yet", st.SigPnd, st.ShdPnd)
-	}
 	img.Umask = st.Umask
+	if img.Creds, err = parseCreds(s); err != nil {
+		return st, err
+	}
 	if s, err = rd("stat"); err != nil {
 		return st, err
 	}
@@ -319,13 +359,6 @@ func readProc(dir string, img *Image) (statusInfo, error) {
 			return st, err
 		}
 		img.Files = append(img.Files, File{Fd: f.Fd, Path: f.Target, Flags: flags, Offset: pos})
-	}
-	for res := 0; res < rlimNLimits; res++ {
-		var rl unix.Rlimit
-		if err := unix.Prlimit(pid, res, nil, &rl); err != nil {
-			return st, fmt.Errorf("checkpoint: rlimit %d: %w", res, err)
-		}
-		img.Rlimits = append(img.Rlimits, Rlimit{Resource: res, Cur: rl.Cur, Max: rl.Max})
 	}
 	return st, nil
 }

@@ -1,5 +1,10 @@
 package checkpoint
 
+import (
+	"encoding/binary"
+	"time"
+)
+
 // Image is the saved state of one single-threaded process. It is a plain
 // value: building, encoding and decoding it performs no system calls.
 type Image struct {
@@ -27,6 +32,35 @@ type Image struct {
 	Rlimits  []Rlimit
 	Mappings []Mapping // sorted by Start; Data holds contents when needed
 	Files    []File
+
+	// Image format version 2 (the ext section); zero in version-1 images.
+	ITimers [3]ITimer       // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+	Pending []PendingSignal // queued signals, thread queue and shared queue
+	Creds   *Creds          // nil: credentials not saved (version 1), left as they are
+}
+
+// ITimer is one interval timer as getitimer(2) reports it; a zero Value
+// means disarmed.
+type ITimer struct {
+	Interval, Value time.Duration // microsecond precision
+}
+
+// PendingSignal is one queued signal: the raw 128-byte siginfo that
+// PTRACE_PEEKSIGINFO returns and rt_sigqueueinfo takes.
+type PendingSignal struct {
+	Shared bool // in the process-wide queue, not the thread's
+	Info   [siginfoSize]byte
+}
+
+// Signo is the signal number of the pending signal.
+func (p *PendingSignal) Signo() int { return int(int32(binary.LittleEndian.Uint32(p.Info[:4]))) }
+
+const siginfoSize = 128
+
+// Creds are the process credentials from /proc/PID/status.
+type Creds struct {
+	Uid, Gid [3]uint32 // real, effective, saved
+	Groups   []uint32  // supplementary groups
 }
 
 // Regs mirrors the kernel's x86_64 struct user_regs_struct, field for field.

@@ -245,3 +245,47 @@ func parseFdinfo(s string) (pos int64, flags uint32, err error) {
 	}
 	return pos, flags, nil
 }
+
+// parseCreds reads the Uid, Gid and Groups lines of /proc/PID/status.
+func parseCreds(s string) (*Creds, error) {
+	c := &Creds{}
+	seen := 0
+	for line := range strings.Lines(s) {
+		k, v, ok := strings.Cut(strings.TrimRight(line, "\n"), ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		var dst []uint32
+		switch k {
+		case "Uid", "Gid":
+			if len(f) < 3 {
+				return nil, fmt.Errorf("status: %s: %q", k, v)
+			}
+			f = f[:3]
+			dst = c.Uid[:]
+			if k == "Gid" {
+				dst = c.Gid[:]
+			}
+		case "Groups":
+		default:
+			continue
+		}
+		seen++
+		for i, w := range f {
+			n, err := strconv.ParseUint(w, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("status: %s: %v", k, err)
+			}
+			if dst != nil {
+				dst[i] = uint32(n)
+			} else {
+				c.Groups = append(c.Groups, uint32(n))
+			}
+		}
+	}
+	if seen != 3 {
+		return nil, fmt.Errorf("status: %d of 3 credential lines", seen)
+	}
+	return c, nil
+}

@@ -14,6 +14,8 @@ const (
 	ptraceGetSigmask    = 0x420a
 	ptraceSetSigmask    = 0x420b
 	ptraceGetRseqConfig = 0x420f
+	ptracePeekSiginfo   = 0x4209
+	peekSiginfoShared   = 1
 	ntX86XState         = 0x202
 	xstateMax           = 16 << 10 // larger than any XSAVE area the kernel reports today
 )
@@ -88,4 +90,37 @@ func getRobustList(pid int) (RobustList, error) {
 		return RobustList{}, e
 	}
 	return RobustList{Head: head, Len: n}, nil
+}
+
+// peekSiginfo returns every signal queued for pid, the thread-private
+// queue first, then the shared one (PTRACE_PEEKSIGINFO_SHARED).
+func peekSiginfo(pid int) ([]PendingSignal, error) {
+	var out []PendingSignal
+	for _, shared := range []bool{false, true} {
+		args := struct {
+			Off   uint64
+			Flags uint32
+			Nr    int32
+		}{}
+		if shared {
+			args.Flags = peekSiginfoShared
+		}
+		var buf [16][siginfoSize]byte
+		for {
+			args.Nr = int32(len(buf))
+			n, _, e := unix.Syscall6(unix.SYS_PTRACE, ptracePeekSiginfo, uintptr(pid),
+				uintptr(unsafe.Pointer(&args)), uintptr(unsafe.Pointer(&buf[0])), 0, 0)
+			if e != 0 {
+				return nil, e
+			}
+			if n == 0 {
+				break
+			}
+			for i := range int(n) {
+				out = append(out, PendingSignal{Shared: shared, Info: buf[i]})
+			}
+			args.Off += uint64(n)
+		}
+	}
+	return out, nil
 }

@@ -54,6 +54,7 @@ func TestRefusals(t *testing.T) {
 		{"io_uring fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[io_uring]", 0}) }), []ReasonCode{IOUring}},
 		{"eventfd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[eventfd]", 0}) }), []ReasonCode{Unsupported}},
 		{"deleted fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0}) }), []ReasonCode{DeletedFile}},
+		{"posix timers", with(func(v *procView) { v.Timers = 2 }), []ReasonCode{Timers}},
 		{"several", with(func(v *procView) {
 			v.Threads = 2
 			v.Fds = append(v.Fds, fdView{5, "socket:[1]", fs.ModeSocket})
@@ -68,6 +69,9 @@ func TestRefusals(t *testing.T) {
 				if r.Detail == "" {
 					t.Errorf("reason %v without detail", r.Code)
 				}
+			}
+			if tt.name == "posix timers" && rs[0].Detail != "2 POSIX timers (timer_create): not yet supported" {
+				t.Errorf("detail %q", rs[0].Detail)
 			}
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %v, want %v", rs, tt.want)
@@ -92,6 +96,7 @@ func TestRefuseLive(t *testing.T) {
 		{"socket", nil, Socket},
 		{"threads", []string{"-pthread"}, MultiThreaded},
 		{"traced", nil, Traced},
+		{"posixtimers", nil, Timers},
 	}
 	for _, c := range cases {
 		t.Run(c.prog, func(t *testing.T) {

@@ -183,16 +183,26 @@ func restoreInto(pid int, img *Image) error {
 	if err := r.process(img); err != nil {
 		return err
 	}
-	// The last call unmaps the page that holds the syscall instruction:
-	// the single-step stop comes at syscall exit, before rip is used.
-	if _, err := r.in.callOK(unix.SYS_MUNMAP, scratch, page); err != nil {
-		return err
-	}
+	// Limits from here, while the new process is still root like us
+	// (prlimit on another user's process needs CAP_SYS_RESOURCE).
 	for _, rl := range img.Rlimits {
 		lim := unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
 		if err := unix.Prlimit(pid, rl.Resource, &lim, nil); err != nil {
 			return fmt.Errorf("checkpoint: rlimit %d: %w", rl.Resource, err)
 		}
+	}
+	// Everything blocked until the registers are back: re-queued signals
+	// and timer expiries wait instead of stopping an injected call.
+	if err := setSigMask(pid, ^uint64(0)); err != nil {
+		return fmt.Errorf("checkpoint: sigmask: %w", err)
+	}
+	if err := r.last(img); err != nil {
+		return err
+	}
+	// The last call unmaps the page that holds the syscall instruction:
+	// the single-step stop comes at syscall exit, before rip is used.
+	if _, err := r.in.callOK(unix.SYS_MUNMAP, scratch, page); err != nil {
+		return err
 	}
 	if err := setSigMask(pid, img.SigMask); err != nil {
 		return fmt.Errorf("checkpoint: sigmask: %w", err)

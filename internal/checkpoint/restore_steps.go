@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -235,6 +236,68 @@ func (r *restorer) files(files []File) error {
 				return fmt.Errorf("checkpoint: lseek fd %d: %w", f.Fd, err)
 			}
 		}
+	}
+	return nil
+}
+
+// last re-queues the pending signals, arms the interval timers and, last
+// of all, drops to the image's credentials (setgroups, setresgid,
+// setresuid). The signal mask must block everything meanwhile.
+func (r *restorer) last(img *Image) error {
+	in, le := r.in, binary.LittleEndian
+	pid := uint64(in.pid)
+	for _, p := range img.Pending {
+		if err := r.write(scratchStruct, p.Info[:]); err != nil {
+			return err
+		}
+		var err error
+		if p.Shared {
+			_, err = in.callOK(unix.SYS_RT_SIGQUEUEINFO, pid, uint64(p.Signo()), r.scratch+scratchStruct)
+		} else {
+			_, err = in.callOK(unix.SYS_RT_TGSIGQUEUEINFO, pid, pid, uint64(p.Signo()), r.scratch+scratchStruct)
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint: queue signal %d: %w", p.Signo(), err)
+		}
+	}
+	for which, t := range img.ITimers {
+		if t.Value == 0 {
+			continue
+		}
+		var b []byte
+		for _, d := range []time.Duration{t.Interval, t.Value} {
+			b = le.AppendUint64(b, uint64(d/time.Second))
+			b = le.AppendUint64(b, uint64(d%time.Second/time.Microsecond))
+		}
+		if err := r.write(scratchStruct, b); err != nil {
+			return err
+		}
+		if _, err := in.callOK(unix.SYS_SETITIMER, uint64(which), r.scratch+scratchStruct, 0); err != nil {
+			return fmt.Errorf("checkpoint: setitimer %d: %w", which, err)
+		}
+	}
+	c := img.Creds
+	if c == nil {
+		return nil
+	}
+	if len(c.Groups)*4 > page-scratchStruct {
+		return fmt.Errorf("checkpoint: %d supplementary groups", len(c.Groups))
+	}
+	var b []byte
+	for _, g := range c.Groups {
+		b = le.AppendUint32(b, g)
+	}
+	if err := r.write(scratchStruct, b); err != nil {
+		return err
+	}
+	if _, err := in.callOK(unix.SYS_SETGROUPS, uint64(len(c.Groups)), r.scratch+scratchStruct); err != nil {
+		return fmt.Errorf("checkpoint: setgroups: %w", err)
+	}
+	if _, err := in.callOK(unix.SYS_SETRESGID, uint64(c.Gid[0]), uint64(c.Gid[1]), uint64(c.Gid[2])); err != nil {
+		return fmt.Errorf("checkpoint: setresgid: %w", err)
+	}
+	if _, err := in.callOK(unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])); err != nil {
+		return fmt.Errorf("checkpoint: setresuid: %w", err)
 	}
 	return nil
 }
