@@ -16,7 +16,7 @@ type ReasonCode int
 
 // Refusal reasons.
 const (
-	MultiThreaded ReasonCode = iota + 1 // more than one thread (not yet handled)
+	MultiThreaded ReasonCode = iota + 1 // no longer reported: threads are dumped and restored
 	SharedMemory                        // writable shared memory: MAP_SHARED anonymous, shm, memfd
 	Socket                              // an open socket
 	Traced                              // another tracer is attached
@@ -93,9 +93,6 @@ type fdView struct {
 func refusals(v procView) []Reason {
 	var rs []Reason
 	add := func(c ReasonCode, f string, a ...any) { rs = append(rs, Reason{c, fmt.Sprintf(f, a...)}) }
-	if v.Threads != 1 {
-		add(MultiThreaded, "%d threads", v.Threads)
-	}
 	if v.TracerPid != 0 {
 		add(Traced, "traced by pid %d", v.TracerPid)
 	}

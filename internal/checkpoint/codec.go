@@ -9,27 +9,30 @@ import (
 	"io"
 )
 
-// Image stream format, version 2. All integers are little endian.
+// Image stream format, version 3. All integers are little endian.
 //
 //	header:  "SSICKPT1" | version u32
 //	section: type u32 | length u64 | payload | crc32c(payload) u32
 //
 // Sections come in this order: core (1), mappings (2), files (3), ext (5,
-// version 2 only: interval timers, pending signals, credentials), one
+// versions 2 and 3: interval timers, pending signals, credentials),
+// threads (6, version 3 only: every non-leader thread), one
 // pages section (4) per mapping marked as having data (payload: mapping
 // index u32 then exactly the mapping's bytes), and end (255, empty).
 // Anything else, a bad checksum, or a short read is an error. Decode also
-// reads version 1, which has no ext section.
+// reads versions 1 (no ext section) and 2 (no threads section).
 const (
 	magic     = "SSICKPT1"
-	version   = 2
+	version   = 3
 	versionV1 = 1
+	versionV2 = 2
 
 	secCore     = 1
 	secMappings = 2
 	secFiles    = 3
 	secPages    = 4
 	secExt      = 5
+	secThreads  = 6
 	secEnd      = 255
 
 	maxMetaSection = 16 << 20 // core, mappings and files sections
@@ -101,6 +104,13 @@ func (img *Image) encode(w io.Writer, v uint32) error {
 		e.b = e.b[:0]
 		img.encodeExt(&e)
 		if err := writeSection(bw, secExt, e.b); err != nil {
+			return err
+		}
+	}
+	if v >= 3 {
+		e.b = e.b[:0]
+		img.encodeThreads(&e)
+		if err := writeSection(bw, secThreads, e.b); err != nil {
 			return err
 		}
 	}
@@ -179,6 +189,32 @@ func (img *Image) encodeExt(e *enc) {
 		e.u32(uint32(len(c.Groups)))
 		for _, g := range c.Groups {
 			e.u32(g)
+		}
+	}
+}
+
+func (img *Image) encodeThreads(e *enc) {
+	e.u32(uint32(len(img.Threads)))
+	for i := range img.Threads {
+		th := &img.Threads[i]
+		e.u64(uint64(th.Tid))
+		for _, v := range regsSlice(&th.Regs) {
+			e.u64(*v)
+		}
+		e.bytes(th.XState)
+		e.u64(th.SigMask)
+		e.u64(th.AltStack.SP)
+		e.u32(th.AltStack.Flags)
+		e.u64(th.AltStack.Size)
+		e.u64(th.TIDAddress)
+		e.u64(th.RobustList.Head)
+		e.u64(th.RobustList.Len)
+		e.u64(th.Rseq.Ptr)
+		e.u32(th.Rseq.Size)
+		e.u32(th.Rseq.Sig)
+		e.u32(uint32(len(th.Pending)))
+		for _, p := range th.Pending {
+			e.b = append(e.b, p.Info[:]...)
 		}
 	}
 }

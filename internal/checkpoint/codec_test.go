@@ -32,6 +32,10 @@ func sampleImage() *Image {
 		Pending: []PendingSignal{{Info: [128]byte{35, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 7}},
 			{Shared: true, Info: [128]byte{10}}},
 		Creds: &Creds{Uid: [3]uint32{1000, 1000, 1001}, Gid: [3]uint32{100, 100, 100}, Groups: []uint32{4, 27}},
+		Threads: []Thread{{Tid: 43, Regs: Regs{Rip: 0x401010, FSBase: 0x7f0000}, XState: []byte{1, 2}, SigMask: 5,
+			AltStack: AltStack{Flags: 2}, TIDAddress: 0x7f0010, RobustList: RobustList{Head: 0x7f0020, Len: 24},
+			Rseq: Rseq{Ptr: 0x7f0100, Size: 32, Sig: 0x53053053}, Pending: []PendingSignal{{Info: [128]byte{12}}}},
+			{Tid: 44}},
 	}
 }
 

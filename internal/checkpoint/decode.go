@@ -13,7 +13,7 @@ import (
 // Decode reads one image from r. It refuses, with an error wrapping
 // ErrBadMagic, ErrVersion, ErrTruncated, ErrChecksum or ErrCorrupt and
 // naming the section at fault, anything that is not a complete, intact
-// version-1 or version-2 stream.
+// version-1, 2 or 3 stream.
 func Decode(r io.Reader) (*Image, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var hdr [12]byte
@@ -24,8 +24,8 @@ func Decode(r io.Reader) (*Image, error) {
 		return nil, ErrBadMagic
 	}
 	v := binary.LittleEndian.Uint32(hdr[8:])
-	if v != version && v != versionV1 {
-		return nil, fmt.Errorf("%w: %d (want %d or %d)", ErrVersion, v, versionV1, version)
+	if v < versionV1 || v > version {
+		return nil, fmt.Errorf("%w: %d (want %d to %d)", ErrVersion, v, versionV1, version)
 	}
 	img := &Image{}
 	want := uint32(secCore)
@@ -40,7 +40,7 @@ func Decode(r io.Reader) (*Image, error) {
 			return nil, fmt.Errorf("%w: %s: unexpected section type", ErrCorrupt, where)
 		}
 		switch typ {
-		case secCore, secMappings, secFiles, secExt:
+		case secCore, secMappings, secFiles, secExt, secThreads:
 			if length > maxMetaSection {
 				return nil, fmt.Errorf("%w: %s: length %d too large", ErrCorrupt, where, length)
 			}
@@ -64,6 +64,12 @@ func Decode(r io.Reader) (*Image, error) {
 				}
 			case secExt:
 				img.decodeExt(d)
+				want = secPages
+				if v >= 3 {
+					want = secThreads
+				}
+			case secThreads:
+				img.decodeThreads(d)
 				want = secPages
 			}
 			if d.err == nil && len(d.b) != 0 {
@@ -273,6 +279,39 @@ func (img *Image) decodeExt(d *dec) {
 			c.Groups = append(c.Groups, d.u32())
 		}
 		img.Creds = c
+	}
+}
+
+func (img *Image) decodeThreads(d *dec) {
+	n := d.count(300) // a thread takes at least 300 bytes
+	for range n {
+		th := Thread{Tid: int(d.u64())}
+		for _, v := range regsSlice(&th.Regs) {
+			*v = d.u64()
+		}
+		th.XState = d.bytes()
+		th.SigMask = d.u64()
+		th.AltStack = AltStack{SP: d.u64(), Flags: d.u32(), Size: d.u64()}
+		th.TIDAddress = d.u64()
+		th.RobustList = RobustList{Head: d.u64(), Len: d.u64()}
+		th.Rseq = Rseq{Ptr: d.u64(), Size: d.u32(), Sig: d.u32()}
+		np := d.count(siginfoSize)
+		for range np {
+			var p PendingSignal
+			copy(p.Info[:], d.take(siginfoSize))
+			if d.err != nil {
+				return
+			}
+			if s := p.Signo(); s < 1 || s > 64 {
+				d.err = fmt.Errorf("thread %d: pending signal %d", th.Tid, s)
+				return
+			}
+			th.Pending = append(th.Pending, p)
+		}
+		if d.err != nil {
+			return
+		}
+		img.Threads = append(img.Threads, th)
 	}
 }
 

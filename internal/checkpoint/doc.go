@@ -7,20 +7,21 @@
 //
 // Check reads only /proc (status, maps, fd links) and returns a
 // *RefusalError listing every reason the process cannot move, like
-// openMosix's /proc/PID/cantmove: more than one thread (this slice), a
-// tracer already attached, writable shared memory (MAP_SHARED anonymous,
+// openMosix's /proc/PID/cantmove: a tracer already attached, writable shared memory (MAP_SHARED anonymous,
 // System V shm, /dev/shm, memfd), sockets, pipes and FIFOs, device files
 // other than /dev/null, io_uring, other anonymous inodes (eventfd, epoll,
 // signalfd...), files or mappings whose file was deleted, and POSIX
 // timers from timer_create (listed in /proc/PID/timers; reason Timers,
 // "2 POSIX timers (timer_create): not yet supported"). Freeze runs
 // Check before it stops anything and looks again once the process is
-// stopped (a thread may have appeared in between).
+// stopped. (MultiThreaded is no longer reported: threads move.)
 //
 // # Dump
 //
 // Freeze attaches with PTRACE_SEIZE and stops the process with
-// PTRACE_INTERRUPT. Dump then saves the general registers
+// PTRACE_INTERRUPT: the leader first, then every thread in
+// /proc/PID/task, listed again until no new thread shows up (one not yet
+// stopped may create another). Dump then saves, for the leader, the general registers
 // (PTRACE_GETREGS, fs_base and gs_base included), the extended state
 // (PTRACE_GETREGSET NT_X86_XSTATE), the signal mask (PTRACE_GETSIGMASK),
 // the rseq registration (PTRACE_GET_RSEQ_CONFIGURATION) and the robust
@@ -41,6 +42,12 @@
 // single-steps: the kernel reports the step at syscall exit, so no other
 // user instruction runs; a temporary anonymous page, mapped and unmapped
 // by injection, receives the answers. The registers are put back after.
+//
+// Every other thread goes into Image.Threads with its own registers
+// (fs_base included), extended state, signal mask, rseq, robust list
+// (get_robust_list on its tid), thread-private pending signals, and, by
+// calls injected in that thread, its clear-tid address (PR_GET_TID_ADDRESS)
+// and alternate stack. Each thread's restart rule is applied at restore.
 //
 // Memory is copied for every private mapping (anonymous, heap, stack,
 // private file mappings) and for the [vdso] (to compare it at restore):
@@ -63,12 +70,13 @@
 // # Image format
 //
 // Encode writes, and Decode reads, a stream: the magic "SSICKPT1" and a
-// version (2), then length-prefixed sections each followed by its CRC32C:
+// version (3), then length-prefixed sections each followed by its CRC32C:
 // core, mappings, files, ext (interval timers, pending signals,
-// credentials), one pages section per mapping with contents, and an end
-// section. Decode still reads version 1, which has no ext section: such an
-// image restores with no timers, no pending signals and the caller's
-// credentials (Image.Creds nil). Decode rejects bad magic, unknown versions, bad
+// credentials), threads (every non-leader thread), one pages section per
+// mapping with contents, and an end section. Decode still reads version 2,
+// which has no threads section (a single-threaded image), and version 1,
+// which has no ext section either: such an image restores with no timers,
+// no pending signals and the caller's credentials (Image.Creds nil). Decode rejects bad magic, unknown versions, bad
 // checksums, sections out of order, truncation anywhere (the end section
 // makes a cut at a section boundary visible) and inconsistent mappings,
 // with errors wrapping ErrBadMagic, ErrVersion, ErrChecksum, ErrTruncated
@@ -94,7 +102,15 @@
 // rt_sigaction, sigaltstack, set_tid_address, set_robust_list, rseq and
 // the command name. Resource limits are set with prlimit while the new
 // process is still root. Then, with every signal blocked (PTRACE_SETSIGMASK)
-// so that nothing interrupts the injected calls: the pending signals are
+// so that nothing interrupts the injected calls: the other threads are
+// created by clone(2) injected in the main thread (CLONE_VM, CLONE_FS,
+// CLONE_FILES, CLONE_SIGHAND, CLONE_THREAD, CLONE_SYSVSEM; no
+// CLONE_SETTLS, fs_base comes with the registers), traced at once through
+// PTRACE_O_TRACECLONE; each gets, by calls injected in it,
+// set_tid_address, set_robust_list, sigaltstack and rseq, and its private
+// signals are queued with rt_tgsigqueueinfo. The threads get new thread
+// ids (the leader's pid is new too; keeping tids is future work). The
+// pending signals are
 // queued again by injected rt_tgsigqueueinfo (thread queue) or
 // rt_sigqueueinfo (shared queue), which accept any siginfo since the
 // process sends them to itself; the interval timers are armed with
@@ -103,13 +119,16 @@
 // page itself (the step stop comes before rip is used). The signal mask
 // is set with PTRACE_SETSIGMASK, the extended state with
 // PTRACE_SETREGSET and the registers, restart rule applied, with
-// PTRACE_SETREGS; PTRACE_DETACH lets the process run. It is a child of the
+// PTRACE_SETREGS, for every thread; PTRACE_DETACH of each thread, the
+// leader last, lets the process run. It is a child of the
 // caller with a new pid. If anything fails the stub is killed
 // (PTRACE_O_EXITKILL also kills it if the caller dies).
 //
 // # Threads
 //
-// ptrace requests are only accepted from the thread that attached. Every
+// ptrace requests are only accepted from the thread that attached. With
+// several threads in the target each is a separate tracee, but all are
+// owned by the same locked OS thread. Every
 // Process and every Restore owns one goroutine (tracer.go) locked to its
 // OS thread for its whole life; all ptrace calls run there, sent over a
 // channel. The goroutine never unlocks, so its thread exits with it and
@@ -119,7 +138,7 @@
 //
 // # Not yet handled
 //
-// Multi-threaded processes, POSIX timers (refused), capabilities, the
+// Keeping thread ids, POSIX timers (refused), capabilities, the
 // dumpable flag (setresuid to another user resets it to the
 // fs.suid_dumpable default), pipes and terminals (to be re-attached
 // through the agent), keeping the pid, and a restorer running inside the

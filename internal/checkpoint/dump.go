@@ -19,6 +19,8 @@ type Process struct {
 	pid   int
 	t     *tracer
 	saved Regs          // registers at the freeze
+	tids  []int         // the other threads, seized and stopped
+	tregs map[int]Regs  // their registers at the freeze
 	held  []unix.Signal // signals that arrived while frozen, sent again on Resume
 	spent bool
 }
@@ -42,27 +44,14 @@ func Freeze(pid int) (*Process, error) {
 		if err := unix.PtraceInterrupt(pid); err != nil {
 			return fmt.Errorf("checkpoint: interrupt %d: %w", pid, err)
 		}
-		for {
-			ws, err := waitStop(pid)
-			if err != nil {
-				return err
-			}
-			if stopEvent(ws) == unix.PTRACE_EVENT_STOP {
-				break
-			}
-			// A signal was on its way first: deliver it; the interrupt
-			// stays pending and stops the process right after.
-			sig := 0
-			if stopEvent(ws) == 0 {
-				sig = int(ws.StopSignal())
-			}
-			if err := unix.PtraceCont(pid, sig); err != nil {
-				return err
-			}
+		if err := waitInterrupted(pid); err != nil {
+			return err
 		}
 		var err error
-		p.saved, err = getRegs(pid)
-		return err
+		if p.saved, err = getRegs(pid); err != nil {
+			return err
+		}
+		return p.seizeThreads()
 	})
 	if err != nil {
 		if attached {
@@ -95,7 +84,16 @@ func (p *Process) Resume() error {
 	}
 	p.spent = true
 	err := p.t.do(func() error {
-		err := setRegs(p.pid, p.saved)
+		var err error
+		for _, tid := range p.tids {
+			if r, ok := p.tregs[tid]; ok {
+				setRegs(tid, r)
+			}
+			ptrace(unix.PTRACE_DETACH, tid, 0, 0)
+		}
+		if e := setRegs(p.pid, p.saved); e != nil {
+			err = e
+		}
 		if e := ptrace(unix.PTRACE_DETACH, p.pid, 0, 0); e != nil && err == nil {
 			err = e
 		}
@@ -118,6 +116,18 @@ func (p *Process) Kill() error {
 	err := p.t.do(func() error {
 		if err := unix.Kill(p.pid, unix.SIGKILL); err != nil {
 			return err
+		}
+		// Our traced threads stay zombies until we reap them, and the
+		// leader does not die before its threads are gone.
+		for _, tid := range p.tids {
+			for {
+				var ws unix.WaitStatus
+				_, err := unix.Wait4(tid, &ws, unix.WALL, nil)
+				if err == unix.EINTR || err == nil && !ws.Exited() && !ws.Signaled() {
+					continue
+				}
+				break
+			}
 		}
 		var si unix.Siginfo
 		for {
@@ -201,6 +211,22 @@ func (p *Process) dump() (*Image, error) {
 	if !ok {
 		return nil, errors.New("checkpoint: no syscall instruction in [vdso]")
 	}
+	for _, tid := range p.tids {
+		th := Thread{Tid: tid, Regs: p.tregs[tid]}
+		if th.XState, err = getXState(tid); err != nil {
+			return nil, fmt.Errorf("checkpoint: thread %d xstate: %w", tid, err)
+		}
+		if th.SigMask, err = getSigMask(tid); err != nil {
+			return nil, fmt.Errorf("checkpoint: thread %d sigmask: %w", tid, err)
+		}
+		if th.Rseq, err = getRseq(tid); err != nil {
+			return nil, fmt.Errorf("checkpoint: thread %d rseq: %w", tid, err)
+		}
+		if th.RobustList, err = getRobustList(tid); err != nil {
+			return nil, fmt.Errorf("checkpoint: thread %d robust list: %w", tid, err)
+		}
+		img.Threads = append(img.Threads, th)
+	}
 	in := &injector{pid: pid, insn: insn, base: p.saved}
 	err = p.injectQueries(in, mem, img, st)
 	p.held = append(p.held, in.held...)
@@ -212,6 +238,18 @@ func (p *Process) dump() (*Image, error) {
 	}
 	if img.Pending, err = peekSiginfo(pid); err != nil {
 		return nil, fmt.Errorf("checkpoint: pending signals: %w", err)
+	}
+	for _, tid := range p.tids {
+		pend, err := peekSiginfo(tid)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: pending signals of thread %d: %w", tid, err)
+		}
+		th := threadByTid(img, tid)
+		for _, ps := range pend {
+			if !ps.Shared {
+				th.Pending = append(th.Pending, ps)
+			}
+		}
 	}
 	// Signals that came during the injected calls were held back (Resume
 	// sends them again); the image gets them as if sent by kill(2).
@@ -297,6 +335,108 @@ func (p *Process) injectQueries(in *injector, mem *os.File, img *Image, st statu
 		}
 		img.SigActions = append(img.SigActions, SigAction{Sig: sig, Handler: le.Uint64(b),
 			Flags: le.Uint64(b[8:]), Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:])})
+	}
+	// The clear-tid address and the alternate stack are per thread: ask
+	// each thread itself.
+	for i := range img.Threads {
+		th := &img.Threads[i]
+		tin := &injector{pid: th.Tid, insn: in.insn, base: th.Regs}
+		_, err := tin.callOK(unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, buf+1024)
+		if err == nil {
+			_, err = tin.callOK(unix.SYS_SIGALTSTACK, 0, buf+1032)
+		}
+		in.held = append(in.held, tin.held...)
+		if e := setRegs(th.Tid, th.Regs); e != nil && err == nil {
+			err = e
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint: thread %d: %w", th.Tid, err)
+		}
+		b, err := read(1024, 40)
+		if err != nil {
+			return err
+		}
+		th.TIDAddress = le.Uint64(b)
+		th.AltStack = AltStack{SP: le.Uint64(b[8:]), Flags: le.Uint32(b[16:]), Size: le.Uint64(b[24:])}
+	}
+	return nil
+}
+
+// waitInterrupted waits for the PTRACE_EVENT_STOP of a seized and
+// interrupted thread, delivering any signal stop that comes first.
+func waitInterrupted(tid int) error {
+	for {
+		ws, err := waitStop(tid)
+		if err != nil {
+			return err
+		}
+		if stopEvent(ws) == unix.PTRACE_EVENT_STOP {
+			return nil
+		}
+		// A signal was on its way first: deliver it; the interrupt
+		// stays pending and stops the thread right after.
+		sig := 0
+		if stopEvent(ws) == 0 {
+			sig = int(ws.StopSignal())
+		}
+		if err := unix.PtraceCont(tid, sig); err != nil {
+			return err
+		}
+	}
+}
+
+// seizeThreads seizes and stops every other thread of the (stopped)
+// leader, listing /proc/PID/task again until no new thread shows up: a
+// thread not yet stopped may create another. Runs on the tracer thread.
+func (p *Process) seizeThreads() error {
+	p.tregs = map[int]Regs{}
+	seized := map[int]bool{p.pid: true}
+	for {
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(p.pid) + "/task")
+		if err != nil {
+			return err
+		}
+		var fresh []int
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || seized[tid] {
+				continue
+			}
+			seized[tid] = true
+			if err := seize(tid, 0); err != nil {
+				if err == unix.ESRCH {
+					continue // it exited meanwhile
+				}
+				return fmt.Errorf("checkpoint: seize thread %d: %w", tid, err)
+			}
+			p.tids = append(p.tids, tid)
+			if err := unix.PtraceInterrupt(tid); err != nil {
+				return fmt.Errorf("checkpoint: interrupt thread %d: %w", tid, err)
+			}
+			fresh = append(fresh, tid)
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		for _, tid := range fresh {
+			if err := waitInterrupted(tid); err != nil {
+				return fmt.Errorf("checkpoint: thread %d: %w", tid, err)
+			}
+			r, err := getRegs(tid)
+			if err != nil {
+				return err
+			}
+			p.tregs[tid] = r
+		}
+	}
+}
+
+// threadByTid returns the image's thread tid.
+func threadByTid(img *Image, tid int) *Thread {
+	for i := range img.Threads {
+		if img.Threads[i].Tid == tid {
+			return &img.Threads[i]
+		}
 	}
 	return nil
 }

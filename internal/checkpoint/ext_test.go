@@ -148,7 +148,7 @@ func TestDecodeVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img.ITimers, img.Pending, img.Creds = [3]ITimer{}, nil, nil
+	img.ITimers, img.Pending, img.Creds, img.Threads = [3]ITimer{}, nil, nil, nil
 	if !reflect.DeepEqual(got, img) {
 		t.Fatalf("version 1:\n got %+v\nwant %+v", got, img)
 	}
@@ -158,8 +158,26 @@ func TestDecodeVersion1(t *testing.T) {
 	if _, err := Decode(bytes.NewReader(v2)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("v1 header, v2 body: %v, want ErrCorrupt", err)
 	}
-	v2[8] = 3
+	v2[8] = version + 1
 	if _, err := Decode(bytes.NewReader(v2)); !errors.Is(err, ErrVersion) {
-		t.Fatalf("version 3: %v, want ErrVersion", err)
+		t.Fatalf("version %d: %v, want ErrVersion", version+1, err)
+	}
+}
+
+// TestDecodeVersion2 checks that a version-2 stream (no threads section)
+// still decodes, to the image without its threads.
+func TestDecodeVersion2(t *testing.T) {
+	img := sampleImage()
+	var b bytes.Buffer
+	if err := img.encode(&b, versionV2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.Threads = nil
+	if !reflect.DeepEqual(got, img) {
+		t.Fatalf("version 2:\n got %+v\nwant %+v", got, img)
 	}
 }

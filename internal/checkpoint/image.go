@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Image is the saved state of one single-threaded process. It is a plain
+// Image is the saved state of one process. It is a plain
 // value: building, encoding and decoding it performs no system calls.
 type Image struct {
 	Arch   string // "x86_64"
@@ -37,6 +37,24 @@ type Image struct {
 	ITimers [3]ITimer       // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
 	Pending []PendingSignal // queued signals, thread queue and shared queue
 	Creds   *Creds          // nil: credentials not saved (version 1), left as they are
+
+	// Image format version 3 (the threads section): every thread but the
+	// thread-group leader, whose state is in the fields above. Restored
+	// threads get new thread ids.
+	Threads []Thread
+}
+
+// Thread is the saved state of one non-leader thread.
+type Thread struct {
+	Tid        int // thread id at the dump (not kept by Restore)
+	Regs       Regs
+	XState     []byte
+	SigMask    uint64
+	AltStack   AltStack
+	TIDAddress uint64
+	RobustList RobustList
+	Rseq       Rseq
+	Pending    []PendingSignal // the thread's private queue (Shared false)
 }
 
 // ITimer is one interval timer as getitimer(2) reports it; a zero Value

@@ -38,7 +38,7 @@ func TestRefusals(t *testing.T) {
 		want []ReasonCode
 	}{
 		{"movable", ok, nil},
-		{"threads", with(func(v *procView) { v.Threads = 3 }), []ReasonCode{MultiThreaded}},
+		{"threads", with(func(v *procView) { v.Threads = 3 }), nil}, // threads move now
 		{"traced", with(func(v *procView) { v.TracerPid = 42 }), []ReasonCode{Traced}},
 		{"shared anon", with(func(v *procView) { v.Maps = append(v.Maps, shared) }), []ReasonCode{SharedMemory}},
 		{"shm", with(func(v *procView) { v.Maps = append(v.Maps, shm) }), []ReasonCode{SharedMemory}},
@@ -58,7 +58,7 @@ func TestRefusals(t *testing.T) {
 		{"several", with(func(v *procView) {
 			v.Threads = 2
 			v.Fds = append(v.Fds, fdView{5, "socket:[1]", fs.ModeSocket})
-		}), []ReasonCode{MultiThreaded, Socket}},
+		}), []ReasonCode{Socket}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,7 +94,6 @@ func TestRefuseLive(t *testing.T) {
 		code  ReasonCode
 	}{
 		{"socket", nil, Socket},
-		{"threads", []string{"-pthread"}, MultiThreaded},
 		{"traced", nil, Traced},
 		{"posixtimers", nil, Timers},
 	}

@@ -92,9 +92,13 @@ func Restore(img *Image, stub string) (*os.Process, error) {
 		if err != nil {
 			return fmt.Errorf("checkpoint: start stub: %w", err)
 		}
-		if err = restoreInto(pid, img); err != nil {
+		var tids []int
+		if err = restoreInto(pid, img, &tids); err != nil {
 			unix.Kill(pid, unix.SIGKILL)
 			var ws unix.WaitStatus
+			for _, tid := range tids { // traced threads: ours to reap
+				unix.Wait4(tid, &ws, unix.WALL, nil)
+			}
 			unix.Wait4(pid, &ws, unix.WALL, nil)
 		}
 		return err
@@ -114,7 +118,9 @@ type restorer struct {
 	stubIgnored uint64 // signals the stub inherited as ignored across exec
 }
 
-func restoreInto(pid int, img *Image) error {
+// restoreInto turns the stub pid into img's process; the threads it
+// created go into *tids as soon as they exist.
+func restoreInto(pid int, img *Image, tids *[]int) error {
 	ws, err := waitStop(pid)
 	if err != nil {
 		return err
@@ -196,6 +202,9 @@ func restoreInto(pid int, img *Image) error {
 	if err := setSigMask(pid, ^uint64(0)); err != nil {
 		return fmt.Errorf("checkpoint: sigmask: %w", err)
 	}
+	if err := r.threads(img, tids); err != nil {
+		return err
+	}
 	if err := r.last(img); err != nil {
 		return err
 	}
@@ -212,6 +221,23 @@ func restoreInto(pid int, img *Image) error {
 	}
 	if err := setRegs(pid, resumeRegs(img.Regs)); err != nil {
 		return fmt.Errorf("checkpoint: regs: %w", err)
+	}
+	for i, tid := range *tids {
+		th := &img.Threads[i]
+		if err := setSigMask(tid, th.SigMask); err != nil {
+			return fmt.Errorf("checkpoint: thread %d sigmask: %w", tid, err)
+		}
+		if err := setXState(tid, th.XState); err != nil {
+			return fmt.Errorf("checkpoint: thread %d xstate: %w", tid, err)
+		}
+		if err := setRegs(tid, resumeRegs(th.Regs)); err != nil {
+			return fmt.Errorf("checkpoint: thread %d regs: %w", tid, err)
+		}
+	}
+	for _, tid := range *tids {
+		if err := ptrace(unix.PTRACE_DETACH, tid, 0, 0); err != nil {
+			return fmt.Errorf("checkpoint: detach thread %d: %w", tid, err)
+		}
 	}
 	return ptrace(unix.PTRACE_DETACH, pid, 0, 0)
 }

@@ -301,3 +301,84 @@ func (r *restorer) last(img *Image) error {
 	}
 	return nil
 }
+
+// threads creates the image's other threads by injected clone(2) in the
+// main thread (they are traced at once, PTRACE_O_TRACECLONE) and gives
+// each, by calls injected in it, its clear-tid address, robust list,
+// alternate stack and rseq area, then queues its private signals. Their
+// registers are set at the very end. The new threads have new ids. The
+// signal mask must block everything (the threads inherit it).
+func (r *restorer) threads(img *Image, tids *[]int) error {
+	if len(img.Threads) == 0 {
+		return nil
+	}
+	in, le := r.in, binary.LittleEndian
+	pid := in.pid
+	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACECLONE); err != nil {
+		return fmt.Errorf("checkpoint: PTRACE_O_TRACECLONE: %w", err)
+	}
+	const flags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
+		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
+	for i := range img.Threads {
+		th := &img.Threads[i]
+		// The child stack is never used: the thread only makes injected
+		// calls until its registers are replaced.
+		v, err := in.callOK(unix.SYS_CLONE, flags, r.scratch+page-64, 0, 0, 0)
+		if err != nil {
+			return fmt.Errorf("checkpoint: clone thread %d: %w", th.Tid, err)
+		}
+		tid := int(v)
+		*tids = append(*tids, tid)
+		for {
+			ws, err := waitStop(tid)
+			if err != nil {
+				return fmt.Errorf("checkpoint: new thread %d: %w", tid, err)
+			}
+			if ws.StopSignal() == unix.SIGSTOP || stopEvent(ws) == unix.PTRACE_EVENT_STOP {
+				break
+			}
+			if err := unix.PtraceCont(tid, 0); err != nil {
+				return err
+			}
+		}
+		regs, err := getRegs(tid)
+		if err != nil {
+			return err
+		}
+		tin := &injector{pid: tid, insn: in.insn, base: regs}
+		tin.call(unix.SYS_SET_TID_ADDRESS, th.TIDAddress)
+		if rl := th.RobustList; rl.Head != 0 {
+			if _, err := tin.callOK(unix.SYS_SET_ROBUST_LIST, rl.Head, rl.Len); err != nil {
+				return fmt.Errorf("checkpoint: thread %d set_robust_list: %w", th.Tid, err)
+			}
+		}
+		if as := th.AltStack; as.Flags&ssDisable == 0 {
+			b := le.AppendUint64(nil, as.SP)
+			b = le.AppendUint64(b, uint64(as.Flags&^ssOnStack))
+			b = le.AppendUint64(b, as.Size)
+			if err := r.write(scratchStruct, b); err != nil {
+				return err
+			}
+			if _, err := tin.callOK(unix.SYS_SIGALTSTACK, r.scratch+scratchStruct, 0); err != nil {
+				return fmt.Errorf("checkpoint: thread %d sigaltstack: %w", th.Tid, err)
+			}
+		}
+		if rs := th.Rseq; rs.Ptr != 0 {
+			if _, err := tin.callOK(sysRseq, rs.Ptr, uint64(rs.Size), 0, uint64(rs.Sig)); err != nil {
+				return fmt.Errorf("checkpoint: thread %d rseq: %w", th.Tid, err)
+			}
+		}
+		if len(tin.held) > 0 {
+			return fmt.Errorf("checkpoint: thread %d: signals %v during restore", th.Tid, tin.held)
+		}
+		for _, p := range th.Pending {
+			if err := r.write(scratchStruct, p.Info[:]); err != nil {
+				return err
+			}
+			if _, err := in.callOK(unix.SYS_RT_TGSIGQUEUEINFO, uint64(pid), uint64(tid), uint64(p.Signo()), r.scratch+scratchStruct); err != nil {
+				return fmt.Errorf("checkpoint: thread %d: queue signal %d: %w", th.Tid, p.Signo(), err)
+			}
+		}
+	}
+	return nil
+}
