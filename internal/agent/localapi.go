@@ -143,6 +143,9 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/transitions", a.handleTransitions)
 	mux.HandleFunc("GET /v1/self", a.handleSelf)
 	mux.HandleFunc("POST /v1/leave", a.handleLeave)
+	mux.HandleFunc("GET /v1/procs", a.handleProcs)
+	mux.HandleFunc("GET /v1/procs/{cpid}", a.handleWhere)
+	mux.HandleFunc("POST /v1/signal", a.handleSignal)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	// Go's profiler, for operators chasing CPU or memory use.
 	// root only, on the socket: profiles show the daemon's internals.

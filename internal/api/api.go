@@ -11,6 +11,9 @@
 //	GET  /v1/transitions?after=E&wait=1   []Transition (long-poll when wait=1)
 //	GET  /v1/self             Self
 //	POST /v1/leave            (root only) makes this node leave the cluster
+//	GET  /v1/procs?node=N&user=U  []Proc of every node (or one)
+//	GET  /v1/procs/{cpid}     Proc: where a process runs
+//	POST /v1/signal           SignalRequest: signal a process or group (owner or root)
 //
 // Errors are returned as an Error body with a non-2xx status.
 package api
@@ -97,4 +100,35 @@ type Self struct {
 // Error is the body of every failed request.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// Proc is one process of the cluster, as `ssi ps` shows it.
+type Proc struct {
+	CPID    int64   `json:"cpid"`
+	Node    int     `json:"node"` // where it runs
+	Pid     int     `json:"pid"`  // its pid there
+	PPid    int     `json:"ppid"`
+	PGid    int     `json:"pgid"`
+	UID     int     `json:"uid"`
+	User    string  `json:"user"`
+	State   string  `json:"state"`
+	CPU     float64 `json:"cpu_percent"`
+	RSS     uint64  `json:"rss"`
+	Time    float64 `json:"cpu_seconds"`
+	Threads int     `json:"threads"`
+	Command string  `json:"command"`
+}
+
+// ProcsReply is the answer to GET /v1/procs: the processes, and the nodes
+// that could not be asked.
+type ProcsReply struct {
+	Procs       []Proc            `json:"procs"`
+	Unreachable map[string]string `json:"unreachable,omitempty"` // node number -> why
+}
+
+// SignalRequest is the body of POST /v1/signal.
+type SignalRequest struct {
+	CPID   int64 `json:"cpid"`
+	Group  bool  `json:"group,omitempty"` // CPID names a process group leader: signal the group
+	Signal int   `json:"signal"`
 }

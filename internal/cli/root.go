@@ -77,6 +77,7 @@ cluster, or see docs/install.md for real machines.`,
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(
 		newAgentCmd(), newInitCmd(g), newClusterCmd(g), newNodesCmd(g), newNodeCmd(g),
+		newPsCmd(g), newWhereCmd(g), newKillCmd(g),
 		newVersionCmd(g), newDevCmd(), newNodeInitCmd(),
 	)
 	return root

@@ -4,6 +4,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,7 +46,19 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 var ErrNoAgent = errors.New("no agent is running")
 
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://ssi"+path, nil)
+	return c.doBody(ctx, method, path, nil, out)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, in, out any) error {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://ssi"+path, reqBody)
 	if err != nil {
 		return err
 	}
@@ -145,4 +158,29 @@ func (c *Client) WaitReady(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// Procs lists the processes of every node (node 0) or of one, optionally of
+// one user (name or uid).
+func (c *Client) Procs(ctx context.Context, node int, user string) (api.ProcsReply, error) {
+	q := url.Values{}
+	if node != 0 {
+		q.Set("node", strconv.Itoa(node))
+	}
+	if user != "" {
+		q.Set("user", user)
+	}
+	var out api.ProcsReply
+	return out, c.do(ctx, http.MethodGet, "/v1/procs?"+q.Encode(), &out)
+}
+
+// Where returns the process with a cluster pid, with the node it runs on.
+func (c *Client) Where(ctx context.Context, cpid int64) (api.Proc, error) {
+	var out api.Proc
+	return out, c.do(ctx, http.MethodGet, "/v1/procs/"+strconv.FormatInt(cpid, 10), &out)
+}
+
+// Signal signals a process (or group) anywhere in the cluster, as the caller.
+func (c *Client) Signal(ctx context.Context, r api.SignalRequest) error {
+	return c.doBody(ctx, http.MethodPost, "/v1/signal", r, nil)
 }

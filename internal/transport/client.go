@@ -145,3 +145,15 @@ func (c *Client) Ping(ctx context.Context) (*PingResponse, error) {
 	out := new(PingResponse)
 	return out, c.cc.Invoke(ctx, MethodPing, &PingRequest{}, out)
 }
+
+// Procs calls Procs.
+func (c *Client) Procs(ctx context.Context) (*ProcsResponse, error) {
+	out := new(ProcsResponse)
+	return out, c.cc.Invoke(ctx, MethodProcs, &ProcsRequest{}, out)
+}
+
+// Signal calls Signal.
+func (c *Client) Signal(ctx context.Context, r *SignalRequest) (*SignalResponse, error) {
+	out := new(SignalResponse)
+	return out, c.cc.Invoke(ctx, MethodSignal, r, out)
+}

@@ -1,5 +1,7 @@
 package transport
 
+import "github.com/ssi-cluster/ssi/internal/api"
+
 // JoinRequest is sent by a node that has the join token but no certificate.
 type JoinRequest struct {
 	Secret     []byte `json:"secret"` // the token's secret (16 bytes)
@@ -43,3 +45,24 @@ type PingResponse struct {
 	NodeID string `json:"node_id"`
 	Number int    `json:"number"`
 }
+
+// ProcsRequest asks a node for its process table.
+type ProcsRequest struct{}
+
+// ProcsResponse is a node's process table.
+type ProcsResponse struct {
+	Procs []api.Proc `json:"procs"`
+}
+
+// SignalRequest asks a node to signal one of its processes (or, with Group,
+// a process group) on behalf of a user; the node checks ownership.
+type SignalRequest struct {
+	Pid    int  `json:"pid"`
+	Group  bool `json:"group,omitempty"`
+	Signal int  `json:"signal"`
+	UID    int  `json:"uid"` // the caller, as its own node saw it (SO_PEERCRED)
+	From   int  `json:"from"`
+}
+
+// SignalResponse is empty: success.
+type SignalResponse struct{}

@@ -18,6 +18,10 @@ type Handler interface {
 	Forward(context.Context, *ForwardRequest) (*ForwardResponse, error)
 	// Ping answers who this node is.
 	Ping(context.Context, *PingRequest) (*PingResponse, error)
+	// Procs returns this node's process table.
+	Procs(context.Context, *ProcsRequest) (*ProcsResponse, error)
+	// Signal delivers a signal to a local process for a user of the cluster.
+	Signal(context.Context, *SignalRequest) (*SignalResponse, error)
 }
 
 const serviceName = "ssi.v1.Cluster"
@@ -27,6 +31,8 @@ const (
 	MethodJoin    = "/" + serviceName + "/Join"
 	MethodForward = "/" + serviceName + "/Forward"
 	MethodPing    = "/" + serviceName + "/Ping"
+	MethodProcs   = "/" + serviceName + "/Procs"
+	MethodSignal  = "/" + serviceName + "/Signal"
 )
 
 var serviceDesc = grpc.ServiceDesc{
@@ -36,6 +42,8 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Join", Handler.Join),
 		unary("Forward", Handler.Forward),
 		unary("Ping", Handler.Ping),
+		unary("Procs", Handler.Procs),
+		unary("Signal", Handler.Signal),
 	},
 	Metadata: "ssi/v1/cluster",
 }

@@ -62,6 +62,16 @@ func (h *fakeHandler) Ping(ctx context.Context, r *PingRequest) (*PingResponse, 
 	return &PingResponse{NodeID: "server-node", Number: 1}, nil
 }
 
+func (h *fakeHandler) Procs(ctx context.Context, r *ProcsRequest) (*ProcsResponse, error) {
+	h.record(ctx, "Procs", r)
+	return &ProcsResponse{}, nil
+}
+
+func (h *fakeHandler) Signal(ctx context.Context, r *SignalRequest) (*SignalResponse, error) {
+	h.record(ctx, "Signal", r)
+	return &SignalResponse{}, nil
+}
+
 // cluster is a CA with a server and a client certificate.
 type cluster struct {
 	ca                    *pki.CA

@@ -1,0 +1,243 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/vproc"
+)
+
+func newPsCmd(g *globals) *cobra.Command {
+	var node int
+	var user string
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List the processes of every node, with cluster pids",
+		Long: `List every process of every node that is up: cluster pid (CPID), node, local
+pid, user, state, CPU, resident memory, CPU time and command. A cluster pid
+is the origin node's number and the pid there (shown as NODE:PID too, which
+every command accepts). Nodes that could not be asked are named on stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			reply, err := c.Procs(cmdContext(cmd), node, user)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(reply)
+			}
+			printProcs(g, reply.Procs)
+			var down []string
+			for n, why := range reply.Unreachable {
+				down = append(down, fmt.Sprintf("node %s: %s", n, why))
+			}
+			sort.Strings(down)
+			for _, d := range down {
+				fmt.Fprintf(g.stderr, "ssi: not listed: %s\n", d)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&node, "on", 0, "only the processes of node N")
+	cmd.Flags().StringVarP(&user, "user", "u", "", "only the processes of this user (name or uid)")
+	return cmd
+}
+
+func printProcs(g *globals, procs []api.Proc) {
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CPID\tNODE:PID\tUSER\tS\t%CPU\tRSS\tTIME\tCOMMAND")
+	for _, p := range procs {
+		cmdline := p.Command
+		if len(cmdline) > 80 {
+			cmdline = cmdline[:77] + "..."
+		}
+		fmt.Fprintf(tw, "%d\t%d:%d\t%s\t%s\t%.1f\t%s\t%s\t%s\n", p.CPID, p.Node, p.Pid, p.User, p.State, p.CPU,
+			humanBytes(p.RSS), cpuTime(p.Time), cmdline)
+	}
+	tw.Flush()
+}
+
+func cpuTime(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	return fmt.Sprintf("%d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+}
+
+func newWhereCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "where CPID",
+		Short: "Print the node a process runs on (where_pid)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cpid, err := vproc.Parse(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			p, err := c.Where(cmdContext(cmd), int64(cpid))
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(p)
+			}
+			fmt.Fprintln(g.stdout, p.Node)
+			return nil
+		},
+	}
+}
+
+// killArgs is a parsed `ssi kill` command line.
+type killArgs struct {
+	signal  int
+	targets []api.SignalRequest
+}
+
+// parseKill parses [-SIGNAL | -s SIGNAL] [--] TARGET..., where a target is
+// a CPID (or NODE:PID) or, after --, -CPGID for a process group. Global
+// flags (--socket, --node, -o) may come first.
+func parseKill(args []string, g *globals) (killArgs, error) {
+	k := killArgs{signal: int(unix.SIGTERM)}
+	opts := true
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func() (string, error) {
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("%s needs a value", a)
+			}
+			i++
+			return args[i], nil
+		}
+		switch {
+		case opts && a == "--":
+			opts = false
+		case opts && (a == "--socket" || a == "--node" || a == "-o" || a == "--output" || a == "-s" || a == "--signal"):
+			v, err := next()
+			if err != nil {
+				return k, err
+			}
+			if err := setKillOpt(a, v, g, &k); err != nil {
+				return k, err
+			}
+		case opts && strings.HasPrefix(a, "--") && strings.Contains(a, "="):
+			name, v, _ := strings.Cut(a, "=")
+			if err := setKillOpt(name, v, g, &k); err != nil {
+				return k, err
+			}
+		case opts && strings.HasPrefix(a, "-") && len(a) > 1:
+			sig, err := parseSignal(a[1:])
+			if err != nil {
+				return k, err
+			}
+			k.signal = sig
+		default:
+			group := strings.HasPrefix(a, "-")
+			cpid, err := vproc.Parse(strings.TrimPrefix(a, "-"))
+			if err != nil {
+				return k, err
+			}
+			k.targets = append(k.targets, api.SignalRequest{CPID: int64(cpid), Group: group})
+		}
+	}
+	if len(k.targets) == 0 {
+		return k, fmt.Errorf("kill: name at least one cluster pid (or -- -CPGID)")
+	}
+	for i := range k.targets {
+		k.targets[i].Signal = k.signal
+	}
+	return k, nil
+}
+
+func setKillOpt(name, v string, g *globals, k *killArgs) error {
+	switch name {
+	case "--socket":
+		g.socket = v
+	case "--node":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("--node %q is not a number", v)
+		}
+		g.node = n
+	case "-o", "--output":
+		g.output = v
+	case "-s", "--signal":
+		sig, err := parseSignal(v)
+		if err != nil {
+			return err
+		}
+		k.signal = sig
+	default:
+		return fmt.Errorf("unknown flag %s", name)
+	}
+	return nil
+}
+
+// parseSignal reads 9, KILL or SIGKILL.
+func parseSignal(s string) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 || n > 64 {
+			return 0, fmt.Errorf("%d is not a signal number", n)
+		}
+		return n, nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if n := unix.SignalNum(name); n != 0 {
+		return int(n), nil
+	}
+	return 0, fmt.Errorf("%q is not a signal name", s)
+}
+
+func newKillCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "kill [-SIGNAL] CPID... | kill -SIGNAL -- -CPGID",
+		Short: "Send a signal to processes anywhere in the cluster",
+		Long: `Send a signal (default TERM) to processes by cluster pid, wherever they run,
+as you: you may signal your own processes, root may signal all. The node
+where a process runs checks its owner. -- -CPGID signals the process group
+led by CPID on its node.
+
+    ssi kill 4194433            ssi kill -9 2:1234          ssi kill -HUP -- -2:1200`,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+				return cmd.Help()
+			}
+			k, err := parseKill(args, g)
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var failed error
+			for _, t := range k.targets {
+				if err := c.Signal(cmdContext(cmd), t); err != nil {
+					fmt.Fprintf(g.stderr, "ssi: %v\n", err)
+					failed = exitError{1}
+				}
+			}
+			return failed
+		},
+	}
+}
