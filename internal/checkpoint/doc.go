@@ -67,6 +67,39 @@
 // it. An error in Freeze or Dump detaches and leaves the process running
 // as it was.
 //
+// # Dirty tracking and pre-copy
+//
+// TrackDirty, on a frozen process, creates a userfaultfd inside it by
+// injected calls (userfaultfd(2); UFFDIO_API asking for
+// UFFD_FEATURE_WP_ASYNC and UFFD_FEATURE_WP_UNPOPULATED;
+// UFFDIO_REGISTER in write-protect mode on every private mapping, the
+// structures written in the temporary page), takes it into our process
+// with pidfd_open and pidfd_getfd, and closes it in the process, so its fd
+// table shows nothing (Check still passes). In asynchronous mode the
+// kernel resolves write faults itself: the process runs on, the pages it
+// writes just lose their protection. Tracker.Dirty reads them with the
+// PAGEMAP_SCAN ioctl on /proc/PID/pagemap (PAGE_IS_WRITTEN, with
+// PM_SCAN_WP_MATCHING|PM_SCAN_CHECK_WPASYNC, which protects them again
+// in the same walk; about 5 ms per GiB here). It also reports, from a scan
+// for PAGE_IS_WPALLOWED, the parts of the private mappings that are not
+// tracked (mapped after TrackDirty, brk growth, mremap moves, [vdso]) and
+// whether /proc/PID/maps changed. Tracking is only ever lost, never
+// gained, so an area tracked at the end was tracked all along. The
+// kernel's own writes (the rseq cpu_id on each return to user mode) count
+// as writes. Closing the Tracker unregisters everything.
+//
+// Process.PreCopy starts tracking, resumes the process and copies all its
+// private memory while it runs (round 0, process_vm_readv or
+// /proc/PID/mem); PreCopier.Round copies the pages written since the
+// previous round; PreCopier.Finish freezes the process, scans once more
+// (written pages, and tracked pages found neither present nor swapped:
+// zeroed, or read again for file mappings; a safety net, as this kernel
+// already reports the pages MADV_DONTNEED empties as written) and runs the ordinary Dump with the memory taken from the
+// pre-copied copy plus the last written and the untracked areas. The
+// image is the one Dump would give. The userfaultfd is closed in the
+// background after Finish: unprotecting 1 GiB takes tens of milliseconds;
+// PreCopier.Close waits for it.
+//
 // # Image format
 //
 // Encode writes, and Decode reads, a stream: the magic "SSICKPT1" and a

@@ -23,6 +23,9 @@ type Process struct {
 	tregs map[int]Regs  // their registers at the freeze
 	held  []unix.Signal // signals that arrived while frozen, sent again on Resume
 	spent bool
+	// fill, when set, supplies the contents of a mapping in place of
+	// reading it all (pre-copy, see PreCopier).
+	fill func(m *Mapping, mem *os.File) error
 }
 
 // Pid is the process id.
@@ -196,8 +199,14 @@ func (p *Process) dump() (*Image, error) {
 		if !m.Kind.NeedsData() {
 			continue
 		}
-		m.Data = make([]byte, m.Size())
-		if err := readMemory(pid, mem, m.Data, m.Start, m.Prot&ProtRead != 0); err != nil {
+		var err error
+		if p.fill != nil {
+			err = p.fill(m, mem)
+		} else {
+			m.Data = make([]byte, m.Size())
+			err = readMemory(pid, mem, m.Data, m.Start, m.Prot&ProtRead != 0)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("checkpoint: read %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
 		}
 		if m.Kind == KindVDSO {

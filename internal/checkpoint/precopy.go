@@ -1,0 +1,267 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// segment is memory copied by a pre-copy round: the contents of
+// [start, end) as last read.
+type segment struct {
+	start, end uint64
+	data       []byte
+}
+
+// PreCopier copies the memory of a running process in rounds before the
+// final freeze, so that the freeze copies only what changed meanwhile.
+// Round 0 (in PreCopy) copies every private mapping; each Round copies the
+// pages written since the previous one; Finish freezes the process, copies
+// the last written pages and what is not tracked, and dumps the rest of
+// the state. Methods must not be called concurrently.
+type PreCopier struct {
+	pid   int
+	t     *Tracker
+	segs  []segment // sorted, disjoint
+	stale []Range   // reads that failed while the process ran: read again at Finish
+	done  bool
+	// closed is closed when the tracker, closed in the background by
+	// Finish, is closed.
+	closed chan struct{}
+
+	// Rounds counts the rounds done, round 0 included; Copied is the
+	// bytes copied by them.
+	Rounds int
+	Copied int64
+	// LastScan is how long the last Round's Dirty scan took.
+	LastScan time.Duration
+}
+
+// PreCopy starts write tracking on the frozen process (TrackDirty),
+// resumes it (p is spent), and copies all its private memory while it
+// runs (round 0).
+func (p *Process) PreCopy() (*PreCopier, error) {
+	t, err := p.TrackDirty()
+	if err != nil {
+		p.Resume()
+		return nil, err
+	}
+	if err := p.Resume(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	c := &PreCopier{pid: p.pid, t: t}
+	if err := c.round0(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *PreCopier) round0() error {
+	text, err := os.ReadFile("/proc/" + strconv.Itoa(c.pid) + "/maps")
+	if err != nil {
+		return err
+	}
+	maps, err := parseMaps(string(text))
+	if err != nil {
+		return err
+	}
+	mem, err := os.Open("/proc/" + strconv.Itoa(c.pid) + "/mem")
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	for i := range maps {
+		m := &maps[i]
+		if !trackable(m) {
+			continue
+		}
+		s := segment{start: m.Start, end: m.End, data: make([]byte, m.Size())}
+		if err := readMemory(c.pid, mem, s.data, m.Start, m.Prot&ProtRead != 0); err != nil {
+			c.stale = append(c.stale, Range{m.Start, m.End})
+		}
+		c.segs = append(c.segs, s)
+		c.Copied += int64(m.Size())
+	}
+	c.Rounds = 1
+	return nil
+}
+
+// Round copies the pages written since the previous round and returns
+// how many bytes it copied.
+func (c *PreCopier) Round() (int64, error) {
+	if c.done {
+		return 0, errors.New("checkpoint: pre-copy finished")
+	}
+	t0 := time.Now()
+	ds, err := c.t.Dirty()
+	if err != nil {
+		return 0, err
+	}
+	c.LastScan = time.Since(t0)
+	mem, err := os.Open("/proc/" + strconv.Itoa(c.pid) + "/mem")
+	if err != nil {
+		return 0, err
+	}
+	defer mem.Close()
+	var n int64
+	for _, r := range ds.Written {
+		n += c.update(mem, r)
+	}
+	c.Rounds++
+	c.Copied += n
+	return n, nil
+}
+
+// update reads the parts of r that fall inside segments; a failed read is
+// remembered as stale.
+func (c *PreCopier) update(mem *os.File, r Range) int64 {
+	var n int64
+	i := sort.Search(len(c.segs), func(i int) bool { return c.segs[i].end > r.Start })
+	for ; i < len(c.segs) && c.segs[i].start < r.End; i++ {
+		s := &c.segs[i]
+		a, b := max(r.Start, s.start), min(r.End, s.end)
+		if err := readMemory(c.pid, mem, s.data[a-s.start:b-s.start], a, true); err != nil {
+			c.stale = append(c.stale, Range{a, b})
+		}
+		n += int64(b - a)
+	}
+	return n
+}
+
+// FinishStats describes the final round.
+type FinishStats struct {
+	Written   int64 // bytes of pages written since the last round, read frozen
+	Untracked int64 // bytes of untracked areas read frozen
+	Zeroed    int64 // bytes of tracked pages found absent (zapped)
+
+	Stop, Scan, Dump time.Duration // Freeze, the final PAGEMAP_SCAN, the dump
+}
+
+// Finish freezes the process (Freeze), copies the last written pages and
+// the untracked areas, and dumps it, memory coming from the pre-copied
+// segments. The image is the one Dump would give. On success the process
+// is still frozen: call Resume or Kill on the returned Process. On error
+// the process is left running. Either way the tracking ends.
+func (c *PreCopier) Finish() (*Process, *Image, *FinishStats, error) {
+	if c.done {
+		return nil, nil, nil, errors.New("checkpoint: pre-copy finished")
+	}
+	c.done = true
+	// Closing the userfaultfd unprotects every page (tens of
+	// milliseconds per GiB): not while the caller waits.
+	defer func() {
+		c.closed = make(chan struct{})
+		go func() { c.t.Close(); close(c.closed) }()
+	}()
+	t0 := time.Now()
+	p, err := Freeze(c.pid)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	t1 := time.Now()
+	ds, gone, tracked, err := c.t.dirty(true)
+	if err != nil {
+		p.Resume()
+		return nil, nil, nil, err
+	}
+	t2 := time.Now()
+	st := &FinishStats{Stop: t1.Sub(t0), Scan: t2.Sub(t1)}
+	p.fill = func(m *Mapping, mem *os.File) error {
+		return c.fill(p.pid, m, mem, tracked, ds.Written, gone, st)
+	}
+	img, err := p.Dump()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st.Dump = time.Since(t2)
+	p.fill = nil
+	c.segs = nil
+	return p, img, st, nil
+}
+
+// fill builds m.Data: from the segments where the range has been tracked
+// all along, read from the process everywhere else; then the written
+// pages are read, the stale ranges read again and the absent pages
+// zeroed (anonymous) or read again (file-backed).
+func (c *PreCopier) fill(pid int, m *Mapping, mem *os.File, tracked, written, gone []Range, st *FinishStats) error {
+	r := Range{m.Start, m.End}
+	read := func(a, b uint64) error {
+		return readMemory(pid, mem, m.Data[a-m.Start:b-m.Start], a, m.Prot&ProtRead != 0)
+	}
+	if !trackable(m) {
+		m.Data = make([]byte, m.Size())
+		st.Untracked += int64(m.Size())
+		return read(m.Start, m.End)
+	}
+	// Zero copy when one segment covers the whole mapping.
+	i := sort.Search(len(c.segs), func(i int) bool { return c.segs[i].end > r.Start })
+	if i < len(c.segs) && c.segs[i].start <= r.Start && c.segs[i].end >= r.End {
+		s := &c.segs[i]
+		m.Data = s.data[r.Start-s.start : r.End-s.start : r.End-s.start]
+	} else {
+		m.Data = make([]byte, m.Size())
+		for ; i < len(c.segs) && c.segs[i].start < r.End; i++ {
+			s := &c.segs[i]
+			a, b := max(r.Start, s.start), min(r.End, s.end)
+			copy(m.Data[a-m.Start:b-m.Start], s.data[a-s.start:b-s.start])
+		}
+	}
+	// What the segments do not cover, or what is not tracked, is read now.
+	var covered []Range
+	for _, s := range c.segs {
+		covered = append(covered, Range{s.start, s.end})
+	}
+	var have []Range
+	for _, t := range intersect(r, tracked) {
+		have = append(have, intersect(t, covered)...)
+	}
+	for _, u := range subtract(r, have) {
+		if err := read(u.Start, u.End); err != nil {
+			return fmt.Errorf("untracked %#x-%#x: %w", u.Start, u.End, err)
+		}
+		st.Untracked += int64(u.Size())
+	}
+	for _, w := range intersect(r, written) {
+		if err := read(w.Start, w.End); err != nil {
+			return fmt.Errorf("written %#x-%#x: %w", w.Start, w.End, err)
+		}
+		st.Written += int64(w.Size())
+	}
+	for _, s := range c.stale {
+		if s.End <= r.Start || s.Start >= r.End {
+			continue
+		}
+		a, b := max(r.Start, s.Start), min(r.End, s.End)
+		if err := read(a, b); err != nil {
+			return fmt.Errorf("stale %#x-%#x: %w", a, b, err)
+		}
+	}
+	for _, g := range intersect(r, gone) {
+		if m.Kind == KindFilePrivate {
+			if err := read(g.Start, g.End); err != nil {
+				return fmt.Errorf("absent %#x-%#x: %w", g.Start, g.End, err)
+			}
+		} else {
+			clear(m.Data[g.Start-m.Start : g.End-m.Start])
+		}
+		st.Zeroed += int64(g.Size())
+	}
+	return nil
+}
+
+// Close ends the tracking without a final round or, after Finish, waits
+// until the tracking has ended.
+func (c *PreCopier) Close() error {
+	c.done = true
+	c.segs = nil
+	if c.closed != nil {
+		<-c.closed
+		return nil
+	}
+	return c.t.Close()
+}
