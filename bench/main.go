@@ -5,6 +5,7 @@
 //	go run ./bench detect [-reps 20] [-nodes 5]   node-down detection (root: namespaces)
 //	go run ./bench soak [-duration 10m]           no false down under CPU saturation (root)
 //	go run ./bench scale [-nodes 64]              formation time, `ssi nodes` latency, memory
+//	go run ./bench ps [-nodes 5 -procs 1000]      `ssi ps` latency over many processes (root)
 package main
 
 import (
@@ -34,6 +35,8 @@ func main() {
 		err = soak(ctx, os.Args[2:])
 	case "scale":
 		err = scale(ctx, os.Args[2:])
+	case "ps":
+		err = psBench(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -44,7 +47,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale|ps [flags]  (-h for flags)")
 	os.Exit(2)
 }
 

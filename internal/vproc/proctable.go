@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,7 +14,7 @@ import (
 // Proc is one process of a node's table.
 type Proc struct {
 	Pid, PPid, PGid, Sid int
-	UID, GID             int
+	UID, GID             int     // effective (the owner of /proc/PID)
 	State                string  // R, S, D, Z, T, ...
 	Comm                 string  // the kernel's short name
 	Cmdline              string  // arguments joined by spaces; [comm] for kernel threads
@@ -154,16 +155,14 @@ func readProc(dir string, pid int, uptime float64, page uint64) (Proc, bool) {
 	if err != nil || st.pid != pid {
 		return Proc{}, false
 	}
-	stb, err := os.ReadFile(filepath.Join(dir, "status"))
-	if err != nil {
-		return Proc{}, false
-	}
-	uid, gid, err := parseIDs(stb)
-	if err != nil {
+	// /proc/PID belongs to the process's effective uid and gid (what ps
+	// shows): one stat instead of reading and parsing status.
+	var fi unix.Stat_t
+	if err := unix.Stat(dir, &fi); err != nil {
 		return Proc{}, false
 	}
 	cmd, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
-	p := Proc{Pid: pid, PPid: st.ppid, PGid: st.pgid, Sid: st.sid, UID: uid, GID: gid, State: st.state,
+	p := Proc{Pid: pid, PPid: st.ppid, PGid: st.pgid, Sid: st.sid, UID: int(fi.Uid), GID: int(fi.Gid), State: st.state,
 		Comm: st.comm, RSS: st.rssPages * page, CPUTime: float64(st.utime+st.stime) / clockTicks, Threads: st.threads}
 	p.Cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
 	if p.Cmdline == "" {
