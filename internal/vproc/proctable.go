@@ -111,12 +111,13 @@ func Table(procDir string) ([]Proc, error) {
 	uptime := readUptime(procDir)
 	page := uint64(os.Getpagesize())
 	out := make([]Proc, 0, len(names))
+	buf := make([]byte, 4096)
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
 		if err != nil {
 			continue
 		}
-		p, ok := readProc(filepath.Join(procDir, name), pid, uptime, page)
+		p, ok := readProc(procDir+"/"+name, pid, uptime, page, buf)
 		if ok {
 			out = append(out, p)
 		}
@@ -146,8 +147,8 @@ func readUptime(procDir string) float64 {
 	return v
 }
 
-func readProc(dir string, pid int, uptime float64, page uint64) (Proc, bool) {
-	sb, err := os.ReadFile(filepath.Join(dir, "stat"))
+func readProc(dir string, pid int, uptime float64, page uint64, buf []byte) (Proc, bool) {
+	sb, err := readSmall(dir+"/stat", buf)
 	if err != nil {
 		return Proc{}, false
 	}
@@ -161,7 +162,7 @@ func readProc(dir string, pid int, uptime float64, page uint64) (Proc, bool) {
 	if err := unix.Stat(dir, &fi); err != nil {
 		return Proc{}, false
 	}
-	cmd, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+	cmd, _ := readSmall(dir+"/cmdline", buf)
 	p := Proc{Pid: pid, PPid: st.ppid, PGid: st.pgid, Sid: st.sid, UID: int(fi.Uid), GID: int(fi.Gid), State: st.state,
 		Comm: st.comm, RSS: st.rssPages * page, CPUTime: float64(st.utime+st.stime) / clockTicks, Threads: st.threads}
 	p.Cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
@@ -182,4 +183,31 @@ func Owner(procDir string, pid int) (int, error) {
 	}
 	uid, _, err := parseIDs(b)
 	return uid, err
+}
+
+// readSmall reads a small /proc file into buf with open, read and close
+// only (os.ReadFile also stats it): a process table reads two files of each
+// process, so system calls are most of its cost. A longer file is cut at
+// len(buf), which only shortens a very long command line.
+func readSmall(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], nil
 }
