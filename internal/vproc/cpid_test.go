@@ -75,3 +75,16 @@ func FuzzParseIDs(f *testing.F) {
 	f.Add([]byte("Name:\tx\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\n"))
 	f.Fuzz(func(t *testing.T, b []byte) { parseIDs(b) })
 }
+
+// BenchmarkTable reads this machine's whole process table.
+func BenchmarkTable(b *testing.B) {
+	n := 0
+	for b.Loop() {
+		procs, err := Table("/proc")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(procs)
+	}
+	b.ReportMetric(float64(n), "procs")
+}

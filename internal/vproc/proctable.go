@@ -7,8 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Proc is one process of a node's table.
@@ -110,17 +112,31 @@ func Table(procDir string) ([]Proc, error) {
 	}
 	uptime := readUptime(procDir)
 	page := uint64(os.Getpagesize())
-	out := make([]Proc, 0, len(names))
-	buf := make([]byte, 4096)
-	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil {
-			continue
-		}
-		p, ok := readProc(procDir+"/"+name, pid, uptime, page, buf)
-		if ok {
-			out = append(out, p)
-		}
+	// Reading /proc is system calls, most of them in the kernel's text
+	// generation: spread the processes over the CPUs.
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(names)/256))
+	parts := make([][]Proc, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4096)
+			for i := w; i < len(names); i += workers {
+				pid, err := strconv.Atoi(names[i])
+				if err != nil {
+					continue
+				}
+				if p, ok := readProc(procDir+"/"+names[i], pid, uptime, page, buf); ok {
+					parts[w] = append(parts[w], p)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var out []Proc
+	for _, part := range parts {
+		out = append(out, part...)
 	}
 	return out, nil
 }
