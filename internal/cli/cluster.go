@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,20 +19,17 @@ func newClusterCmd(g *globals) *cobra.Command {
 		Short: "Print the cluster's name (cluster_name)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			cl, err := c.Cluster(cmdContext(cmd))
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return g.printJSON(cl)
-			}
-			fmt.Fprintln(g.stdout, cl.Name)
-			return nil
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				cl, err := c.Cluster(ctx)
+				if err != nil {
+					return err
+				}
+				if g.json() {
+					return g.printJSON(cl)
+				}
+				fmt.Fprintln(g.stdout, cl.Name)
+				return nil
+			})
 		},
 	})
 	return cmd

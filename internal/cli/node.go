@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/client"
 )
 
 func newNodeCmd(g *globals) *cobra.Command {
@@ -41,20 +43,17 @@ func newNodeInfoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			node, err := c.Node(cmdContext(cmd), n)
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return g.printJSON(node)
-			}
-			printNodeInfo(g, node)
-			return nil
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				node, err := c.Node(ctx, n)
+				if err != nil {
+					return err
+				}
+				if g.json() {
+					return g.printJSON(node)
+				}
+				printNodeInfo(g, node)
+				return nil
+			})
 		},
 	}
 }
@@ -132,20 +131,17 @@ node holds it, leave gossip and stop the agent. The node keeps its number:
 starting the agent again later brings it back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			t, err := c.Leave(cmdContext(cmd))
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return g.printJSON(t)
-			}
-			fmt.Fprintln(g.stdout, formatTransition(t))
-			return nil
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				t, err := c.Leave(ctx)
+				if err != nil {
+					return err
+				}
+				if g.json() {
+					return g.printJSON(t)
+				}
+				fmt.Fprintln(g.stdout, formatTransition(t))
+				return nil
+			})
 		},
 	}
 }

@@ -28,24 +28,20 @@ With --watch, print each membership transition as it is committed, with its
 epoch, until interrupted (cluster_transition).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmdContext(cmd)
-			if watch {
-				return watchTransitions(ctx, c, g)
-			}
-			nodes, err := c.Nodes(ctx)
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return g.printJSON(nodes)
-			}
-			printNodes(g.stdout, nodes)
-			return nil
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if watch {
+					return watchTransitions(ctx, c, g)
+				}
+				nodes, err := c.Nodes(ctx)
+				if err != nil {
+					return err
+				}
+				if g.json() {
+					return g.printJSON(nodes)
+				}
+				printNodes(g.stdout, nodes)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print transitions as they are committed")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/client"
 	"github.com/ssi-cluster/ssi/internal/vproc"
 )
 
@@ -27,28 +29,25 @@ is the origin node's number and the pid there (shown as NODE:PID too, which
 every command accepts). Nodes that could not be asked are named on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			reply, err := c.Procs(cmdContext(cmd), node, user)
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return g.printJSON(reply)
-			}
-			printProcs(g, reply.Procs)
-			var down []string
-			for n, why := range reply.Unreachable {
-				down = append(down, fmt.Sprintf("node %s: %s", n, why))
-			}
-			sort.Strings(down)
-			for _, d := range down {
-				fmt.Fprintf(g.stderr, "ssi: not listed: %s\n", d)
-			}
-			return nil
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				reply, err := c.Procs(ctx, node, user)
+				if err != nil {
+					return err
+				}
+				if g.json() {
+					return g.printJSON(reply)
+				}
+				printProcs(g, reply.Procs)
+				var down []string
+				for n, why := range reply.Unreachable {
+					down = append(down, fmt.Sprintf("node %s: %s", n, why))
+				}
+				sort.Strings(down)
+				for _, d := range down {
+					fmt.Fprintf(g.stderr, "ssi: not listed: %s\n", d)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().IntVar(&node, "on", 0, "only the processes of node N")
@@ -85,20 +84,17 @@ func newWhereCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			p, err := c.Where(cmdContext(cmd), int64(cpid))
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return g.printJSON(p)
-			}
-			fmt.Fprintln(g.stdout, p.Node)
-			return nil
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				p, err := c.Where(ctx, int64(cpid))
+				if err != nil {
+					return err
+				}
+				if g.json() {
+					return g.printJSON(p)
+				}
+				fmt.Fprintln(g.stdout, p.Node)
+				return nil
+			})
 		},
 	}
 }
@@ -225,19 +221,16 @@ led by CPID on its node.
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var failed error
-			for _, t := range k.targets {
-				if err := c.Signal(cmdContext(cmd), t); err != nil {
-					fmt.Fprintf(g.stderr, "ssi: %v\n", err)
-					failed = exitError{1}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				var failed error
+				for _, t := range k.targets {
+					if err := c.Signal(ctx, t); err != nil {
+						fmt.Fprintf(g.stderr, "ssi: %v\n", err)
+						failed = exitError{1}
+					}
 				}
-			}
-			return failed
+				return failed
+			})
 		},
 	}
 }

@@ -116,3 +116,14 @@ func cmdContext(cmd *cobra.Command) context.Context {
 	}
 	return context.Background()
 }
+
+// withClient runs fn with a client of the agent chosen by --socket or
+// --node, and closes it.
+func (g *globals) withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client) error) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(cmdContext(cmd), c)
+}
