@@ -49,6 +49,8 @@ type Agent struct {
 	metrics *metrics
 	httpAPI *apiServer
 
+	userNames sync.Map // uid -> login name, for ps
+
 	leaveCh   chan struct{} // closed by a `node leave` request
 	leaveOnce sync.Once
 	stopped   chan struct{}

@@ -27,15 +27,23 @@ import (
 // cluster pids, `where`, and signals with ownership checked on the node
 // where the process runs.
 
-// localProcs is this node's process table as api.Procs.
-func (a *Agent) localProcs() ([]api.Proc, error) {
+// localProcs is this node's process table as api.Procs, or only process
+// pid when pid is not 0.
+func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 	num := a.Identity().Number
 	if num == 0 {
 		return nil, errors.New("this node has no number yet")
 	}
-	table, err := vproc.Table("/proc")
-	if err != nil {
-		return nil, err
+	var table []vproc.Proc
+	if pid != 0 {
+		if p, ok := vproc.Lookup("/proc", pid); ok {
+			table = append(table, p)
+		}
+	} else {
+		var err error
+		if table, err = vproc.Table("/proc"); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]api.Proc, 0, len(table))
 	for _, p := range table {
@@ -44,28 +52,31 @@ func (a *Agent) localProcs() ([]api.Proc, error) {
 			continue
 		}
 		out = append(out, api.Proc{CPID: int64(cpid), Node: num, Pid: p.Pid, PPid: p.PPid, PGid: p.PGid,
-			UID: p.UID, User: userName(p.UID), State: p.State, CPU: p.CPUPercent, RSS: p.RSS,
+			UID: p.UID, User: a.userName(p.UID), State: p.State, CPU: p.CPUPercent, RSS: p.RSS,
 			Time: p.CPUTime, Threads: p.Threads, Command: p.Cmdline})
 	}
 	return out, nil
 }
 
-var userNames sync.Map // uid -> name
-
-func userName(uid int) string {
-	if v, ok := userNames.Load(uid); ok {
+// userName returns the login name of uid (the uid itself if it has none),
+// remembered for the agent's life.
+func (a *Agent) userName(uid int) string {
+	if v, ok := a.userNames.Load(uid); ok {
 		return v.(string)
 	}
 	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
-	userNames.Store(uid, name)
+	a.userNames.Store(uid, name)
 	return name
 }
 
-func (h *rpcHandler) Procs(ctx context.Context, _ *transport.ProcsRequest) (*transport.ProcsResponse, error) {
-	procs, err := h.agent().localProcs()
+func (h *rpcHandler) Procs(ctx context.Context, r *transport.ProcsRequest) (*transport.ProcsResponse, error) {
+	if r.Pid < 0 || r.Pid >= vproc.MaxPid {
+		return nil, status.Errorf(codes.InvalidArgument, "pid %d is not a pid", r.Pid)
+	}
+	procs, err := h.agent().localProcs(r.Pid)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
@@ -131,8 +142,9 @@ func (a *Agent) signalLocal(pid int, group bool, sig, uid int, from string) erro
 	return nil
 }
 
-// clusterProcs asks every up node for its table, in parallel.
-func (a *Agent) clusterProcs(ctx context.Context, only int) api.ProcsReply {
+// clusterProcs asks every up node (or only node `only`) for its table, or
+// for process pid, in parallel.
+func (a *Agent) clusterProcs(ctx context.Context, only, pid int) api.ProcsReply {
 	reply := api.ProcsReply{Procs: []api.Proc{}, Unreachable: map[string]string{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -144,7 +156,7 @@ func (a *Agent) clusterProcs(ctx context.Context, only int) api.ProcsReply {
 		wg.Add(1)
 		go func(n *state.NodeRec) {
 			defer wg.Done()
-			procs, err := a.procsOf(ctx, n, self)
+			procs, err := a.procsOf(ctx, n, self, pid)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -159,9 +171,9 @@ func (a *Agent) clusterProcs(ctx context.Context, only int) api.ProcsReply {
 	return reply
 }
 
-func (a *Agent) procsOf(ctx context.Context, n *state.NodeRec, self int) ([]api.Proc, error) {
+func (a *Agent) procsOf(ctx context.Context, n *state.NodeRec, self, pid int) ([]api.Proc, error) {
 	if n.Number == self {
-		return a.localProcs()
+		return a.localProcs(pid)
 	}
 	c, err := a.pool.Client(n.RPCAddr(), transport.Control)
 	if err != nil {
@@ -169,7 +181,7 @@ func (a *Agent) procsOf(ctx context.Context, n *state.NodeRec, self int) ([]api.
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	resp, err := c.Procs(ctx)
+	resp, err := c.Procs(ctx, pid)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +198,7 @@ func (a *Agent) handleProcs(w http.ResponseWriter, r *http.Request) {
 		}
 		only = n
 	}
-	reply := a.clusterProcs(r.Context(), only)
+	reply := a.clusterProcs(r.Context(), only, 0)
 	if u := r.URL.Query().Get("user"); u != "" {
 		kept := reply.Procs[:0]
 		for _, p := range reply.Procs {
@@ -205,7 +217,7 @@ func (a *Agent) handleWhere(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	reply := a.clusterProcs(r.Context(), cpid.Node())
+	reply := a.clusterProcs(r.Context(), cpid.Node(), cpid.Pid())
 	for _, p := range reply.Procs {
 		if p.CPID == int64(cpid) {
 			writeJSON(w, http.StatusOK, p)

@@ -146,10 +146,10 @@ func (c *Client) Ping(ctx context.Context) (*PingResponse, error) {
 	return out, c.cc.Invoke(ctx, MethodPing, &PingRequest{}, out)
 }
 
-// Procs calls Procs.
-func (c *Client) Procs(ctx context.Context) (*ProcsResponse, error) {
+// Procs calls Procs (pid 0: the whole table).
+func (c *Client) Procs(ctx context.Context, pid int) (*ProcsResponse, error) {
 	out := new(ProcsResponse)
-	return out, c.cc.Invoke(ctx, MethodProcs, &ProcsRequest{}, out)
+	return out, c.cc.Invoke(ctx, MethodProcs, &ProcsRequest{Pid: pid}, out)
 }
 
 // Signal calls Signal.

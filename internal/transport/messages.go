@@ -46,8 +46,10 @@ type PingResponse struct {
 	Number int    `json:"number"`
 }
 
-// ProcsRequest asks a node for its process table.
-type ProcsRequest struct{}
+// ProcsRequest asks a node for its process table, or for one process.
+type ProcsRequest struct {
+	Pid int `json:"pid,omitempty"` // 0: every process
+}
 
 // ProcsResponse is a node's process table.
 type ProcsResponse struct {

@@ -141,6 +141,11 @@ func Table(procDir string) ([]Proc, error) {
 	return out, nil
 }
 
+// Lookup reads one process; ok is false if there is no such process.
+func Lookup(procDir string, pid int) (Proc, bool) {
+	return readProc(procDir+"/"+strconv.Itoa(pid), pid, readUptime(procDir), uint64(os.Getpagesize()), make([]byte, 4096))
+}
+
 func readNames(procDir string) ([]string, error) {
 	d, err := os.Open(procDir)
 	if err != nil {
