@@ -12,8 +12,9 @@
 // memberlist's LAN defaults detect a dead node in 4-5 s. ssi probes every
 // 100 ms with a 60 ms probe timeout and a suspicion timeout of
 // SuspicionMult x max(1, log10 N) probe intervals (200 ms for up to 10 nodes),
-// and gossips every 30 ms to 4 nodes, so a crashed node is usually declared
-// dead within about 300-400 ms. Lifeguard's local health awareness stretches
+// and gossips every 30 ms to 4 nodes. Measured end to end (crash to the
+// committed down transition applied on every survivor, 5 nodes, `go run
+// ./bench detect`): p50 437 ms, p99 644 ms. Lifeguard's local health awareness stretches
 // a node's own timeouts when it is itself slow to answer (a saturated CPU),
 // which keeps false suspicions down.
 //
