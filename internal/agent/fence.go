@@ -78,7 +78,7 @@ func (a *Agent) checkFence() {
 	})
 	last := time.Since(a.store.Raft.LastContact())
 	if a.store.Raft.LastContact().IsZero() {
-		last = time.Since(a.startedOrZero())
+		last = time.Since(a.started)
 	}
 	a.mu.Lock()
 	in := fenceInput{Rec: rec, Incarnation: a.id.Incarnation, Leader: a.store.Raft.State() == raft.Leader,

@@ -14,8 +14,6 @@ import (
 	"github.com/ssi-cluster/ssi/internal/state"
 )
 
-func (a *Agent) startedOrZero() time.Time { return a.started }
-
 // loadLoop samples and gossips this node's load vector every second.
 func (a *Agent) loadLoop(ctx context.Context) {
 	// Calibrate here, not at start-up, so that joining and agreement are

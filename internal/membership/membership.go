@@ -63,8 +63,7 @@ type loadEntry struct {
 
 // Membership is a running gossip member.
 type Membership struct {
-	ml   *memberlist.Memberlist
-	mlp  atomic.Pointer[memberlist.Memberlist] // ml, for the queue's callback
+	ml   atomic.Pointer[memberlist.Memberlist] // set once Create returns
 	q    *memberlist.TransmitLimitedQueue
 	id   string
 	log  *slog.Logger
@@ -120,13 +119,12 @@ func Start(c Config) (*Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip on %s:%d: %w", c.Bind, c.Port, err)
 	}
-	m.mlp.Store(ml)
-	m.ml = ml
+	m.ml.Store(ml)
 	return m, nil
 }
 
 func (m *Membership) numMembers() int {
-	if ml := m.mlp.Load(); ml != nil {
+	if ml := m.ml.Load(); ml != nil {
 		return ml.NumMembers()
 	}
 	return 1
@@ -135,7 +133,7 @@ func (m *Membership) numMembers() int {
 // Join contacts the given gossip addresses (ip or ip:port); it succeeds if
 // at least one answered.
 func (m *Membership) Join(addrs []string) (int, error) {
-	return m.ml.Join(addrs)
+	return m.ml.Load().Join(addrs)
 }
 
 // Members returns every member known, including dead and left ones.
@@ -157,17 +155,17 @@ func (m *Membership) Changed() <-chan struct{} {
 }
 
 // NumAlive is memberlist's count of live members (self included).
-func (m *Membership) NumAlive() int { return m.ml.NumMembers() }
+func (m *Membership) NumAlive() int { return m.ml.Load().NumMembers() }
 
 // Health is Lifeguard's local health score (0 is healthy).
-func (m *Membership) Health() int { return m.ml.GetHealthScore() }
+func (m *Membership) Health() int { return m.ml.Load().GetHealthScore() }
 
 // SetMeta changes what this node says of itself and gossips it.
 func (m *Membership) SetMeta(meta Meta) error {
 	m.mu.Lock()
 	m.meta = meta
 	m.mu.Unlock()
-	return m.ml.UpdateNode(2 * time.Second)
+	return m.ml.Load().UpdateNode(2 * time.Second)
 }
 
 // PublishLoad records this node's vector and queues it for gossip.
@@ -193,15 +191,15 @@ func (m *Membership) Load(id string) (load.Vector, time.Time, bool) {
 
 // Leave announces a graceful leave and stops gossip.
 func (m *Membership) Leave(timeout time.Duration) error {
-	err := m.ml.Leave(timeout)
-	if serr := m.ml.Shutdown(); err == nil {
+	err := m.ml.Load().Leave(timeout)
+	if serr := m.ml.Load().Shutdown(); err == nil {
 		err = serr
 	}
 	return err
 }
 
 // Shutdown stops gossip without a leave message (others will see us die).
-func (m *Membership) Shutdown() error { return m.ml.Shutdown() }
+func (m *Membership) Shutdown() error { return m.ml.Load().Shutdown() }
 
 func (m *Membership) notifyLocked() {
 	close(m.changed)
