@@ -217,6 +217,16 @@ func TestSweep(t *testing.T) {
 	if err := busy.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// ip netns exec enters the namespace a moment after it starts: wait
+	// until the namespace holds the process, or the sweep rightly sees it idle.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if held, err := netnsBusy(n1); err == nil && held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sleep never entered the namespace")
+		}
+	}
 	if err := sweepCluster(id); err != nil {
 		t.Fatal(err)
 	}
