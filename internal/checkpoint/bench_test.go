@@ -58,15 +58,7 @@ func BenchmarkRestore(b *testing.B) {
 	stub := buildC(b, "stub")
 	cmd, stdout := start(b, buildC(b, "big"), "256")
 	waitLines(b, stdout, 1)
-	p, err := Freeze(cmd.Process.Pid)
-	if err != nil {
-		b.Fatal(err)
-	}
-	img, err := p.Dump()
-	if err != nil {
-		b.Fatal(err)
-	}
-	p.Resume()
+	img := dumpResume(b, cmd.Process.Pid)
 	var total int64
 	for _, m := range img.Mappings {
 		total += int64(len(m.Data))

@@ -9,23 +9,27 @@ import (
 	"io"
 )
 
-// Image stream format, version 3. All integers are little endian.
+// Image stream format, version 4. All integers are little endian.
 //
 //	header:  "SSICKPT1" | version u32
 //	section: type u32 | length u64 | payload | crc32c(payload) u32
 //
 // Sections come in this order: core (1), mappings (2), files (3), ext (5,
-// versions 2 and 3: interval timers, pending signals, credentials),
-// threads (6, version 3 only: every non-leader thread), one
+// from version 2: interval timers, pending signals, credentials),
+// threads (6, from version 3: every non-leader thread), external (7,
+// from version 4: descriptors replaced at restore), cpu (8, from version
+// 4: XSAVE features, xstate size, cpuinfo flags), one
 // pages section (4) per mapping marked as having data (payload: mapping
 // index u32 then exactly the mapping's bytes), and end (255, empty).
 // Anything else, a bad checksum, or a short read is an error. Decode also
-// reads versions 1 (no ext section) and 2 (no threads section).
+// reads versions 1 (no ext section), 2 (no threads section) and 3 (no
+// external and cpu sections).
 const (
 	magic     = "SSICKPT1"
-	version   = 3
+	version   = 4
 	versionV1 = 1
 	versionV2 = 2
+	versionV3 = 3
 
 	secCore     = 1
 	secMappings = 2
@@ -33,6 +37,8 @@ const (
 	secPages    = 4
 	secExt      = 5
 	secThreads  = 6
+	secExternal = 7
+	secCPU      = 8
 	secEnd      = 255
 
 	maxMetaSection = 16 << 20 // core, mappings and files sections
@@ -54,8 +60,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Encode writes img to w in the image stream format.
 func (img *Image) Encode(w io.Writer) error { return img.encode(w, version) }
 
-// encode writes img in format version v (versionV1 drops the ext section
-// and what it holds).
+// encode writes img in format version v (an older version drops the
+// sections it lacks and what they hold).
 func (img *Image) encode(w io.Writer, v uint32) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	hdr := append([]byte(magic), 0, 0, 0, 0)
@@ -111,6 +117,18 @@ func (img *Image) encode(w io.Writer, v uint32) error {
 		e.b = e.b[:0]
 		img.encodeThreads(&e)
 		if err := writeSection(bw, secThreads, e.b); err != nil {
+			return err
+		}
+	}
+	if v >= 4 {
+		e.b = e.b[:0]
+		img.encodeExternal(&e)
+		if err := writeSection(bw, secExternal, e.b); err != nil {
+			return err
+		}
+		e.b = e.b[:0]
+		img.CPU.encode(&e)
+		if err := writeSection(bw, secCPU, e.b); err != nil {
 			return err
 		}
 	}

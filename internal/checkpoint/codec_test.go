@@ -36,6 +36,9 @@ func sampleImage() *Image {
 			AltStack: AltStack{Flags: 2}, TIDAddress: 0x7f0010, RobustList: RobustList{Head: 0x7f0020, Len: 24},
 			Rseq: Rseq{Ptr: 0x7f0100, Size: 32, Sig: 0x53053053}, Pending: []PendingSignal{{Info: [128]byte{12}}}},
 			{Tid: 44}},
+		External: []ExternalFile{{Fd: 0, Flags: 0o2, Target: "/dev/pts/3", TTY: true, CtlTTY: true},
+			{Fd: 2, Flags: 0o4001, Target: "pipe:[77]"}},
+		CPU: CPU{XFeatures: 0x2e7, XStateSize: 2696, Flags: []string{"avx", "avx2", "sse"}},
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 // Decode reads one image from r. It refuses, with an error wrapping
 // ErrBadMagic, ErrVersion, ErrTruncated, ErrChecksum or ErrCorrupt and
 // naming the section at fault, anything that is not a complete, intact
-// version-1, 2 or 3 stream.
+// stream of version 1 to 4.
 func Decode(r io.Reader) (*Image, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var hdr [12]byte
@@ -40,7 +40,7 @@ func Decode(r io.Reader) (*Image, error) {
 			return nil, fmt.Errorf("%w: %s: unexpected section type", ErrCorrupt, where)
 		}
 		switch typ {
-		case secCore, secMappings, secFiles, secExt, secThreads:
+		case secCore, secMappings, secFiles, secExt, secThreads, secExternal, secCPU:
 			if length > maxMetaSection {
 				return nil, fmt.Errorf("%w: %s: length %d too large", ErrCorrupt, where, length)
 			}
@@ -70,6 +70,15 @@ func Decode(r io.Reader) (*Image, error) {
 				}
 			case secThreads:
 				img.decodeThreads(d)
+				want = secPages
+				if v >= 4 {
+					want = secExternal
+				}
+			case secExternal:
+				img.decodeExternal(d)
+				want = secCPU
+			case secCPU:
+				img.CPU.decode(d)
 				want = secPages
 			}
 			if d.err == nil && len(d.b) != 0 {

@@ -103,11 +103,14 @@
 // # Image format
 //
 // Encode writes, and Decode reads, a stream: the magic "SSICKPT1" and a
-// version (3), then length-prefixed sections each followed by its CRC32C:
+// version (4), then length-prefixed sections each followed by its CRC32C:
 // core, mappings, files, ext (interval timers, pending signals,
-// credentials), threads (every non-leader thread), one pages section per
-// mapping with contents, and an end section. Decode still reads version 2,
-// which has no threads section (a single-threaded image), and version 1,
+// credentials), threads (every non-leader thread), external (the
+// descriptors the caller replaces at restore), cpu (XSAVE features,
+// xstate size, cpuinfo flags), one pages section per
+// mapping with contents, and an end section. Decode still reads version 3,
+// which has no external and cpu sections, version 2,
+// which has no threads section either (a single-threaded image), and version 1,
 // which has no ext section either: such an image restores with no timers,
 // no pending signals and the caller's credentials (Image.Creds nil). Decode rejects bad magic, unknown versions, bad
 // checksums, sections out of order, truncation anywhere (the end section
@@ -156,6 +159,24 @@
 // leader last, lets the process run. It is a child of the
 // caller with a new pid. If anything fails the stub is killed
 // (PTRACE_O_EXITKILL also kills it if the caller dies).
+//
+// # The target's CPU
+//
+// A process chooses code paths from CPUID once (glibc's string functions
+// and lazy-binding trampoline, JIT compilers) and may fault with SIGILL
+// long after it moved to a CPU without them; and PTRACE_SETREGSET takes
+// an extended state of this kernel's size only. Dump records in
+// Image.CPU the XSAVE features the kernel enables (XCR0, which the
+// kernel writes into the software bytes of the NT_X86_XSTATE regset), the
+// size of that regset and the flags of /proc/cpuinfo; the kernel release
+// is in Image.Kernel. Restore reads the same from the stub and refuses,
+// before anything runs, with an error wrapping ErrCPUMismatch that names
+// what is missing: a user-visible CPU flag the source had (AVX, AVX2,
+// AVX-512..., from a fixed list: performance hints such as erms or fsrm
+// and kernel-only flags do not count), an XSAVE feature, or another
+// xstate size. A CPU with more is fine. A different kernel release is
+// not by itself a refusal (the vDSO is compared byte for byte). Images
+// before version 4 have no flags: only their xstate is compared.
 //
 // # Threads
 //

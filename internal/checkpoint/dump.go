@@ -175,6 +175,9 @@ func (p *Process) dump() (*Image, error) {
 	if img.XState, err = getXState(pid); err != nil {
 		return nil, fmt.Errorf("checkpoint: xstate: %w", err)
 	}
+	if img.CPU, err = thisCPU(img.XState); err != nil {
+		return nil, fmt.Errorf("checkpoint: cpu: %w", err)
+	}
 	if img.SigMask, err = getSigMask(pid); err != nil {
 		return nil, fmt.Errorf("checkpoint: sigmask: %w", err)
 	}

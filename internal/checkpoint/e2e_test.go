@@ -231,15 +231,7 @@ func TestRestoreRefusesOtherVDSO(t *testing.T) {
 	needTracing(t)
 	stub := buildC(t, "stub")
 	cmd, _ := start(t, buildC(t, "counter"), filepath.Join(t.TempDir(), "out"))
-	p, err := Freeze(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := p.Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Resume()
+	img := dumpResume(t, cmd.Process.Pid)
 	for i := range img.Mappings {
 		if img.Mappings[i].Kind == KindVDSO {
 			img.Mappings[i].Data[100] ^= 0xff
@@ -249,8 +241,15 @@ func TestRestoreRefusesOtherVDSO(t *testing.T) {
 	if !errors.Is(err, ErrVDSOMismatch) {
 		t.Fatalf("Restore = %v, %v; want ErrVDSOMismatch", np, err)
 	}
+	noChildLeft(t, cmd.Process.Pid)
+}
+
+// noChildLeft checks that no child but ours (the test's own process) is
+// waiting to be reaped: a failed restore leaves nothing behind.
+func noChildLeft(t *testing.T, ours int) {
+	t.Helper()
 	var ws syscall.WaitStatus
-	if pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WALL, nil); pid > 0 && pid != cmd.Process.Pid {
+	if pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WALL, nil); pid > 0 && pid != ours {
 		t.Fatalf("a child %d was left behind (%v)", pid, err)
 	}
 }

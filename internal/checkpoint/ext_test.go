@@ -1,8 +1,6 @@
 package checkpoint
 
 import (
-	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,51 +131,5 @@ func TestParseCreds(t *testing.T) {
 	}
 	if _, err := parseCreds(sampleStatus + "Uid:\t0\tx\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n"); err == nil {
 		t.Error("bad Uid accepted")
-	}
-}
-
-// TestDecodeVersion1 checks that a version-1 stream (no ext section)
-// still decodes, to the image without what version 2 added.
-func TestDecodeVersion1(t *testing.T) {
-	img := sampleImage()
-	var b bytes.Buffer
-	if err := img.encode(&b, versionV1); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img.ITimers, img.Pending, img.Creds, img.Threads = [3]ITimer{}, nil, nil, nil
-	if !reflect.DeepEqual(got, img) {
-		t.Fatalf("version 1:\n got %+v\nwant %+v", got, img)
-	}
-	// A version-1 header in front of a version-2 body is corrupt.
-	v2 := encode(t, sampleImage())
-	v2[8] = versionV1
-	if _, err := Decode(bytes.NewReader(v2)); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("v1 header, v2 body: %v, want ErrCorrupt", err)
-	}
-	v2[8] = version + 1
-	if _, err := Decode(bytes.NewReader(v2)); !errors.Is(err, ErrVersion) {
-		t.Fatalf("version %d: %v, want ErrVersion", version+1, err)
-	}
-}
-
-// TestDecodeVersion2 checks that a version-2 stream (no threads section)
-// still decodes, to the image without its threads.
-func TestDecodeVersion2(t *testing.T) {
-	img := sampleImage()
-	var b bytes.Buffer
-	if err := img.encode(&b, versionV2); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img.Threads = nil
-	if !reflect.DeepEqual(got, img) {
-		t.Fatalf("version 2:\n got %+v\nwant %+v", got, img)
 	}
 }

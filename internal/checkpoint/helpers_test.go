@@ -107,3 +107,20 @@ func running(pid int) bool {
 	st, err := parseStat(string(b))
 	return err == nil && strings.IndexByte("RS", st.State) >= 0
 }
+
+// dumpResume freezes pid, dumps it and lets it go on.
+func dumpResume(t testing.TB, pid int) *Image {
+	t.Helper()
+	p, err := Freeze(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := p.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}

@@ -39,14 +39,30 @@ type Image struct {
 	Creds   *Creds          // nil: credentials not saved (version 1), left as they are
 
 	// Image format version 3 (the threads section): every thread but the
-	// thread-group leader, whose state is in the fields above. Restored
-	// threads get new thread ids.
+	// thread-group leader, whose state is in the fields above. Restore
+	// gives each its old thread id where that id is free.
 	Threads []Thread
+
+	// Image format version 4 (the external and cpu sections).
+	External []ExternalFile // descriptors the caller replaces at restore, by fd
+	CPU      CPU            // what the process may use of the dumping CPU
+}
+
+// ExternalFile is a descriptor that was held from outside the process
+// (Options.External: the deputy's stdio, a pipe, socket or terminal of the
+// agent). Its object is not saved: Restore installs the file the caller
+// gives for Fd (RestoreOptions.Files).
+type ExternalFile struct {
+	Fd     int
+	Flags  uint32 // open flags as in /proc/PID/fdinfo (access mode, O_NONBLOCK, O_APPEND, O_CLOEXEC...)
+	Target string // what it was, as /proc/PID/fd shows it: "pipe:[123]", "/dev/pts/4"
+	TTY    bool   // a terminal
+	CtlTTY bool   // the process's controlling terminal
 }
 
 // Thread is the saved state of one non-leader thread.
 type Thread struct {
-	Tid        int // thread id at the dump (not kept by Restore)
+	Tid        int // thread id at the dump (kept by Restore where free)
 	Regs       Regs
 	XState     []byte
 	SigMask    uint64

@@ -135,6 +135,17 @@ func restoreInto(pid int, img *Image, tids *[]int) error {
 	if err != nil {
 		return err
 	}
+	xs, err := getXState(pid)
+	if err != nil {
+		return fmt.Errorf("checkpoint: xstate of the stub: %w", err)
+	}
+	here, err := thisCPU(xs)
+	if err != nil {
+		return err
+	}
+	if err := checkCPU(imageCPU(img), here); err != nil {
+		return err
+	}
 	dir := "/proc/" + strconv.Itoa(pid)
 	text, err := os.ReadFile(dir + "/maps")
 	if err != nil {

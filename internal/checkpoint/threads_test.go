@@ -71,17 +71,7 @@ func TestFreezeResumeThreads(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	cmd, _ := start(t, buildC(t, "mtcount", "-pthread"), out)
 	waitLines(t, out, 5)
-	p, err := Freeze(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := p.Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Resume(); err != nil {
-		t.Fatal(err)
-	}
+	img := dumpResume(t, cmd.Process.Pid)
 	for _, th := range img.Threads {
 		if th.TIDAddress == 0 || th.RobustList.Head == 0 || th.Regs.FSBase == 0 {
 			t.Errorf("thread %d: tid address %#x, robust list %#x, fs_base %#x", th.Tid, th.TIDAddress, th.RobustList.Head, th.Regs.FSBase)
