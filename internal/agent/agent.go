@@ -50,6 +50,8 @@ type Agent struct {
 	httpAPI *apiServer
 
 	userNames sync.Map // uid -> login name, for ps
+	track     *tracker // processes run for deputies, here and elsewhere
+	shim      string   // this binary, run as the exec helper (rexec.ShimArg)
 
 	leaveCh   chan struct{} // closed by a `node leave` request
 	leaveOnce sync.Once
@@ -64,7 +66,11 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), stopped: make(chan struct{})}
+	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), stopped: make(chan struct{}),
+		track: newTracker()}
+	if a.shim, err = os.Executable(); err != nil {
+		return nil, fmt.Errorf("finding the agent's own binary (the exec helper): %w", err)
+	}
 	if a.advertise, err = advertiseAddr(cfg); err != nil {
 		return nil, err
 	}
@@ -224,7 +230,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
 	a.httpAPI.start(errc)
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){a.joinLoop, a.loadLoop, a.leaderLoop, a.fenceLoop, a.selfLoop} {
+	for _, loop := range []func(context.Context){a.joinLoop, a.loadLoop, a.leaderLoop, a.fenceLoop, a.selfLoop, a.adoptLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}

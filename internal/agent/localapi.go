@@ -146,6 +146,8 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/procs", a.handleProcs)
 	mux.HandleFunc("GET /v1/procs/{cpid}", a.handleWhere)
 	mux.HandleFunc("POST /v1/signal", a.handleSignal)
+	mux.HandleFunc("POST /v1/run", a.handleRun)
+	mux.HandleFunc("GET /v1/place", a.handlePlace)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	// Go's profiler, for operators chasing CPU or memory use.
 	// root only, on the socket: profiles show the daemon's internals.

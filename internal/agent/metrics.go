@@ -22,11 +22,17 @@ type metrics struct {
 	cpuUse   prometheus.Gauge
 	memFree  prometheus.Gauge
 	procs    prometheus.Gauge
+	execs    prometheus.Counter // processes started here for deputies
+	deputies prometheus.Counter // runs started by deputies on this node
+	lost     prometheus.Counter // deputies told their process was lost
 }
 
 func newMetrics() *metrics {
 	g := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ssi", Name: name, Help: help})
+	}
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "ssi", Name: name, Help: help})
 	}
 	m := &metrics{
 		reg:      prometheus.NewRegistry(),
@@ -39,8 +45,12 @@ func newMetrics() *metrics {
 		cpuUse:   g("load_cpu_use", "Fraction of this node's CPUs busy."),
 		memFree:  g("memory_free_bytes", "Available memory of this node."),
 		procs:    g("processes", "Processes on this node."),
+		execs:    c("exec_started_total", "Processes started on this node for ssi run."),
+		deputies: c("run_started_total", "ssi run requests from this node's deputies."),
+		lost:     c("run_lost_total", "Deputies on this node told their process was lost with its node."),
 	}
 	m.reg.MustRegister(m.nodes, m.epoch, m.master, m.fenced, m.runQueue, m.load1, m.cpuUse, m.memFree, m.procs,
+		m.execs, m.deputies, m.lost,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

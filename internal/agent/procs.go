@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,15 +44,25 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 			return nil, err
 		}
 	}
+	runs, deputies := a.track.runsSnapshot(), a.track.deputies()
 	out := make([]api.Proc, 0, len(table))
 	for _, p := range table {
-		cpid, err := vproc.Make(num, p.Pid)
-		if err != nil {
+		if deputies[p.Pid] {
+			continue // the process it runs elsewhere stands for it
+		}
+		cpid := cpidOf(runs, num, p.Pid)
+		if cpid == 0 {
 			continue
 		}
-		out = append(out, api.Proc{CPID: int64(cpid), Node: num, Pid: p.Pid, PPid: p.PPid, PGid: p.PGid,
+		pp := api.Proc{CPID: cpid, Node: num, Pid: p.Pid, PPid: p.PPid, PGid: p.PGid,
 			UID: p.UID, User: a.userName(p.UID), State: p.State, CPU: p.CPUPercent, RSS: p.RSS,
-			Time: p.CPUTime, Threads: p.Threads, Command: p.Cmdline})
+			Time: p.CPUTime, Threads: p.Threads, Command: p.Cmdline}
+		if r, ok := runs[p.Pid]; ok {
+			pp.PCPID = r.PPid
+		} else if p.PPid > 0 {
+			pp.PCPID = cpidOf(runs, num, p.PPid)
+		}
+		out = append(out, pp)
 	}
 	return out, nil
 }
@@ -73,11 +82,31 @@ func (a *Agent) userName(uid int) string {
 }
 
 func (h *rpcHandler) Procs(ctx context.Context, r *transport.ProcsRequest) (*transport.ProcsResponse, error) {
-	if r.Pid < 0 || r.Pid >= vproc.MaxPid {
-		return nil, status.Errorf(codes.InvalidArgument, "pid %d is not a pid", r.Pid)
+	if r.Pid < 0 || r.Pid >= vproc.MaxPid || r.Home < 0 || r.CPID < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "pid %d, cpid %d, home %d: out of range", r.Pid, r.CPID, r.Home)
 	}
-	procs, err := h.agent().localProcs(r.Pid)
+	a := h.agent()
+	var procs []api.Proc
+	var err error
+	switch {
+	case r.Surrogate:
+		var p api.Proc
+		if p, err = a.surrogateFind(ctx, r.CPID); err == nil {
+			procs = []api.Proc{p}
+		}
+	case r.CPID != 0:
+		procs, err = a.runProcs(func(rec runRec) bool { return rec.CPID == r.CPID })
+	case r.Home != 0:
+		procs, err = a.runProcs(func(rec runRec) bool { return rec.Home == r.Home })
+	case r.Pid != 0:
+		procs, err = a.originProcs(ctx, r.Pid)
+	default:
+		procs, err = a.localProcs(0)
+	}
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err
+		}
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	return &transport.ProcsResponse{Procs: procs}, nil
@@ -85,7 +114,18 @@ func (h *rpcHandler) Procs(ctx context.Context, r *transport.ProcsRequest) (*tra
 
 func (h *rpcHandler) Signal(ctx context.Context, r *transport.SignalRequest) (*transport.SignalResponse, error) {
 	from, _ := transport.PeerFrom(ctx)
-	if err := h.agent().signalLocal(r.Pid, r.Group, r.Signal, r.UID, fmt.Sprintf("node %d (%s)", r.From, from)); err != nil {
+	who := fmt.Sprintf("node %d (%s)", r.From, from)
+	a := h.agent()
+	var err error
+	switch {
+	case r.Surrogate:
+		err = a.signalSurrogate(ctx, r.CPID, r.Signal, r.UID, who)
+	case r.CPID != 0:
+		err = a.signalRun(r.CPID, r.Signal, r.UID, who)
+	default:
+		err = a.signalOrigin(ctx, r.Pid, r.Group, r.Signal, r.UID, who)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &transport.SignalResponse{}, nil
@@ -173,7 +213,10 @@ func (a *Agent) clusterProcs(ctx context.Context, only, pid int) api.ProcsReply 
 
 func (a *Agent) procsOf(ctx context.Context, n *state.NodeRec, self, pid int) ([]api.Proc, error) {
 	if n.Number == self {
-		return a.localProcs(pid)
+		if pid != 0 {
+			return a.originProcs(ctx, pid)
+		}
+		return a.localProcs(0)
 	}
 	c, err := a.pool.Client(n.RPCAddr(), transport.Control)
 	if err != nil {
@@ -181,7 +224,7 @@ func (a *Agent) procsOf(ctx context.Context, n *state.NodeRec, self, pid int) ([
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	resp, err := c.Procs(ctx, pid)
+	resp, err := c.Procs(ctx, &transport.ProcsRequest{Pid: pid})
 	if err != nil {
 		return nil, err
 	}
@@ -209,84 +252,4 @@ func (a *Agent) handleProcs(w http.ResponseWriter, r *http.Request) {
 		reply.Procs = kept
 	}
 	writeJSON(w, http.StatusOK, reply)
-}
-
-func (a *Agent) handleWhere(w http.ResponseWriter, r *http.Request) {
-	cpid, err := vproc.Parse(r.PathValue("cpid"))
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	reply := a.clusterProcs(r.Context(), cpid.Node(), cpid.Pid())
-	for _, p := range reply.Procs {
-		if p.CPID == int64(cpid) {
-			writeJSON(w, http.StatusOK, p)
-			return
-		}
-	}
-	if why, ok := reply.Unreachable[strconv.Itoa(cpid.Node())]; ok {
-		writeErr(w, http.StatusServiceUnavailable, "node %d cannot be asked: %s", cpid.Node(), why)
-		return
-	}
-	writeErr(w, http.StatusNotFound, "no process %d (node %d, pid %d)", cpid, cpid.Node(), cpid.Pid())
-}
-
-func (a *Agent) handleSignal(w http.ResponseWriter, r *http.Request) {
-	c := callerOf(r)
-	if !c.Unix {
-		writeErr(w, http.StatusForbidden, "kill: signals are accepted only on the agent's Unix socket")
-		return
-	}
-	var req api.SignalRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-		writeErr(w, http.StatusBadRequest, "kill: malformed request: %v", err)
-		return
-	}
-	cpid := vproc.CPID(req.CPID)
-	if cpid.Node() < 1 || cpid.Pid() < 1 {
-		writeErr(w, http.StatusBadRequest, "kill: %d is not a cluster pid", req.CPID)
-		return
-	}
-	self := a.Identity().Number
-	var err error
-	if cpid.Node() == self {
-		err = a.signalLocal(cpid.Pid(), req.Group, req.Signal, c.UID, fmt.Sprintf("local uid %d", c.UID))
-	} else {
-		err = a.signalRemote(r.Context(), cpid, req.Group, req.Signal, c.UID)
-	}
-	if err != nil {
-		code := map[codes.Code]int{codes.NotFound: http.StatusNotFound, codes.PermissionDenied: http.StatusForbidden,
-			codes.InvalidArgument: http.StatusBadRequest}[status.Code(err)]
-		if code == 0 {
-			code = http.StatusServiceUnavailable
-		}
-		writeErr(w, code, "kill %d: %s", req.CPID, status.Convert(err).Message())
-		return
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
-}
-
-func (a *Agent) signalRemote(ctx context.Context, cpid vproc.CPID, group bool, sig, uid int) error {
-	var rec *state.NodeRec
-	a.store.FSM.Read(func(reg *state.Registry) {
-		if n := reg.Nodes[cpid.Node()]; n != nil {
-			cp := *n
-			rec = &cp
-		}
-	})
-	if rec == nil {
-		return status.Errorf(codes.NotFound, "no node %d in the cluster", cpid.Node())
-	}
-	if rec.State != api.StateUp {
-		return status.Errorf(codes.Unavailable, "node %d is %s", rec.Number, rec.State)
-	}
-	c, err := a.pool.Client(rec.RPCAddr(), transport.Control)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	_, err = c.Signal(ctx, &transport.SignalRequest{Pid: cpid.Pid(), Group: group, Signal: sig, UID: uid,
-		From: a.Identity().Number})
-	return err
 }

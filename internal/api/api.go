@@ -104,11 +104,14 @@ type Error struct {
 
 // Proc is one process of the cluster, as `ssi ps` shows it.
 type Proc struct {
-	CPID    int64   `json:"cpid"`
-	Node    int     `json:"node"` // where it runs
-	Pid     int     `json:"pid"`  // its pid there
-	PPid    int     `json:"ppid"`
-	PGid    int     `json:"pgid"`
+	CPID int64 `json:"cpid"`
+	Node int   `json:"node"` // where it runs
+	Pid  int   `json:"pid"`  // its pid there
+	PPid int   `json:"ppid"`
+	PGid int   `json:"pgid"`
+	// PCPID is the cluster pid of its parent: for a process run by
+	// `ssi run`, the parent of its deputy on the home node.
+	PCPID   int64   `json:"pcpid,omitempty"`
 	UID     int     `json:"uid"`
 	User    string  `json:"user"`
 	State   string  `json:"state"`

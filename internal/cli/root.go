@@ -15,6 +15,7 @@ import (
 
 	"github.com/ssi-cluster/ssi/internal/client"
 	"github.com/ssi-cluster/ssi/internal/harness"
+	"github.com/ssi-cluster/ssi/internal/rexec"
 )
 
 // globals are the flags every subcommand shares.
@@ -33,6 +34,9 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 // Run runs the ssi command line and returns the process exit status.
 func Run(args []string) int {
+	if len(args) > 0 && args[0] == rexec.ShimArg {
+		rexec.Shim() // the exec helper: never returns
+	}
 	return run(args, os.Stdout, os.Stderr)
 }
 
@@ -77,7 +81,7 @@ cluster, or see docs/install.md for real machines.`,
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(
 		newAgentCmd(), newInitCmd(g), newClusterCmd(g), newNodesCmd(g), newNodeCmd(g),
-		newPsCmd(g), newWhereCmd(g), newKillCmd(g),
+		newPsCmd(g), newWhereCmd(g), newKillCmd(g), newRunCmd(g), newOnnodeCmd(g), newFastnodeCmd(g),
 		newVersionCmd(g), newDevCmd(), newNodeInitCmd(),
 	)
 	return root

@@ -61,6 +61,10 @@ type Config struct {
 	LogLevel   string   `toml:"log_level" help:"debug, info, warn or error"`
 	LogFormat  string   `toml:"log_format" help:"text or json"`
 
+	// AllowRemoteRoot lets root on another node run processes here as root
+	// (`ssi run` by uid 0). Off: such a request is refused.
+	AllowRemoteRoot bool `toml:"allow_remote_root" help:"accept ssi run from root on other nodes, running as root here (true or false)"`
+
 	// Failure detection and agreement timings.
 	ProbeInterval     Duration `toml:"probe_interval" help:"gossip failure-detector probe interval"`
 	ProbeTimeout      Duration `toml:"probe_timeout" help:"time to wait for a probe's ack"`
@@ -186,6 +190,12 @@ func setValue(f reflect.Value, s string, reset bool) error {
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		f.SetBool(b)
 	case reflect.Int:
 		n, err := strconv.Atoi(s)
 		if err != nil {

@@ -146,10 +146,16 @@ func (c *Client) Ping(ctx context.Context) (*PingResponse, error) {
 	return out, c.cc.Invoke(ctx, MethodPing, &PingRequest{}, out)
 }
 
-// Procs calls Procs (pid 0: the whole table).
-func (c *Client) Procs(ctx context.Context, pid int) (*ProcsResponse, error) {
+// Procs calls Procs.
+func (c *Client) Procs(ctx context.Context, r *ProcsRequest) (*ProcsResponse, error) {
 	out := new(ProcsResponse)
-	return out, c.cc.Invoke(ctx, MethodProcs, &ProcsRequest{Pid: pid}, out)
+	return out, c.cc.Invoke(ctx, MethodProcs, r, out)
+}
+
+// Exec opens an Exec stream; end it by cancelling ctx or after CloseSend
+// and the last message.
+func (c *Client) Exec(ctx context.Context) (grpc.ClientStream, error) {
+	return c.cc.NewStream(ctx, &execStream, MethodExec)
 }
 
 // Signal calls Signal.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 )
@@ -14,7 +15,14 @@ type jsonCodec struct{}
 
 func (jsonCodec) Name() string { return "ssijson" }
 
-func (jsonCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+// Marshal encodes v as JSON, or with its own binary encoding if it has
+// one (the frames of streams).
+func (jsonCodec) Marshal(v any) ([]byte, error) {
+	if m, ok := v.(encoding.BinaryMarshaler); ok {
+		return m.MarshalBinary()
+	}
+	return json.Marshal(v)
+}
 
 func (jsonCodec) Unmarshal(data []byte, v any) error {
 	if r, ok := v.(*rawMessage); ok {
@@ -25,6 +33,10 @@ func (jsonCodec) Unmarshal(data []byte, v any) error {
 	}
 	if len(data) > MaxMessage {
 		return fmt.Errorf("message of %d bytes exceeds the %d byte limit", len(data), MaxMessage)
+	}
+	if u, ok := v.(encoding.BinaryUnmarshaler); ok {
+		// gRPC may reuse data once we return: the message gets a copy.
+		return u.UnmarshalBinary(append([]byte(nil), data...))
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("malformed message: %w", err)

@@ -49,6 +49,14 @@ type PingResponse struct {
 // ProcsRequest asks a node for its process table, or for one process.
 type ProcsRequest struct {
 	Pid int `json:"pid,omitempty"` // 0: every process
+	// CPID asks for the process with this cluster pid among those run
+	// here for deputies (Pid is then 0); with Surrogate the node answers
+	// for the process's origin, which is down, by asking every node.
+	CPID      int64 `json:"cpid,omitempty"`
+	Surrogate bool  `json:"surrogate,omitempty"`
+	// Home asks for the processes run here for deputies of node Home (an
+	// origin taking its tracking back after a restart).
+	Home int `json:"home,omitempty"`
 }
 
 // ProcsResponse is a node's process table.
@@ -64,6 +72,11 @@ type SignalRequest struct {
 	Signal int  `json:"signal"`
 	UID    int  `json:"uid"` // the caller, as its own node saw it (SO_PEERCRED)
 	From   int  `json:"from"`
+	// CPID names the process by cluster pid among those run here for
+	// deputies (Pid is then 0); with Surrogate the node answers for the
+	// process's origin, which is down.
+	CPID      int64 `json:"cpid,omitempty"`
+	Surrogate bool  `json:"surrogate,omitempty"`
 }
 
 // SignalResponse is empty: success.

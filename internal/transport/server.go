@@ -73,8 +73,17 @@ func authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, next gr
 }
 
 func authorizeStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
-	if _, err := callerID(ss.Context()); err != nil {
+	id, err := callerID(ss.Context())
+	if err != nil {
 		return err
 	}
-	return next(srv, ss)
+	return next(srv, &peerStream{ss, context.WithValue(ss.Context(), peerKey{}, id)})
 }
+
+// peerStream is a server stream whose context carries the caller's node ID.
+type peerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *peerStream) Context() context.Context { return s.ctx }

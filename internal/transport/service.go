@@ -22,6 +22,18 @@ type Handler interface {
 	Procs(context.Context, *ProcsRequest) (*ProcsResponse, error)
 	// Signal delivers a signal to a local process for a user of the cluster.
 	Signal(context.Context, *SignalRequest) (*SignalResponse, error)
+	// Exec runs a process for a deputy on another node: a stream of frames
+	// both ways (see package rexec), carried on the Bulk channel.
+	Exec(Stream) error
+}
+
+// Stream is one side of a streaming call. Messages implement
+// encoding.BinaryMarshaler (sent) and encoding.BinaryUnmarshaler
+// (received); received bytes are the message's own (not reused).
+type Stream interface {
+	Context() context.Context
+	SendMsg(m any) error
+	RecvMsg(m any) error
 }
 
 const serviceName = "ssi.v1.Cluster"
@@ -33,7 +45,17 @@ const (
 	MethodPing    = "/" + serviceName + "/Ping"
 	MethodProcs   = "/" + serviceName + "/Procs"
 	MethodSignal  = "/" + serviceName + "/Signal"
+	MethodExec    = "/" + serviceName + "/Exec"
 )
+
+var execStream = grpc.StreamDesc{
+	StreamName:    "Exec",
+	ServerStreams: true,
+	ClientStreams: true,
+	Handler: func(srv any, ss grpc.ServerStream) error {
+		return srv.(Handler).Exec(ss)
+	},
+}
 
 var serviceDesc = grpc.ServiceDesc{
 	ServiceName: serviceName,
@@ -45,6 +67,7 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Procs", Handler.Procs),
 		unary("Signal", Handler.Signal),
 	},
+	Streams:  []grpc.StreamDesc{execStream},
 	Metadata: "ssi/v1/cluster",
 }
 

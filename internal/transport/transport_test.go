@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -71,6 +73,30 @@ func (h *fakeHandler) Signal(ctx context.Context, r *SignalRequest) (*SignalResp
 	h.record(ctx, "Signal", r)
 	return &SignalResponse{}, nil
 }
+
+// Exec echoes every message back, upper-cased, until the client closes.
+func (h *fakeHandler) Exec(s Stream) error {
+	h.record(s.Context(), "Exec", nil)
+	for {
+		var m binMsg
+		if err := s.RecvMsg(&m); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		m = binMsg(bytes.ToUpper(m))
+		if err := s.SendMsg(&m); err != nil {
+			return err
+		}
+	}
+}
+
+// binMsg is a stream message with its own binary encoding.
+type binMsg []byte
+
+func (m *binMsg) MarshalBinary() ([]byte, error) { return *m, nil }
+func (m *binMsg) UnmarshalBinary(b []byte) error { *m = b; return nil }
 
 // cluster is a CA with a server and a client certificate.
 type cluster struct {
@@ -197,6 +223,48 @@ func TestPoolClientAuthenticated(t *testing.T) {
 	}
 	if _, err := c4.Ping(ctxT(t)); err != nil {
 		t.Fatalf("Ping after Forget: %v", err)
+	}
+}
+
+func TestExecStreamBinary(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "a")
+	h := &fakeHandler{}
+	addr := startServer(t, c, h)
+	pool := NewPool(c.clientTLS(t))
+	defer pool.Close()
+	cl, err := pool.Client(addr, Bulk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cl.Exec(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	for _, in := range [][]byte{[]byte("hello"), {0, 1, 2, 255}, big} {
+		m := binMsg(in)
+		if err := s.SendMsg(&m); err != nil {
+			t.Fatal(err)
+		}
+		var out binMsg
+		if err := s.RecvMsg(&out); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out, bytes.ToUpper(in)) {
+			t.Fatalf("echo of %d bytes: got %d bytes, not the upper-cased input", len(in), len(out))
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var m binMsg
+	if err := s.RecvMsg(&m); err != io.EOF {
+		t.Fatalf("after CloseSend: %v, want io.EOF", err)
+	}
+	calls := h.Calls()
+	if len(calls) != 1 || calls[0].method != "Exec" || calls[0].peer != "client-node" {
+		t.Fatalf("handler saw %+v, want one Exec from client-node", calls)
 	}
 }
 

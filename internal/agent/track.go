@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/ssi-cluster/ssi/internal/vproc"
+)
+
+// Tracking of processes run for deputies (OpenSSI's origin-node tracking).
+//
+// On the home node, each deputy (the `ssi run` process, or one of its
+// threads for --np) is the origin of one process running elsewhere: its
+// pid or tid is the origin part of that process's cluster pid, and the
+// home agent knows where the process runs. On the executing node, each
+// process run for a deputy carries the cluster pid it was given, which
+// replaces node<<22|pid in the process table.
+
+// homeRec is a process whose origin is this node, running on Node as Pid.
+type homeRec struct {
+	CPID int64
+	Node int
+	Pid  int // 0 until it started
+	// Deputy: the local process holding the cluster pid is alive and
+	// attached (hidden from the table: the remote process stands for it).
+	Deputy bool
+}
+
+// runRec is a process run here for a deputy.
+type runRec struct {
+	CPID, PPid, PGid int64 // cluster pids: its own, its deputy's parent and group
+	Home             int
+	UID              int
+	Argv             []string
+	Attached         bool // its deputy's stream is open
+	NoMigrate        bool
+}
+
+type tracker struct {
+	mu   sync.Mutex
+	home map[int]*homeRec // by the origin part (deputy pid or tid)
+	runs map[int]*runRec  // by local pid
+}
+
+func newTracker() *tracker {
+	return &tracker{home: map[int]*homeRec{}, runs: map[int]*runRec{}}
+}
+
+func (t *tracker) setHome(originPid int, r *homeRec) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.home[originPid] = r
+}
+
+func (t *tracker) dropHome(originPid int, r *homeRec) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.home[originPid] == r {
+		delete(t.home, originPid)
+	}
+}
+
+// homeOf returns where the process with origin part pid runs, if it runs
+// elsewhere (or was started here for a deputy).
+func (t *tracker) homeOf(pid int) (homeRec, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.home[pid]
+	if !ok {
+		return homeRec{}, false
+	}
+	return *r, true
+}
+
+// deputies returns the local pids hidden from the table.
+func (t *tracker) deputies() map[int]bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[int]bool, len(t.home))
+	for pid, r := range t.home {
+		if r.Deputy {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+func (t *tracker) addRun(pid int, r *runRec) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.runs[pid] = r
+}
+
+func (t *tracker) dropRun(pid int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.runs, pid)
+}
+
+func (t *tracker) setAttached(pid int, v bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.runs[pid]; r != nil {
+		r.Attached = v
+	}
+}
+
+// runsSnapshot copies the table of processes run here.
+func (t *tracker) runsSnapshot() map[int]runRec {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[int]runRec, len(t.runs))
+	for pid, r := range t.runs {
+		out[pid] = *r
+	}
+	return out
+}
+
+// runByCPID finds the local pid of the process run here as cpid.
+func (t *tracker) runByCPID(cpid int64) (int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for pid, r := range t.runs {
+		if r.CPID == cpid {
+			return pid, true
+		}
+	}
+	return 0, false
+}
+
+// runsOf lists the processes run here whose home is node.
+func (t *tracker) runsOf(node int) []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []int
+	for pid, r := range t.runs {
+		if r.Home == node {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// cpidOf is the cluster pid of local process pid on node num: the one it
+// was given if it was run for a deputy, else num<<22|pid.
+func cpidOf(runs map[int]runRec, num, pid int) int64 {
+	if r, ok := runs[pid]; ok {
+		return r.CPID
+	}
+	c, err := vproc.Make(num, pid)
+	if err != nil {
+		return 0
+	}
+	return int64(c)
+}
+
+// showCPID prints a cluster pid with its node and pid parts.
+func showCPID(c int64) string {
+	x := vproc.CPID(c)
+	return fmt.Sprintf("%d (node %d, pid %d)", c, x.Node(), x.Pid())
+}

@@ -1,0 +1,283 @@
+package deputy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/client"
+	"github.com/ssi-cluster/ssi/internal/rexec"
+)
+
+// Options describe one run.
+type Options struct {
+	Argv      []string
+	Env       []string // default: this process's environment
+	Node      int      // 0 with Fast: the best node; 0 without: this node
+	Fast      bool
+	NoMigrate bool
+	LogOutput bool // output to the executing agent's log (run -d)
+	Stdin     *os.File
+	Stdout    io.Writer
+	Stderr    io.Writer
+	// Started, if set, is told what runs where once it does.
+	Started func(rexec.Started)
+}
+
+// forwarded are the signals a deputy passes on. SIGTTIN and SIGTTOU keep
+// their default action (they stop the deputy, as job control wants);
+// SIGCHLD and SIGURG are the runtime's.
+var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGTERM,
+	unix.SIGALRM, unix.SIGTSTP, unix.SIGCONT, unix.SIGWINCH, unix.SIGPIPE, unix.SIGVTALRM, unix.SIGPROF,
+	unix.SIGXCPU, unix.SIGXFSZ, unix.SIGPWR, unix.SIGSYS}
+
+// Run runs one command through the agent cl talks to and returns how it
+// ended. Errors before the process starts come back as a Status too (with
+// the agent's message printed on Stderr), so the caller only exits.
+func Run(ctx context.Context, cl *client.Client, o Options) rexec.Status {
+	sigc := make(chan os.Signal, 16)
+	signal.Notify(sigc, forwarded...)
+	defer signal.Stop(sigc)
+	s := newSession(cl, o, 0)
+	if o.Stdin != nil && isTerminal(o.Stdin) {
+		if f, ok := o.Stdout.(*os.File); ok && isTerminal(f) {
+			s.term = &terminal{fd: int(o.Stdin.Fd())}
+		}
+	}
+	go s.forwardSignals(ctx, sigc, true)
+	defer s.term.restore()
+	return s.run(ctx)
+}
+
+// session is one process's stream.
+type session struct {
+	cl   *client.Client
+	o    Options
+	tid  int
+	term *terminal
+
+	mu      sync.Mutex
+	started *rexec.Started
+	queued  []int // signals received before the process started
+	conn    *rexec.StreamConn
+	outMu   *sync.Mutex // serializes writes to Stdout/Stderr between sessions
+}
+
+func newSession(cl *client.Client, o Options, tid int) *session {
+	return &session{cl: cl, o: o, tid: tid, outMu: &sync.Mutex{}}
+}
+
+func (s *session) errorf(format string, args ...any) {
+	s.term.restore()
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	fmt.Fprintf(s.o.Stderr, "ssi: "+format+"\n", args...)
+}
+
+func (s *session) spec() *rexec.Spec {
+	env := s.o.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		dir = "/"
+	}
+	spec := &rexec.Spec{Argv: s.o.Argv, Env: env, Dir: dir, Node: s.o.Node, Fast: s.o.Fast,
+		NoMigrate: s.o.NoMigrate, LogOutput: s.o.LogOutput, Thread: s.tid}
+	if s.term != nil {
+		spec.Tty = true
+		if t, err := unix.IoctlGetTermios(s.term.fd, unix.TCGETS); err == nil {
+			spec.Termios = rexec.EncodeTermios(t)
+		}
+		spec.Rows, spec.Cols, _ = rexec.GetWinsize(s.term.fd)
+	}
+	return spec
+}
+
+func (s *session) run(ctx context.Context) rexec.Status {
+	conn, raw, err := s.cl.Run(ctx)
+	if err != nil {
+		s.errorf("%v", err)
+		return rexec.Status{Code: rexec.ExitCannotRun}
+	}
+	defer raw.Close()
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	if err := conn.Send(rexec.JSON(rexec.TStart, s.spec())); err != nil {
+		s.errorf("sending the run request: %v", err)
+		return rexec.Status{Code: rexec.ExitCannotRun}
+	}
+	outputBroken := false
+	for {
+		f, err := conn.Recv()
+		if err != nil {
+			s.errorf("lost the agent (%v); the process was hung up", err)
+			return rexec.Status{Code: rexec.ExitLost, Lost: true}
+		}
+		switch f.Type {
+		case rexec.TStarted:
+			st, err := rexec.ParseStarted(f.Data)
+			if err != nil {
+				s.errorf("%v", err)
+				continue
+			}
+			s.onStarted(ctx, st)
+		case rexec.TStdout, rexec.TStderr:
+			if outputBroken {
+				continue
+			}
+			w := s.o.Stdout
+			if f.Type == rexec.TStderr {
+				w = s.o.Stderr
+			}
+			s.outMu.Lock()
+			_, err := w.Write(f.Data)
+			s.outMu.Unlock()
+			if errors.Is(err, syscall.EPIPE) {
+				// As a local process would: SIGPIPE for the writer.
+				outputBroken = true
+				s.signal(ctx, int(unix.SIGPIPE))
+			}
+		case rexec.TStopped:
+			if s.tid == 0 { // a single run mirrors its stops; --np does not
+				s.term.restore()
+				unix.Kill(unix.Getpid(), unix.SIGSTOP) // the shell sees the job stop
+			}
+		case rexec.TError:
+			s.errorf("%s", f.Data)
+		case rexec.TExit:
+			st, err := rexec.ParseStatus(f.Data)
+			if err != nil {
+				s.errorf("%v", err)
+				return rexec.Status{Code: rexec.ExitLost, Lost: true}
+			}
+			return st
+		}
+	}
+}
+
+func (s *session) onStarted(ctx context.Context, st rexec.Started) {
+	s.mu.Lock()
+	s.started = &st
+	queued := s.queued
+	s.queued = nil
+	s.mu.Unlock()
+	if s.o.Started != nil {
+		s.o.Started(st)
+	}
+	s.term.raw()
+	for _, sig := range queued {
+		s.signal(ctx, sig)
+	}
+	go s.pumpStdin()
+}
+
+// signal forwards sig to the remote process group, or keeps it for when
+// the process has started.
+func (s *session) signal(ctx context.Context, sig int) {
+	s.mu.Lock()
+	st := s.started
+	if st == nil {
+		s.queued = append(s.queued, sig)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.cl.Signal(ctx, api.SignalRequest{CPID: st.CPID, Signal: sig}); err != nil {
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != 404 { // gone already: nothing to say
+			s.errorf("forwarding signal %d: %v", sig, err)
+		}
+	}
+}
+
+// forwardSignals passes the deputy's signals on; with resize, SIGWINCH
+// becomes a window-size frame.
+func (s *session) forwardSignals(ctx context.Context, sigc <-chan os.Signal, resize bool) {
+	for sig := range sigc {
+		n := int(sig.(syscall.Signal))
+		switch sig {
+		case unix.SIGWINCH:
+			if s.term != nil && resize {
+				if rows, cols, err := rexec.GetWinsize(s.term.fd); err == nil {
+					s.send(rexec.WinsizeFrame(rows, cols))
+				}
+			}
+			continue
+		case unix.SIGCONT:
+			s.term.raw()
+		case unix.SIGPIPE:
+			continue // a write to stdout failing says so (EPIPE)
+		}
+		s.signal(ctx, n)
+	}
+}
+
+func (s *session) send(f rexec.Frame) {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c != nil {
+		c.Send(f)
+	}
+}
+
+// pumpStdin sends stdin to the process. A terminal is read only while the
+// deputy is in the foreground, so a job put in the background does not
+// steal the shell's input (nor stop on SIGTTIN while its process runs).
+func (s *session) pumpStdin() {
+	in := s.o.Stdin
+	if in == nil {
+		s.send(rexec.Frame{Type: rexec.TStdinEOF})
+		return
+	}
+	fd := int(in.Fd())
+	tty := isTerminal(in)
+	buf := make([]byte, rexec.Chunk)
+	for {
+		if tty {
+			if !foreground(fd) {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, err := unix.Poll(pfd, 100); err != nil || n == 0 || !foreground(fd) {
+				continue
+			}
+		}
+		n, err := in.Read(buf)
+		if n > 0 {
+			s.send(rexec.Frame{Type: rexec.TStdin, Data: buf[:n]})
+		}
+		if err != nil {
+			s.send(rexec.Frame{Type: rexec.TStdinEOF})
+			return
+		}
+	}
+}
+
+// Exit ends the deputy as its process ended: the same exit status, or
+// death by the same signal (without a core of the deputy's own).
+func Exit(st rexec.Status) {
+	if st.Signal != 0 {
+		sig := unix.Signal(st.Signal)
+		signal.Reset(sig)
+		unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+		unix.Kill(unix.Getpid(), sig)
+		time.Sleep(100 * time.Millisecond) // a signal whose default is to ignore
+	}
+	os.Exit(st.ShellCode())
+}

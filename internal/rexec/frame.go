@@ -1,0 +1,226 @@
+package rexec
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Type is a frame's type.
+type Type uint8
+
+// The frame types.
+const (
+	TStart     Type = iota + 1 // deputy -> node: JSON Spec
+	TStdin                     // deputy -> node: bytes for the process's stdin
+	TStdinEOF                  // deputy -> node: stdin is closed
+	TWinsize                   // deputy -> node: rows, cols (uint16 LE each)
+	TStarted                   // node -> deputy: JSON Started
+	TStdout                    // node -> deputy: output
+	TStderr                    // node -> deputy: error output
+	TStopped                   // node -> deputy: one byte, the stop signal
+	TContinued                 // node -> deputy: the process was continued
+	TExit                      // node -> deputy: JSON Status; the last frame
+	TError                     // node -> deputy: a message for the user (then Exit)
+	tLast
+)
+
+var typeNames = [...]string{TStart: "start", TStdin: "stdin", TStdinEOF: "stdin-eof",
+	TWinsize: "winsize", TStarted: "started", TStdout: "stdout", TStderr: "stderr", TStopped: "stopped",
+	TContinued: "continued", TExit: "exit", TError: "error"}
+
+func (t Type) String() string {
+	if t > 0 && t < tLast {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// MaxData bounds one frame's payload. Output is sent in chunks of at most
+// Chunk bytes; Start (the environment) may be larger.
+const (
+	MaxData = 4<<20 - 16
+	Chunk   = 256 << 10
+)
+
+// headerLen is the size of a frame header.
+const headerLen = 5
+
+// Frame is one message.
+type Frame struct {
+	Type Type
+	Data []byte
+}
+
+// Validate checks what can be checked without context: a known type and a
+// payload of the right size.
+func (f *Frame) Validate() error {
+	if f.Type == 0 || f.Type >= tLast {
+		return fmt.Errorf("frame: unknown type %d", uint8(f.Type))
+	}
+	if len(f.Data) > MaxData {
+		return fmt.Errorf("frame: %s payload of %d bytes exceeds %d", f.Type, len(f.Data), MaxData)
+	}
+	want := map[Type]int{TStdinEOF: 0, TWinsize: 4, TStopped: 1, TContinued: 0}
+	if n, ok := want[f.Type]; ok && len(f.Data) != n {
+		return fmt.Errorf("frame: %s payload of %d bytes, want %d", f.Type, len(f.Data), n)
+	}
+	return nil
+}
+
+// MarshalBinary encodes f with its header (the gRPC codec uses it).
+func (f *Frame) MarshalBinary() ([]byte, error) {
+	b := make([]byte, headerLen+len(f.Data))
+	b[0] = byte(f.Type)
+	binary.LittleEndian.PutUint32(b[1:], uint32(len(f.Data)))
+	copy(b[headerLen:], f.Data)
+	return b, nil
+}
+
+// UnmarshalBinary decodes one whole frame and validates it. Data aliases b.
+func (f *Frame) UnmarshalBinary(b []byte) error {
+	if len(b) < headerLen {
+		return fmt.Errorf("frame: %d bytes, shorter than a header", len(b))
+	}
+	n := binary.LittleEndian.Uint32(b[1:])
+	if uint64(n) != uint64(len(b)-headerLen) {
+		return fmt.Errorf("frame: header says %d bytes of payload, got %d", n, len(b)-headerLen)
+	}
+	f.Type, f.Data = Type(b[0]), b[headerLen:]
+	return f.Validate()
+}
+
+// Write writes f to w as one write.
+func Write(w io.Writer, f Frame) error {
+	b, _ := f.MarshalBinary()
+	_, err := w.Write(b)
+	return err
+}
+
+// Reader reads frames from a stream, reusing its buffer: a frame's Data is
+// valid until the next Read.
+type Reader struct {
+	r   io.Reader
+	hdr [headerLen]byte
+	buf []byte
+}
+
+// NewReader returns a Reader of r (buffer r yourself if it is small-read).
+func NewReader(r io.Reader) *Reader { return &Reader{r: r} }
+
+// Read returns the next frame; io.EOF at a clean end between frames.
+func (r *Reader) Read() (Frame, error) {
+	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return Frame{}, errors.New("frame: stream ended inside a header")
+		}
+		return Frame{}, err
+	}
+	n := binary.LittleEndian.Uint32(r.hdr[1:])
+	f := Frame{Type: Type(r.hdr[0])}
+	if n > MaxData {
+		return Frame{}, fmt.Errorf("frame: %s payload of %d bytes exceeds %d", f.Type, n, MaxData)
+	}
+	if cap(r.buf) < int(n) {
+		r.buf = make([]byte, n)
+	}
+	f.Data = r.buf[:n]
+	if _, err := io.ReadFull(r.r, f.Data); err != nil {
+		return Frame{}, fmt.Errorf("frame: stream ended inside a %s payload: %w", f.Type, err)
+	}
+	return f, f.Validate()
+}
+
+// JSON builds a frame whose payload is v as JSON.
+func JSON(t Type, v any) Frame {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own types are passed
+	}
+	return Frame{Type: t, Data: b}
+}
+
+// WinsizeFrame carries a terminal size.
+func WinsizeFrame(rows, cols uint16) Frame {
+	b := make([]byte, 4)
+	binary.LittleEndian.PutUint16(b, rows)
+	binary.LittleEndian.PutUint16(b[2:], cols)
+	return Frame{Type: TWinsize, Data: b}
+}
+
+// Winsize decodes a TWinsize payload (validated: 4 bytes).
+func Winsize(f Frame) (rows, cols uint16) {
+	return binary.LittleEndian.Uint16(f.Data), binary.LittleEndian.Uint16(f.Data[2:])
+}
+
+// Started tells the deputy what runs where.
+type Started struct {
+	CPID int64 `json:"cpid"`
+	Node int   `json:"node"`
+	Pid  int   `json:"pid"`
+}
+
+// Status is how a process ended, or why it could not be run or followed.
+type Status struct {
+	Code   int  `json:"code"`             // exit status (when Signal is 0)
+	Signal int  `json:"signal,omitempty"` // killed by this signal
+	Core   bool `json:"core,omitempty"`   // and dumped core
+	// Lost: the process's node went down or could not be reached; Code is
+	// ExitLost and the Error frame before says why.
+	Lost bool `json:"lost,omitempty"`
+}
+
+// Exit statuses of ssi run's own (besides the process's).
+const (
+	ExitNotFound  = 127 // command not found (as a shell)
+	ExitCannotRun = 126 // found but not executable, or the directory is missing
+	ExitLost      = 255 // the node running it went down or the connection broke
+)
+
+// ShellCode is the status a shell gives: the exit code, or 128 + signal.
+func (s Status) ShellCode() int {
+	if s.Signal != 0 {
+		return 128 + s.Signal
+	}
+	return s.Code
+}
+
+// Worse reports whether s is worse than t (for --np): lost, then death by
+// signal, then the higher exit code.
+func (s Status) Worse(t Status) bool {
+	rank := func(x Status) int {
+		switch {
+		case x.Lost:
+			return 3 << 16
+		case x.Signal != 0:
+			return 2<<16 | x.Signal
+		case x.Code != 0:
+			return 1<<16 | x.Code
+		}
+		return 0
+	}
+	return rank(s) > rank(t)
+}
+
+// ParseStarted decodes a TStarted payload.
+func ParseStarted(b []byte) (Started, error) {
+	var s Started
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("malformed started frame: %w", err)
+	}
+	return s, nil
+}
+
+// ParseStatus decodes a TExit payload.
+func ParseStatus(b []byte) (Status, error) {
+	var s Status
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("malformed exit frame: %w", err)
+	}
+	if s.Code < 0 || s.Code > 255 || s.Signal < 0 || s.Signal > 64 {
+		return s, fmt.Errorf("exit frame: status %d / signal %d out of range", s.Code, s.Signal)
+	}
+	return s, nil
+}

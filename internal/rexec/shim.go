@@ -1,0 +1,167 @@
+package rexec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ShimArg is the hidden subcommand under which the agent's own binary runs
+// as the helper between fork and the user's program.
+const ShimArg = "__exec"
+
+// shimSpecFD is where the helper reads its Spec (JSON, to EOF).
+const shimSpecFD = 3
+
+// Shim is the helper's whole life. Started by Start as root with the
+// process's stdio, it applies the caller's limits, nice value and umask,
+// becomes the caller (groups, gid, uid), changes to the working directory,
+// finds the command in the caller's PATH and executes it. On failure it
+// prints what a shell prints and exits 127 (not found) or 126 (cannot
+// run); it never returns.
+func Shim() {
+	code, msg := shim()
+	fmt.Fprintf(os.Stderr, "ssi: %s\n", msg)
+	os.Exit(code)
+}
+
+func shim() (int, string) {
+	f := os.NewFile(shimSpecFD, "spec")
+	b, err := io.ReadAll(io.LimitReader(f, maxSpecLen+1))
+	f.Close()
+	if err != nil {
+		return ExitCannotRun, "reading the run request: " + err.Error()
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return ExitCannotRun, "malformed run request: " + err.Error()
+	}
+	if err := s.Validate(); err != nil {
+		return ExitCannotRun, err.Error()
+	}
+	if err := become(&s); err != nil {
+		return ExitCannotRun, err.Error()
+	}
+	if err := unix.Chdir(s.Dir); err != nil {
+		return ExitCannotRun, fmt.Sprintf("cd: %s: %s", s.Dir, errText(err))
+	}
+	path, err := lookPath(s.Argv[0], envValue(s.Env, "PATH"))
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) && !strings.Contains(s.Argv[0], "/") {
+			return ExitNotFound, s.Argv[0] + ": command not found"
+		}
+		return codeFor(err), s.Argv[0] + ": " + errText(err)
+	}
+	err = unix.Exec(path, s.Argv, s.Env)
+	if errors.Is(err, unix.ENOEXEC) {
+		// A script without #!: a shell runs it with sh.
+		err = unix.Exec("/bin/sh", append([]string{"sh", path}, s.Argv[1:]...), s.Env)
+	}
+	return codeFor(err), s.Argv[0] + ": " + errText(err)
+}
+
+// become applies the caller's limits, nice value and umask while still
+// root (so that a hard limit above this node's default is kept), then
+// drops to the caller's groups, gid and uid.
+func become(s *Spec) error {
+	for _, r := range s.Rlimits {
+		lim := unix.Rlimit{Cur: r.Cur, Max: r.Max}
+		if err := unix.Setrlimit(r.Resource, &lim); err != nil {
+			return fmt.Errorf("resource limit %d: %v", r.Resource, err)
+		}
+	}
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, s.Nice); err != nil {
+		return fmt.Errorf("nice %d: %v", s.Nice, err)
+	}
+	unix.Umask(s.Umask)
+	groups := s.Groups
+	if groups == nil {
+		groups = []int{}
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("groups: %v", err)
+	}
+	if err := syscall.Setresgid(s.GID, s.GID, s.GID); err != nil {
+		return fmt.Errorf("gid %d: %v", s.GID, err)
+	}
+	if err := syscall.Setresuid(s.UID, s.UID, s.UID); err != nil {
+		return fmt.Errorf("uid %d: %v", s.UID, err)
+	}
+	return nil
+}
+
+// lookPath finds file as a shell does: a name with a slash is used as it
+// is; otherwise each PATH entry is tried and the first executable regular
+// file wins; a file found but not executable is remembered (EACCES).
+func lookPath(file, path string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, checkExec(file)
+	}
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	var denied error
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		err := checkExec(p)
+		if err == nil {
+			return p, nil
+		}
+		if errors.Is(err, unix.EACCES) && denied == nil {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", denied
+	}
+	return "", unix.ENOENT
+}
+
+func checkExec(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.EISDIR
+	}
+	return unix.Access(p, unix.X_OK)
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// codeFor is a shell's status for a failed exec: 127 when the file is
+// missing, 126 otherwise.
+func codeFor(err error) int {
+	if errors.Is(err, unix.ENOENT) {
+		return ExitNotFound
+	}
+	return ExitCannotRun
+}
+
+// errText is an errno as a shell prints it ("No such file or directory").
+func errText(err error) string {
+	var en unix.Errno
+	if errors.As(err, &en) {
+		s := en.Error()
+		return strings.ToUpper(s[:1]) + s[1:]
+	}
+	return err.Error()
+}

@@ -1,0 +1,207 @@
+package rexec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Proc is a process started by Start: its pid (also its process group),
+// and the agent's ends of its stdio.
+type Proc struct {
+	Pid int
+	// Stdin takes the process's input (the pty master with a tty).
+	Stdin io.WriteCloser
+	// Stdout and Stderr give its output; with a tty Stderr is nil (both go
+	// to the terminal, read from Stdout).
+	Stdout, Stderr io.ReadCloser
+
+	pty     *os.File
+	process *os.Process
+}
+
+// Start starts s.Argv through the helper at shim (the agent's binary,
+// run as `shim ShimArg`) with s's credentials and environment, in a new
+// process group (with a tty: a new session whose controlling terminal is
+// a fresh pty). The helper's failures (not found, cannot run, missing
+// directory) come out on the process's stderr with status 127 or 126, as
+// from a shell; an error here means nothing was started.
+func Start(s *Spec, shim string) (*Proc, error) {
+	spec, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer specR.Close()
+	cmd := exec.Command(shim, ShimArg)
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{specR} // fd 3 = shimSpecFD
+	p := &Proc{}
+	var childEnds []*os.File
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	if s.Tty {
+		master, slave, err := OpenPty()
+		if err != nil {
+			specW.Close()
+			return nil, err
+		}
+		childEnds = append(childEnds, slave)
+		if err := setupTerminal(slave, s); err != nil {
+			master.Close()
+			specW.Close()
+			return nil, err
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		p.pty, p.Stdin, p.Stdout = master, master, master
+	} else {
+		var pipes [3][2]*os.File
+		for i := range pipes {
+			r, w, err := os.Pipe()
+			if err != nil {
+				for _, f := range childEnds {
+					f.Close()
+				}
+				specW.Close()
+				return nil, err
+			}
+			pipes[i] = [2]*os.File{r, w}
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = pipes[0][0], pipes[1][1], pipes[2][1]
+		childEnds = append(childEnds, pipes[0][0], pipes[1][1], pipes[2][1])
+		p.Stdin, p.Stdout, p.Stderr = pipes[0][1], pipes[1][0], pipes[2][0]
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	if err := cmd.Start(); err != nil {
+		specW.Close()
+		p.closeAll()
+		return nil, fmt.Errorf("start %s: %w", shim, err)
+	}
+	p.Pid, p.process = cmd.Process.Pid, cmd.Process
+	go func() {
+		// Larger than a pipe's buffer: written while the helper reads.
+		specW.Write(spec)
+		specW.Close()
+	}()
+	return p, nil
+}
+
+// setupTerminal gives the pty the deputy's settings and size, and to the
+// caller (as login does).
+func setupTerminal(slave *os.File, s *Spec) error {
+	fd := int(slave.Fd())
+	if len(s.Termios) > 0 {
+		t, err := DecodeTermios(s.Termios)
+		if err != nil {
+			return err
+		}
+		if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+			return fmt.Errorf("terminal settings: %w", err)
+		}
+	}
+	if s.Rows != 0 && s.Cols != 0 {
+		if err := SetWinsize(slave, s.Rows, s.Cols); err != nil {
+			return fmt.Errorf("terminal size: %w", err)
+		}
+	}
+	if err := unix.Fchown(fd, s.UID, -1); err != nil {
+		return fmt.Errorf("terminal owner: %w", err)
+	}
+	return unix.Fchmod(fd, 0o620)
+}
+
+func (p *Proc) closeAll() {
+	for _, c := range []io.Closer{p.Stdin, p.Stdout, p.Stderr} {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// Wait waits for the process to end and returns how. It reports stops
+// and continues on the way (the signal that stopped it). It reaps the
+// process; call it once.
+func (p *Proc) Wait(stopped func(sig int), continued func()) Status {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(p.Pid, &ws, unix.WUNTRACED|unix.WCONTINUED|unix.WALL, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			p.process.Release()
+			return Status{Code: ExitLost, Lost: true}
+		}
+		switch {
+		case ws.Stopped():
+			if stopped != nil {
+				stopped(int(ws.StopSignal()))
+			}
+		case ws.Continued():
+			if continued != nil {
+				continued()
+			}
+		case ws.Exited():
+			p.process.Release()
+			return Status{Code: ws.ExitStatus()}
+		case ws.Signaled():
+			p.process.Release()
+			return Status{Signal: int(ws.Signal()), Core: ws.CoreDump()}
+		}
+	}
+}
+
+// Signal sends sig to the process's group.
+func (p *Proc) Signal(sig int) error {
+	return unix.Kill(-p.Pid, unix.Signal(sig))
+}
+
+// Resize changes the pty's size (SIGWINCH follows); no-op without one.
+func (p *Proc) Resize(rows, cols uint16) error {
+	if p.pty == nil {
+		return nil
+	}
+	return SetWinsize(p.pty, rows, cols)
+}
+
+// Tty reports whether the process has a pty.
+func (p *Proc) Tty() bool { return p.pty != nil }
+
+// Hangup does what a terminal hang-up does: SIGHUP then SIGCONT to the
+// process group (the kernel sends them when the pty's master closes).
+// Output that follows is still read and discarded by the caller.
+func (p *Proc) Hangup() {
+	p.Signal(int(unix.SIGHUP))
+	p.Signal(int(unix.SIGCONT))
+}
+
+// CloseStdin closes the process's input (a pipe) or, with a tty, sends
+// the terminal's end-of-file character.
+func (p *Proc) CloseStdin() error {
+	if p.pty == nil {
+		return p.Stdin.Close()
+	}
+	t, err := unix.IoctlGetTermios(int(p.pty.Fd()), unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	_, err = p.pty.Write([]byte{t.Cc[unix.VEOF]})
+	return err
+}
+
+// Close releases the agent's ends of the stdio.
+func (p *Proc) Close() { p.closeAll() }

@@ -1,0 +1,117 @@
+package rexec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Spec says what to run and as whom. The deputy fills the request part;
+// the home agent fills the caller part from the kernel's view of the
+// deputy (SO_PEERCRED and /proc), never from what the deputy claims.
+type Spec struct {
+	// The request (from the deputy).
+	Argv    []string `json:"argv"`
+	Env     []string `json:"env"`
+	Dir     string   `json:"dir"`
+	Tty     bool     `json:"tty,omitempty"`     // give the process a pty
+	Rows    uint16   `json:"rows,omitempty"`    // its size
+	Cols    uint16   `json:"cols,omitempty"`    //
+	Termios []byte   `json:"termios,omitempty"` // the deputy's terminal settings (raw struct termios)
+	Node    int      `json:"node,omitempty"`    // where to run; 0 with Fast: the best node
+	Fast    bool     `json:"fast,omitempty"`
+	// LogOutput: the process's output goes to the executing agent's log
+	// (`ssi run -d` without an output file), not to the deputy.
+	LogOutput bool `json:"log_output,omitempty"`
+	// Thread: the deputy thread (tid) whose id names this process (for
+	// --np, one thread per rank); 0: the deputy's pid.
+	Thread int `json:"thread,omitempty"`
+	// NoMigrate pins the process to its node.
+	NoMigrate bool `json:"no_migrate,omitempty"`
+
+	// The caller (filled by the home agent).
+	UID     int      `json:"uid"`
+	GID     int      `json:"gid"`
+	Groups  []int    `json:"groups,omitempty"`
+	Umask   int      `json:"umask"`
+	Nice    int      `json:"nice"`
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	Home    int      `json:"home"`           // the home node
+	CPID    int64    `json:"cpid"`           // the cluster pid the home node gave it
+	PPid    int64    `json:"ppid,omitempty"` // cluster pid of the deputy's parent
+	PGid    int64    `json:"pgid,omitempty"` // cluster pid of the deputy's process group
+	From    string   `json:"from,omitempty"` // for the log: who, from where
+}
+
+// Rlimit is one resource limit (RLIMIT_* number, soft and hard).
+type Rlimit struct {
+	Resource int    `json:"resource"`
+	Cur      uint64 `json:"cur"`
+	Max      uint64 `json:"max"`
+}
+
+// Limits on a Spec, generous but finite.
+const (
+	maxArgs    = 1 << 16
+	maxEnv     = 1 << 16
+	maxSpecLen = MaxData
+)
+
+// ParseSpec decodes and validates a Start payload.
+func ParseSpec(b []byte) (*Spec, error) {
+	if len(b) > maxSpecLen {
+		return nil, fmt.Errorf("run request of %d bytes is too large", len(b))
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("malformed run request: %w", err)
+	}
+	return &s, s.Validate()
+}
+
+// Validate checks a Spec's request part.
+func (s *Spec) Validate() error {
+	switch {
+	case len(s.Argv) == 0 || s.Argv[0] == "":
+		return errors.New("no command to run")
+	case len(s.Argv) > maxArgs:
+		return fmt.Errorf("%d arguments: at most %d", len(s.Argv), maxArgs)
+	case len(s.Env) > maxEnv:
+		return fmt.Errorf("%d environment variables: at most %d", len(s.Env), maxEnv)
+	case s.Dir == "" || !filepath.IsAbs(s.Dir):
+		return fmt.Errorf("working directory %q is not an absolute path", s.Dir)
+	case s.Node < 0:
+		return fmt.Errorf("node %d is not a node number", s.Node)
+	case s.Thread < 0:
+		return fmt.Errorf("thread %d is not a thread id", s.Thread)
+	case s.UID < 0 || s.GID < 0:
+		return fmt.Errorf("uid %d / gid %d out of range", s.UID, s.GID)
+	case s.Umask < 0 || s.Umask > 0o777:
+		return fmt.Errorf("umask %o out of range", s.Umask)
+	case s.Nice < -20 || s.Nice > 19:
+		return fmt.Errorf("nice %d out of range", s.Nice)
+	}
+	for _, a := range append(append([]string{s.Dir}, s.Argv...), s.Env...) {
+		if strings.IndexByte(a, 0) >= 0 {
+			return errors.New("an argument, variable or directory contains a NUL byte")
+		}
+	}
+	for _, e := range s.Env {
+		if !strings.Contains(e, "=") {
+			return fmt.Errorf("environment entry %q has no '='", e)
+		}
+	}
+	for _, r := range s.Rlimits {
+		if r.Resource < 0 || r.Resource >= 16 || r.Cur > r.Max {
+			return fmt.Errorf("resource limit %d (%d/%d) is not valid", r.Resource, r.Cur, r.Max)
+		}
+	}
+	for _, g := range s.Groups {
+		if g < 0 {
+			return fmt.Errorf("group %d out of range", g)
+		}
+	}
+	return nil
+}
