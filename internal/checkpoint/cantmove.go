@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Reason codes of a refusal. They are stable: callers compare codes, never
@@ -82,11 +83,13 @@ type procView struct {
 	Timers    int // POSIX timers listed in /proc/PID/timers
 }
 
-// fdView is one open descriptor: its /proc/PID/fd link and file mode.
+// fdView is one open descriptor: its /proc/PID/fd link, file mode and,
+// for a device, its number.
 type fdView struct {
 	Fd     int
 	Target string
 	Mode   fs.FileMode
+	Rdev   uint64
 }
 
 // refusals is the pure decision: every reason the process in v cannot move.
@@ -142,17 +145,9 @@ func refusals(v procView) []Reason {
 }
 
 // Check reports whether the process pid can be checkpointed, reading only
-// /proc: it freezes nothing. It returns nil or a *RefusalError.
-func Check(pid int) error {
-	v, err := readProcView(pid)
-	if err != nil {
-		return &RefusalError{Pid: pid, Reasons: []Reason{{Gone, err.Error()}}}
-	}
-	if rs := refusals(v); len(rs) > 0 {
-		return &RefusalError{Pid: pid, Reasons: rs}
-	}
-	return nil
-}
+// /proc: it freezes nothing. It returns nil or a *RefusalError. See
+// CheckWith for descriptors held from outside.
+func Check(pid int) error { return CheckWith(pid, Options{}) }
 
 func readProcView(pid int) (procView, error) {
 	var v procView
@@ -219,6 +214,9 @@ func readFds(pid int) ([]fdView, error) {
 		f := fdView{Fd: fd, Target: target}
 		if fi, err := os.Stat(dir + e.Name()); err == nil {
 			f.Mode = fi.Mode()
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				f.Rdev = st.Rdev
+			}
 		}
 		fds = append(fds, f)
 	}

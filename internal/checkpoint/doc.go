@@ -15,6 +15,9 @@
 // "2 POSIX timers (timer_create): not yet supported"). Freeze runs
 // Check before it stops anything and looks again once the process is
 // stopped. (MultiThreaded is no longer reported: threads move.)
+// CheckWith and FreezeWith take Options: the descriptors listed in
+// Options.External (the deputy's stdio) are no refusal reason (see
+// below).
 //
 // # Dump
 //
@@ -124,9 +127,12 @@
 // Restore starts a stub: any static x86_64 executable, run with
 // PTRACE_TRACEME, which stops at its exec and never runs its own code (the
 // tests build testdata/stub.c; the agent will provide its own, as a hidden
-// subcommand). Then, by injected system calls: map a scratch page at an
+// subcommand), with the replacements of the image's external descriptors
+// at their numbers (see below). After the CPU check, by injected system
+// calls: map a scratch page at an
 // address free in both the stub and the image and move injection there;
-// close_range every descriptor; unmap all of the stub, [vdso] and [vvar]
+// keep the pid (see below); close_range every descriptor but the
+// external ones; unmap all of the stub, [vdso] and [vvar]
 // included; arch_prctl(ARCH_MAP_VDSO_64) at the image's [vvar] start, after
 // checking that this kernel's vDSO has the same layout and bytes (glibc
 // caches vDSO pointers); mmap each mapping MAP_FIXED with its protection
@@ -134,18 +140,18 @@
 // MAP_GROWSDOWN) and write the saved pages through /proc/PID/mem, which
 // ignores protections (zero pages of anonymous memory are skipped);
 // PR_SET_MM_MAP for the mm fields, brk, auxv and exe; the files at their
-// descriptor numbers with their flags and offsets; chdir, umask,
+// descriptor numbers with their flags and offsets; the status flags of
+// the external descriptors (and a controlling terminal); chdir, umask,
 // rt_sigaction, sigaltstack, set_tid_address, set_robust_list, rseq and
 // the command name. Resource limits are set with prlimit while the new
 // process is still root. Then, with every signal blocked (PTRACE_SETSIGMASK)
 // so that nothing interrupts the injected calls: the other threads are
-// created by clone(2) injected in the main thread (CLONE_VM, CLONE_FS,
+// created by clone3(2) injected in the main thread (CLONE_VM, CLONE_FS,
 // CLONE_FILES, CLONE_SIGHAND, CLONE_THREAD, CLONE_SYSVSEM; no
 // CLONE_SETTLS, fs_base comes with the registers), traced at once through
 // PTRACE_O_TRACECLONE; each gets, by calls injected in it,
 // set_tid_address, set_robust_list, sigaltstack and rseq, and its private
-// signals are queued with rt_tgsigqueueinfo. The threads get new thread
-// ids (the leader's pid is new too; keeping tids is future work). The
+// signals are queued with rt_tgsigqueueinfo. The
 // pending signals are
 // queued again by injected rt_tgsigqueueinfo (thread queue) or
 // rt_sigqueueinfo (shared queue), which accept any siginfo since the
@@ -157,8 +163,56 @@
 // PTRACE_SETREGSET and the registers, restart rule applied, with
 // PTRACE_SETREGS, for every thread; PTRACE_DETACH of each thread, the
 // leader last, lets the process run. It is a child of the
-// caller with a new pid. If anything fails the stub is killed
-// (PTRACE_O_EXITKILL also kills it if the caller dies).
+// caller. If anything fails the stub and what it made are killed
+// (PTRACE_O_EXITKILL also kills them if the caller dies).
+//
+// # Keeping the pid and the thread ids
+//
+// glibc keeps a thread's id in its thread descriptor (pthread_kill,
+// error-checking and robust mutexes use it) and programs keep their pid:
+// the restored process should have its old ids. Right after the scratch
+// page is mapped, clone3(2) with set_tid {Image.Pid} and CLONE_PARENT is
+// injected in the stub: the copy is a child of the caller like the stub
+// (with CLONE_PARENT clone3 takes exit_signal 0 and the copy inherits the
+// stub's SIGCHLD), traced from its first instruction through
+// PTRACE_O_TRACECLONE; the stub is killed and the restore goes on in the
+// copy. Each thread is made by clone3 with set_tid {Thread.Tid}. set_tid
+// needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) over the pid namespace,
+// which the stub has as root; it sets the id in the stub's own (innermost)
+// pid namespace, which is the node's. The fallback is documented
+// behaviour, not an error: when the pid is taken (EEXIST; a zombie not yet
+// reaped holds its pid too) or set_tid is refused, the process goes on in
+// the stub with whatever pid it has; a thread whose id is taken gets a new
+// one (a refusal for another reason stops the asking for the next
+// threads). RestoreWith reports the outcome in Restored: Pid, PidKept,
+// PidErr (why not, wrapping the errno), Tids and TidsKept;
+// RestoreOptions.AnyPid skips the asking.
+//
+// # Descriptors held from outside: the deputy's stdio
+//
+// In the cluster a remote process's fds 0, 1 and 2 are pipes or a pty
+// slave held by the agent, which must not keep it from moving. CheckWith
+// and FreezeWith take Options{External: []int{0, 1, 2}}: those
+// descriptors are no refusal reason whatever they are (pipe, socket,
+// terminal, file), and Dump records them in Image.External, not in
+// Image.Files: the number, the open flags from fdinfo, the /proc link
+// ("pipe:[123]"), whether it is a terminal (a character device of a
+// driver in /proc/tty/drivers) and whether it is the process's
+// controlling terminal (its device is /proc/PID/stat's tty_nr, or it is
+// /dev/tty). RestoreWith takes RestoreOptions.Files, a map from those
+// numbers to *os.File (the agent's new pipe ends or pty slave); each must
+// be open for what the process did with its descriptor, and every
+// external descriptor needs one (Restore, without files, refuses such an
+// image). The files are placed at their numbers when the stub is
+// started (syscall.ProcAttr.Files), kept open through the restore, and
+// given the image's status flags by injected fcntl(F_SETFL) (O_NONBLOCK,
+// O_APPEND...: on the open file description, which the caller's copy
+// shares: Go's os.Pipe ends are non-blocking, the restored process gets
+// them as it had them) and close-on-exec as it was. If the process had a
+// controlling terminal and its replacement is a terminal, the restored
+// process calls setsid and TIOCSCTTY on it, becoming the leader of a new
+// session with that terminal; with no terminal it stays in the caller's
+// session. The process group and session ids of the image are not kept.
 //
 // # The target's CPU
 //
@@ -192,9 +246,10 @@
 //
 // # Not yet handled
 //
-// Keeping thread ids, POSIX timers (refused), capabilities, the
+// POSIX timers (refused), capabilities, the
 // dumpable flag (setresuid to another user resets it to the
-// fs.suid_dumpable default), pipes and terminals (to be re-attached
-// through the agent), keeping the pid, and a restorer running inside the
+// fs.suid_dumpable default), pipes, sockets and terminals other than the
+// external descriptors (refused), process group and session ids, and a
+// restorer running inside the
 // target for many mappings (one injected call costs about 42 µs).
 package checkpoint

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -54,7 +55,7 @@ func (p *Process) dump() (*Image, error) {
 	if img.RobustList, err = getRobustList(pid); err != nil {
 		return nil, fmt.Errorf("checkpoint: robust list: %w", err)
 	}
-	st, err := readProc(dir, img)
+	st, err := readProc(dir, img, p.opt.External)
 	if err != nil {
 		return nil, err
 	}
@@ -251,8 +252,9 @@ func threadByTid(img *Image, tid int) *Thread {
 	return nil
 }
 
-// readProc fills in what /proc tells about the frozen process.
-func readProc(dir string, img *Image) (statusInfo, error) {
+// readProc fills in what /proc tells about the frozen process; the
+// descriptors in ext go into img.External.
+func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 	rd := func(name string) (string, error) {
 		b, err := os.ReadFile(dir + "/" + name)
 		return string(b), err
@@ -299,6 +301,7 @@ func readProc(dir string, img *Image) (statusInfo, error) {
 	if err != nil {
 		return st, err
 	}
+	var ttys []ttyDriver
 	for _, f := range fds {
 		s, err := rd("fdinfo/" + strconv.Itoa(f.Fd))
 		if err != nil {
@@ -307,6 +310,13 @@ func readProc(dir string, img *Image) (statusInfo, error) {
 		pos, flags, err := parseFdinfo(s)
 		if err != nil {
 			return st, err
+		}
+		if slices.Contains(ext, f.Fd) {
+			if ttys == nil {
+				ttys = readTTYDrivers()
+			}
+			img.External = append(img.External, externalFile(f, flags, stat.TTYNr, ttys))
+			continue
 		}
 		img.Files = append(img.Files, File{Fd: f.Fd, Path: f.Target, Flags: flags, Offset: pos})
 	}

@@ -18,9 +18,23 @@ import (
 // stream encoding and restores it from a fresh stub.
 func migrate(t *testing.T, pid int, stub string) (*Image, int) {
 	t.Helper()
+	img, res := migrateWith(t, pid, stub, migration{})
+	return img, res.Pid
+}
+
+// migration is what migrateWith does besides migrate.
+type migration struct {
+	ext   []int            // Options.External
+	files map[int]*os.File // RestoreOptions.Files
+	dead  func()           // called once the original is killed (to reap it, freeing its pid)
+}
+
+// migrateWith is migrate with options.
+func migrateWith(t *testing.T, pid int, stub string, m migration) (*Image, *Restored) {
+	t.Helper()
 	t0 := time.Now()
 	defer func() { t.Logf("migrate: total %v", time.Since(t0)) }()
-	p, err := Freeze(pid)
+	p, err := FreezeWith(pid, Options{External: m.ext})
 	if err != nil {
 		t.Fatalf("Freeze: %v", err)
 	}
@@ -33,6 +47,9 @@ func migrate(t *testing.T, pid int, stub string) (*Image, int) {
 	if err := p.Kill(); err != nil {
 		t.Fatalf("Kill: %v", err)
 	}
+	if m.dead != nil {
+		m.dead()
+	}
 	var buf bytes.Buffer
 	if err := img.Encode(&buf); err != nil {
 		t.Fatalf("Encode: %v", err)
@@ -42,12 +59,13 @@ func migrate(t *testing.T, pid int, stub string) (*Image, int) {
 		t.Fatalf("Decode: %v", err)
 	}
 	t.Logf("encode+decode done %v", time.Since(t0))
-	np, err := Restore(img2, stub)
+	res, err := RestoreWith(img2, stub, RestoreOptions{Files: m.files})
 	if err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	t.Cleanup(func() { reap(t, np) })
-	return img, np.Pid
+	t.Logf("restored as pid %d (image %d, kept %v: %v), threads %v (%d kept)", res.Pid, img.Pid, res.PidKept, res.PidErr, res.Tids, res.TidsKept)
+	t.Cleanup(func() { reap(t, res.Process) })
+	return img, res
 }
 
 // checkCount checks lines are 0, 1, 2... with no gap and no repeat.

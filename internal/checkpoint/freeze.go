@@ -21,6 +21,7 @@ type Process struct {
 	tregs map[int]Regs  // their registers at the freeze
 	held  []unix.Signal // signals that arrived while frozen, sent again on Resume
 	spent bool
+	opt   Options // as given to FreezeWith
 	// fill, when set, supplies the contents of a mapping in place of
 	// reading it all (pre-copy, see PreCopier).
 	fill func(m *Mapping, mem *os.File) error
@@ -31,11 +32,15 @@ func (p *Process) Pid() int { return p.pid }
 
 // Freeze checks pid (see Check) and, if it can move, seizes and stops it.
 // On any error the process is left running as it was.
-func Freeze(pid int) (*Process, error) {
-	if err := Check(pid); err != nil {
+func Freeze(pid int) (*Process, error) { return FreezeWith(pid, Options{}) }
+
+// FreezeWith is Freeze with options: the descriptors in o.External are
+// no refusal reason, and Dump records them as external (see Options).
+func FreezeWith(pid int, o Options) (*Process, error) {
+	if err := CheckWith(pid, o); err != nil {
 		return nil, err
 	}
-	p := &Process{pid: pid, t: newTracer()}
+	p := &Process{pid: pid, t: newTracer(), opt: o}
 	attached := false
 	err := p.t.do(func() error {
 		if err := seize(pid, 0); err != nil {
@@ -67,6 +72,7 @@ func Freeze(pid int) (*Process, error) {
 	v, err := readProcView(pid)
 	if err == nil {
 		v.TracerPid = 0 // that is us
+		v.Fds = dropFds(v.Fds, o.External)
 		if rs := refusals(v); len(rs) > 0 {
 			err = &RefusalError{Pid: pid, Reasons: rs}
 		}
@@ -121,14 +127,7 @@ func (p *Process) Kill() error {
 		// Our traced threads stay zombies until we reap them, and the
 		// leader does not die before its threads are gone.
 		for _, tid := range p.tids {
-			for {
-				var ws unix.WaitStatus
-				_, err := unix.Wait4(tid, &ws, unix.WALL, nil)
-				if err == unix.EINTR || err == nil && !ws.Exited() && !ws.Signaled() {
-					continue
-				}
-				break
-			}
+			reapKilled(tid)
 		}
 		var si unix.Siginfo
 		for {

@@ -114,6 +114,7 @@ func parseMaps(text string) ([]Mapping, error) {
 type statInfo struct {
 	Comm    string
 	State   byte
+	TTYNr   uint64 // controlling terminal (encoded device number), 0 for none
 	Threads int
 	MM      MM // all but Brk, which stat does not show
 }
@@ -148,6 +149,7 @@ func parseStat(s string) (statInfo, error) {
 		}
 		return v
 	}
+	st.TTYNr = num(7)
 	st.Threads = int(num(20))
 	st.MM = MM{StartCode: num(26), EndCode: num(27), StartStack: num(28),
 		StartData: num(45), EndData: num(46), StartBrk: num(47),

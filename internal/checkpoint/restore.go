@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -73,42 +72,6 @@ func pickScratch(a, b []Mapping) (uint64, bool) {
 	return 0, false
 }
 
-// Restore starts stub, any static x86_64 executable (it is stopped at its
-// exec and never runs its own code), and turns it into the process of img
-// by injected system calls. The new process runs when Restore returns; it
-// is a child of the caller, which must wait for it. On error nothing is
-// left running.
-func Restore(img *Image, stub string) (*os.Process, error) {
-	if img.Arch != "x86_64" {
-		return nil, fmt.Errorf("checkpoint: image arch %q", img.Arch)
-	}
-	t := newTracer()
-	defer t.close()
-	pid := 0
-	err := t.do(func() error {
-		var err error
-		pid, err = syscall.ForkExec(stub, []string{stub}, &syscall.ProcAttr{
-			Dir: "/", Files: []uintptr{}, Sys: &syscall.SysProcAttr{Ptrace: true}})
-		if err != nil {
-			return fmt.Errorf("checkpoint: start stub: %w", err)
-		}
-		var tids []int
-		if err = restoreInto(pid, img, &tids); err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			for _, tid := range tids { // traced threads: ours to reap
-				unix.Wait4(tid, &ws, unix.WALL, nil)
-			}
-			unix.Wait4(pid, &ws, unix.WALL, nil)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return os.FindProcess(pid)
-}
-
 // restorer holds the state of one restore; its methods run on the tracer.
 type restorer struct {
 	in      *injector
@@ -118,9 +81,12 @@ type restorer struct {
 	stubIgnored uint64 // signals the stub inherited as ignored across exec
 }
 
-// restoreInto turns the stub pid into img's process; the threads it
-// created go into *tids as soon as they exist.
-func restoreInto(pid int, img *Image, tids *[]int) error {
+// restoreInto turns the stub s.stub into img's process: in a copy of it
+// with img's pid where that pid is free, else in the stub itself. What it
+// creates goes into s as soon as it exists, for the caller to kill on
+// error.
+func restoreInto(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions, res *Restored) error {
+	pid := s.stub
 	ws, err := waitStop(pid)
 	if err != nil {
 		return err
@@ -128,7 +94,7 @@ func restoreInto(pid int, img *Image, tids *[]int) error {
 	if ws.StopSignal() != unix.SIGTRAP {
 		return fmt.Errorf("checkpoint: stub stopped with %v, not at exec", ws.StopSignal())
 	}
-	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL); err != nil {
+	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACECLONE); err != nil {
 		return err
 	}
 	regs, err := getRegs(pid)
@@ -159,9 +125,9 @@ func restoreInto(pid int, img *Image, tids *[]int) error {
 	if err != nil {
 		return err
 	}
-	defer mem.Close()
 	vvarStart, err := checkVDSO(img.Mappings, stubMaps, mem)
 	if err != nil {
+		mem.Close()
 		return err
 	}
 	var insn uint64
@@ -169,20 +135,33 @@ func restoreInto(pid int, img *Image, tids *[]int) error {
 		if m.Kind == KindVDSO {
 			code := make([]byte, m.Size())
 			if _, err := mem.ReadAt(code, int64(m.Start)); err != nil {
+				mem.Close()
 				return err
 			}
 			insn, _ = findSyscall(code, m.Start)
 		}
 	}
-	if insn == 0 {
-		return errors.New("checkpoint: no syscall instruction in the stub's vDSO")
-	}
 	scratch, ok := pickScratch(img.Mappings, stubMaps)
-	if !ok {
+	r := &restorer{in: &injector{pid: pid, insn: insn, base: regs}, mem: mem, scratch: scratch}
+	defer func() { r.mem.Close() }()
+	switch {
+	case insn == 0:
+		return errors.New("checkpoint: no syscall instruction in the stub's vDSO")
+	case !ok:
 		return errors.New("checkpoint: no free address for the scratch page")
 	}
-	r := &restorer{in: &injector{pid: pid, insn: insn, base: regs}, mem: mem, scratch: scratch}
-	if err := r.prepare(stubMaps, vvarStart); err != nil {
+	if err := r.mapScratch(); err != nil {
+		return err
+	}
+	if !o.AnyPid {
+		if res.PidErr, err = r.keepPid(s, img.Pid); err != nil {
+			return err
+		}
+	}
+	pid = s.pid
+	res.Pid, res.PidKept = pid, pid == img.Pid
+	dir = "/proc/" + strconv.Itoa(pid)
+	if err := r.prepare(stubMaps, vvarStart, x.keep); err != nil {
 		return err
 	}
 	status, err := os.ReadFile(dir + "/status")
@@ -200,6 +179,9 @@ func restoreInto(pid int, img *Image, tids *[]int) error {
 	if err := r.process(img); err != nil {
 		return err
 	}
+	if err := r.external(img.External, x.tty); err != nil {
+		return err
+	}
 	// Limits from here, while the new process is still root like us
 	// (prlimit on another user's process needs CAP_SYS_RESOURCE).
 	for _, rl := range img.Rlimits {
@@ -213,7 +195,7 @@ func restoreInto(pid int, img *Image, tids *[]int) error {
 	if err := setSigMask(pid, ^uint64(0)); err != nil {
 		return fmt.Errorf("checkpoint: sigmask: %w", err)
 	}
-	if err := r.threads(img, tids); err != nil {
+	if err := r.threads(img, s, !o.AnyPid, res); err != nil {
 		return err
 	}
 	if err := r.last(img); err != nil {
@@ -233,7 +215,7 @@ func restoreInto(pid int, img *Image, tids *[]int) error {
 	if err := setRegs(pid, resumeRegs(img.Regs)); err != nil {
 		return fmt.Errorf("checkpoint: regs: %w", err)
 	}
-	for i, tid := range *tids {
+	for i, tid := range s.tids {
 		th := &img.Threads[i]
 		if err := setSigMask(tid, th.SigMask); err != nil {
 			return fmt.Errorf("checkpoint: thread %d sigmask: %w", tid, err)
@@ -245,7 +227,7 @@ func restoreInto(pid int, img *Image, tids *[]int) error {
 			return fmt.Errorf("checkpoint: thread %d regs: %w", tid, err)
 		}
 	}
-	for _, tid := range *tids {
+	for _, tid := range s.tids {
 		if err := ptrace(unix.PTRACE_DETACH, tid, 0, 0); err != nil {
 			return fmt.Errorf("checkpoint: detach thread %d: %w", tid, err)
 		}

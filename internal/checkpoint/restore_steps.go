@@ -12,20 +12,28 @@ import (
 
 // The steps of restoreInto, in order. They run on the tracer goroutine.
 
-// prepare maps the scratch page, moves injection there, closes every
-// descriptor, unmaps all of the stub and maps the vDSO at its old place.
-func (r *restorer) prepare(stubMaps []Mapping, vvarStart uint64) error {
-	in := r.in
-	if _, err := in.callOK(unix.SYS_MMAP, r.scratch, page, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC,
+// mapScratch maps the scratch page, writes a syscall instruction in it and
+// moves injection there.
+func (r *restorer) mapScratch() error {
+	if _, err := r.in.callOK(unix.SYS_MMAP, r.scratch, page, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
 		return err
 	}
 	if err := r.write(0, syscallInsn); err != nil {
 		return err
 	}
-	in.insn = r.scratch
-	if _, err := in.callOK(sysCloseRange, 0, ^uint64(0)>>32, 0); err != nil {
-		return err
+	r.in.insn = r.scratch
+	return nil
+}
+
+// prepare closes every descriptor but keep (the external ones, installed
+// at exec), unmaps all of the stub and maps the vDSO at its old place.
+func (r *restorer) prepare(stubMaps []Mapping, vvarStart uint64, keep []int) error {
+	in := r.in
+	for _, c := range closeRanges(keep) {
+		if _, err := in.callOK(sysCloseRange, c[0], c[1], 0); err != nil {
+			return err
+		}
 	}
 	for _, m := range stubMaps {
 		if m.Kind == KindVsyscall {
@@ -302,13 +310,14 @@ func (r *restorer) last(img *Image) error {
 	return nil
 }
 
-// threads creates the image's other threads by injected clone(2) in the
-// main thread (they are traced at once, PTRACE_O_TRACECLONE) and gives
+// threads creates the image's other threads in the main thread, each
+// with its old thread id where that id is free and keep is set (see
+// newThread); they are traced at once (PTRACE_O_TRACECLONE). It gives
 // each, by calls injected in it, its clear-tid address, robust list,
 // alternate stack and rseq area, then queues its private signals. Their
-// registers are set at the very end. The new threads have new ids. The
-// signal mask must block everything (the threads inherit it).
-func (r *restorer) threads(img *Image, tids *[]int) error {
+// registers are set at the very end. The signal mask must block
+// everything (the threads inherit it).
+func (r *restorer) threads(img *Image, s *restoreState, keep bool, res *Restored) error {
 	if len(img.Threads) == 0 {
 		return nil
 	}
@@ -317,31 +326,22 @@ func (r *restorer) threads(img *Image, tids *[]int) error {
 	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACECLONE); err != nil {
 		return fmt.Errorf("checkpoint: PTRACE_O_TRACECLONE: %w", err)
 	}
-	const flags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
-		unix.CLONE_THREAD | unix.CLONE_SYSVSEM
 	for i := range img.Threads {
 		th := &img.Threads[i]
-		// The child stack is never used: the thread only makes injected
-		// calls until its registers are replaced.
-		v, err := in.callOK(unix.SYS_CLONE, flags, r.scratch+page-64, 0, 0, 0)
+		want := 0
+		if keep {
+			want = th.Tid
+		}
+		tid, err := r.newThread(want, &keep)
 		if err != nil {
 			return fmt.Errorf("checkpoint: clone thread %d: %w", th.Tid, err)
 		}
-		tid := int(v)
-		*tids = append(*tids, tid)
-		for {
-			ws, err := waitStop(tid)
-			if err != nil {
-				return fmt.Errorf("checkpoint: new thread %d: %w", tid, err)
-			}
-			if ws.StopSignal() == unix.SIGSTOP || stopEvent(ws) == unix.PTRACE_EVENT_STOP {
-				break
-			}
-			if err := unix.PtraceCont(tid, 0); err != nil {
-				return err
-			}
+		s.tids = append(s.tids, tid)
+		res.Tids = append(res.Tids, tid)
+		if tid == th.Tid {
+			res.TidsKept++
 		}
-		regs, err := getRegs(tid)
+		regs, err := waitNewTask(tid)
 		if err != nil {
 			return err
 		}
