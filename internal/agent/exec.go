@@ -89,10 +89,14 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 		return
 	}
 	defer p.Close()
-	a.track.addRun(p.Pid, &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home,
-		UID: spec.UID, Argv: spec.Argv, Attached: true, NoMigrate: spec.NoMigrate})
-	defer a.track.dropRun(p.Pid)
-	a.log.Info("remote execution", "cpid", showCPID(spec.CPID), "pid", p.Pid, "home", spec.Home,
+	rec := &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home,
+		UID: spec.UID, Argv: spec.Argv, Attached: true, NoMigrate: spec.NoMigrate}
+	if p.Pid != p.Cmd {
+		rec.Helper = p.Pid
+	}
+	a.track.addRun(p.Cmd, rec)
+	defer a.track.dropRun(p.Cmd)
+	a.log.Info("remote execution", "cpid", showCPID(spec.CPID), "pid", p.Cmd, "home", spec.Home,
 		"uid", spec.UID, "user", a.userName(spec.UID), "argv", spec.Argv, "dir", spec.Dir, "tty", spec.Tty)
 	a.metrics.execs.Inc()
 
@@ -102,7 +106,7 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 			gone.Store(true)
 		}
 	}
-	send(rexec.JSON(rexec.TStarted, rexec.Started{CPID: spec.CPID, Node: self, Pid: p.Pid}))
+	send(rexec.JSON(rexec.TStarted, rexec.Started{CPID: spec.CPID, Node: self, Pid: p.Cmd}))
 
 	var pumps sync.WaitGroup
 	for _, out := range []struct {
@@ -137,8 +141,8 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 	hangup := func(why string) {
 		hangOnce.Do(func() {
 			gone.Store(true)
-			a.track.setAttached(p.Pid, false)
-			a.log.Info("remote process hung up", "cpid", showCPID(spec.CPID), "pid", p.Pid, "why", why)
+			a.track.setAttached(p.Cmd, false)
+			a.log.Info("remote process hung up", "cpid", showCPID(spec.CPID), "pid", p.Cmd, "why", why)
 			p.Hangup()
 			close(hungUp)
 		})
@@ -174,7 +178,7 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 	})
 	close(done)
 	waitOrClose(&pumps, outputGrace, p)
-	a.log.Info("remote process ended", "cpid", showCPID(spec.CPID), "pid", p.Pid, "code", st.Code, "signal", st.Signal)
+	a.log.Info("remote process ended", "cpid", showCPID(spec.CPID), "pid", p.Cmd, "code", st.Code, "signal", st.Signal)
 	send(rexec.JSON(rexec.TExit, st))
 }
 

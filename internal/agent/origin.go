@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -298,12 +299,25 @@ func (a *Agent) signalOrigin(ctx context.Context, pid int, group bool, sig, uid 
 }
 
 // signalRun signals the process group of the process run here as cpid.
+// Without a tty that group is orphaned (its parent, the agent, is in
+// another session), so the kernel would discard SIGTSTP, SIGTTIN and
+// SIGTTOU: they become SIGSTOP. With a tty the exec helper leading the
+// session stops with its command and is continued with it.
 func (a *Agent) signalRun(cpid int64, sig, uid int, from string) error {
-	pid, ok := a.track.runByCPID(cpid)
+	pid, rec, ok := a.track.runByCPID(cpid)
 	if !ok {
 		return status.Errorf(codes.NotFound, "process %d does not run on node %d", cpid, a.Identity().Number)
 	}
-	return a.signalLocal(pid, true, sig, uid, from)
+	if rec.Helper == 0 && (sig == int(unix.SIGTSTP) || sig == int(unix.SIGTTIN) || sig == int(unix.SIGTTOU)) {
+		sig = int(unix.SIGSTOP)
+	}
+	if err := a.signalLocal(pid, true, sig, uid, from); err != nil {
+		return err
+	}
+	if rec.Helper != 0 && (sig == int(unix.SIGCONT) || sig == int(unix.SIGKILL)) {
+		unix.Kill(rec.Helper, unix.Signal(sig))
+	}
+	return nil
 }
 
 // signalSurrogate finds cpid on the nodes and signals it there.

@@ -44,11 +44,11 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 			return nil, err
 		}
 	}
-	runs, deputies := a.track.runsSnapshot(), a.track.deputies()
+	runs, hidden := a.track.runsSnapshot(), a.track.hidden()
 	out := make([]api.Proc, 0, len(table))
 	for _, p := range table {
-		if deputies[p.Pid] {
-			continue // the process it runs elsewhere stands for it
+		if hidden[p.Pid] {
+			continue // a deputy (its process stands for it) or an exec helper
 		}
 		cpid := cpidOf(runs, num, p.Pid)
 		if cpid == 0 {

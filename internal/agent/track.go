@@ -34,6 +34,9 @@ type runRec struct {
 	Argv             []string
 	Attached         bool // its deputy's stream is open
 	NoMigrate        bool
+	// Helper is the pid of the exec helper leading its tty session (its
+	// parent, hidden from the table), 0 without a tty.
+	Helper int
 }
 
 type tracker struct {
@@ -72,14 +75,20 @@ func (t *tracker) homeOf(pid int) (homeRec, bool) {
 	return *r, true
 }
 
-// deputies returns the local pids hidden from the table.
-func (t *tracker) deputies() map[int]bool {
+// hidden returns the local pids hidden from the table: deputies (the
+// process they stand for is listed where it runs) and exec helpers.
+func (t *tracker) hidden() map[int]bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make(map[int]bool, len(t.home))
 	for pid, r := range t.home {
 		if r.Deputy {
 			out[pid] = true
+		}
+	}
+	for _, r := range t.runs {
+		if r.Helper != 0 {
+			out[r.Helper] = true
 		}
 	}
 	return out
@@ -116,16 +125,16 @@ func (t *tracker) runsSnapshot() map[int]runRec {
 	return out
 }
 
-// runByCPID finds the local pid of the process run here as cpid.
-func (t *tracker) runByCPID(cpid int64) (int, bool) {
+// runByCPID finds the process run here as cpid and its local pid.
+func (t *tracker) runByCPID(cpid int64) (int, runRec, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for pid, r := range t.runs {
 		if r.CPID == cpid {
-			return pid, true
+			return pid, *r, true
 		}
 	}
-	return 0, false
+	return 0, runRec{}, false
 }
 
 // runsOf lists the processes run here whose home is node.

@@ -17,8 +17,12 @@ import (
 // as the helper between fork and the user's program.
 const ShimArg = "__exec"
 
-// shimSpecFD is where the helper reads its Spec (JSON, to EOF).
-const shimSpecFD = 3
+// The helper reads its Spec (JSON, to EOF) on shimSpecFD; with a tty it
+// writes the command's pid (decimal) on shimPidFD.
+const (
+	shimSpecFD = 3
+	shimPidFD  = 4
+)
 
 // Shim is the helper's whole life. Started by Start as root with the
 // process's stdio, it applies the caller's limits, nice value and umask,
@@ -58,6 +62,9 @@ func shim() (int, string) {
 			return ExitNotFound, s.Argv[0] + ": command not found"
 		}
 		return codeFor(err), s.Argv[0] + ": " + errText(err)
+	}
+	if s.Tty {
+		return session(&s, path)
 	}
 	err = unix.Exec(path, s.Argv, s.Env)
 	if errors.Is(err, unix.ENOEXEC) {

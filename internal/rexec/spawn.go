@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -15,7 +16,11 @@ import (
 // Proc is a process started by Start: its pid (also its process group),
 // and the agent's ends of its stdio.
 type Proc struct {
+	// Pid is the process the agent waits for: the command, or with a tty
+	// the helper that leads its session (see session).
 	Pid int
+	// Cmd is the command's pid (its process group), once known.
+	Cmd int
 	// Stdin takes the process's input (the pty master with a tty).
 	Stdin io.WriteCloser
 	// Stdout and Stderr give its output; with a tty Stderr is nil (both go
@@ -48,6 +53,7 @@ func Start(s *Spec, shim string) (*Proc, error) {
 	cmd.ExtraFiles = []*os.File{specR} // fd 3 = shimSpecFD
 	p := &Proc{}
 	var childEnds []*os.File
+	var pidR *os.File
 	defer func() {
 		for _, f := range childEnds {
 			f.Close()
@@ -67,6 +73,15 @@ func Start(s *Spec, shim string) (*Proc, error) {
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		r, w, err := os.Pipe()
+		if err != nil {
+			master.Close()
+			specW.Close()
+			return nil, err
+		}
+		pidR = r
+		childEnds = append(childEnds, w)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, w) // fd 4 = shimPidFD
 		p.pty, p.Stdin, p.Stdout = master, master, master
 	} else {
 		var pipes [3][2]*os.File
@@ -91,12 +106,25 @@ func Start(s *Spec, shim string) (*Proc, error) {
 		p.closeAll()
 		return nil, fmt.Errorf("start %s: %w", shim, err)
 	}
-	p.Pid, p.process = cmd.Process.Pid, cmd.Process
+	p.Pid, p.Cmd, p.process = cmd.Process.Pid, cmd.Process.Pid, cmd.Process
 	go func() {
 		// Larger than a pipe's buffer: written while the helper reads.
 		specW.Write(spec)
 		specW.Close()
 	}()
+	if pidR != nil {
+		for _, f := range childEnds {
+			f.Close()
+		}
+		childEnds = nil
+		// The helper reports the command's pid, or closes the pipe
+		// (exiting) if the command could not be started.
+		b, _ := io.ReadAll(io.LimitReader(pidR, 32))
+		pidR.Close()
+		if n, err := strconv.Atoi(string(b)); err == nil && n > 0 {
+			p.Cmd = n
+		}
+	}
 	return p, nil
 }
 
@@ -165,9 +193,14 @@ func (p *Proc) Wait(stopped func(sig int), continued func()) Status {
 	}
 }
 
-// Signal sends sig to the process's group.
+// Signal sends sig to the command's process group (and SIGCONT also to
+// the helper leading a tty session, which stops with its command).
 func (p *Proc) Signal(sig int) error {
-	return unix.Kill(-p.Pid, unix.Signal(sig))
+	err := unix.Kill(-p.Cmd, unix.Signal(sig))
+	if p.Cmd != p.Pid && (sig == int(unix.SIGCONT) || sig == int(unix.SIGKILL)) {
+		unix.Kill(p.Pid, unix.Signal(sig))
+	}
+	return err
 }
 
 // Resize changes the pty's size (SIGWINCH follows); no-op without one.
