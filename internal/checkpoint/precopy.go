@@ -24,6 +24,7 @@ type segment struct {
 // the state. Methods must not be called concurrently.
 type PreCopier struct {
 	pid   int
+	opt   Options // of the Process it came from, for Finish's freeze
 	t     *Tracker
 	segs  []segment // sorted, disjoint
 	stale []Range   // reads that failed while the process ran: read again at Finish
@@ -53,7 +54,7 @@ func (p *Process) PreCopy() (*PreCopier, error) {
 		t.Close()
 		return nil, err
 	}
-	c := &PreCopier{pid: p.pid, t: t}
+	c := &PreCopier{pid: p.pid, opt: p.opt, t: t}
 	if err := c.round0(); err != nil {
 		t.Close()
 		return nil, err
@@ -142,7 +143,8 @@ type FinishStats struct {
 	Stop, Scan, Dump time.Duration // Freeze, the final PAGEMAP_SCAN, the dump
 }
 
-// Finish freezes the process (Freeze), copies the last written pages and
+// Finish freezes the process (FreezeWith, with the options of the Process
+// that PreCopy came from), copies the last written pages and
 // the untracked areas, and dumps it, memory coming from the pre-copied
 // segments. The image is the one Dump would give. On success the process
 // is still frozen: call Resume or Kill on the returned Process. On error
@@ -159,7 +161,7 @@ func (c *PreCopier) Finish() (*Process, *Image, *FinishStats, error) {
 		go func() { c.t.Close(); close(c.closed) }()
 	}()
 	t0 := time.Now()
-	p, err := Freeze(c.pid)
+	p, err := FreezeWith(c.pid, c.opt)
 	if err != nil {
 		return nil, nil, nil, err
 	}
