@@ -213,6 +213,22 @@
 // process calls setsid and TIOCSCTTY on it, becoming the leader of a new
 // session with that terminal; with no terminal it stays in the caller's
 // session. The process group and session ids of the image are not kept.
+// What is in flight belongs to the caller: bytes written into a stdin
+// pipe but not yet read are lost with the old pipe unless the caller
+// keeps a copy of its reading end and drains it once the process is
+// frozen or killed, then writes them first into the new pipe; what the
+// process wrote into its old stdout pipe is read there to its end
+// (TestSuiteGzipStream does exactly this).
+//
+// # The correctness suite
+//
+// Besides the engine's own tests, programs run to their end once straight
+// and once migrated in the middle, and must leave the same output
+// (suite_test.go): appending with O_APPEND through two descriptors,
+// seeking and writing and reading back, working through a MAP_SHARED file
+// mapping, sha256sum of a 200 MB file (dumped between 20% and 80% of it),
+// and gzip -c of a 16 MB stream on pipes. Missing binaries are skipped
+// with a message.
 //
 // # The target's CPU
 //
