@@ -226,7 +226,7 @@
 // and once migrated in the middle, and must leave the same output
 // (suite_test.go): appending with O_APPEND through two descriptors,
 // seeking and writing and reading back, working through a MAP_SHARED file
-// mapping, sha256sum of a 200 MB file (dumped between 20% and 80% of it),
+// mapping, sha256sum of a 200 MB file (dumped between 10% and 90% of it),
 // and gzip -c of a 16 MB stream on pipes. Missing binaries are skipped
 // with a message.
 //

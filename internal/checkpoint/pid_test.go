@@ -52,20 +52,31 @@ func TestRestoreKeepsPid(t *testing.T) {
 	}
 	checkCount(t, waitLines(t, out, len(readLines(out))+10))
 
-	// Another restore of the same image while pid is alive.
-	res2, err := RestoreWith(img, stub, RestoreOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// More restores of the same image while pid is alive: another pid,
+	// and no error.
+	tests := []struct {
+		name    string
+		o       RestoreOptions
+		wantErr error // in PidErr
+	}{
+		{"pid in use", RestoreOptions{}, unix.EEXIST},
+		{"any pid", RestoreOptions{AnyPid: true}, nil},
 	}
-	defer reap(t, res2.Process)
-	if res2.PidKept || res2.Pid == pid || !errors.Is(res2.PidErr, unix.EEXIST) {
-		t.Fatalf("second restore as %d (kept %v: %v), want another pid than %d and EEXIST", res2.Pid, res2.PidKept, res2.PidErr, pid)
-	}
-	t.Log(res2.PidErr)
-	n := len(readLines(out))
-	waitLines(t, out, n+10) // both write
-	if !running(pid) || !running(res2.Pid) {
-		t.Fatalf("running: %d %v, %d %v", pid, running(pid), res2.Pid, running(res2.Pid))
+	for _, tt := range tests {
+		res2, err := RestoreWith(img, stub, tt.o)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		defer reap(t, res2.Process)
+		if res2.PidKept || res2.Pid == pid || !errors.Is(res2.PidErr, tt.wantErr) || tt.wantErr == nil && res2.PidErr != nil {
+			t.Fatalf("%s: restored as %d (kept %v: %v), want another pid than %d and %v", tt.name, res2.Pid, res2.PidKept, res2.PidErr, pid, tt.wantErr)
+		}
+		t.Logf("%s: pid %d: %v", tt.name, res2.Pid, res2.PidErr)
+		n := len(readLines(out))
+		waitLines(t, out, n+10) // all write
+		if !running(pid) || !running(res2.Pid) {
+			t.Fatalf("%s: running: %d %v, %d %v", tt.name, pid, running(pid), res2.Pid, running(res2.Pid))
+		}
 	}
 }
 

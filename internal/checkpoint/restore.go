@@ -160,6 +160,9 @@ func restoreInto(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions
 	}
 	pid = s.pid
 	res.Pid, res.PidKept = pid, pid == img.Pid
+	if res.PidKept {
+		res.PidErr = nil // the stub had it already
+	}
 	dir = "/proc/" + strconv.Itoa(pid)
 	if err := r.prepare(stubMaps, vvarStart, x.keep); err != nil {
 		return err
