@@ -125,9 +125,10 @@ func restoreInto(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions
 	if err != nil {
 		return err
 	}
+	r := &restorer{mem: mem} // keepPid may change mem
+	defer func() { r.mem.Close() }()
 	vvarStart, err := checkVDSO(img.Mappings, stubMaps, mem)
 	if err != nil {
-		mem.Close()
 		return err
 	}
 	var insn uint64
@@ -135,21 +136,19 @@ func restoreInto(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions
 		if m.Kind == KindVDSO {
 			code := make([]byte, m.Size())
 			if _, err := mem.ReadAt(code, int64(m.Start)); err != nil {
-				mem.Close()
 				return err
 			}
 			insn, _ = findSyscall(code, m.Start)
 		}
 	}
-	scratch, ok := pickScratch(img.Mappings, stubMaps)
-	r := &restorer{in: &injector{pid: pid, insn: insn, base: regs}, mem: mem, scratch: scratch}
-	defer func() { r.mem.Close() }()
-	switch {
-	case insn == 0:
+	if insn == 0 {
 		return errors.New("checkpoint: no syscall instruction in the stub's vDSO")
-	case !ok:
+	}
+	scratch, ok := pickScratch(img.Mappings, stubMaps)
+	if !ok {
 		return errors.New("checkpoint: no free address for the scratch page")
 	}
+	r.in, r.scratch = &injector{pid: pid, insn: insn, base: regs}, scratch
 	if err := r.mapScratch(); err != nil {
 		return err
 	}
