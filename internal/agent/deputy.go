@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,6 +24,11 @@ import (
 // agent fills in who the caller is from the kernel, gives the process its
 // cluster pid, and runs it here or relays the stream to the executing
 // node over the Bulk channel.
+
+// downGrace is how long a broken stream waits for its node to be
+// declared down (detection takes 0.4-0.7 s) before it is reported as a
+// broken connection instead.
+const downGrace = 3 * time.Second
 
 // UpgradeExec is the protocol named in the Upgrade header of POST /v1/run.
 const UpgradeExec = "ssi-exec"
@@ -241,6 +247,16 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 	for {
 		var f rexec.Frame
 		if err := stream.RecvMsg(&f); err != nil {
+			if down.Load() == nil && ctx.Err() == nil {
+				// A node that dies closes its connections at once
+				// (or not at all): give the failure detector its
+				// time before calling it a broken connection.
+				wctx, wcancel := context.WithTimeout(ctx, downGrace)
+				if why := a.waitNodeGone(wctx, target.Number, done); why != "" {
+					down.Store(&why)
+				}
+				wcancel()
+			}
 			if why := down.Load(); why != nil {
 				lost(fmt.Sprintf("node %d went down (%s); process %s lost", target.Number, *why, cpid))
 			} else if ctx.Err() == nil {

@@ -33,6 +33,8 @@ hostname. Without root (or with --loopback) the agents are plain processes on
 loopback addresses. Files are shared between the nodes, as a cluster file
 system would share them. With --cpu-share each node's processes are held to
 that share of one CPU, so that nodes look like separate, slower machines.
+The agents accept 'ssi run' from root on other nodes (allow_remote_root),
+which suits a playground on one machine; a real cluster keeps it off.
 
 While it runs, 'ssi --node N ...' talks to node N's agent and 'ssi dev shell N'
 opens a shell inside node N. Ctrl-C stops the cluster and removes everything;
@@ -47,6 +49,7 @@ opens a shell inside node N. Ctrl-C stops the cluster and removes everything;
 				return nil
 			}
 			o.Namespaces = harness.Root() && !loopback
+			o.AgentArgs = append(o.AgentArgs, "--allow-remote-root", "true")
 			return runDev(cmdContext(cmd), cmd.OutOrStdout(), o)
 		},
 	}
@@ -90,10 +93,25 @@ func runDev(ctx context.Context, out io.Writer, o harness.Options) error {
 		fmt.Fprintf(out, "ssi dev: ssi nodes: %v\n", err)
 	}
 	out.Write(table)
+	showRun(out, c)
 	printDevHelp(out, c)
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nssi dev: stopping the cluster")
 	return c.Close()
+}
+
+// showRun runs `hostname` on the last node from node 1, to show remote
+// execution working.
+func showRun(out io.Writer, c *harness.Cluster) {
+	n := len(c.Nodes)
+	cmd := c.Command(1, c.Binary, "--socket", c.Nodes[0].Socket, "run", "--node", strconv.Itoa(n), "hostname")
+	got, err := cmd.CombinedOutput()
+	fmt.Fprintf(out, "\nssi run --node %d hostname    (from node 1)\n", n)
+	if err != nil {
+		fmt.Fprintf(out, "ssi dev: %v: %s", err, got)
+		return
+	}
+	out.Write(got)
 }
 
 func printDevHelp(out io.Writer, c *harness.Cluster) {
@@ -110,6 +128,7 @@ func printDevHelp(out io.Writer, c *harness.Cluster) {
 	fmt.Fprintf(out, "  ssi --node %d nodes            # ask node %d's agent\n", n, n)
 	if c.Namespaces {
 		fmt.Fprintf(out, "  ssi dev shell %d               # a shell inside node %d, as if logged in there\n", n, n)
+		fmt.Fprintf(out, "  ssi run --node 1 sh            # (in that shell) a shell on node 1, its deputy on node %d\n", n)
 	} else {
 		fmt.Fprintf(out, "  ssi dev shell %d               # a shell with SSI_SOCKET set to node %d's socket\n", n, n)
 	}
