@@ -102,8 +102,9 @@ const setflFlags = unix.O_APPEND | unix.O_ASYNC | unix.O_DIRECT | unix.O_NOATIME
 // external gives the installed external descriptors the image's status
 // flags and close-on-exec flag; if one was the controlling terminal and
 // its replacement is a terminal, the process becomes the leader of a new
-// session (setsid) with that terminal as its controlling one (TIOCSCTTY).
-func (r *restorer) external(ext []ExternalFile, tty map[int]bool) error {
+// session (setsid) with that terminal as its controlling one (TIOCSCTTY);
+// otherwise, with newGroup, the leader of a new process group.
+func (r *restorer) external(ext []ExternalFile, tty map[int]bool, newGroup bool) error {
 	in := r.in
 	ctty := -1
 	for _, x := range ext {
@@ -121,6 +122,11 @@ func (r *restorer) external(ext []ExternalFile, tty map[int]bool) error {
 		}
 	}
 	if ctty < 0 {
+		if newGroup {
+			if _, err := in.callOK(unix.SYS_SETPGID, 0, 0); err != nil {
+				return fmt.Errorf("checkpoint: setpgid: %w", err)
+			}
+		}
 		return nil
 	}
 	if _, err := in.callOK(unix.SYS_SETSID); err != nil {

@@ -181,7 +181,7 @@ func restoreInto(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions
 	if err := r.process(img); err != nil {
 		return err
 	}
-	if err := r.external(img.External, x.tty); err != nil {
+	if err := r.external(img.External, x.tty, o.NewGroup); err != nil {
 		return err
 	}
 	// Limits from here, while the new process is still root like us
@@ -229,12 +229,10 @@ func restoreInto(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions
 			return fmt.Errorf("checkpoint: thread %d regs: %w", tid, err)
 		}
 	}
-	for _, tid := range s.tids {
-		if err := ptrace(unix.PTRACE_DETACH, tid, 0, 0); err != nil {
-			return fmt.Errorf("checkpoint: detach thread %d: %w", tid, err)
-		}
+	if o.Hold {
+		return nil
 	}
-	return ptrace(unix.PTRACE_DETACH, pid, 0, 0)
+	return s.detach()
 }
 
 // checkVDSO compares the image's vDSO with the stub's, byte for byte and

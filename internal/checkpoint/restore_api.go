@@ -22,6 +22,15 @@ type RestoreOptions struct {
 	// AnyPid gives the process and its threads whatever ids the kernel
 	// hands out, without asking for the image's.
 	AnyPid bool
+	// Hold leaves the process stopped under ptrace when RestoreWith
+	// returns: Restored.Release lets it run, Restored.Kill ends it (a
+	// migration commits or aborts meanwhile). Until then the caller must
+	// not wait(2) for it: the stops belong to the restorer's thread.
+	Hold bool
+	// NewGroup makes the process the leader of a new process group
+	// (setpgid(0, 0), injected), unless it becomes the leader of a new
+	// session with a terminal (see Files).
+	NewGroup bool
 }
 
 // Restored is the process that RestoreWith made, running.
@@ -33,6 +42,8 @@ type Restored struct {
 
 	Tids     []int // the new thread ids, in the order of img.Threads
 	TidsKept int   // how many threads got their old id
+
+	held *heldRestore // with RestoreOptions.Hold, until Release or Kill
 }
 
 // Restore starts stub, any static x86_64 executable (it is stopped at its
@@ -64,8 +75,12 @@ func RestoreWith(img *Image, stub string, o RestoreOptions) (*Restored, error) {
 		return nil, err
 	}
 	t := newTracer()
-	defer t.close()
 	res := &Restored{}
+	defer func() {
+		if res.held == nil {
+			t.close()
+		}
+	}()
 	err = t.do(func() error {
 		stubPid, err := syscall.ForkExec(stub, []string{stub}, &syscall.ProcAttr{
 			Dir: "/", Files: x.files, Sys: &syscall.SysProcAttr{Ptrace: true}})
@@ -76,6 +91,8 @@ func RestoreWith(img *Image, stub string, o RestoreOptions) (*Restored, error) {
 		s := &restoreState{stub: stubPid, pid: stubPid}
 		if err = restoreInto(s, img, x, &o, res); err != nil {
 			s.kill()
+		} else if o.Hold {
+			res.held = &heldRestore{t: t, s: s}
 		}
 		return err
 	})
