@@ -54,7 +54,7 @@ func (p *Pool) Client(addr string, ch Channel) (*Client, error) {
 	if cc, ok := p.conns[k]; ok {
 		return &Client{cc: cc}, nil
 	}
-	cc, err := dial(addr, credentials.NewTLS(p.tls), tos[ch])
+	cc, err := dial(addr, credentials.NewTLS(p.tls), tos[ch], ch == Bulk)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,15 @@ func (p *Pool) Close() {
 	}
 }
 
-func dial(addr string, creds credentials.TransportCredentials, tosByte int) (*grpc.ClientConn, error) {
+// Flow-control windows and buffers of Bulk connections: large enough that
+// a stream is not held to one 64 KiB window per round trip.
+const (
+	bulkWindow     = 16 << 20
+	bulkConnWindow = 64 << 20
+	bulkBuffer     = 512 << 10
+)
+
+func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk bool) (*grpc.ClientConn, error) {
 	d := net.Dialer{Timeout: 3 * time.Second, Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -97,14 +105,19 @@ func dial(addr string, creds credentials.TransportCredentials, tosByte int) (*gr
 		}
 		return serr
 	}}
-	cc, err := grpc.NewClient("passthrough:///"+addr,
+	opts := []grpc.DialOption{}
+	if bulk {
+		opts = append(opts, grpc.WithInitialWindowSize(bulkWindow), grpc.WithInitialConnWindowSize(bulkConnWindow),
+			grpc.WithWriteBufferSize(bulkBuffer), grpc.WithReadBufferSize(bulkBuffer))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
 			return d.DialContext(ctx, "tcp", a)
 		}),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(jsonCodec{}), grpc.MaxCallRecvMsgSize(MaxMessage)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -118,7 +131,7 @@ type Client struct{ cc *grpc.ClientConn }
 // verified against the CA pinned by the join token; no client certificate.
 // Close it after use.
 func DialJoin(addr string, tlsConf *tls.Config) (*Client, error) {
-	cc, err := dial(addr, credentials.NewTLS(tlsConf), tos[Control])
+	cc, err := dial(addr, credentials.NewTLS(tlsConf), tos[Control], false)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,10 @@ func NewServer(tlsConf *tls.Config, h Handler) *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.ConnectionTimeout(5*time.Second),
+		// Windows for the Bulk streams (per stream, per connection);
+		// control messages are small and unaffected.
+		grpc.InitialWindowSize(bulkWindow), grpc.InitialConnWindowSize(bulkConnWindow),
+		grpc.WriteBufferSize(bulkBuffer), grpc.ReadBufferSize(bulkBuffer),
 	)
 	s.RegisterService(&serviceDesc, h)
 	return s
