@@ -365,6 +365,11 @@ func (c *Cluster) launchAgent(i int) error {
 		argv = append(argv, "--join", c.Nodes[0].Addr, "--token", c.token)
 	}
 	argv = append(argv, c.opts.AgentArgs...)
+	if c.Namespaces {
+		// As the shipped systemd unit does (Nice=-10): the failure
+		// detector must answer while the node's processes saturate it.
+		argv = append([]string{"nice", "-n", "-10"}, argv...)
+	}
 	if c.opts.testAgent != nil {
 		argv = c.opts.testAgent(n)
 	}
