@@ -6,6 +6,9 @@
 //	go run ./bench soak [-duration 10m]           no false down under CPU saturation (root)
 //	go run ./bench scale [-nodes 64]              formation time, `ssi nodes` latency, memory
 //	go run ./bench ps [-nodes 5 -procs 1000]      `ssi ps` latency over many processes (root)
+//	go run ./bench run [-reps 200 -size 2048]     ssi run beside local and OpenSSH: latency,
+//	                                              throughput, ps, --np (root)
+//	go run ./bench runsoak [-n 10000]             agent goroutines, fds, memory over many runs (root)
 package main
 
 import (
@@ -37,6 +40,12 @@ func main() {
 		err = scale(ctx, os.Args[2:])
 	case "ps":
 		err = psBench(ctx, os.Args[2:])
+	case "run":
+		err = runBench(ctx, os.Args[2:])
+	case "runsoak":
+		err = runSoak(ctx, os.Args[2:])
+	case loopCmd:
+		err = loop(os.Args[2:])
 	default:
 		usage()
 	}
@@ -47,7 +56,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale|ps [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale|ps|run|runsoak [flags]  (-h for flags)")
 	os.Exit(2)
 }
 
@@ -69,12 +78,12 @@ func buildBinary(ctx context.Context) (string, func(), error) {
 
 // startCluster builds ssi and starts a formed namespace cluster of n nodes.
 // The returned stop closes the cluster and removes the binary.
-func startCluster(ctx context.Context, n int) (*harness.Cluster, func(), error) {
+func startCluster(ctx context.Context, n int, agentArgs ...string) (*harness.Cluster, func(), error) {
 	bin, cleanup, err := buildBinary(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := harness.Start(ctx, harness.Options{Nodes: n, Binary: bin, Namespaces: true})
+	c, err := harness.Start(ctx, harness.Options{Nodes: n, Binary: bin, Namespaces: true, AgentArgs: agentArgs})
 	if err != nil {
 		cleanup()
 		return nil, nil, err
