@@ -106,7 +106,9 @@ func become(s *Spec) error {
 
 // lookPath finds file as a shell does: a name with a slash is used as it
 // is; otherwise each PATH entry is tried and the first executable regular
-// file wins; a file found but not executable is remembered (EACCES).
+// file wins. A file that exists but is not executable is remembered
+// (EACCES, 126); a directory that cannot be searched is skipped, as a
+// shell skips it.
 func lookPath(file, path string) (string, error) {
 	if strings.Contains(file, "/") {
 		return file, checkExec(file)
@@ -120,6 +122,10 @@ func lookPath(file, path string) (string, error) {
 			dir = "."
 		}
 		p := filepath.Join(dir, file)
+		var st unix.Stat_t
+		if unix.Stat(p, &st) != nil {
+			continue
+		}
 		err := checkExec(p)
 		if err == nil {
 			return p, nil
