@@ -20,13 +20,16 @@ import (
 func newPsCmd(g *globals) *cobra.Command {
 	var node int
 	var user string
+	var tree bool
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List the processes of every node, with cluster pids",
 		Long: `List every process of every node that is up: cluster pid (CPID), node, local
 pid, user, state, CPU, resident memory, CPU time and command. A cluster pid
 is the origin node's number and the pid there (shown as NODE:PID too, which
-every command accepts). Nodes that could not be asked are named on stderr.`,
+every command accepts). Nodes that could not be asked are named on stderr.
+--forest shows parents and children across nodes: a process run by 'ssi
+run' sits under the parent of its deputy, on another node.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
@@ -37,7 +40,11 @@ every command accepts). Nodes that could not be asked are named on stderr.`,
 				if g.json() {
 					return g.printJSON(reply)
 				}
-				printProcs(g, reply.Procs)
+				if tree {
+					printForest(g, reply.Procs)
+				} else {
+					printProcs(g, reply.Procs)
+				}
 				var down []string
 				for n, why := range reply.Unreachable {
 					down = append(down, fmt.Sprintf("node %s: %s", n, why))
@@ -52,16 +59,73 @@ every command accepts). Nodes that could not be asked are named on stderr.`,
 	}
 	cmd.Flags().IntVar(&node, "on", 0, "only the processes of node N")
 	cmd.Flags().StringVarP(&user, "user", "u", "", "only the processes of this user (name or uid)")
+	cmd.Flags().BoolVar(&tree, "forest", false, "show the process tree across nodes")
 	return cmd
 }
 
 func printProcs(g *globals, procs []api.Proc) {
+	printRows(g, procs, nil)
+}
+
+func printForest(g *globals, procs []api.Proc) {
+	order, depth := forest(procs)
+	printRows(g, order, depth)
+}
+
+// forest orders procs as a tree by parent cluster pid (children after
+// their parent, by cluster pid) and returns each one's depth. A process
+// whose parent is not listed is a root.
+func forest(procs []api.Proc) ([]api.Proc, []int) {
+	byCPID := make(map[int64]bool, len(procs))
+	for _, p := range procs {
+		byCPID[p.CPID] = true
+	}
+	children := map[int64][]api.Proc{}
+	var roots []api.Proc
+	for _, p := range procs {
+		if p.PCPID != 0 && p.PCPID != p.CPID && byCPID[p.PCPID] {
+			children[p.PCPID] = append(children[p.PCPID], p)
+		} else {
+			roots = append(roots, p)
+		}
+	}
+	var order []api.Proc
+	var depth []int
+	seen := map[int64]bool{}
+	var walk func(p api.Proc, d int)
+	walk = func(p api.Proc, d int) {
+		if seen[p.CPID] {
+			return
+		}
+		seen[p.CPID] = true
+		order, depth = append(order, p), append(depth, d)
+		kids := children[p.CPID]
+		sort.Slice(kids, func(i, j int) bool { return kids[i].CPID < kids[j].CPID })
+		for _, k := range kids {
+			walk(k, d+1)
+		}
+	}
+	sort.Slice(roots, func(i, j int) bool { return roots[i].CPID < roots[j].CPID })
+	for _, r := range roots {
+		walk(r, 0)
+	}
+	for _, p := range procs { // parent loops: shown once, as roots
+		walk(p, 0)
+	}
+	return order, depth
+}
+
+// printRows prints the table; with depth, commands are indented as a tree.
+func printRows(g *globals, procs []api.Proc, depth []int) {
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CPID\tNODE:PID\tUSER\tS\t%CPU\tRSS\tTIME\tCOMMAND")
-	for _, p := range procs {
+	for i, p := range procs {
 		cmdline := p.Command
 		if len(cmdline) > 80 {
 			cmdline = cmdline[:77] + "..."
+		}
+		if depth != nil && depth[i] > 0 {
+			cmdline = strings.Repeat("    ", depth[i]-1) + " \\_ " + cmdline
 		}
 		fmt.Fprintf(tw, "%d\t%d:%d\t%s\t%s\t%.1f\t%s\t%s\t%s\n", p.CPID, p.Node, p.Pid, p.User, p.State, p.CPU,
 			humanBytes(p.RSS), cpuTime(p.Time), cmdline)

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ssi-cluster/ssi/internal/api"
 )
 
 func TestParseKill(t *testing.T) {
@@ -43,5 +46,34 @@ func TestParseKill(t *testing.T) {
 				t.Errorf("parseKill(%q) target %d = %+v", tc.args, i, tg)
 			}
 		}
+	}
+}
+
+func TestForest(t *testing.T) {
+	p := func(cpid, parent int64) api.Proc { return api.Proc{CPID: cpid, PCPID: parent} }
+	tests := []struct {
+		name  string
+		in    []api.Proc
+		order []int64
+		depth []int
+	}{
+		{"flat", []api.Proc{p(3, 0), p(1, 0), p(2, 0)}, []int64{1, 2, 3}, []int{0, 0, 0}},
+		{"across nodes", []api.Proc{p(8388620, 4194310), p(4194310, 4194305), p(4194305, 0), p(8388621, 8388620)},
+			[]int64{4194305, 4194310, 8388620, 8388621}, []int{0, 1, 2, 3}},
+		{"parent not listed", []api.Proc{p(5, 99), p(6, 5)}, []int64{5, 6}, []int{0, 1}},
+		{"loop shown once", []api.Proc{p(1, 2), p(2, 1)}, []int64{1, 2}, []int{0, 1}},
+		{"self parent", []api.Proc{p(1, 1)}, []int64{1}, []int{0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			order, depth := forest(tc.in)
+			var got []int64
+			for _, o := range order {
+				got = append(got, o.CPID)
+			}
+			if !reflect.DeepEqual(got, tc.order) || !reflect.DeepEqual(depth, tc.depth) {
+				t.Errorf("forest = %v %v, want %v %v", got, depth, tc.order, tc.depth)
+			}
+		})
 	}
 }
