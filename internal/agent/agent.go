@@ -19,6 +19,7 @@ import (
 	"github.com/ssi-cluster/ssi/internal/config"
 	"github.com/ssi-cluster/ssi/internal/load"
 	"github.com/ssi-cluster/ssi/internal/membership"
+	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/pki"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
@@ -51,7 +52,8 @@ type Agent struct {
 
 	userNames sync.Map // uid -> login name, for ps
 	track     *tracker // processes run for deputies, here and elsewhere
-	shim      string   // this binary, run as the exec helper (rexec.ShimArg)
+	mig       *migrations
+	shim      string // this binary, run as the exec helper (rexec.ShimArg)
 
 	leaveCh   chan struct{} // closed by a `node leave` request
 	leaveOnce sync.Once
@@ -67,7 +69,10 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), stopped: make(chan struct{}),
-		track: newTracker()}
+		track: newTracker(), mig: newMigrations()}
+	if a.mig.fault, err = migrate.FaultFromEnv(); err != nil {
+		return nil, err
+	}
 	if a.shim, err = os.Executable(); err != nil {
 		return nil, fmt.Errorf("finding the agent's own binary (the exec helper): %w", err)
 	}

@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,15 +17,15 @@ import (
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/state"
-	"github.com/ssi-cluster/ssi/internal/transport"
 	"github.com/ssi-cluster/ssi/internal/vproc"
 )
 
 // The home side of `ssi run`: a deputy (the ssi run process) connects to
 // its agent's Unix socket and upgrades the request to a frame stream; the
 // agent fills in who the caller is from the kernel, gives the process its
-// cluster pid, and runs it here or relays the stream to the executing
-// node over the Bulk channel.
+// cluster pid, and relays the stream to the executing node (over the Bulk
+// channel, or a pipe when that is this node), following the process when
+// it moves.
 
 // downGrace is how long a broken stream waits for its node to be
 // declared down (detection takes 0.4-0.7 s) before it is reported as a
@@ -97,17 +99,7 @@ func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller) {
 	defer cancel()
 	// The deputy's death (even by SIGKILL) hangs its process up.
 	go watchExit(ctx, c.PID, cancel)
-
-	hook := &startedHook{Conn: fc, started: func(s rexec.Started) {
-		a.track.mu.Lock()
-		rec.Pid = s.Pid
-		a.track.mu.Unlock()
-	}}
-	if target.Number == a.Identity().Number {
-		a.execute(ctx, spec, hook)
-		return
-	}
-	a.relay(ctx, cancel, spec, target, hook)
+	a.relay(ctx, cancel, spec, target.Number, fc, rec, c.PID)
 }
 
 // fillCaller sets spec's caller part from the kernel's view of the deputy
@@ -198,79 +190,188 @@ func (a *Agent) handlePlace(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, nodes)
 }
 
-// relay carries frames between the deputy and the executing node until
-// the process ends, the deputy goes or the node does.
-func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexec.Spec, target *state.NodeRec, fc rexec.Conn) {
+// relay carries frames between the deputy and the node that runs its
+// process (this one included) until the process ends, the deputy goes or
+// the node does; it follows the process when it moves (see rexec's doc:
+// Moving, Hold, Resume, Moved).
+func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexec.Spec, node int, fc rexec.Conn, rec *homeRec, deputy int) {
 	cpid := showCPID(spec.CPID)
-	lost := func(msg string) {
+	lost := func(node int, msg string) {
 		a.metrics.lost.Inc()
-		a.log.Warn("run lost", "cpid", cpid, "node", target.Number, "why", msg)
+		a.log.Warn("run lost", "cpid", cpid, "node", node, "why", msg)
 		fc.Send(rexec.Frame{Type: rexec.TError, Data: []byte(msg)})
 		fc.Send(rexec.JSON(rexec.TExit, rexec.Status{Code: rexec.ExitLost, Lost: true}))
 	}
-	cl, err := a.pool.Client(target.RPCAddr(), transport.Bulk)
+	link, err := a.openExec(ctx, node, spec)
 	if err != nil {
-		lost(fmt.Sprintf("cannot reach node %d: %v", target.Number, err))
+		lost(node, err.Error())
 		return
 	}
-	stream, err := cl.Exec(ctx)
-	if err == nil {
-		start := rexec.JSON(rexec.TStart, spec)
-		err = stream.SendMsg(&start)
+	// A node that goes down ends the stream at once.
+	var down atomic.Pointer[string]
+	watch := func(n int) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			if why := a.waitNodeGone(ctx, n, done); why != "" {
+				down.Store(&why)
+				cancel()
+			}
+		}()
+		return done
 	}
-	if err != nil {
-		lost(fmt.Sprintf("cannot reach node %d: %v", target.Number, err))
-		return
-	}
-	var down atomic.Pointer[string] // why the node is gone, once it is
-	done := make(chan struct{})
-	defer close(done)
+	watching := watch(node)
+	defer func() { close(watching) }()
+	in := &heldInput{link: link}
 	go func() {
-		if why := a.waitNodeGone(ctx, target.Number, done); why != "" {
-			down.Store(&why)
-			cancel()
-		}
-	}()
-	go func() {
-		defer stream.CloseSend()
 		for {
 			f, err := fc.Recv()
 			if err != nil {
 				cancel() // the deputy is gone: its process is hung up
 				return
 			}
-			if stream.SendMsg(&f) != nil {
+			if in.pass(f) != nil {
 				return
 			}
 		}
 	}()
+	started := false
 	for {
-		var f rexec.Frame
-		if err := stream.RecvMsg(&f); err != nil {
-			if down.Load() == nil && ctx.Err() == nil {
-				// A node that dies closes its connections at once
-				// (or not at all): give the failure detector its
-				// time before calling it a broken connection.
-				wctx, wcancel := context.WithTimeout(ctx, downGrace)
-				if why := a.waitNodeGone(wctx, target.Number, done); why != "" {
-					down.Store(&why)
-				}
-				wcancel()
+		f, err := link.Recv()
+		if err != nil {
+			a.relayBroken(ctx, node, cpid, err, &down, lost)
+			return
+		}
+		switch f.Type {
+		case rexec.TMoving:
+			in.hold()
+		case rexec.TResume:
+			in.release(link)
+		case rexec.TMoved:
+			m, err := rexec.ParseMoved(f.Data)
+			if err != nil {
+				lost(node, err.Error())
+				return
 			}
-			if why := down.Load(); why != nil {
-				lost(fmt.Sprintf("node %d went down (%s); process %s lost", target.Number, *why, cpid))
-			} else if ctx.Err() == nil {
-				lost(fmt.Sprintf("lost the connection to node %d (%v); process %s was hung up", target.Number, err, cpid))
+			for err == nil { // the old stream ends after Moved
+				_, err = link.Recv()
 			}
-			return
+			attach := *spec
+			attach.Attach = spec.CPID
+			if link, err = a.openExec(ctx, m.Node, &attach); err != nil {
+				lost(m.Node, fmt.Sprintf("process %s moved to node %d, which cannot be reached: %v", cpid, m.Node, err))
+				return
+			}
+			a.track.mu.Lock()
+			rec.Node, rec.Pid = m.Node, m.Pid
+			a.track.mu.Unlock()
+			a.log.Info("run followed to its new node", "cpid", cpid, "from", node, "node", m.Node, "pid", m.Pid)
+			close(watching)
+			node, watching = m.Node, watch(m.Node)
+			in.release(link)
+		case rexec.TStarted:
+			if s, err := rexec.ParseStarted(f.Data); err == nil {
+				a.track.mu.Lock()
+				rec.Pid = s.Pid
+				a.track.mu.Unlock()
+			}
+			if started {
+				continue // a re-attachment: the deputy knows its process
+			}
+			started = true
+			if fc.Send(f) != nil {
+				cancel()
+				return
+			}
+		case rexec.TContinued:
+			continueIfStopped(deputy) // ssi continue: the deputy stopped with its process
+			fallthrough
+		default:
+			if fc.Send(f) != nil {
+				cancel()
+				return
+			}
+			if f.Type == rexec.TExit {
+				return
+			}
 		}
-		if fc.Send(f) != nil {
-			cancel()
-			return
+	}
+}
+
+// relayBroken reports a stream to node that ended with err.
+func (a *Agent) relayBroken(ctx context.Context, node int, cpid string, err error, down *atomic.Pointer[string], lost func(int, string)) {
+	done := make(chan struct{})
+	defer close(done)
+	if down.Load() == nil && ctx.Err() == nil {
+		// A node that dies closes its connections at once (or not at
+		// all): give the failure detector its time before calling it a
+		// broken connection.
+		wctx, wcancel := context.WithTimeout(ctx, downGrace)
+		if why := a.waitNodeGone(wctx, node, done); why != "" {
+			down.Store(&why)
 		}
-		if f.Type == rexec.TExit {
-			return
+		wcancel()
+	}
+	switch why := down.Load(); {
+	case why != nil:
+		lost(node, fmt.Sprintf("node %d went down (%s); process %s lost", node, *why, cpid))
+	case ctx.Err() == nil:
+		lost(node, fmt.Sprintf("lost the connection to node %d (%v); process %s was hung up", node, err, cpid))
+	}
+}
+
+// heldInput passes the deputy's input to the executing node, or holds it
+// while the process moves.
+type heldInput struct {
+	mu      sync.Mutex
+	link    execLink
+	holding bool
+	held    []rexec.Frame
+}
+
+// pass sends f on, or keeps it (copied) while holding.
+func (h *heldInput) pass(f rexec.Frame) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.holding {
+		f.Data = append([]byte(nil), f.Data...)
+		h.held = append(h.held, f)
+		return nil
+	}
+	return h.link.Send(f)
+}
+
+// hold holds the input from now on and tells the node (Hold): no input
+// is in flight behind it.
+func (h *heldInput) hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.holding = true
+	h.link.Send(rexec.Frame{Type: rexec.THold})
+}
+
+// release sends what was held to link, and the input after it.
+func (h *heldInput) release(link execLink) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.link, h.holding = link, false
+	for _, f := range h.held {
+		if link.Send(f) != nil {
+			break
 		}
+	}
+	h.held = nil
+}
+
+// continueIfStopped continues the deputy pid if it is stopped: it
+// stopped itself with its process (job control) and the process was
+// continued from elsewhere (ssi continue).
+func continueIfStopped(pid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return
+	}
+	if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+		unix.Kill(pid, unix.SIGCONT)
 	}
 }
 
@@ -296,21 +397,6 @@ func (a *Agent) waitNodeGone(ctx context.Context, num int, done <-chan struct{})
 		case <-ch:
 		}
 	}
-}
-
-// startedHook passes frames on and notes the Started one.
-type startedHook struct {
-	rexec.Conn
-	started func(rexec.Started)
-}
-
-func (h *startedHook) Send(f rexec.Frame) error {
-	if f.Type == rexec.TStarted {
-		if s, err := rexec.ParseStarted(f.Data); err == nil {
-			h.started(s)
-		}
-	}
-	return h.Conn.Send(f)
 }
 
 // watchExit calls gone when process pid exits (or ctx ends first).

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -19,7 +18,7 @@ import (
 )
 
 // The executing side of `ssi run`: a process started here for a deputy,
-// its output streamed back, its stops and exit reported.
+// its output streamed back, its stops and exit reported (session.go).
 
 // outputGrace is how long output is still read after the process ended
 // (a child it left behind may hold the pipe open).
@@ -43,7 +42,8 @@ func (c *grpcConn) Recv() (rexec.Frame, error) {
 	return f, err
 }
 
-// Exec runs a process here for a deputy whose home agent calls.
+// Exec runs a process here for a deputy whose home agent calls, or
+// re-attaches that home to a process that moved here (Spec.Attach).
 func (h *rpcHandler) Exec(s transport.Stream) error {
 	a := h.agent()
 	conn := &grpcConn{s: s}
@@ -59,22 +59,41 @@ func (h *rpcHandler) Exec(s transport.Stream) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	peer, _ := transport.PeerFrom(s.Context())
-	home := 0
-	a.store.FSM.Read(func(reg *state.Registry) {
-		if n := reg.ByID(peer); n != nil {
-			home = n.Number
-		}
-	})
+	home := a.nodeNumber(peer)
 	if home == 0 || spec.Home != home || vproc.CPID(spec.CPID).Node() != home {
 		return status.Errorf(codes.PermissionDenied, "node %q may run processes only with its own home and cluster pids", peer)
 	}
-	a.execute(s.Context(), spec, conn)
+	a.serveExec(s.Context(), spec, conn)
 	return nil
 }
 
+// nodeNumber is the number of the node whose certificate names id, 0 if
+// none.
+func (a *Agent) nodeNumber(id string) int {
+	num := 0
+	a.store.FSM.Read(func(reg *state.Registry) {
+		if n := reg.ByID(id); n != nil {
+			num = n.Number
+		}
+	})
+	return num
+}
+
+// serveExec runs spec here for its home, or re-attaches the home to the
+// process it names (Spec.Attach), and serves the home's stream until the
+// process ends or moves away.
+func (a *Agent) serveExec(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
+	if spec.Attach != 0 {
+		a.attach(ctx, spec, conn)
+		return
+	}
+	a.execute(ctx, spec, conn)
+}
+
 // execute runs spec here and serves its deputy over conn until the
-// process ends. ctx ending (the deputy or its node gone) hangs the process
-// up, as a terminal hang-up would: SIGHUP, then its output is discarded.
+// process ends or moves away. ctx ending (the deputy or its node gone)
+// hangs the process up, as a terminal hang-up would: SIGHUP, then its
+// output is discarded.
 func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	self := a.Identity().Number
 	if spec.UID == 0 && spec.Home != self && !a.cfg.AllowRemoteRoot {
@@ -88,98 +107,29 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 		refuseRun(conn, rexec.ExitCannotRun, fmt.Sprintf("node %d: %v", self, err))
 		return
 	}
-	defer p.Close()
 	rec := &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home,
 		UID: spec.UID, Argv: spec.Argv, Attached: true, NoMigrate: spec.NoMigrate}
 	if p.Pid != p.Cmd {
 		rec.Helper = p.Pid
 	}
-	a.track.addRun(p.Cmd, rec)
-	defer a.track.dropRun(p.Cmd)
 	a.log.Info("remote execution", "cpid", showCPID(spec.CPID), "pid", p.Cmd, "home", spec.Home,
 		"uid", spec.UID, "user", a.userName(spec.UID), "argv", spec.Argv, "dir", spec.Dir, "tty", spec.Tty)
 	a.metrics.execs.Inc()
+	s := a.newSession(spec, p, rec)
+	s.start()
+	s.serve(ctx, conn)
+}
 
-	var gone atomic.Bool // the deputy is gone: no more frames
-	send := func(f rexec.Frame) {
-		if !gone.Load() && conn.Send(f) != nil {
-			gone.Store(true)
-		}
+// attach serves the home of a process that moved here.
+func (a *Agent) attach(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
+	s := a.mig.session(spec.Attach)
+	if s == nil || s.native || s.rec.Home != spec.Home {
+		refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s does not run on node %d (it moved on or ended)",
+			showCPID(spec.Attach), a.Identity().Number))
+		return
 	}
-	send(rexec.JSON(rexec.TStarted, rexec.Started{CPID: spec.CPID, Node: self, Pid: p.Cmd}))
-
-	var pumps sync.WaitGroup
-	for _, out := range []struct {
-		r io.Reader
-		t rexec.Type
-	}{{p.Stdout, rexec.TStdout}, {p.Stderr, rexec.TStderr}} {
-		if out.r == nil {
-			continue
-		}
-		pumps.Add(1)
-		go func() {
-			defer pumps.Done()
-			if spec.LogOutput {
-				a.logOutput(spec, out.r, out.t)
-				return
-			}
-			buf := make([]byte, rexec.Chunk)
-			for {
-				n, err := out.r.Read(buf)
-				if n > 0 {
-					send(rexec.Frame{Type: out.t, Data: buf[:n]})
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-
-	hungUp := make(chan struct{})
-	var hangOnce sync.Once
-	hangup := func(why string) {
-		hangOnce.Do(func() {
-			gone.Store(true)
-			a.track.setAttached(p.Cmd, false)
-			a.log.Info("remote process hung up", "cpid", showCPID(spec.CPID), "pid", p.Cmd, "why", why)
-			p.Hangup()
-			close(hungUp)
-		})
-	}
-	done := make(chan struct{})
-	go a.watchHome(ctx, spec.Home, done, hangup)
-	go func() {
-		for {
-			f, err := conn.Recv()
-			if err != nil {
-				select {
-				case <-done:
-				default:
-					hangup("its deputy's stream ended: " + err.Error())
-				}
-				return
-			}
-			switch f.Type {
-			case rexec.TStdin:
-				p.Stdin.Write(f.Data) // a process that closed its stdin drops input
-			case rexec.TStdinEOF:
-				p.CloseStdin()
-			case rexec.TWinsize:
-				p.Resize(rexec.Winsize(f))
-			}
-		}
-	}()
-
-	st := p.Wait(func(sig int) {
-		send(rexec.Frame{Type: rexec.TStopped, Data: []byte{byte(sig)}})
-	}, func() {
-		send(rexec.Frame{Type: rexec.TContinued})
-	})
-	close(done)
-	waitOrClose(&pumps, outputGrace, p)
-	a.log.Info("remote process ended", "cpid", showCPID(spec.CPID), "pid", p.Cmd, "code", st.Code, "signal", st.Signal)
-	send(rexec.JSON(rexec.TExit, st))
+	a.log.Info("home re-attached to a moved process", "cpid", showCPID(spec.Attach), "pid", s.pid, "home", spec.Home)
+	s.serve(ctx, conn)
 }
 
 // watchHome hangs up when ctx ends or the home node is no longer up.

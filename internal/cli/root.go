@@ -83,6 +83,7 @@ cluster, or see docs/install.md for real machines.`,
 		newAgentCmd(), newInitCmd(g), newClusterCmd(g), newNodesCmd(g), newNodeCmd(g),
 		newPsCmd(g), newWhereCmd(g), newKillCmd(g), newRunCmd(g), newOnnodeCmd(g), newFastnodeCmd(g),
 		newVersionCmd(g), newDevCmd(), newNodeInitCmd(),
+		newMigrateCmd(g), newCheckpointCmd(g), newRestoreCmd(g), newFreezeCmd(g), newContinueCmd(g),
 	)
 	return root
 }

@@ -62,6 +62,11 @@ func (c *Client) doBody(ctx context.Context, method, path string, in, out any) e
 	if err != nil {
 		return err
 	}
+	return c.send(req, path, out)
+}
+
+// send makes the request req (to path) and decodes the answer into out.
+func (c *Client) send(req *http.Request, path string, out any) error {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {

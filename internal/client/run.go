@@ -1,19 +1,11 @@
 package client
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
-	"syscall"
 
-	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
 
@@ -23,33 +15,9 @@ const upgradeExec = "ssi-exec"
 // Run opens a run stream: POST /v1/run upgraded to frames (package rexec).
 // The caller sends Start first. Close the returned connection when done.
 func (c *Client) Run(ctx context.Context) (*rexec.StreamConn, net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socket)
+	conn, br, err := c.upgrade(ctx, "/v1/run", upgradeExec)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, nil, fmt.Errorf("%w on %s (start it with 'ssi agent', or point --socket at it)", ErrNoAgent, c.socket)
-		}
-		return nil, nil, fmt.Errorf("agent on %s: %w", c.socket, err)
-	}
-	req := "POST /v1/run HTTP/1.1\r\nHost: ssi\r\nConnection: Upgrade\r\nUpgrade: " + upgradeExec + "\r\nContent-Length: 0\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("agent on %s: %w", c.socket, err)
-	}
-	br := bufio.NewReaderSize(conn, 64<<10)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("agent on %s: %w", c.socket, err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer conn.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var e api.Error
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return nil, nil, &Error{Status: resp.StatusCode, Msg: e.Error}
-		}
-		return nil, nil, &Error{Status: resp.StatusCode, Msg: resp.Status}
+		return nil, nil, err
 	}
 	return rexec.NewStreamConn(conn, br), conn, nil
 }

@@ -18,4 +18,25 @@
 // could wait behind input the process does not read: the deputy sends
 // them as `ssi kill` does, over the control channel. The same encoding is used on the
 // Unix socket and as the gRPC message of the Exec stream.
+//
+// # Moving
+//
+// A process run for a deputy may migrate. Its executing node sends Moving
+// to the home agent, which holds the deputy's input from then on and
+// answers Hold: no more input comes on that stream. The node freezes the
+// process, takes what it has not read of its stdin (Proc.DrainStdin: the
+// pipe's contents, through a copy of its reading end, and the input queued
+// for it) and sends its output to the end. If the move fails it puts the
+// input back (Proc.Undrain) and sends Resume: the home sends input again.
+// If it succeeds it sends Moved (the new node and pid) and ends the
+// stream without Exit; the home opens an Exec stream to the new node with
+// a Start whose Spec has Attach set, sends the held input first and
+// relays as before. The deputy sees none of this.
+//
+// # Waiting
+//
+// The agent waits for the processes it started (Proc.Wait). A process
+// being frozen for a move is traced by the agent, and a wait from any of
+// its threads could take the tracer's stops: Proc.HoldWait keeps Wait from
+// collecting anything until Proc.ReleaseWait.
 package rexec

@@ -24,12 +24,18 @@ const (
 	TContinued                 // node -> deputy: the process was continued
 	TExit                      // node -> deputy: JSON Status; the last frame
 	TError                     // node -> deputy: a message for the user (then Exit)
+	// Migration hand-off (see Moved): the deputy never sees these.
+	TMoving // node -> home: the process is about to move; hold the input
+	THold   // home -> node: input held; no more comes on this stream
+	TResume // node -> home: the move was abandoned; send input again
+	TMoved  // node -> home: JSON Moved; the last frame of this stream
 	tLast
 )
 
 var typeNames = [...]string{TStart: "start", TStdin: "stdin", TStdinEOF: "stdin-eof",
 	TWinsize: "winsize", TStarted: "started", TStdout: "stdout", TStderr: "stderr", TStopped: "stopped",
-	TContinued: "continued", TExit: "exit", TError: "error"}
+	TContinued: "continued", TExit: "exit", TError: "error", TMoving: "moving", THold: "hold",
+	TResume: "resume", TMoved: "moved"}
 
 func (t Type) String() string {
 	if t > 0 && t < tLast {
@@ -63,7 +69,7 @@ func (f *Frame) Validate() error {
 	if len(f.Data) > MaxData {
 		return fmt.Errorf("frame: %s payload of %d bytes exceeds %d", f.Type, len(f.Data), MaxData)
 	}
-	want := map[Type]int{TStdinEOF: 0, TWinsize: 4, TStopped: 1, TContinued: 0}
+	want := map[Type]int{TStdinEOF: 0, TWinsize: 4, TStopped: 1, TContinued: 0, TMoving: 0, THold: 0, TResume: 0}
 	if n, ok := want[f.Type]; ok && len(f.Data) != n {
 		return fmt.Errorf("frame: %s payload of %d bytes, want %d", f.Type, len(f.Data), n)
 	}
@@ -160,6 +166,25 @@ type Started struct {
 	CPID int64 `json:"cpid"`
 	Node int   `json:"node"`
 	Pid  int   `json:"pid"`
+}
+
+// Moved tells the home node where the process went: its node and its
+// pid there. The home re-attaches with a Start whose Spec has Attach set.
+type Moved struct {
+	Node int `json:"node"`
+	Pid  int `json:"pid"`
+}
+
+// ParseMoved decodes a TMoved payload.
+func ParseMoved(b []byte) (Moved, error) {
+	var m Moved
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("malformed moved frame: %w", err)
+	}
+	if m.Node < 1 || m.Pid < 1 {
+		return m, fmt.Errorf("moved frame: node %d pid %d out of range", m.Node, m.Pid)
+	}
+	return m, nil
 }
 
 // Status is how a process ended, or why it could not be run or followed.

@@ -50,6 +50,9 @@ func shim() (int, string) {
 	if err := s.Validate(); err != nil {
 		return ExitCannotRun, err.Error()
 	}
+	// Nothing the agent holds (its own inheritance included) goes to the
+	// command: a stray pipe would also keep it from migrating.
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if err := become(&s); err != nil {
 		return ExitCannotRun, err.Error()
 	}

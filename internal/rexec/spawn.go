@@ -8,10 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
+
+// pipeSize is the capacity given to a process's stdio pipes.
+const pipeSize = 1 << 20
 
 // Proc is a process started by Start: its pid (also its process group),
 // and the agent's ends of its stdio.
@@ -29,6 +33,9 @@ type Proc struct {
 
 	pty     *os.File
 	process *os.Process
+	stdinR  int    // a copy of the reading end of the stdin pipe (-1: none)
+	in      *inbox // input on its way to Stdin
+	gate    sync.Mutex
 }
 
 // Start starts s.Argv through the helper at shim (the agent's binary,
@@ -51,7 +58,7 @@ func Start(s *Spec, shim string) (*Proc, error) {
 	cmd.Env = []string{}
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{specR} // fd 3 = shimSpecFD
-	p := &Proc{}
+	p := &Proc{stdinR: -1}
 	var childEnds []*os.File
 	var pidR *os.File
 	defer func() {
@@ -94,9 +101,20 @@ func Start(s *Spec, shim string) (*Proc, error) {
 				specW.Close()
 				return nil, err
 			}
+			// 1 MiB instead of 64 KiB: fewer, larger frames.
+			unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, pipeSize)
 			pipes[i] = [2]*os.File{r, w}
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = pipes[0][0], pipes[1][1], pipes[2][1]
+		// Kept to take, at a move, the input the process has not read.
+		if p.stdinR, err = unix.FcntlInt(pipes[0][0].Fd(), unix.F_DUPFD_CLOEXEC, 3); err != nil {
+			for _, f := range pipes {
+				f[0].Close()
+				f[1].Close()
+			}
+			specW.Close()
+			return nil, err
+		}
 		childEnds = append(childEnds, pipes[0][0], pipes[1][1], pipes[2][1])
 		p.Stdin, p.Stdout, p.Stderr = pipes[0][1], pipes[1][0], pipes[2][0]
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -107,6 +125,7 @@ func Start(s *Spec, shim string) (*Proc, error) {
 		return nil, fmt.Errorf("start %s: %w", shim, err)
 	}
 	p.Pid, p.Cmd, p.process = cmd.Process.Pid, cmd.Process.Pid, cmd.Process
+	p.in = newInbox(p.Stdin)
 	go func() {
 		// Larger than a pipe's buffer: written while the helper reads.
 		specW.Write(spec)
@@ -153,22 +172,71 @@ func setupTerminal(slave *os.File, s *Spec) error {
 }
 
 func (p *Proc) closeAll() {
+	if p.in != nil {
+		p.in.stop()
+	}
 	for _, c := range []io.Closer{p.Stdin, p.Stdout, p.Stderr} {
 		if c != nil {
 			c.Close()
 		}
 	}
+	if p.stdinR >= 0 {
+		unix.Close(p.stdinR)
+		p.stdinR = -1
+	}
 }
+
+// Adopt makes a Proc of a process that this one did not start but is
+// the parent of (a process restored here after a move), with the agent's
+// ends of its new stdio (nil without) and stdinR, a copy of the reading
+// end of its stdin pipe (or -1). It is its own process group.
+func Adopt(pid int, stdin io.WriteCloser, stdinR int, stdout, stderr io.ReadCloser) (*Proc, error) {
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proc{Pid: pid, Cmd: pid, Stdin: stdin, Stdout: stdout, Stderr: stderr, process: proc, stdinR: stdinR}
+	if stdin != nil {
+		p.in = newInbox(stdin)
+	} else {
+		p.in = newInbox(nopWriteCloser{})
+	}
+	return p, nil
+}
+
+type nopWriteCloser struct{}
+
+func (nopWriteCloser) Write(b []byte) (int, error) { return len(b), nil }
+func (nopWriteCloser) Close() error                { return nil }
+
+// HoldWait keeps Wait from collecting anything (a stop, an exit) until
+// ReleaseWait: the process is being traced for a move.
+func (p *Proc) HoldWait() { p.gate.Lock() }
+
+// ReleaseWait lets Wait go on.
+func (p *Proc) ReleaseWait() { p.gate.Unlock() }
 
 // Wait waits for the process to end and returns how. It reports stops
 // and continues on the way (the signal that stopped it). It reaps the
-// process; call it once.
+// process; call it once. It looks first without collecting (WNOWAIT), then
+// collects under the gate that HoldWait closes, so that it never takes the
+// stops of a tracer of the process in this program.
 func (p *Proc) Wait(stopped func(sig int), continued func()) Status {
 	for {
-		var ws unix.WaitStatus
-		_, err := unix.Wait4(p.Pid, &ws, unix.WUNTRACED|unix.WCONTINUED|unix.WALL, nil)
+		var si unix.Siginfo
+		err := unix.Waitid(unix.P_PID, p.Pid, &si, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT|unix.WALL, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
+		}
+		var ws unix.WaitStatus
+		var got int
+		if err == nil {
+			p.gate.Lock()
+			got, err = unix.Wait4(p.Pid, &ws, unix.WUNTRACED|unix.WCONTINUED|unix.WALL|unix.WNOHANG, nil)
+			p.gate.Unlock()
+			if errors.Is(err, unix.EINTR) || err == nil && got == 0 {
+				continue // a tracer's stop, taken by the tracer
+			}
 		}
 		if err != nil {
 			p.process.Release()
@@ -226,14 +294,15 @@ func (p *Proc) Hangup() {
 // the terminal's end-of-file character.
 func (p *Proc) CloseStdin() error {
 	if p.pty == nil {
-		return p.Stdin.Close()
+		p.in.close()
+		return nil
 	}
 	t, err := unix.IoctlGetTermios(int(p.pty.Fd()), unix.TCGETS)
 	if err != nil {
 		return err
 	}
-	_, err = p.pty.Write([]byte{t.Cc[unix.VEOF]})
-	return err
+	p.in.put([]byte{t.Cc[unix.VEOF]})
+	return nil
 }
 
 // Close releases the agent's ends of the stdio.

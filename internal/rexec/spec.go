@@ -30,6 +30,10 @@ type Spec struct {
 	Thread int `json:"thread,omitempty"`
 	// NoMigrate pins the process to its node.
 	NoMigrate bool `json:"no_migrate,omitempty"`
+	// Attach re-attaches the home to the process run as this cluster pid,
+	// which has moved to the node called (set by the home agent after a
+	// Moved frame): nothing new is started.
+	Attach int64 `json:"attach,omitempty"`
 
 	// The caller (filled by the home agent).
 	UID     int      `json:"uid"`
@@ -84,6 +88,8 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("working directory %q is not an absolute path", s.Dir)
 	case s.Node < 0:
 		return fmt.Errorf("node %d is not a node number", s.Node)
+	case s.Attach < 0:
+		return fmt.Errorf("attach %d is not a cluster pid", s.Attach)
 	case s.Thread < 0:
 		return fmt.Errorf("thread %d is not a thread id", s.Thread)
 	case s.UID < 0 || s.GID < 0:

@@ -25,6 +25,18 @@ type Handler interface {
 	// Exec runs a process for a deputy on another node: a stream of frames
 	// both ways (see package rexec), carried on the Bulk channel.
 	Exec(Stream) error
+	// Migrate receives a migrating process from the node that calls (its
+	// source): a stream of messages both ways (see package migrate),
+	// carried on the Bulk channel.
+	Migrate(Stream) error
+	// Dump streams the image of one of this node's processes to the
+	// caller (ssi checkpoint), on the Bulk channel.
+	Dump(Stream) error
+	// Move migrates one of this node's processes for a user of the
+	// cluster: this node is its source.
+	Move(context.Context, *MoveRequest) (*MoveResponse, error)
+	// Moved tells the origin node of a process where it runs now.
+	Moved(context.Context, *MovedRequest) (*MovedResponse, error)
 }
 
 // Stream is one side of a streaming call. Messages implement
@@ -46,6 +58,10 @@ const (
 	MethodProcs   = "/" + serviceName + "/Procs"
 	MethodSignal  = "/" + serviceName + "/Signal"
 	MethodExec    = "/" + serviceName + "/Exec"
+	MethodMigrate = "/" + serviceName + "/Migrate"
+	MethodDump    = "/" + serviceName + "/Dump"
+	MethodMove    = "/" + serviceName + "/Move"
+	MethodMoved   = "/" + serviceName + "/Moved"
 )
 
 var execStream = grpc.StreamDesc{
@@ -57,6 +73,17 @@ var execStream = grpc.StreamDesc{
 	},
 }
 
+// bidi describes a stream both ways served by call.
+func bidi(name string, call func(Handler, Stream) error) grpc.StreamDesc {
+	return grpc.StreamDesc{StreamName: name, ServerStreams: true, ClientStreams: true,
+		Handler: func(srv any, ss grpc.ServerStream) error { return call(srv.(Handler), ss) }}
+}
+
+var (
+	migrateStream = bidi("Migrate", Handler.Migrate)
+	dumpStream    = bidi("Dump", Handler.Dump)
+)
+
 var serviceDesc = grpc.ServiceDesc{
 	ServiceName: serviceName,
 	HandlerType: (*Handler)(nil),
@@ -66,8 +93,10 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Ping", Handler.Ping),
 		unary("Procs", Handler.Procs),
 		unary("Signal", Handler.Signal),
+		unary("Move", Handler.Move),
+		unary("Moved", Handler.Moved),
 	},
-	Streams:  []grpc.StreamDesc{execStream},
+	Streams:  []grpc.StreamDesc{execStream, migrateStream, dumpStream},
 	Metadata: "ssi/v1/cluster",
 }
 

@@ -92,6 +92,19 @@ func (h *fakeHandler) Exec(s Stream) error {
 	}
 }
 
+func (h *fakeHandler) Migrate(s Stream) error { return h.Exec(s) }
+func (h *fakeHandler) Dump(s Stream) error    { return h.Exec(s) }
+
+func (h *fakeHandler) Move(ctx context.Context, r *MoveRequest) (*MoveResponse, error) {
+	h.record(ctx, "Move", r)
+	return &MoveResponse{}, h.fail
+}
+
+func (h *fakeHandler) Moved(ctx context.Context, r *MovedRequest) (*MovedResponse, error) {
+	h.record(ctx, "Moved", r)
+	return &MovedResponse{}, h.fail
+}
+
 // binMsg is a stream message with its own binary encoding.
 type binMsg []byte
 

@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ssi-cluster/ssi/internal/checkpoint"
+	"github.com/ssi-cluster/ssi/internal/migrate"
+	"github.com/ssi-cluster/ssi/internal/transport"
+	"github.com/ssi-cluster/ssi/internal/vproc"
+)
+
+// `ssi checkpoint`: a process's image, dumped where it runs, streamed to
+// the caller, who writes the file itself (as itself) and says when it is
+// safe; with kill the process is killed then, else it runs on as soon as
+// it is dumped. `ssi restore` is in restore.go.
+
+// UpgradeCheckpoint is the protocol named in the Upgrade header of POST
+// /v1/checkpoint: migrate messages both ways.
+const UpgradeCheckpoint = "ssi-checkpoint"
+
+// ackTimeout bounds the wait for the caller to say the image is safe.
+const ackTimeout = 10 * time.Minute
+
+func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	q := r.URL.Query()
+	cpid, err := vproc.Parse(q.Get("cpid"))
+	switch {
+	case !c.Unix:
+		writeErr(w, http.StatusForbidden, "checkpoint: accepted only on the agent's Unix socket")
+		return
+	case err != nil:
+		writeErr(w, http.StatusBadRequest, "checkpoint: %v", err)
+		return
+	case r.Header.Get("Upgrade") != UpgradeCheckpoint:
+		writeErr(w, http.StatusBadRequest, "checkpoint: the request must upgrade to %s", UpgradeCheckpoint)
+		return
+	}
+	req := migrate.DumpRequest{CPID: int64(cpid), UID: c.UID, Kill: q.Get("kill") == "1"}
+	p, err := a.find(r.Context(), cpid)
+	if err != nil {
+		writeErr(w, httpCode(err), "checkpoint %d: %s", cpid, status.Convert(err).Message())
+		return
+	}
+	if c.UID != 0 && p.UID != c.UID {
+		writeErr(w, http.StatusForbidden, "checkpoint %d: process %d on node %d belongs to uid %d, not to you (uid %d)", cpid, cpid, p.Node, p.UID, c.UID)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeErr(w, http.StatusInternalServerError, "checkpoint: connection cannot be taken over")
+		return
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + UpgradeCheckpoint + "\r\nConnection: Upgrade\r\n\r\n")
+	if brw.Flush() != nil {
+		return
+	}
+	conn := migrate.NewStreamConn(nc, brw.Reader)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if p.Node == a.Identity().Number {
+		a.dumpLocal(ctx, &req, conn)
+		return
+	}
+	a.dumpRemote(ctx, p.Node, &req, conn)
+}
+
+// dumpRemote relays a dump from node num to the caller.
+func (a *Agent) dumpRemote(ctx context.Context, num int, req *migrate.DumpRequest, caller migrate.Conn) {
+	fail := func(err error) { caller.Send(migrate.Text(migrate.KFailed, "%s", status.Convert(err).Message())) }
+	n, err := a.upNode(num)
+	if err != nil {
+		fail(err)
+		return
+	}
+	cl, err := a.pool.Client(n.RPCAddr(), transport.Bulk)
+	if err != nil {
+		fail(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := cl.Dump(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	node := &msgConn{s: stream}
+	if err := node.Send(migrate.JSON(migrate.KDumpRequest, req)); err != nil {
+		fail(err)
+		return
+	}
+	go func() { // the caller's answer
+		for {
+			m, err := caller.Recv()
+			if err != nil {
+				cancel()
+				return
+			}
+			if node.Send(m) != nil {
+				return
+			}
+		}
+	}()
+	for {
+		m, err := node.Recv()
+		if err != nil {
+			if st, ok := status.FromError(err); ok && st.Code() != codes.OK && ctx.Err() == nil {
+				fail(err)
+			}
+			return
+		}
+		if caller.Send(m) != nil {
+			return
+		}
+	}
+}
+
+// Dump serves a dump of one of this node's processes to the calling node.
+func (h *rpcHandler) Dump(st transport.Stream) error {
+	conn := &msgConn{s: st}
+	m, err := conn.Recv()
+	if err != nil {
+		return err
+	}
+	var req migrate.DumpRequest
+	if m.Kind != migrate.KDumpRequest || m.Parse(&req) != nil || req.UID < 0 {
+		return status.Errorf(codes.InvalidArgument, "the first message is %s, not a dump request", m.Kind)
+	}
+	h.agent().dumpLocal(st.Context(), &req, conn)
+	return nil
+}
+
+// dumpLocal dumps a local process and sends its image on conn; then, with
+// req.Kill, kills it once the caller says the image is safe (Commit).
+func (a *Agent) dumpLocal(ctx context.Context, req *migrate.DumpRequest, conn migrate.Conn) {
+	cpid := vproc.CPID(req.CPID)
+	fail := func(err error) { conn.Send(migrate.Text(migrate.KFailed, "%s", status.Convert(err).Message())) }
+	mv, err := a.dumpable(cpid, req.UID)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if mv.sess != nil {
+		mv.sess.p.HoldWait()
+		defer mv.sess.p.ReleaseWait()
+	}
+	p, err := checkpoint.FreezeWith(mv.pid, mv.opts)
+	if err != nil {
+		fail(migrateError(cpid, err))
+		return
+	}
+	img, err := p.Dump() // on error it runs on
+	if err != nil {
+		fail(migrateError(cpid, err))
+		return
+	}
+	if !req.Kill {
+		p.Resume()
+	}
+	w := migrate.NewImageWriter(conn)
+	err = img.Encode(w)
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		err = conn.Send(migrate.JSON(migrate.KEnd, migrate.End{ImageBytes: w.N}))
+	}
+	a.log.Info("checkpoint", "cpid", showCPID(req.CPID), "pid", mv.pid, "bytes", w.N, "kill", req.Kill, "err", err)
+	if !req.Kill {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
+	m, rerr := recvTimeout(conn, ackTimeout, cancel)
+	if err != nil || rerr != nil || m.Kind != migrate.KCommit {
+		a.log.Warn("checkpoint not saved by the caller; the process runs on", "cpid", showCPID(req.CPID), "err", fmt.Sprint(err, rerr))
+		p.Resume()
+		return
+	}
+	p.Kill()
+	conn.Send(migrate.Msg{Kind: migrate.KDone})
+}
+
+// dumpable is movable for a dump: the process stays where it is, so a
+// pinned one or one on a terminal may be dumped.
+func (a *Agent) dumpable(cpid vproc.CPID, uid int) (*moving, error) {
+	return a.checkProcess(cpid, uid, false)
+}

@@ -1,0 +1,377 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ssi-cluster/ssi/internal/checkpoint"
+	"github.com/ssi-cluster/ssi/internal/migrate"
+	"github.com/ssi-cluster/ssi/internal/rexec"
+	"github.com/ssi-cluster/ssi/internal/transport"
+	"github.com/ssi-cluster/ssi/internal/vproc"
+)
+
+// The source side of a migration: checks, pre-copy while the process
+// runs, the deputy's input held, the freeze, the image streamed to the
+// target, then commit (the copy here is killed) or abort (it runs on).
+
+const (
+	holdTimeout  = 5 * time.Second  // for the home to hold a deputy's input
+	answerTimout = 2 * time.Minute  // for the target to restore
+	doneTimeout  = 10 * time.Second // for the target to say the process runs
+	maxRounds    = 8                // pre-copy rounds after the first
+	// smallDirty ends the pre-copy: what is left is sent frozen.
+	smallDirty = 4 << 20
+)
+
+// moving is one process about to move: what was found about it here.
+type moving struct {
+	cpid    vproc.CPID
+	pid     int
+	sess    *runSession // nil: a process this agent did not start
+	uid     int
+	stopped bool
+	opts    checkpoint.Options
+}
+
+// moveOut migrates the local process cpid to node req.To for req.UID.
+func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest) (*transport.MoveResponse, error) {
+	t0 := time.Now()
+	self := a.Identity().Number
+	mv, err := a.movable(vproc.CPID(req.CPID), req.UID)
+	if err != nil {
+		return nil, err
+	}
+	if req.To == self {
+		return nil, status.Errorf(codes.AlreadyExists, "process %d already runs on node %d", mv.cpid, self)
+	}
+	target, err := a.upNode(req.To)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := a.pool.Client(target.RPCAddr(), transport.Bulk)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "cannot reach node %d: %v", req.To, err)
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stream, err := cl.Migrate(sctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "cannot reach node %d: %v", req.To, err)
+	}
+	watched := make(chan struct{})
+	defer close(watched)
+	go func() { // a target that dies ends the stream at once
+		if a.waitNodeGone(sctx, req.To, watched) != "" {
+			cancel()
+		}
+	}()
+	conn := migrate.WithFault(&msgConn{s: stream}, a.mig.fault.Next(), func() { stream.CloseSend() })
+	begin := migrate.Begin{ID: rand.Uint64(), CPID: int64(mv.cpid), Source: self, Pid: mv.pid, UID: mv.uid, Stopped: mv.stopped}
+	if mv.sess != nil && !mv.sess.native {
+		begin.Run = mv.sess.spec
+	}
+	if err := conn.Send(migrate.JSON(migrate.KBegin, begin)); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "node %d: %v", req.To, err)
+	}
+	m, err := recvTimeout(conn, answerTimout, cancel)
+	switch {
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "node %d did not answer: %v", req.To, err)
+	case m.Kind == migrate.KRefuse:
+		return nil, status.Errorf(codes.FailedPrecondition, "node %d refuses it: %s", req.To, m.Data)
+	case m.Kind != migrate.KAccept:
+		return nil, status.Errorf(codes.Aborted, "node %d answered %s", req.To, m.Kind)
+	}
+	a.log.Info("migration starts", "cpid", showCPID(int64(mv.cpid)), "pid", mv.pid, "to", req.To, "id", begin.ID)
+	resp, err := a.transfer(mv, conn, cancel, req.To)
+	if err != nil {
+		a.log.Warn("migration abandoned; the process runs on here", "cpid", showCPID(int64(mv.cpid)), "to", req.To, "err", err)
+		return nil, err
+	}
+	resp.From, resp.To, resp.Pid = self, req.To, mv.pid
+	resp.TotalMicros = time.Since(t0).Microseconds()
+	a.log.Info("migration done", "cpid", showCPID(int64(mv.cpid)), "to", req.To, "new_pid", resp.NewPid,
+		"freeze_ms", float64(resp.FreezeMicros)/1000, "total_ms", float64(resp.TotalMicros)/1000)
+	return resp, nil
+}
+
+// movable finds the local process cpid and refuses, with the reasons,
+// what cannot move: another user's, pinned, on a terminal, with
+// children, or what the checkpoint engine refuses.
+func (a *Agent) movable(cpid vproc.CPID, uid int) (*moving, error) {
+	return a.checkProcess(cpid, uid, true)
+}
+
+// checkProcess is movable; a process that stays (move false: a dump) may
+// be pinned or on a terminal.
+func (a *Agent) checkProcess(cpid vproc.CPID, uid int, move bool) (*moving, error) {
+	self := a.Identity().Number
+	mv := &moving{cpid: cpid}
+	pid, rec, isRun := a.track.runByCPID(int64(cpid))
+	switch {
+	case isRun:
+		mv.pid = pid
+		mv.sess = a.mig.session(int64(cpid))
+		if mv.sess == nil {
+			return nil, status.Errorf(codes.Unavailable, "process %d is still starting or ending", cpid)
+		}
+	case cpid.Node() == self:
+		if r, ok := a.track.homeOf(cpid.Pid()); ok && r.Node != self {
+			return nil, status.Errorf(codes.NotFound, "process %d runs on node %d, not here", cpid, r.Node)
+		}
+		mv.pid = cpid.Pid()
+	default:
+		return nil, status.Errorf(codes.NotFound, "process %d does not run on node %d", cpid, self)
+	}
+	owner, err := vproc.Owner("/proc", mv.pid)
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "no process %d on node %d", cpid, self)
+	}
+	mv.uid = owner
+	if uid != 0 && owner != uid {
+		return nil, status.Errorf(codes.PermissionDenied, "process %d on node %d belongs to uid %d, not to you (uid %d)", cpid, self, owner, uid)
+	}
+	if mv.pid == os.Getpid() || a.track.hidden()[mv.pid] {
+		return nil, refusal(cpid, "it is part of ssi (the agent, a deputy or an exec helper)")
+	}
+	if move && isRun && rec.NoMigrate {
+		return nil, refusal(cpid, "it was started with --no-migrate: it is pinned to node %d", self)
+	}
+	if move && isRun && rec.Helper != 0 {
+		return nil, refusal(cpid, "it runs on a terminal (ssi run from a terminal gives it a pty under the exec helper, its parent and session leader, which cannot move with it); run it with stdin or stdout redirected to move it")
+	}
+	if kids := children(mv.pid); len(kids) > 0 {
+		return nil, refusal(cpid, "it has child processes (pid %s): a process moves alone, not with its children", strings.Join(kids, ", "))
+	}
+	if mv.sess != nil && !mv.sess.native {
+		mv.opts.External = []int{0, 1, 2}
+	}
+	if err := checkpoint.CheckWith(mv.pid, mv.opts); err != nil {
+		var re *checkpoint.RefusalError
+		if errors.As(err, &re) {
+			var why []string
+			for _, r := range re.Reasons {
+				why = append(why, r.String())
+			}
+			return nil, refusal(cpid, "%s", strings.Join(why, "; "))
+		}
+		return nil, refusal(cpid, "%v", err)
+	}
+	mv.stopped = procState(mv.pid) == 'T'
+	return mv, nil
+}
+
+// children lists the child processes of pid (of every thread).
+func children(pid int) []string {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, _ := os.ReadDir(dir)
+	var out []string
+	for _, t := range tasks {
+		b, _ := os.ReadFile(dir + t.Name() + "/children")
+		out = append(out, strings.Fields(string(b))...)
+	}
+	return out
+}
+
+// procState is the state letter of /proc/PID/stat (0 if unreadable).
+func procState(pid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
+// transfer pre-copies, freezes and sends the process, then commits or
+// aborts. On error the process runs on here as before.
+func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (*transport.MoveResponse, error) {
+	resp := &transport.MoveResponse{}
+	s := mv.sess
+	if s != nil {
+		s.p.HoldWait() // our tracer's stops are not the session's to collect
+		defer s.p.ReleaseWait()
+	}
+	p, err := checkpoint.FreezeWith(mv.pid, mv.opts)
+	if err != nil {
+		return nil, migrateError(mv.cpid, err)
+	}
+	pc, err := p.PreCopy()
+	if err != nil {
+		return nil, migrateError(mv.cpid, err)
+	}
+	defer pc.Close()
+	for i := 0; i < maxRounds; i++ {
+		n, err := pc.Round()
+		if err != nil {
+			return nil, migrateError(mv.cpid, err)
+		}
+		if n < smallDirty {
+			break
+		}
+	}
+	resp.PreCopied, resp.Rounds = pc.Copied, pc.Rounds
+	if s != nil && !s.native {
+		if err := s.holdInput(holdTimeout); err != nil {
+			s.resumeInput()
+			return nil, status.Errorf(codes.Aborted, "process %d: %v", mv.cpid, err)
+		}
+	}
+	tf := time.Now()
+	fp, img, _, err := pc.Finish()
+	if err != nil {
+		if s != nil && !s.native {
+			s.resumeInput()
+		}
+		return nil, migrateError(mv.cpid, err)
+	}
+	resp.DumpMicros = time.Since(tf).Microseconds()
+	var pending []byte
+	var eof bool
+	abort := func(why error) (*transport.MoveResponse, error) {
+		conn.Send(migrate.Text(migrate.KAbort, "%v", why))
+		cancel()
+		fp.Resume()
+		if s != nil && !s.native {
+			s.p.Undrain(pending)
+			s.resumeInput()
+		}
+		return nil, why
+	}
+	if s != nil && !s.native {
+		if pending, eof, err = s.p.DrainStdin(); err != nil {
+			return abort(status.Errorf(codes.Aborted, "process %d: its input: %v", mv.cpid, err))
+		}
+	}
+	ts := time.Now()
+	w := migrate.NewImageWriter(conn)
+	err = img.Encode(w)
+	if err == nil {
+		err = w.Close()
+	}
+	for rest := pending; err == nil && len(rest) > 0; {
+		k := min(len(rest), migrate.Chunk)
+		err = conn.Send(migrate.Msg{Kind: migrate.KStdin, Data: rest[:k]})
+		rest = rest[k:]
+	}
+	if err == nil {
+		err = conn.Send(migrate.JSON(migrate.KEnd, migrate.End{ImageBytes: w.N, StdinBytes: int64(len(pending)), StdinEOF: eof}))
+	}
+	if err != nil {
+		return abort(status.Errorf(codes.Aborted, "sending process %d to node %d: %v", mv.cpid, to, err))
+	}
+	resp.Bytes = w.N
+	m, err := recvTimeout(conn, answerTimout, cancel)
+	resp.SendMicros = time.Since(ts).Microseconds()
+	var rs migrate.Restored
+	switch {
+	case err != nil:
+		return abort(status.Errorf(codes.Aborted, "node %d did not restore process %d: %v", to, mv.cpid, err))
+	case m.Kind == migrate.KFailed:
+		return abort(status.Errorf(codes.Aborted, "node %d could not restore process %d: %s", to, mv.cpid, m.Data))
+	case m.Kind != migrate.KRestored || m.Parse(&rs) != nil || rs.Pid < 1:
+		return abort(status.Errorf(codes.Aborted, "node %d answered %s, not restored", to, m.Kind))
+	}
+	resp.NewPid, resp.PidKept, resp.RestoreMicros = rs.Pid, rs.PidKept, rs.RestoreMicros
+	resp.SendMicros -= rs.RestoreMicros
+	// The point of no return: the copy here dies, the target's goes on.
+	if s != nil {
+		s.setMoved(&rexec.Moved{Node: to, Pid: rs.Pid})
+		s.p.StopStdin()
+	}
+	fp.Kill()
+	if err := conn.Send(migrate.Msg{Kind: migrate.KCommit}); err != nil {
+		a.log.Warn("migration: the commit did not reach the target, which decides by whether this node is up", "cpid", showCPID(int64(mv.cpid)), "err", err)
+	} else if m, err := recvTimeout(conn, doneTimeout, cancel); err != nil || m.Kind != migrate.KDone {
+		a.log.Warn("migration: the target did not confirm", "cpid", showCPID(int64(mv.cpid)), "err", err)
+	}
+	resp.FreezeMicros = time.Since(tf).Microseconds()
+	return resp, nil
+}
+
+// migrateError turns an engine error into a status: a refusal (found
+// once the process was stopped) or an abandoned migration.
+func migrateError(cpid vproc.CPID, err error) error {
+	var re *checkpoint.RefusalError
+	if errors.As(err, &re) {
+		var why []string
+		for _, r := range re.Reasons {
+			why = append(why, r.String())
+		}
+		return refusal(cpid, "%s", strings.Join(why, "; "))
+	}
+	return status.Errorf(codes.Aborted, "process %d: %v", cpid, err)
+}
+
+// holdInput asks the home to hold the deputy's input and waits until it
+// has (THold): then no more input comes.
+func (s *runSession) holdInput(d time.Duration) error {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	if s.conn == nil {
+		s.mu.Unlock()
+		return nil // no home attached: no input comes
+	}
+	s.hold = ch
+	s.mu.Unlock()
+	s.send(rexec.Frame{Type: rexec.TMoving})
+	select {
+	case <-ch:
+		return nil
+	case <-time.After(d):
+		s.mu.Lock()
+		s.hold = nil
+		s.mu.Unlock()
+		return fmt.Errorf("its home did not hold its input within %v", d)
+	}
+}
+
+// resumeInput tells the home that the move was abandoned: input again.
+func (s *runSession) resumeInput() { s.send(rexec.Frame{Type: rexec.TResume}) }
+
+// setMoved marks the session moved: it ends with Moved, not Exit.
+func (s *runSession) setMoved(m *rexec.Moved) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.moved = m
+}
+
+// msgConn is a migrate.Conn over a gRPC stream.
+type msgConn struct {
+	s interface {
+		SendMsg(any) error
+		RecvMsg(any) error
+	}
+}
+
+func (c *msgConn) Send(m migrate.Msg) error { return c.s.SendMsg(&m) }
+
+func (c *msgConn) Recv() (migrate.Msg, error) {
+	var m migrate.Msg
+	err := c.s.RecvMsg(&m)
+	return m, err
+}
+
+// recvTimeout receives one message, cancelling the stream after d.
+func recvTimeout(c migrate.Conn, d time.Duration, cancel func()) (migrate.Msg, error) {
+	t := time.AfterFunc(d, cancel)
+	defer t.Stop()
+	m, err := c.Recv()
+	if err == nil && m.Kind == migrate.KFailed && len(m.Data) == 0 {
+		m.Data = []byte("no reason given")
+	}
+	return m, err
+}

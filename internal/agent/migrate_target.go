@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ssi-cluster/ssi/internal/checkpoint"
+	"github.com/ssi-cluster/ssi/internal/migrate"
+	"github.com/ssi-cluster/ssi/internal/rexec"
+	"github.com/ssi-cluster/ssi/internal/transport"
+	"github.com/ssi-cluster/ssi/internal/vproc"
+)
+
+// The target side of a migration: accept or refuse, receive the image
+// and the pending input, restore the process held, then let it run when
+// the source commits (or kill it when it aborts).
+
+// attachWait is how long a process restored here for a deputy waits for
+// its home to re-attach before it is hung up.
+const attachWait = 30 * time.Second
+
+// Migrate receives a process from its source, the node that calls.
+func (h *rpcHandler) Migrate(st transport.Stream) error {
+	a := h.agent()
+	conn := &msgConn{s: st}
+	m, err := conn.Recv()
+	if err != nil {
+		return err
+	}
+	var b migrate.Begin
+	if m.Kind != migrate.KBegin || m.Parse(&b) != nil {
+		return status.Errorf(codes.InvalidArgument, "the first message is %s, not begin", m.Kind)
+	}
+	peer, _ := transport.PeerFrom(st.Context())
+	if src := a.nodeNumber(peer); src == 0 || src != b.Source {
+		return status.Errorf(codes.PermissionDenied, "node %q may send only its own processes (it says it is node %d)", peer, b.Source)
+	}
+	if why := a.acceptMove(&b); why != "" {
+		a.log.Warn("refused a migration", "cpid", showCPID(b.CPID), "from", b.Source, "why", why)
+		return conn.Send(migrate.Text(migrate.KRefuse, "%s", why))
+	}
+	if err := conn.Send(migrate.Msg{Kind: migrate.KAccept}); err != nil {
+		return err
+	}
+	a.receiveMove(st.Context(), conn, &b)
+	return nil
+}
+
+// acceptMove says why this node does not take the process of b ("" if
+// it does).
+func (a *Agent) acceptMove(b *migrate.Begin) string {
+	self := a.Identity().Number
+	cpid := vproc.CPID(b.CPID)
+	home := cpid.Node()
+	switch {
+	case a.fenceReason() != "":
+		return fmt.Sprintf("node %d is not a member now (%s)", self, a.fenceReason())
+	case home < 1 || cpid.Pid() < 1 || b.Pid < 1 || b.UID < 0:
+		return fmt.Sprintf("%d is not a cluster pid", b.CPID)
+	case b.Run != nil && (b.Run.Validate() != nil || b.Run.CPID != b.CPID || b.Run.Home != home || b.Run.Tty):
+		return "the run's description is not valid"
+	case a.mig.session(b.CPID) != nil:
+		return fmt.Sprintf("process %d already runs on node %d", b.CPID, self)
+	case b.UID == 0 && home != self && !a.cfg.AllowRemoteRoot:
+		return fmt.Sprintf("node %d does not run processes as root for other nodes (allow_remote_root is off)", self)
+	}
+	return ""
+}
+
+// stdioPipes are the new pipes of a run's process: its ends (files for
+// the restore) and the agent's.
+type stdioPipes struct {
+	child            map[int]*os.File
+	in               *os.File // the agent's writing end of stdin
+	inR              int      // a copy of stdin's reading end
+	outR, errR       *os.File
+	closeChild, drop func()
+}
+
+func newStdioPipes() (*stdioPipes, error) {
+	var fs [3][2]*os.File
+	for i := range fs {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range fs[:i] {
+				f[0].Close()
+				f[1].Close()
+			}
+			return nil, err
+		}
+		fs[i] = [2]*os.File{r, w}
+	}
+	p := &stdioPipes{child: map[int]*os.File{0: fs[0][0], 1: fs[1][1], 2: fs[2][1]},
+		in: fs[0][1], outR: fs[1][0], errR: fs[2][0]}
+	p.closeChild = func() {
+		for _, f := range p.child {
+			f.Close()
+		}
+	}
+	p.drop = func() {
+		p.closeChild()
+		p.in.Close()
+		p.outR.Close()
+		p.errR.Close()
+		if p.inR >= 0 {
+			unix.Close(p.inR)
+		}
+	}
+	// Not Fd(): that would make the process's stdin blocking.
+	rc, err := fs[0][0].SyscallConn()
+	if err == nil {
+		rc.Control(func(fd uintptr) { p.inR, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3) })
+	}
+	if err != nil {
+		p.inR = -1
+		p.drop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// receiveMove receives the image and pending input, restores the
+// process held and waits for the source's decision.
+func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.Begin) {
+	cpid := showCPID(b.CPID)
+	fail := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		a.log.Warn("migration in failed", "cpid", cpid, "from", b.Source, "why", msg)
+		conn.Send(migrate.Text(migrate.KFailed, "%s", msg))
+	}
+	r := migrate.NewImageReader(conn)
+	img, err := checkpoint.Decode(r)
+	if err != nil {
+		fail("the image is damaged: %v", err)
+		return
+	}
+	var stdin []byte
+	var end migrate.End
+	for {
+		m, err := r.Next()
+		if err != nil {
+			fail("the stream ended after the image: %v", err)
+			return
+		}
+		if m.Kind == migrate.KStdin {
+			stdin = append(stdin, m.Data...)
+			continue
+		}
+		if m.Kind != migrate.KEnd || m.Parse(&end) != nil {
+			fail("%s after the image, not end", m.Kind)
+			return
+		}
+		break
+	}
+	if end.ImageBytes != r.N || end.StdinBytes != int64(len(stdin)) {
+		fail("the stream was cut: %d image bytes and %d of input received, %d and %d sent", r.N, len(stdin), end.ImageBytes, end.StdinBytes)
+		return
+	}
+	t0 := time.Now()
+	var pipes *stdioPipes
+	opts := checkpoint.RestoreOptions{Hold: true, NewGroup: true}
+	if b.Run != nil {
+		if pipes, err = newStdioPipes(); err != nil {
+			fail("node %d: new pipes: %v", a.Identity().Number, err)
+			return
+		}
+		opts.Files = pipes.child
+	}
+	res, err := checkpoint.RestoreWith(img, a.shim, opts)
+	if pipes != nil {
+		pipes.closeChild()
+	}
+	if err != nil {
+		if pipes != nil {
+			pipes.drop()
+		}
+		fail("node %d could not restore it: %v", a.Identity().Number, err)
+		return
+	}
+	if b.Stopped {
+		unix.Kill(res.Pid, unix.SIGSTOP) // it stops as it is let go
+	}
+	rs := migrate.Restored{Pid: res.Pid, PidKept: res.PidKept, RestoreMicros: time.Since(t0).Microseconds()}
+	if res.PidErr != nil {
+		rs.PidErr = res.PidErr.Error()
+	}
+	if err := conn.Send(migrate.JSON(migrate.KRestored, rs)); err != nil {
+		a.log.Warn("migration in: the source is gone before the decision", "cpid", cpid, "err", err)
+	}
+	m, err := conn.Recv()
+	commit := err == nil && m.Kind == migrate.KCommit
+	if err != nil && a.sourceDown(ctx, b.Source) {
+		// Its node died after sending the whole process: its copy
+		// died with it, this one is the only one left.
+		a.log.Warn("migration in: the source went down before its decision; the process goes on here", "cpid", cpid, "from", b.Source)
+		commit = true
+	}
+	if !commit {
+		res.Kill()
+		if pipes != nil {
+			pipes.drop()
+		}
+		a.log.Warn("migration in abandoned by the source; restored copy killed", "cpid", cpid, "from", b.Source, "err", err)
+		return
+	}
+	if err := res.Release(); err != nil {
+		if pipes != nil {
+			pipes.drop()
+		}
+		a.log.Error("migration in: the restored process could not be let go", "cpid", cpid, "err", err)
+		return
+	}
+	a.adoptMoved(b, res.Pid, pipes, stdin, end.StdinEOF)
+	a.log.Info("migration in done", "cpid", cpid, "from", b.Source, "pid", res.Pid, "pid_kept", res.PidKept)
+	conn.Send(migrate.Msg{Kind: migrate.KDone})
+}
+
+// sourceDown reports whether node src is, or within downGrace becomes,
+// not up.
+func (a *Agent) sourceDown(ctx context.Context, src int) bool {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), downGrace)
+	defer cancel()
+	return a.waitNodeGone(wctx, src, nil) != ""
+}
+
+// adoptMoved makes the restored process a session of this agent: a run
+// that waits for its home to re-attach, or a native process whose origin
+// is told where it is.
+func (a *Agent) adoptMoved(b *migrate.Begin, pid int, pipes *stdioPipes, stdin []byte, eof bool) {
+	cpid := vproc.CPID(b.CPID)
+	if b.Run == nil {
+		p, _ := rexec.Adopt(pid, nil, -1, nil, nil)
+		a.newSession(nil, p, &runRec{CPID: b.CPID, Home: cpid.Node(), UID: b.UID}).start()
+		go a.tellOrigin(cpid, a.Identity().Number, pid)
+		return
+	}
+	spec := b.Run
+	p, _ := rexec.Adopt(pid, pipes.in, pipes.inR, pipes.outR, pipes.errR)
+	if len(stdin) > 0 {
+		p.WriteStdin(stdin)
+	}
+	if eof {
+		p.CloseStdin()
+	}
+	s := a.newSession(spec, p, &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home,
+		UID: spec.UID, Argv: spec.Argv})
+	if b.Stopped {
+		s.skipStops = 1
+	}
+	s.start()
+	go s.expectAttach(attachWait)
+}

@@ -1,0 +1,115 @@
+package migrate
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// FaultEnv names the environment variable of the TEST-ONLY fault hook,
+// read once when the agent starts. It must never be set in production:
+// it breaks migrations on purpose. Its value is a comma-separated list
+// of actions, one per migration that the agent sends (the first action
+// for its first migration, and so on; "ok" for none; migrations after
+// the list are left alone). An action ACTION:N acts on message N of that
+// migration's stream (1 is Begin, 2 the first chunk of the image):
+//
+//	corrupt:N   flip a byte of message N after its checksum is computed
+//	truncate:N  send nothing from message N on and end the stream (a cut)
+//	stall:N     wait StallTime before sending message N (the fault tests
+//	            kill the target meanwhile)
+//
+// The fault tests of the integration suite (internal/itest,
+// migrate_fault_test.go) set it; docs/migration.md describes it.
+const FaultEnv = "SSITEST_MIGRATE_FAULT"
+
+// StallTime is how long a stall action waits.
+const StallTime = 8 * time.Second
+
+// Fault is a parsed fault hook.
+type Fault struct {
+	actions []Action
+	next    atomic.Int64
+}
+
+// Action is what the hook does to one migration.
+type Action struct {
+	What string // "corrupt", "truncate", "stall" or "ok"
+	N    int
+}
+
+// FaultFromEnv reads FaultEnv; an unset variable is no fault (nil).
+func FaultFromEnv() (*Fault, error) {
+	v := os.Getenv(FaultEnv)
+	if v == "" {
+		return nil, nil
+	}
+	f := &Fault{}
+	for _, s := range strings.Split(v, ",") {
+		if s == "ok" {
+			f.actions = append(f.actions, Action{What: "ok"})
+			continue
+		}
+		a, n, ok := strings.Cut(s, ":")
+		k, err := strconv.Atoi(n)
+		if !ok || err != nil || k < 1 || (a != "corrupt" && a != "truncate" && a != "stall") {
+			return nil, fmt.Errorf("%s=%q: want a list of corrupt:N, truncate:N, stall:N or ok", FaultEnv, v)
+		}
+		f.actions = append(f.actions, Action{What: a, N: k})
+	}
+	return f, nil
+}
+
+// Next is the action for the next migration (nil: none).
+func (f *Fault) Next() *Action {
+	if f == nil {
+		return nil
+	}
+	i := f.next.Add(1) - 1
+	if i >= int64(len(f.actions)) || f.actions[i].What == "ok" {
+		return nil
+	}
+	return &f.actions[i]
+}
+
+// faultyConn applies an Action to the messages sent on a Conn.
+type faultyConn struct {
+	Conn
+	a    *Action
+	cut  func() // ends the stream (truncate)
+	sent int
+	dead bool
+}
+
+// WithFault returns c with a applied to what is sent (c itself when a is
+// nil); cut ends the underlying stream for truncate.
+func WithFault(c Conn, a *Action, cut func()) Conn {
+	if a == nil {
+		return c
+	}
+	return &faultyConn{Conn: c, a: a, cut: cut}
+}
+
+func (c *faultyConn) Send(m Msg) error {
+	if c.dead {
+		return nil // cut: what follows is lost
+	}
+	c.sent++
+	if c.sent != c.a.N {
+		return c.Conn.Send(m)
+	}
+	switch c.a.What {
+	case "corrupt":
+		m.corrupt = true
+	case "truncate":
+		c.dead = true
+		c.cut()
+		return nil
+	case "stall":
+		time.Sleep(StallTime)
+	}
+	return c.Conn.Send(m)
+}

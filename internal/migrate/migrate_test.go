@@ -1,0 +1,140 @@
+package migrate
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// chanConn is a Conn over a channel, one way (Send on one end, Recv on
+// the other), for tests.
+type chanConn struct{ ch chan []byte }
+
+func (c chanConn) Send(m Msg) error {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	c.ch <- b
+	return nil
+}
+
+func (c chanConn) Recv() (Msg, error) {
+	b, ok := <-c.ch
+	if !ok {
+		return Msg{}, io.EOF
+	}
+	var m Msg
+	return m, m.UnmarshalBinary(b)
+}
+
+func TestMsgRoundTripAndDamage(t *testing.T) {
+	good, _ := (&Msg{Kind: KStdin, Data: []byte("hello")}).MarshalBinary()
+	flip := func(i int) []byte { b := bytes.Clone(good); b[i] ^= 1; return b }
+	tests := []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"intact", good, true},
+		{"payload byte flipped", flip(len(good) - 1), false},
+		{"checksum flipped", flip(5), false},
+		{"length lies", flip(1), false},
+		{"unknown kind", append([]byte{99}, good[1:]...), false},
+		{"short", good[:4], false},
+		{"cut payload", good[:len(good)-1], false},
+	}
+	for _, tt := range tests {
+		var m Msg
+		err := m.UnmarshalBinary(tt.b)
+		if tt.ok != (err == nil) || err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+		if tt.ok && (m.Kind != KStdin || string(m.Data) != "hello") {
+			t.Errorf("%s: got %s %q", tt.name, m.Kind, m.Data)
+		}
+	}
+}
+
+func TestImageChunks(t *testing.T) {
+	c := chanConn{make(chan []byte, 64)}
+	img := bytes.Repeat([]byte("0123456789"), Chunk/4) // 2.5 chunks
+	w := NewImageWriter(c)
+	w.Write(img[:7])
+	w.Write(img[7:])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Send(JSON(KEnd, End{ImageBytes: w.N}))
+	close(c.ch)
+	r := NewImageReader(c)
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("read %d bytes (%v), want %d", len(got), err, len(img))
+	}
+	m, err := r.Next()
+	var e End
+	if err != nil || m.Kind != KEnd || m.Parse(&e) != nil || e.ImageBytes != int64(len(img)) || r.N != e.ImageBytes {
+		t.Fatalf("next %s %v %+v", m.Kind, err, e)
+	}
+}
+
+func TestFaultHook(t *testing.T) {
+	for _, tt := range []struct {
+		action string
+		want   []string // what arrives, by kind, "!" for a refused message
+	}{
+		{"corrupt", []string{"stdin", "!", "stdin"}},
+		{"truncate", []string{"stdin"}},
+	} {
+		c := chanConn{make(chan []byte, 8)}
+		fc := WithFault(c, &Action{What: tt.action, N: 2}, func() {})
+		for i := 0; i < 3; i++ {
+			fc.Send(Msg{Kind: KStdin, Data: []byte{byte(i)}})
+		}
+		close(c.ch)
+		var got []string
+		for {
+			m, err := c.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				got = append(got, "!")
+				continue
+			}
+			got = append(got, m.Kind.String())
+		}
+		if len(got) != len(tt.want) {
+			t.Errorf("%s: got %v, want %v", tt.action, got, tt.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("%s: got %v, want %v", tt.action, got, tt.want)
+			}
+		}
+	}
+}
+
+func TestFaultList(t *testing.T) {
+	t.Setenv(FaultEnv, "corrupt:2,ok,truncate:3")
+	f, err := FaultFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*Action{{"corrupt", 2}, nil, {"truncate", 3}, nil}
+	for i, w := range want {
+		got := f.Next()
+		if (got == nil) != (w == nil) || got != nil && *got != *w {
+			t.Errorf("migration %d: %+v, want %+v", i+1, got, w)
+		}
+	}
+	for _, bad := range []string{"corrupt", "corrupt:0", "melt:2", "ok,stall:x"} {
+		t.Setenv(FaultEnv, bad)
+		if _, err := FaultFromEnv(); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

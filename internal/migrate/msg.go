@@ -1,0 +1,166 @@
+package migrate
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/ssi-cluster/ssi/internal/rexec"
+)
+
+// Kind is a message's kind.
+type Kind uint8
+
+// The message kinds (S: source, T: target, C: the caller of Dump).
+const (
+	KBegin       Kind = iota + 1 // S->T: JSON Begin
+	KAccept                      // T->S: the target takes the process
+	KRefuse                      // T->S: why not (text)
+	KImage                       // S->T, dumping node->C: a chunk of the image stream
+	KStdin                       // S->T: input the process had not read
+	KEnd                         // S->T, dumping node->C: JSON End
+	KRestored                    // T->S: JSON Restored (held, not running yet)
+	KFailed                      // T->S, dumping node->C: why the restore or dump failed (text)
+	KCommit                      // S->T: go on (the source's copy is dead); C->dumping node: the image is safe
+	KAbort                       // S->T: kill the restored copy (the source's runs on); C->node: not saved
+	KDone                        // T->S: the restored process runs
+	KDumpRequest                 // C->dumping node: JSON DumpRequest
+	kLast
+)
+
+var kindNames = [...]string{KBegin: "begin", KAccept: "accept", KRefuse: "refuse", KImage: "image",
+	KStdin: "stdin", KEnd: "end", KRestored: "restored", KFailed: "failed", KCommit: "commit",
+	KAbort: "abort", KDone: "done", KDumpRequest: "dump-request"}
+
+func (k Kind) String() string {
+	if k > 0 && k < kLast {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// MaxData bounds a message's payload; Chunk is the size of image chunks.
+const (
+	MaxData = 2 << 20
+	Chunk   = 1 << 20
+)
+
+const headerLen = 9
+
+// ErrCorrupt is wrapped by UnmarshalBinary for a message that fails its
+// checksum or is malformed.
+var ErrCorrupt = errors.New("migrate: corrupted message")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Msg is one message.
+type Msg struct {
+	Kind Kind
+	Data []byte
+
+	corrupt bool // test hook: flip a payload byte after the checksum
+}
+
+// MarshalBinary encodes m with its header and checksum.
+func (m *Msg) MarshalBinary() ([]byte, error) {
+	if len(m.Data) > MaxData {
+		return nil, fmt.Errorf("migrate: %s message of %d bytes exceeds %d", m.Kind, len(m.Data), MaxData)
+	}
+	b := make([]byte, headerLen+len(m.Data))
+	b[0] = byte(m.Kind)
+	binary.LittleEndian.PutUint32(b[1:], uint32(len(m.Data)))
+	binary.LittleEndian.PutUint32(b[5:], crc32.Checksum(m.Data, castagnoli))
+	copy(b[headerLen:], m.Data)
+	if m.corrupt {
+		b[len(b)-1] ^= 0x5a
+		if len(m.Data) == 0 {
+			b[5] ^= 0x5a
+		}
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes one whole message and checks it. Data aliases b.
+func (m *Msg) UnmarshalBinary(b []byte) error {
+	if len(b) < headerLen {
+		return fmt.Errorf("%w: %d bytes, shorter than a header", ErrCorrupt, len(b))
+	}
+	n := binary.LittleEndian.Uint32(b[1:])
+	if uint64(n) != uint64(len(b)-headerLen) || n > MaxData {
+		return fmt.Errorf("%w: header says %d bytes of payload, got %d", ErrCorrupt, n, len(b)-headerLen)
+	}
+	k := Kind(b[0])
+	if k == 0 || k >= kLast {
+		return fmt.Errorf("%w: unknown kind %d", ErrCorrupt, uint8(k))
+	}
+	data := b[headerLen:]
+	if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(b[5:]) {
+		return fmt.Errorf("%w: %s message of %d bytes fails its checksum", ErrCorrupt, k, n)
+	}
+	m.Kind, m.Data = k, data
+	return nil
+}
+
+// JSON builds a message whose payload is v as JSON.
+func JSON(k Kind, v any) Msg {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own types are passed
+	}
+	return Msg{Kind: k, Data: b}
+}
+
+// Text builds a message carrying a message for the user.
+func Text(k Kind, format string, args ...any) Msg {
+	return Msg{Kind: k, Data: []byte(fmt.Sprintf(format, args...))}
+}
+
+// Parse decodes a JSON payload into v, naming the kind on error.
+func (m Msg) Parse(v any) error {
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, m.Kind, err)
+	}
+	return nil
+}
+
+// Begin opens a migration.
+type Begin struct {
+	ID     uint64 `json:"id"` // for the logs of both sides
+	CPID   int64  `json:"cpid"`
+	Source int    `json:"source"`
+	Pid    int    `json:"pid"` // on the source
+	UID    int    `json:"uid"`
+	// Run is the Spec of a process run for a deputy (its stdio are the
+	// deputy's: new pipes at the target); nil for any other process,
+	// whose origin (the node part of its cluster pid) tracks it.
+	Run *rexec.Spec `json:"run,omitempty"`
+	// Stopped: the process is stopped (SIGSTOP, ssi freeze); it is
+	// restored stopped.
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// End closes the image: what was sent, so that a cut is seen.
+type End struct {
+	ImageBytes int64 `json:"image_bytes"`
+	StdinBytes int64 `json:"stdin_bytes"`
+	// StdinEOF: the end of input was asked for and not yet given; the
+	// target closes the new stdin after the pending input.
+	StdinEOF bool `json:"stdin_eof,omitempty"`
+}
+
+// Restored is the target's answer once the process is restored, held.
+type Restored struct {
+	Pid           int    `json:"pid"`
+	PidKept       bool   `json:"pid_kept"`
+	PidErr        string `json:"pid_err,omitempty"`
+	RestoreMicros int64  `json:"restore_us"`
+}
+
+// DumpRequest asks for a process's image (ssi checkpoint).
+type DumpRequest struct {
+	CPID int64 `json:"cpid"`
+	UID  int   `json:"uid"`  // the caller, as its node saw it
+	Kill bool  `json:"kill"` // kill the process once the image is safe
+}
