@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,16 @@ func (c *Client) Checkpoint(ctx context.Context, cpid int64, kill bool, w io.Wri
 				return n, err
 			}
 			n += int64(len(m.Data))
+		case migrate.KZeros:
+			z, err := zeros(m.Data)
+			if err == nil {
+				_, err = io.CopyN(w, zeroReader{}, z)
+			}
+			if err != nil {
+				mc.Send(migrate.Text(migrate.KAbort, "%v", err))
+				return n, err
+			}
+			n += z
 		case migrate.KFailed:
 			return n, &Error{Status: http.StatusConflict, Msg: string(m.Data)}
 		case migrate.KEnd:
@@ -138,4 +149,19 @@ func (c *Client) dialError(err error) error {
 		return fmt.Errorf("%w on %s (start it with 'ssi agent', or point --socket at it)", ErrNoAgent, c.socket)
 	}
 	return fmt.Errorf("agent on %s: %w", c.socket, err)
+}
+
+// zeros decodes a Zeros message.
+func zeros(b []byte) (int64, error) {
+	if len(b) != 8 || binary.LittleEndian.Uint64(b) > 1<<40 {
+		return 0, errors.New("malformed zeros message from the agent")
+	}
+	return int64(binary.LittleEndian.Uint64(b)), nil
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
 }

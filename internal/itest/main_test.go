@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +18,14 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// Inherited descriptors go to no node: a stray pipe in a process
+	// would keep it from migrating.
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 	dir, err := os.MkdirTemp("", "ssi-itest-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -27,7 +27,7 @@ import (
 const FaultEnv = "SSITEST_MIGRATE_FAULT"
 
 // StallTime is how long a stall action waits.
-const StallTime = 8 * time.Second
+const StallTime = 3 * time.Second
 
 // Fault is a parsed fault hook.
 type Fault struct {

@@ -58,13 +58,20 @@ func TestMsgRoundTripAndDamage(t *testing.T) {
 }
 
 func TestImageChunks(t *testing.T) {
-	c := chanConn{make(chan []byte, 64)}
+	c := chanConn{make(chan []byte, 1024)}
 	img := bytes.Repeat([]byte("0123456789"), Chunk/4) // 2.5 chunks
+	img = append(img, make([]byte, 3*Chunk+5)...)      // zeros, a whole number of blocks or not
+	img = append(img, "tail"...)
+	img = append(img, make([]byte, ZeroBlock+1)...)
 	w := NewImageWriter(c)
-	w.Write(img[:7])
-	w.Write(img[7:])
+	for _, cut := range [][2]int{{0, 7}, {7, 5000}, {5000, 3 * Chunk}, {3 * Chunk, len(img)}} {
+		w.Write(img[cut[0]:cut[1]])
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if len(c.ch) > 8 {
+		t.Errorf("%d messages for %d bytes, mostly zeros", len(c.ch), len(img))
 	}
 	c.Send(JSON(KEnd, End{ImageBytes: w.N}))
 	close(c.ch)

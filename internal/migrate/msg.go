@@ -27,12 +27,13 @@ const (
 	KAbort                       // S->T: kill the restored copy (the source's runs on); C->node: not saved
 	KDone                        // T->S: the restored process runs
 	KDumpRequest                 // C->dumping node: JSON DumpRequest
+	KZeros                       // like Image: that many zero bytes (uint64 LE)
 	kLast
 )
 
 var kindNames = [...]string{KBegin: "begin", KAccept: "accept", KRefuse: "refuse", KImage: "image",
 	KStdin: "stdin", KEnd: "end", KRestored: "restored", KFailed: "failed", KCommit: "commit",
-	KAbort: "abort", KDone: "done", KDumpRequest: "dump-request"}
+	KAbort: "abort", KDone: "done", KDumpRequest: "dump-request", KZeros: "zeros"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kLast {

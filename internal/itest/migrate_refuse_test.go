@@ -1,0 +1,136 @@
+package itest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ssi-cluster/ssi/internal/harness"
+)
+
+// asNobody prefixes a command with setpriv to run it as nobody.
+const asNobody = "setpriv --reuid 65534 --regid 65534 --clear-groups "
+
+// ssiAs runs `ssi args...` in node `on` as user (uid:gid, "" for root).
+func ssiAs(t *testing.T, c *harness.Cluster, on int, user string, args ...string) runOutcome {
+	t.Helper()
+	return execIn(t, c, runSpec{on: on, user: user, dir: "/", argv: append([]string{c.Binary, "--socket", c.Nodes[on-1].Socket}, args...)})
+}
+
+// startNative starts `sh -c script` in node on, not through ssi (a native
+// process of that node), as user, and returns its pid there.
+func startNative(t *testing.T, c *harness.Cluster, on int, user, script string, stdout io.Writer) int {
+	t.Helper()
+	pidFile := filepath.Join(shortTemp(t), "pid")
+	os.Chmod(filepath.Dir(pidFile), 0o777)
+	cmd := c.Command(on, "sh", "-c", fmt.Sprintf("echo $$ >%s; exec %s%s", pidFile, user, script))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Stdout = stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var pid int
+	err := c.WaitFor(t.Context(), "the native process's pid", func() (bool, error) {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false, err
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // past the exec
+	return pid
+}
+
+// TestMigrateRefusals: every process that cannot move is refused by ssi
+// migrate with its reason, before anything is frozen, and runs on where
+// it was.
+func TestMigrateRefusals(t *testing.T) {
+	c, ctx := startCluster(t, 2)
+	dir := shortTemp(t)
+	os.Chmod(dir, 0o755)
+	bins := buildProgs(t, dir, "posixtimers")
+	py := "/usr/bin/python3"
+	if !exists(py) {
+		t.Skip("needs /usr/bin/python3")
+	}
+	pyRun := func(code string) (string, string) {
+		return asNobody + "ssi run --node 1 " + py + ` -c "` + code + `"`, py + " -c " + code
+	}
+	type tc struct {
+		name, script, cmd, want string
+	}
+	cases := []tc{
+		{"pinned", asNobody + "ssi run --node 1 --no-migrate sleep 501", "sleep 501", "started with --no-migrate: it is pinned to node 1"},
+		{"children", asNobody + "ssi run --node 1 sh -c 'sleep 502; true'", "sh -c sleep 502; true", "it has child processes"},
+		{"terminal", "script -qec '" + asNobody + "ssi run --node 1 sleep 503' /dev/null", "sleep 503", "it runs on a terminal"},
+		{"posix timers", asNobody + "ssi run --node 1 " + bins["posixtimers"], bins["posixtimers"], "timers: 2 POSIX timers (timer_create): not yet supported"},
+	}
+	for _, p := range []struct{ name, code, want string }{
+		{"socket", "import socket,time; s=socket.socket(); time.sleep(300)", "socket: fd 3: socket:["},
+		{"pipe", "import os,time; r,w=os.pipe(); time.sleep(300)", "pipe: fd 3: pipe:["},
+		{"shared memory", "import mmap,time; m=mmap.mmap(-1, 4096); time.sleep(300)", "shared memory: mapping"},
+		{"device", "import time; f=open('/dev/zero','rb'); time.sleep(300)", "device: fd 3: /dev/zero"},
+	} {
+		script, cmd := pyRun(p.code)
+		cases = append(cases, tc{p.name, script, cmd, p.want})
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			startDeputy(t, c, 2, tt.script)
+			p := findRun(t, ctx, c, 2, tt.cmd)
+			time.Sleep(500 * time.Millisecond) // past its start-up
+			o := ssiAs(t, c, 2, "65534:65534", "migrate", strconv.FormatInt(p.CPID, 10), "2")
+			if o.code == 0 || !strings.Contains(o.stderr, "cannot move") || !strings.Contains(o.stderr, tt.want) {
+				t.Errorf("migrate: %v; want a refusal with %q", o, tt.want)
+			}
+			if w, err := whereJSON(ctx, c, 2, p.CPID); err != nil || w.Node != 1 || w.Pid != p.Pid || w.State == "T" {
+				t.Errorf("after the refusal: %+v, %v; want it running on node 1 as pid %d", w, err, p.Pid)
+			}
+			ssiAs(t, c, 2, "", "kill", "-KILL", strconv.FormatInt(p.CPID, 10))
+		})
+	}
+
+	// A native process whose stdout is a pipe of its own.
+	t.Run("native stdio pipe", func(t *testing.T) {
+		pid := startNative(t, c, 1, asNobody, "sleep 504 </dev/null 2>/dev/null", &bytes.Buffer{})
+		cpid := int64(1)<<22 | int64(pid)
+		o := ssiAs(t, c, 1, "65534:65534", "migrate", strconv.FormatInt(cpid, 10), "2")
+		if o.code == 0 || !strings.Contains(o.stderr, "pipe: fd 1: pipe:[") {
+			t.Errorf("migrate: %v; want a refusal naming fd 1, a pipe", o)
+		}
+	})
+	// The target refuses root's process: allow_remote_root is off.
+	t.Run("root to a node that refuses it", func(t *testing.T) {
+		pid := startNative(t, c, 1, "", "sleep 505 </dev/null >/dev/null 2>&1", nil)
+		o := ssiAs(t, c, 1, "", "migrate", strconv.FormatInt(int64(1)<<22|int64(pid), 10), "2")
+		if o.code == 0 || !strings.Contains(o.stderr, "node 2 refuses it: node 2 does not run processes as root for other nodes (allow_remote_root is off)") {
+			t.Errorf("migrate: %v; want node 2's refusal", o)
+		}
+	})
+	// Another user's process, and a process already where it is asked to go.
+	t.Run("not yours, already there", func(t *testing.T) {
+		startDeputy(t, c, 2, asNobody+"ssi run --node 1 sleep 506")
+		p := findRun(t, ctx, c, 2, "sleep 506")
+		o := ssiAs(t, c, 2, "1000:1000", "migrate", strconv.FormatInt(p.CPID, 10), "2")
+		if o.code == 0 || !strings.Contains(o.stderr, "belongs to uid 65534, not to you (uid 1000)") {
+			t.Errorf("migrate by uid 1000: %v", o)
+		}
+		o = ssiAs(t, c, 2, "65534:65534", "migrate", strconv.FormatInt(p.CPID, 10), "1")
+		if o.code == 0 || !strings.Contains(o.stderr, "already runs on node 1") {
+			t.Errorf("migrate to its own node: %v", o)
+		}
+	})
+}
