@@ -12,5 +12,12 @@
 // runs on its origin node.
 //
 // The process table is read from the /proc the agent sees: in a node with its
-// own PID namespace, only that node's processes.
+// own PID namespace, only that node's processes. A process costs its stat
+// file (ids, state, times, threads, rss), its cmdline, and a stat of its
+// /proc/PID directory, whose owner is the process's effective uid and gid.
+// Table opens and closes these each time; a Cache, which an agent keeps
+// for its life, holds them open between calls and reads them again from
+// the start, for a third less. The Cache holds descriptors, never
+// data, so every table is as fresh as Table's: exec, setuid and rewritten
+// argv all show at once.
 package vproc

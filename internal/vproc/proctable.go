@@ -2,15 +2,17 @@ package vproc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Proc is one process of a node's table.
@@ -29,18 +31,28 @@ type Proc struct {
 // clockTicks is USER_HZ, 100 on every Linux architecture ssi runs on.
 const clockTicks = 100
 
-// statFields are the fields of /proc/PID/stat that ps needs.
+// bufSize is the buffer one file of a process is read into: /proc/PID/stat
+// is at most about 1.2 KiB, and a longer command line is cut here.
+const bufSize = 4096
+
+// statFields are the fields of /proc/PID/stat that ps needs. comm points
+// into the parsed buffer.
 type statFields struct {
 	pid, ppid, pgid, sid int
-	state, comm          string
+	state                string
+	comm                 []byte
 	utime, stime         uint64
 	threads              int
 	start                uint64 // ticks after boot
 	rssPages             uint64
 }
 
+// statFieldsAfterComm is how many fields parseStat reads after (comm):
+// state(3) ... rss(24).
+const statFieldsAfterComm = 22
+
 // parseStat parses /proc/PID/stat. The comm field may hold spaces and ')',
-// so the fields are read after the last ')'.
+// so the fields are read after the last ')'. It does not allocate.
 func parseStat(b []byte) (statFields, error) {
 	var s statFields
 	open := bytes.IndexByte(b, '(')
@@ -48,31 +60,80 @@ func parseStat(b []byte) (statFields, error) {
 	if open < 1 || close < open {
 		return s, errors.New("stat: no (comm)")
 	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(b[:open])))
-	if err != nil {
-		return s, fmt.Errorf("stat: pid: %w", err)
+	pid, ok := parseDecimal(bytes.TrimSpace(b[:open]))
+	if !ok {
+		return s, fmt.Errorf("stat: pid %q is not a number", bytes.TrimSpace(b[:open]))
 	}
-	s.pid, s.comm = pid, string(b[open+1:close])
-	f := strings.Fields(string(b[close+1:]))
+	s.pid, s.comm = int(pid), b[open+1:close]
 	// After comm: state(3) ppid(4) pgrp(5) session(6) ... utime(14) stime(15)
 	// ... num_threads(20) ... starttime(22) vsize(23) rss(24).
-	if len(f) < 22 {
-		return s, fmt.Errorf("stat: %d fields after comm, want at least 22", len(f))
+	var f [statFieldsAfterComm][]byte
+	n := 0
+	for rest := b[close+1:]; n < len(f); n++ {
+		i := 0
+		for i < len(rest) && isSpace(rest[i]) {
+			i++
+		}
+		j := i
+		for j < len(rest) && !isSpace(rest[j]) {
+			j++
+		}
+		if i == j {
+			break
+		}
+		f[n], rest = rest[i:j], rest[j:]
 	}
+	if n < len(f) {
+		return s, fmt.Errorf("stat: %d fields after comm, want at least %d", n, len(f))
+	}
+	var err error
 	num := func(i int) uint64 {
-		v, e := strconv.ParseUint(f[i], 10, 64)
-		if e != nil && err == nil {
-			err = fmt.Errorf("stat: field %d: %w", i+3, e)
+		v, ok := parseDecimal(f[i])
+		if !ok && err == nil {
+			err = fmt.Errorf("stat: field %d: %q is not a number", i+3, f[i])
 		}
 		return v
 	}
-	s.state = f[0]
+	s.state = stateName(f[0])
 	s.ppid, s.pgid, s.sid = int(num(1)), int(num(2)), int(num(3))
 	s.utime, s.stime = num(11), num(12)
 	s.threads = int(num(17))
 	s.start = num(19)
 	s.rssPages = num(21)
 	return s, err
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' }
+
+// parseDecimal parses an unsigned decimal number without allocating; ok is
+// false if b is empty, holds anything but digits, or overflows int64.
+func parseDecimal(b []byte) (v uint64, ok bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
+
+// states holds the one-letter process states as strings, so that a table
+// does not allocate one per process.
+var states = func() (s [128]string) {
+	for i := range s {
+		s[i] = string(rune(i))
+	}
+	return s
+}()
+
+func stateName(b []byte) string {
+	if len(b) == 1 && b[0] < 128 {
+		return states[b[0]]
+	}
+	return string(b)
 }
 
 // parseIDs reads the real uid and gid from /proc/PID/status.
@@ -103,56 +164,70 @@ func parseIDs(b []byte) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// Table reads every process visible in procDir (normally /proc). Processes
-// that end while it reads are skipped.
+// Table reads every process visible in procDir (normally /proc), opening
+// and closing each process's files. Processes that end while it reads are
+// skipped. A caller that reads the table again and again should keep a
+// Cache instead.
 func Table(procDir string) ([]Proc, error) {
-	names, err := readNames(procDir)
-	if err != nil {
-		return nil, err
-	}
-	uptime := readUptime(procDir)
-	page := uint64(os.Getpagesize())
-	// Reading /proc is system calls, most of them in the kernel's text
-	// generation: spread the processes over the CPUs.
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(names)/256))
-	parts := make([][]Proc, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 4096)
-			for i := w; i < len(names); i += workers {
-				pid, err := strconv.Atoi(names[i])
-				if err != nil {
-					continue
-				}
-				if p, ok := readProc(procDir+"/"+names[i], pid, uptime, page, buf); ok {
-					parts[w] = append(parts[w], p)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	var out []Proc
-	for _, part := range parts {
-		out = append(out, part...)
-	}
-	return out, nil
+	return (&Cache{dir: procDir}).Table()
 }
 
 // Lookup reads one process; ok is false if there is no such process.
 func Lookup(procDir string, pid int) (Proc, bool) {
-	return readProc(procDir+"/"+strconv.Itoa(pid), pid, readUptime(procDir), uint64(os.Getpagesize()), make([]byte, 4096))
+	r := newReader(procDir)
+	return r.once(pid)
 }
 
-func readNames(procDir string) ([]string, error) {
-	d, err := os.Open(procDir)
+// readPids lists the processes in procDir: its entries named by a number.
+// It reads the directory with getdents64 into one buffer and parses the
+// names where they lie, rather than making a string of each.
+func readPids(procDir string) ([]int, error) {
+	fd, err := unix.Open(procDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: procDir, Err: err}
 	}
-	defer d.Close()
-	return d.Readdirnames(-1)
+	defer unix.Close(fd)
+	buf := make([]byte, 32<<10)
+	var pids []int
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getdents", Path: procDir, Err: err}
+		}
+		if n <= 0 {
+			return pids, nil
+		}
+		if pids, err = appendPids(pids, buf[:n]); err != nil {
+			return nil, fmt.Errorf("%s: %w", procDir, err)
+		}
+	}
+}
+
+// appendPids appends the numbers that name entries of b, records of
+// struct linux_dirent64 (ino u64, off s64, reclen u16, type u8, name).
+func appendPids(pids []int, b []byte) ([]int, error) {
+	const nameOff = 19
+	for len(b) > 0 {
+		if len(b) < nameOff {
+			return pids, errors.New("getdents: short record")
+		}
+		reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+		if reclen <= nameOff || reclen > len(b) {
+			return pids, fmt.Errorf("getdents: record of %d bytes in %d", reclen, len(b))
+		}
+		name := b[nameOff:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if pid, ok := parseDecimal(name); ok && pid > 0 {
+			pids = append(pids, int(pid))
+		}
+		b = b[reclen:]
+	}
+	return pids, nil
 }
 
 func readUptime(procDir string) float64 {
@@ -168,32 +243,95 @@ func readUptime(procDir string) float64 {
 	return v
 }
 
-func readProc(dir string, pid int, uptime float64, page uint64, buf []byte) (Proc, bool) {
-	sb, err := readSmall(dir+"/stat", buf)
-	if err != nil {
-		return Proc{}, false
-	}
-	st, err := parseStat(sb)
-	if err != nil || st.pid != pid {
-		return Proc{}, false
-	}
+// reader reads processes of one /proc, for one goroutine: its buffer is
+// reused for every file.
+type reader struct {
+	dir    string
+	uptime float64
+	page   uint64
+	buf    []byte
+}
+
+func newReader(procDir string) *reader {
+	return &reader{dir: procDir, uptime: readUptime(procDir), page: uint64(os.Getpagesize()), buf: make([]byte, bufSize)}
+}
+
+// once reads process pid by opening and closing its files: seven system
+// calls.
+func (r *reader) once(pid int) (Proc, bool) {
+	dir := r.dir + "/" + strconv.Itoa(pid)
 	// /proc/PID belongs to the process's effective uid and gid (what ps
-	// shows): one stat instead of reading and parsing status.
+	// shows; the directory, unlike the files in it, does so even when the
+	// process is not dumpable): one stat instead of reading status.
 	var fi unix.Stat_t
 	if err := unix.Stat(dir, &fi); err != nil {
 		return Proc{}, false
 	}
-	cmd, _ := readSmall(dir+"/cmdline", buf)
-	p := Proc{Pid: pid, PPid: st.ppid, PGid: st.pgid, Sid: st.sid, UID: int(fi.Uid), GID: int(fi.Gid), State: st.state,
-		Comm: st.comm, RSS: st.rssPages * page, CPUTime: float64(st.utime+st.stime) / clockTicks, Threads: st.threads}
-	p.Cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
-	if p.Cmdline == "" {
-		p.Cmdline = "[" + st.comm + "]"
+	b, err := readSmall(dir+"/stat", r.buf)
+	if err != nil {
+		return Proc{}, false
 	}
-	if age := uptime - float64(st.start)/clockTicks; age > 0 {
+	p, err := r.fromStat(pid, &fi, b, nil)
+	if err != nil {
+		return Proc{}, false
+	}
+	b, err = readSmall(dir+"/cmdline", r.buf)
+	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
+		return Proc{}, false // it ended
+	}
+	r.setCmdline(&p, b, nil)
+	return p, true
+}
+
+// fromStat makes the Proc of pid, but for its command line, from the owner
+// of its /proc directory and the text of its stat file. The strings of
+// prev, the process's last reading, are reused where they are unchanged.
+func (r *reader) fromStat(pid int, owner *unix.Stat_t, stat []byte, prev *procFiles) (Proc, error) {
+	st, err := parseStat(stat)
+	if err != nil {
+		return Proc{}, err
+	}
+	if st.pid != pid {
+		return Proc{}, fmt.Errorf("stat of pid %d names pid %d", pid, st.pid)
+	}
+	p := Proc{Pid: pid, PPid: st.ppid, PGid: st.pgid, Sid: st.sid, UID: int(owner.Uid), GID: int(owner.Gid),
+		State: st.state, RSS: st.rssPages * r.page, CPUTime: float64(st.utime+st.stime) / clockTicks,
+		Threads: st.threads}
+	if prev != nil && string(st.comm) == prev.comm {
+		p.Comm = prev.comm
+	} else {
+		p.Comm = string(st.comm)
+	}
+	if age := r.uptime - float64(st.start)/clockTicks; age > 0 {
 		p.CPUPercent = 100 * p.CPUTime / age
 	}
-	return p, true
+	return p, nil
+}
+
+// setCmdline sets p.Cmdline from the text of /proc/PID/cmdline (changed in
+// place), reusing prev's string when it is unchanged.
+func (r *reader) setCmdline(p *Proc, cmd []byte, prev *procFiles) {
+	for i, c := range cmd {
+		if c == 0 {
+			cmd[i] = ' '
+		}
+	}
+	cmd = bytes.TrimSpace(cmd)
+	switch {
+	case len(cmd) == 0 && prev != nil && isBracketed(prev.cmdline, p.Comm):
+		p.Cmdline = prev.cmdline
+	case len(cmd) == 0:
+		p.Cmdline = "[" + p.Comm + "]"
+	case prev != nil && string(cmd) == prev.cmdline:
+		p.Cmdline = prev.cmdline
+	default:
+		p.Cmdline = string(cmd)
+	}
+}
+
+// isBracketed tells whether s is "[" + comm + "]".
+func isBracketed(s, comm string) bool {
+	return len(s) == len(comm)+2 && s[0] == '[' && s[len(s)-1] == ']' && s[1:len(s)-1] == comm
 }
 
 // Owner returns the real uid of process pid.
@@ -206,29 +344,55 @@ func Owner(procDir string, pid int) (int, error) {
 	return uid, err
 }
 
-// readSmall reads a small /proc file into buf with open, read and close
-// only (os.ReadFile also stats it): a process table reads two files of each
-// process, so system calls are most of its cost. A longer file is cut at
-// len(buf), which only shortens a very long command line.
+// readSmall reads a small /proc file into buf with open, one read and
+// close (os.ReadFile also stats it and reads until end of file): a process
+// table reads two files of each process, so system calls are most of its
+// cost. One read is enough: stat and cmdline give all of their text, up to
+// len(buf), to every read. A longer file is cut at len(buf), which only
+// shortens a very long command line.
 func readSmall(path string, buf []byte) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Read(fd, buf[n:])
+	return readAt(fd, buf)
+}
+
+// readAt reads a /proc file from its start with one pread: a stat or
+// cmdline file kept open gives the process's text as it is now.
+func readAt(fd int, buf []byte) ([]byte, error) {
+	for {
+		n, err := unix.Pread(fd, buf, 0)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		if m == 0 {
-			break
-		}
-		n += m
+		return buf[:n], nil
 	}
-	return buf[:n], nil
+}
+
+// workers is how many goroutines read a table of n processes: reading /proc
+// is system calls, most of them in the kernel's text generation, so they
+// are spread over the CPUs, but a small table is not worth the goroutines.
+func workers(n int) int {
+	return min(runtime.GOMAXPROCS(0), max(1, n/256))
+}
+
+// parallel runs f(w, i) for every i in [0, n), spread over k goroutines
+// numbered w.
+func parallel(k, n int, f func(w, i int)) {
+	var wg sync.WaitGroup
+	for w := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += k {
+				f(w, i)
+			}
+		}()
+	}
+	wg.Wait()
 }
