@@ -69,8 +69,10 @@ func (s *runSession) wait() {
 	s.mu.Unlock()
 	cpid := showCPID(s.rec.CPID)
 	if s.native {
-		s.a.log.Info("process ended", "cpid", cpid, "pid", s.pid, "code", st.Code, "signal", st.Signal)
-		s.a.nativeEnded(s.rec.CPID)
+		if moved == nil {
+			s.a.log.Info("process ended", "cpid", cpid, "pid", s.pid, "code", st.Code, "signal", st.Signal)
+			s.a.nativeEnded(s.rec.CPID)
+		}
 	} else {
 		waitOrClose(&s.pumps, outputGrace, s.p)
 	}

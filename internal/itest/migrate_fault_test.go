@@ -1,0 +1,86 @@
+package itest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssi-cluster/ssi/internal/migrate"
+)
+
+// counterOutput is what testdata/counter.c prints for n.
+func counterOutput(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "%d\n", i)
+	}
+	return b.String() + "done\n"
+}
+
+// TestMigrateFaults: a migration whose stream is corrupted, one that is
+// cut, and one whose target dies while the process is frozen are all
+// abandoned, and the process runs on on its source; then one that
+// succeeds, after which its source dies: the process runs on on its
+// target. Through all of it the deputy prints the whole count. The
+// faults come from the agents' test-only hook (migrate.FaultEnv), which
+// acts on the first three migrations node 1 sends.
+func TestMigrateFaults(t *testing.T) {
+	t.Setenv(migrate.FaultEnv, "corrupt:2,truncate:2,stall:2")
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	bins := buildProgs(t, shortTempX(t), "counter")
+	d := startDeputy(t, c, 3, "ssi run --node 1 "+bins["counter"]+" 1500")
+	p := findRun(t, ctx, c, 3, bins["counter"]+" 1500")
+	stillOn1 := func(what string) {
+		t.Helper()
+		w, err := whereJSON(ctx, c, 3, p.CPID)
+		if err != nil || w.Node != 1 || w.Pid != p.Pid || w.State == "T" {
+			t.Fatalf("after %s: %+v, %v; want it running on node 1 as pid %d", what, w, err, p.Pid)
+		}
+	}
+	for _, f := range []struct{ name, want string }{
+		{"a corrupted stream", "fails its checksum"},
+		{"a cut stream", "could not restore"},
+	} {
+		_, err := migrateCLI(ctx, c, 3, p.CPID, "2")
+		if err == nil || !strings.Contains(err.Error(), f.want) {
+			t.Errorf("%s: %v; want an error with %q", f.name, err, f.want)
+		}
+		stillOn1(f.name)
+	}
+
+	// The target dies while the process is frozen and being sent.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := migrateCLI(ctx, c, 3, p.CPID, "2")
+		errc <- err
+	}()
+	time.Sleep(migrate.StallTime / 3)
+	if err := c.KillNode(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err == nil {
+		t.Error("a migration to a node killed meanwhile succeeded")
+	} else {
+		t.Logf("target killed: %v", err)
+	}
+	stillOn1("the target's death")
+
+	// A migration that succeeds; then its source dies.
+	m, err := migrateCLI(ctx, c, 3, p.CPID, "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.KillNode(1); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := whereJSON(ctx, c, 3, p.CPID); err != nil || w.Node != 3 || w.Pid != m.NewPid {
+		t.Errorf("after its source died: %+v, %v; want node 3 pid %d", w, err, m.NewPid)
+	}
+	if code := d.wait(t, time.Minute); code != 0 {
+		t.Fatalf("deputy exited %d: %s", code, d.stderr.String())
+	}
+	if got, want := d.stdout.String(), counterOutput(1500); got != want {
+		t.Errorf("the deputy printed %s\nwant %s", clipTail(got), clipTail(want))
+	}
+}
