@@ -29,6 +29,10 @@ type PreCopier struct {
 	segs  []segment // sorted, disjoint
 	stale []Range   // reads that failed while the process ran: read again at Finish
 	done  bool
+	// For a caller that streams the copy (precopy_stream.go): the maps
+	// at round 0 and the ranges the last Round copied.
+	layout  []Mapping
+	updated []Range
 	// closed is closed when the tracker, closed in the background by
 	// Finish, is closed.
 	closed chan struct{}
@@ -76,8 +80,15 @@ func (c *PreCopier) round0() error {
 		return err
 	}
 	defer mem.Close()
+	c.layout = maps
 	for i := range maps {
 		m := &maps[i]
+		if m.Kind == KindVDSO {
+			m.Data = make([]byte, m.Size())
+			if err := readMemory(c.pid, mem, m.Data, m.Start, false); err != nil {
+				return err
+			}
+		}
 		if !trackable(m) {
 			continue
 		}
@@ -110,6 +121,7 @@ func (c *PreCopier) Round() (int64, error) {
 	}
 	defer mem.Close()
 	var n int64
+	c.updated = c.updated[:0]
 	for _, r := range ds.Written {
 		n += c.update(mem, r)
 	}
@@ -129,6 +141,7 @@ func (c *PreCopier) update(mem *os.File, r Range) int64 {
 		if err := readMemory(c.pid, mem, s.data[a-s.start:b-s.start], a, true); err != nil {
 			c.stale = append(c.stale, Range{a, b})
 		}
+		c.updated = append(c.updated, Range{a, b})
 		n += int64(b - a)
 	}
 	return n
@@ -139,6 +152,10 @@ type FinishStats struct {
 	Written   int64 // bytes of pages written since the last round, read frozen
 	Untracked int64 // bytes of untracked areas read frozen
 	Zeroed    int64 // bytes of tracked pages found absent (zapped)
+	// Fresh lists what was read (or zeroed) at the freeze: in a mapping
+	// that one segment of round 0 covers, the image's memory differs
+	// from the segments (as the Rounds last updated them) only there.
+	Fresh []Range
 
 	Stop, Scan, Dump time.Duration // Freeze, the final PAGEMAP_SCAN, the dump
 }
@@ -193,6 +210,7 @@ func (c *PreCopier) Finish() (*Process, *Image, *FinishStats, error) {
 func (c *PreCopier) fill(pid int, m *Mapping, mem *os.File, tracked, written, gone []Range, st *FinishStats) error {
 	r := Range{m.Start, m.End}
 	read := func(a, b uint64) error {
+		st.Fresh = append(st.Fresh, Range{a, b})
 		return readMemory(pid, mem, m.Data[a-m.Start:b-m.Start], a, m.Prot&ProtRead != 0)
 	}
 	if !trackable(m) {
@@ -250,6 +268,7 @@ func (c *PreCopier) fill(pid int, m *Mapping, mem *os.File, tracked, written, go
 			}
 		} else {
 			clear(m.Data[g.Start-m.Start : g.End-m.Start])
+			st.Fresh = append(st.Fresh, g)
 		}
 		st.Zeroed += int64(g.Size())
 	}

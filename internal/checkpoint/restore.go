@@ -77,6 +77,8 @@ type restorer struct {
 	in      *injector
 	mem     *os.File
 	scratch uint64
+	vvar    uint64 // where the vDSO area ([vvar] first) is
+	here    CPU    // this machine's, from the stub
 
 	stubIgnored uint64 // signals the stub inherited as ignored across exec
 }
@@ -86,98 +88,130 @@ type restorer struct {
 // creates goes into s as soon as it exists, for the caller to kill on
 // error.
 func restoreInto(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions, res *Restored) error {
+	cpu := imageCPU(img)
+	r, err := stageInto(s, img.Mappings, img.Pid, &cpu, x, o, res)
+	if err != nil {
+		return err
+	}
+	defer r.mem.Close()
+	return r.complete(s, img, x, o, res)
+}
+
+// stageInto is the first half of a restore: the stub stopped at its exec,
+// the CPU checked against cpu (unless nil), the vDSO against the one of
+// maps, the scratch page, the pid (when free), the stub unmapped and
+// maps mapped and filled (those with Data). The caller closes r.mem.
+func stageInto(s *restoreState, maps []Mapping, imgPid int, cpu *CPU, x *stubExternal, o *RestoreOptions, res *Restored) (*restorer, error) {
 	pid := s.stub
 	ws, err := waitStop(pid)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ws.StopSignal() != unix.SIGTRAP {
-		return fmt.Errorf("checkpoint: stub stopped with %v, not at exec", ws.StopSignal())
+		return nil, fmt.Errorf("checkpoint: stub stopped with %v, not at exec", ws.StopSignal())
 	}
 	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACECLONE); err != nil {
-		return err
+		return nil, err
 	}
 	regs, err := getRegs(pid)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	xs, err := getXState(pid)
 	if err != nil {
-		return fmt.Errorf("checkpoint: xstate of the stub: %w", err)
+		return nil, fmt.Errorf("checkpoint: xstate of the stub: %w", err)
 	}
 	here, err := thisCPU(xs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := checkCPU(imageCPU(img), here); err != nil {
-		return err
+	if cpu != nil {
+		if err := checkCPU(*cpu, here); err != nil {
+			return nil, err
+		}
 	}
 	dir := "/proc/" + strconv.Itoa(pid)
 	text, err := os.ReadFile(dir + "/maps")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	stubMaps, err := parseMaps(string(text))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mem, err := os.OpenFile(dir+"/mem", os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r := &restorer{mem: mem} // keepPid may change mem
-	defer func() { r.mem.Close() }()
-	vvarStart, err := checkVDSO(img.Mappings, stubMaps, mem)
+	r := &restorer{mem: mem, here: here} // keepPid may change mem
+	ok := false
+	defer func() {
+		if !ok {
+			r.mem.Close()
+		}
+	}()
+	vvarStart, err := checkVDSO(maps, stubMaps, mem)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var insn uint64
 	for _, m := range stubMaps {
 		if m.Kind == KindVDSO {
 			code := make([]byte, m.Size())
 			if _, err := mem.ReadAt(code, int64(m.Start)); err != nil {
-				return err
+				return nil, err
 			}
 			insn, _ = findSyscall(code, m.Start)
 		}
 	}
 	if insn == 0 {
-		return errors.New("checkpoint: no syscall instruction in the stub's vDSO")
+		return nil, errors.New("checkpoint: no syscall instruction in the stub's vDSO")
 	}
-	scratch, ok := pickScratch(img.Mappings, stubMaps)
-	if !ok {
-		return errors.New("checkpoint: no free address for the scratch page")
+	scratch, found := pickScratch(maps, stubMaps)
+	if !found {
+		return nil, errors.New("checkpoint: no free address for the scratch page")
 	}
-	r.in, r.scratch = &injector{pid: pid, insn: insn, base: regs}, scratch
+	r.in, r.scratch, r.vvar = &injector{pid: pid, insn: insn, base: regs}, scratch, vvarStart
 	if err := r.mapScratch(); err != nil {
-		return err
+		return nil, err
 	}
 	if !o.AnyPid {
-		if res.PidErr, err = r.keepPid(s, img.Pid); err != nil {
-			return err
+		if res.PidErr, err = r.keepPid(s, imgPid); err != nil {
+			return nil, err
 		}
 	}
 	pid = s.pid
-	res.Pid, res.PidKept = pid, pid == img.Pid
+	res.Pid, res.PidKept = pid, pid == imgPid
 	if res.PidKept {
 		res.PidErr = nil // the stub had it already
 	}
 	dir = "/proc/" + strconv.Itoa(pid)
 	if err := r.prepare(stubMaps, vvarStart, x.keep); err != nil {
-		return err
+		return nil, err
 	}
 	status, err := os.ReadFile(dir + "/status")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := parseStatus(string(status))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.stubIgnored = st.SigIgn
-	if err := r.mappings(img); err != nil {
-		return err
+	for i := range maps {
+		if err := r.mapping(&maps[i]); err != nil {
+			return nil, err
+		}
 	}
+	ok = true
+	return r, nil
+}
+
+// complete is the second half of a restore, once every mapping of img
+// is in place: the process's state, its threads, and it runs (or, with
+// o.Hold, is left stopped).
+func (r *restorer) complete(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions, res *Restored) error {
+	pid := s.pid
 	if err := r.process(img); err != nil {
 		return err
 	}
@@ -205,7 +239,7 @@ func restoreInto(s *restoreState, img *Image, x *stubExternal, o *RestoreOptions
 	}
 	// The last call unmaps the page that holds the syscall instruction:
 	// the single-step stop comes at syscall exit, before rip is used.
-	if _, err := r.in.callOK(unix.SYS_MUNMAP, scratch, page); err != nil {
+	if _, err := r.in.callOK(unix.SYS_MUNMAP, r.scratch, page); err != nil {
 		return err
 	}
 	if err := setSigMask(pid, img.SigMask); err != nil {

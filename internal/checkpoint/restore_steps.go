@@ -68,44 +68,42 @@ func (r *restorer) open(path string, flags uint32) (uint64, error) {
 	return fd, nil
 }
 
-// mappings recreates every mapping of the image and fills in its pages.
-func (r *restorer) mappings(img *Image) error {
+// mapping recreates one mapping of the image and fills in its pages
+// (the kernel's [vdso], [vvar] and [vsyscall] are left alone).
+func (r *restorer) mapping(m *Mapping) error {
 	in := r.in
-	for i := range img.Mappings {
-		m := &img.Mappings[i]
-		flags := uint64(unix.MAP_FIXED | unix.MAP_PRIVATE)
-		fd, off := ^uint64(0), uint64(0)
-		switch m.Kind {
-		case KindVDSO, KindVVAR, KindVsyscall:
-			continue
-		case KindStack:
-			flags |= unix.MAP_ANONYMOUS | unix.MAP_GROWSDOWN
-		case KindAnon, KindHeap:
-			flags |= unix.MAP_ANONYMOUS
-		case KindFilePrivate, KindFileShared:
-			oflags := uint32(unix.O_RDONLY)
-			if m.Kind == KindFileShared {
-				flags = unix.MAP_FIXED | unix.MAP_SHARED
-				if m.Prot&ProtWrite != 0 {
-					oflags = unix.O_RDWR
-				}
+	flags := uint64(unix.MAP_FIXED | unix.MAP_PRIVATE)
+	fd, off := ^uint64(0), uint64(0)
+	switch m.Kind {
+	case KindVDSO, KindVVAR, KindVsyscall:
+		return nil
+	case KindStack:
+		flags |= unix.MAP_ANONYMOUS | unix.MAP_GROWSDOWN
+	case KindAnon, KindHeap:
+		flags |= unix.MAP_ANONYMOUS
+	case KindFilePrivate, KindFileShared:
+		oflags := uint32(unix.O_RDONLY)
+		if m.Kind == KindFileShared {
+			flags = unix.MAP_FIXED | unix.MAP_SHARED
+			if m.Prot&ProtWrite != 0 {
+				oflags = unix.O_RDWR
 			}
-			var err error
-			if fd, err = r.open(m.Path, oflags|unix.O_CLOEXEC); err != nil {
-				return err
-			}
-			off = m.Offset
 		}
-		_, err := in.callOK(unix.SYS_MMAP, m.Start, m.Size(), uint64(m.Prot), flags, fd, off)
-		if fd != ^uint64(0) {
-			in.call(unix.SYS_CLOSE, fd)
+		var err error
+		if fd, err = r.open(m.Path, oflags|unix.O_CLOEXEC); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("checkpoint: map %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
-		}
-		if err := r.fill(m); err != nil {
-			return fmt.Errorf("checkpoint: fill %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
-		}
+		off = m.Offset
+	}
+	_, err := in.callOK(unix.SYS_MMAP, m.Start, m.Size(), uint64(m.Prot), flags, fd, off)
+	if fd != ^uint64(0) {
+		in.call(unix.SYS_CLOSE, fd)
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint: map %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
+	}
+	if err := r.fill(m); err != nil {
+		return fmt.Errorf("checkpoint: fill %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
 	}
 	return nil
 }
