@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -102,6 +103,11 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 		return
 	}
 	p, err := rexec.Start(spec, a.shim)
+	var ee *rexec.ExecError
+	if errors.As(err, &ee) {
+		refuseRun(conn, ee.Code, ee.Msg) // what a shell would say
+		return
+	}
 	if err != nil {
 		a.log.Error("remote execution failed to start", "argv", spec.Argv, "err", err)
 		refuseRun(conn, rexec.ExitCannotRun, fmt.Sprintf("node %d: %v", self, err))

@@ -38,13 +38,17 @@ type Proc struct {
 	gate    sync.Mutex
 }
 
-// Start starts s.Argv through the helper at shim (the agent's binary,
-// run as `shim ShimArg`) with s's credentials and environment, in a new
-// process group (with a tty: a new session whose controlling terminal is
-// a fresh pty). The helper's failures (not found, cannot run, missing
-// directory) come out on the process's stderr with status 127 or 126, as
-// from a shell; an error here means nothing was started.
+// Start starts s.Argv with s's credentials and environment in a process
+// group of its own. Without a tty it has pipes and is started directly
+// (startDirect); a command that cannot be started is an *ExecError, as a
+// shell would report it. With a tty it goes through the helper at shim
+// (the agent's binary, run as `shim ShimArg`), which leads a new session
+// on a fresh pty (see session); the helper's failures come out on the
+// pty with status 127 or 126.
 func Start(s *Spec, shim string) (*Proc, error) {
+	if !s.Tty {
+		return startPlain(s)
+	}
 	spec, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
@@ -66,59 +70,29 @@ func Start(s *Spec, shim string) (*Proc, error) {
 			f.Close()
 		}
 	}()
-	if s.Tty {
-		master, slave, err := OpenPty()
-		if err != nil {
-			specW.Close()
-			return nil, err
-		}
-		childEnds = append(childEnds, slave)
-		if err := setupTerminal(slave, s); err != nil {
-			master.Close()
-			specW.Close()
-			return nil, err
-		}
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		r, w, err := os.Pipe()
-		if err != nil {
-			master.Close()
-			specW.Close()
-			return nil, err
-		}
-		pidR = r
-		childEnds = append(childEnds, w)
-		cmd.ExtraFiles = append(cmd.ExtraFiles, w) // fd 4 = shimPidFD
-		p.pty, p.Stdin, p.Stdout = master, master, master
-	} else {
-		var pipes [3][2]*os.File
-		for i := range pipes {
-			r, w, err := os.Pipe()
-			if err != nil {
-				for _, f := range childEnds {
-					f.Close()
-				}
-				specW.Close()
-				return nil, err
-			}
-			// 1 MiB instead of 64 KiB: fewer, larger frames.
-			unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, pipeSize)
-			pipes[i] = [2]*os.File{r, w}
-		}
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = pipes[0][0], pipes[1][1], pipes[2][1]
-		// Kept to take, at a move, the input the process has not read.
-		if p.stdinR, err = unix.FcntlInt(pipes[0][0].Fd(), unix.F_DUPFD_CLOEXEC, 3); err != nil {
-			for _, f := range pipes {
-				f[0].Close()
-				f[1].Close()
-			}
-			specW.Close()
-			return nil, err
-		}
-		childEnds = append(childEnds, pipes[0][0], pipes[1][1], pipes[2][1])
-		p.Stdin, p.Stdout, p.Stderr = pipes[0][1], pipes[1][0], pipes[2][0]
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	master, slave, err := OpenPty()
+	if err != nil {
+		specW.Close()
+		return nil, err
 	}
+	childEnds = append(childEnds, slave)
+	if err := setupTerminal(slave, s); err != nil {
+		master.Close()
+		specW.Close()
+		return nil, err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	r, w, err := os.Pipe()
+	if err != nil {
+		master.Close()
+		specW.Close()
+		return nil, err
+	}
+	pidR = r
+	childEnds = append(childEnds, w)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, w) // fd 4 = shimPidFD
+	p.pty, p.Stdin, p.Stdout = master, master, master
 	if err := cmd.Start(); err != nil {
 		specW.Close()
 		p.closeAll()
@@ -144,6 +118,49 @@ func Start(s *Spec, shim string) (*Proc, error) {
 			p.Cmd = n
 		}
 	}
+	return p, nil
+}
+
+// startPlain starts a command without a tty: pipes for its stdio (1 MiB
+// each, for fewer and larger frames), and no helper (startDirect).
+func startPlain(s *Spec) (*Proc, error) {
+	var pipes [3][2]*os.File
+	closeAll := func() {
+		for _, pp := range pipes {
+			for _, f := range pp {
+				if f != nil {
+					f.Close()
+				}
+			}
+		}
+	}
+	for i := range pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+		pipes[i] = [2]*os.File{r, w}
+	}
+	// Kept to take, at a move, the input the process has not read.
+	stdinR, err := unix.FcntlInt(pipes[0][0].Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	proc, err := startDirect(s, []*os.File{pipes[0][0], pipes[1][1], pipes[2][1]})
+	if err != nil {
+		unix.Close(stdinR)
+		closeAll()
+		return nil, err
+	}
+	pipes[0][0].Close()
+	pipes[1][1].Close()
+	pipes[2][1].Close()
+	p := &Proc{Pid: proc.Pid, Cmd: proc.Pid, process: proc, stdinR: stdinR,
+		Stdin: pipes[0][1], Stdout: pipes[1][0], Stderr: pipes[2][0]}
+	p.in = newInbox(p.Stdin)
 	return p, nil
 }
 
