@@ -93,7 +93,9 @@ func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller) {
 	a.metrics.deputies.Inc()
 	rec := &homeRec{CPID: spec.CPID, Node: target.Number, Deputy: true}
 	a.track.setHome(origin, rec)
-	defer a.track.dropHome(origin, rec)
+	// Once the deputy is gone: forgotten if the process ended, else
+	// tracked on (hung up, it may live on).
+	defer a.track.releaseHome(origin, rec)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -197,6 +199,7 @@ func (a *Agent) handlePlace(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexec.Spec, node int, fc rexec.Conn, rec *homeRec, deputy int) {
 	cpid := showCPID(spec.CPID)
 	lost := func(node int, msg string) {
+		a.track.endHome(rec)
 		a.metrics.lost.Inc()
 		a.log.Warn("run lost", "cpid", cpid, "node", node, "why", msg)
 		fc.Send(rexec.Frame{Type: rexec.TError, Data: []byte(msg)})
@@ -286,6 +289,9 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			continueIfStopped(deputy) // ssi continue: the deputy stopped with its process
 			fallthrough
 		default:
+			if f.Type == rexec.TExit {
+				a.track.endHome(rec)
+			}
 			if fc.Send(f) != nil {
 				cancel()
 				return

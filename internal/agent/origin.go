@@ -68,6 +68,17 @@ func (a *Agent) originProcs(ctx context.Context, pid int) ([]api.Proc, error) {
 	if !ok || rec.Pid == 0 {
 		return a.localProcs(pid)
 	}
+	procs, err := a.trackedProcs(ctx, rec)
+	if err == nil && len(procs) == 0 && !rec.Deputy {
+		// Tracked without a deputy, and gone: forget it.
+		a.track.dropStale(pid, rec.CPID)
+		return a.localProcs(pid)
+	}
+	return procs, err
+}
+
+// trackedProcs asks where rec's process runs for it.
+func (a *Agent) trackedProcs(ctx context.Context, rec homeRec) ([]api.Proc, error) {
 	if rec.Node == a.Identity().Number {
 		return a.runProcs(func(r runRec) bool { return r.CPID == rec.CPID })
 	}
@@ -75,17 +86,7 @@ func (a *Agent) originProcs(ctx context.Context, pid int) ([]api.Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := a.peer(n)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	resp, err := c.Procs(ctx, &transport.ProcsRequest{CPID: rec.CPID})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Procs, nil
+	return a.askProcs(ctx, n, &transport.ProcsRequest{CPID: rec.CPID})
 }
 
 // runProcs lists the processes run here for deputies that match.
@@ -288,14 +289,21 @@ func (a *Agent) signalOrigin(ctx context.Context, pid int, group bool, sig, uid 
 	if rec.Pid == 0 {
 		return status.Errorf(codes.Unavailable, "process %d is still starting", rec.CPID)
 	}
+	var err error
 	if rec.Node == a.Identity().Number {
-		return a.signalRun(rec.CPID, sig, uid, from)
+		err = a.signalRun(rec.CPID, sig, uid, from)
+	} else {
+		var n *state.NodeRec
+		if n, err = a.upNode(rec.Node); err == nil {
+			err = a.callSignal(ctx, n, &transport.SignalRequest{CPID: rec.CPID, Signal: sig, UID: uid, From: a.Identity().Number})
+		}
 	}
-	n, err := a.upNode(rec.Node)
-	if err != nil {
-		return err
+	if status.Code(err) == codes.NotFound && !rec.Deputy {
+		// Tracked without a deputy, and gone: forget it.
+		a.track.dropStale(pid, rec.CPID)
+		return a.signalLocal(pid, group, sig, uid, from)
 	}
-	return a.callSignal(ctx, n, &transport.SignalRequest{CPID: rec.CPID, Signal: sig, UID: uid, From: a.Identity().Number})
+	return err
 }
 
 // signalRun signals the process group of the process run here as cpid.

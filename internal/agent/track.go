@@ -24,6 +24,8 @@ type homeRec struct {
 	// Deputy: the local process holding the cluster pid is alive and
 	// attached (hidden from the table: the remote process stands for it).
 	Deputy bool
+	// Ended: the process is known to have ended (or been lost).
+	Ended bool
 }
 
 // runRec is a process run here for a deputy.
@@ -53,6 +55,39 @@ func (t *tracker) setHome(originPid int, r *homeRec) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.home[originPid] = r
+}
+
+// endHome notes that r's process ended.
+func (t *tracker) endHome(r *homeRec) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.Ended = true
+}
+
+// releaseHome is called when r's deputy is gone: r is forgotten if its
+// process ended, else kept (without a deputy) so that the process, hung
+// up but perhaps alive, stays reachable by its cluster pid.
+func (t *tracker) releaseHome(originPid int, r *homeRec) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.home[originPid] != r {
+		return
+	}
+	if r.Ended {
+		delete(t.home, originPid)
+	} else {
+		r.Deputy = false
+	}
+}
+
+// dropStale forgets the deputy-less entry of originPid if it is still
+// cpid's.
+func (t *tracker) dropStale(originPid int, cpid int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.home[originPid]; r != nil && r.CPID == cpid && !r.Deputy {
+		delete(t.home, originPid)
+	}
 }
 
 func (t *tracker) dropHome(originPid int, r *homeRec) {

@@ -234,3 +234,33 @@ func TestRunOriginDeath(t *testing.T) {
 		t.Fatalf("kill through the returned origin: %v", err)
 	}
 }
+
+// TestRunDeputyKilled: the deputy dies (kill -9): its command is hung up
+// (SIGHUP), keeps running if it ignores that, stays listed and
+// controllable by its cluster pid.
+func TestRunDeputyKilled(t *testing.T) {
+	c, ctx := startCluster(t, 2, "--allow-remote-root", "true")
+	mark := filepath.Join(shortTemp(t), "hup")
+	script := fmt.Sprintf(`trap "echo hup >%s" HUP; while :; do sleep 0.1; done`, mark)
+	d := startDeputy(t, c, 1, fmt.Sprintf("exec ssi run --node 2 sh -c '%s' </dev/null", script))
+	p := findRun(t, ctx, c, 1, "sh -c "+script)
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// nsenter forked the deputy: kill the whole group, deputy included.
+	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	err := c.WaitFor(ctx, "SIGHUP to reach the command", func() (bool, error) {
+		b, err := os.ReadFile(mark)
+		return check(err == nil && string(b) == "hup\n", "%q, %v", b, err)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := whereJSON(ctx, c, 1, p.CPID)
+	if err != nil || w.Node != 2 || w.Pid != p.Pid {
+		t.Fatalf("where after the deputy died: %+v, %v", w, err)
+	}
+	if _, err := c.CLI(ctx, 1, "kill", "-KILL", strconv.FormatInt(p.CPID, 10)); err != nil {
+		t.Fatalf("kill after the deputy died: %v", err)
+	}
+}
