@@ -9,6 +9,8 @@
 //	go run ./bench run [-reps 200 -size 2048]     ssi run beside local and OpenSSH: latency,
 //	                                              throughput, ps, --np (root)
 //	go run ./bench runsoak [-n 10000]             agent goroutines, fds, memory over many runs (root)
+//	go run ./bench migrate [-sizes 100,1024,4096 -rates 0,10,100]
+//	                                              live migration: freeze and total time, rates (root)
 package main
 
 import (
@@ -44,6 +46,8 @@ func main() {
 		err = runBench(ctx, os.Args[2:])
 	case "runsoak":
 		err = runSoak(ctx, os.Args[2:])
+	case "migrate":
+		err = migrateBench(ctx, os.Args[2:])
 	case loopCmd:
 		err = loop(os.Args[2:])
 	default:
@@ -56,7 +60,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale|ps|run|runsoak [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale|ps|run|runsoak|migrate [flags]  (-h for flags)")
 	os.Exit(2)
 }
 

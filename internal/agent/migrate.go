@@ -137,7 +137,8 @@ func (a *Agent) migrateFor(ctx context.Context, cpid vproc.CPID, to string, uid 
 	return &api.Migration{CPID: int64(cpid), From: resp.From, To: resp.To, Pid: resp.Pid, NewPid: resp.NewPid,
 		PidKept: resp.PidKept, Bytes: resp.Bytes, PreCopied: resp.PreCopied, Rounds: resp.Rounds,
 		FreezeUS: resp.FreezeMicros, DumpUS: resp.DumpMicros, SendUS: resp.SendMicros,
-		RestoreUS: resp.RestoreMicros, TotalUS: resp.TotalMicros}, nil
+		RestoreUS: resp.RestoreMicros, TotalUS: resp.TotalMicros, CopyUS: resp.CopyMicros,
+		StreamUS: resp.StreamMicros, Written: resp.Written, WriteUS: resp.WriteMicros}, nil
 }
 
 // resolveTarget turns a node number, "home" or "fast" into a node that

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -201,6 +203,7 @@ func procState(pid int) byte {
 func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (*transport.MoveResponse, error) {
 	resp := &transport.MoveResponse{}
 	s := mv.sess
+	run := s != nil && !s.native
 	if s != nil {
 		s.p.HoldWait() // our tracer's stops are not the session's to collect
 		defer s.p.ReleaseWait()
@@ -209,33 +212,36 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 	if err != nil {
 		return nil, migrateError(mv.cpid, err)
 	}
+	t0 := time.Now()
 	pc, err := p.PreCopy()
 	if err != nil {
 		return nil, migrateError(mv.cpid, err)
 	}
 	defer pc.Close()
-	for i := 0; i < maxRounds; i++ {
-		n, err := pc.Round()
-		if err != nil {
-			return nil, migrateError(mv.cpid, err)
-		}
-		if n < smallDirty {
-			break
-		}
+	resp.CopyMicros = time.Since(t0).Microseconds()
+	layout := pc.Layout()
+	t0 = time.Now()
+	err = a.precopy(pc, layout, conn, cancel, to, resp)
+	resp.StreamMicros = time.Since(t0).Microseconds()
+	if err != nil {
+		conn.Send(migrate.Text(migrate.KAbort, "%v", err))
+		return nil, err
 	}
-	resp.PreCopied, resp.Rounds = pc.Copied, pc.Rounds
-	if s != nil && !s.native {
+	if run {
 		if err := s.holdInput(holdTimeout); err != nil {
 			s.resumeInput()
+			conn.Send(migrate.Text(migrate.KAbort, "%v", err))
 			return nil, status.Errorf(codes.Aborted, "process %d: %v", mv.cpid, err)
 		}
 	}
 	tf := time.Now()
-	fp, img, _, err := pc.Finish()
+	migrate.Frozen(conn)
+	fp, img, fst, err := pc.Finish()
 	if err != nil {
-		if s != nil && !s.native {
+		if run {
 			s.resumeInput()
 		}
+		conn.Send(migrate.Text(migrate.KAbort, "%v", err))
 		return nil, migrateError(mv.cpid, err)
 	}
 	resp.DumpMicros = time.Since(tf).Microseconds()
@@ -245,35 +251,21 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 		conn.Send(migrate.Text(migrate.KAbort, "%v", why))
 		cancel()
 		fp.Resume()
-		if s != nil && !s.native {
+		if run {
 			s.p.Undrain(pending)
 			s.resumeInput()
 		}
 		return nil, why
 	}
-	if s != nil && !s.native {
+	if run {
 		if pending, eof, err = s.p.DrainStdin(); err != nil {
 			return abort(status.Errorf(codes.Aborted, "process %d: its input: %v", mv.cpid, err))
 		}
 	}
 	ts := time.Now()
-	w := migrate.NewImageWriter(conn)
-	err = img.Encode(w)
-	if err == nil {
-		err = w.Close()
-	}
-	for rest := pending; err == nil && len(rest) > 0; {
-		k := min(len(rest), migrate.Chunk)
-		err = conn.Send(migrate.Msg{Kind: migrate.KStdin, Data: rest[:k]})
-		rest = rest[k:]
-	}
-	if err == nil {
-		err = conn.Send(migrate.JSON(migrate.KEnd, migrate.End{ImageBytes: w.N, StdinBytes: int64(len(pending)), StdinEOF: eof}))
-	}
-	if err != nil {
+	if resp.Bytes, err = sendFrozen(conn, img, layout, fst.Fresh, pending, eof); err != nil {
 		return abort(status.Errorf(codes.Aborted, "sending process %d to node %d: %v", mv.cpid, to, err))
 	}
-	resp.Bytes = w.N
 	m, err := recvTimeout(conn, answerTimout, cancel)
 	resp.SendMicros = time.Since(ts).Microseconds()
 	var rs migrate.Restored
@@ -286,6 +278,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 		return abort(status.Errorf(codes.Aborted, "node %d answered %s, not restored", to, m.Kind))
 	}
 	resp.NewPid, resp.PidKept, resp.RestoreMicros = rs.Pid, rs.PidKept, rs.RestoreMicros
+	resp.Written, resp.WriteMicros = rs.Written, rs.WriteMicros
 	resp.SendMicros -= rs.RestoreMicros
 	// The point of no return: the copy here dies, the target's goes on.
 	if s != nil {
@@ -300,6 +293,106 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 	}
 	resp.FreezeMicros = time.Since(tf).Microseconds()
 	return resp, nil
+}
+
+// precopy sends the layout for the target to stage, then the memory
+// while the process runs: all of round 0 (but zero pages of anonymous
+// memory), then what each round found written, until little is.
+func (a *Agent) precopy(pc *checkpoint.PreCopier, layout []checkpoint.Mapping, conn migrate.Conn, cancel func(), to int, resp *transport.MoveResponse) error {
+	if err := conn.Send(migrate.JSON(migrate.KLayout, migrate.Layout{Pid: pc.Pid(), Mappings: layout})); err != nil {
+		return status.Errorf(codes.Aborted, "node %d: %v", to, err)
+	}
+	m, err := recvTimeout(conn, answerTimout, cancel)
+	switch {
+	case err != nil:
+		return status.Errorf(codes.Aborted, "node %d did not answer: %v", to, err)
+	case m.Kind == migrate.KFailed:
+		return status.Errorf(codes.Aborted, "node %d could not prepare the process: %s", to, m.Data)
+	case m.Kind != migrate.KStaged:
+		return status.Errorf(codes.Aborted, "node %d answered %s, not staged", to, m.Kind)
+	}
+	private := map[uint64]bool{} // file-backed: their zero pages are not zero there
+	for _, m := range layout {
+		private[m.Start] = m.Kind == checkpoint.KindFilePrivate
+	}
+	err = pc.Segments(func(start uint64, data []byte) error {
+		n, err := migrate.SendPages(conn, start, data, !private[start])
+		resp.PreCopied += n
+		return err
+	})
+	for i := 0; err == nil && i < maxRounds; i++ {
+		var n int64
+		if n, err = pc.Round(); err != nil {
+			break
+		}
+		for _, r := range pc.Updated() {
+			var b []byte
+			if b, err = pc.Data(r); err == nil {
+				var k int64
+				k, err = migrate.SendPages(conn, r.Start, b, false)
+				resp.PreCopied += k
+			}
+			if err != nil {
+				break
+			}
+		}
+		resp.Rounds = pc.Rounds
+		if n < smallDirty {
+			break
+		}
+	}
+	if err != nil {
+		return status.Errorf(codes.Aborted, "pre-copy to node %d: %v", to, err)
+	}
+	return nil
+}
+
+// sendFrozen sends what the frozen process adds to the pre-copy: the
+// pages read at the freeze in mappings the target has staged, then the
+// image without their data (the other mappings whole), the input it had
+// not read, and End. It returns the bytes sent.
+func sendFrozen(conn migrate.Conn, img *checkpoint.Image, layout []checkpoint.Mapping, fresh []checkpoint.Range, pending []byte, eof bool) (int64, error) {
+	sort.Slice(fresh, func(i, j int) bool { return fresh[i].Start < fresh[j].Start })
+	staged := map[uint64]*checkpoint.Mapping{}
+	for i := range layout {
+		staged[layout[i].Start] = &layout[i]
+	}
+	skel := *img
+	skel.Mappings = slices.Clone(img.Mappings)
+	var sent int64
+	for i := range skel.Mappings {
+		m := &skel.Mappings[i]
+		if l := staged[m.Start]; l == nil || !checkpoint.SameMapping(l, m) || m.Data == nil {
+			continue
+		}
+		for _, f := range fresh {
+			if f.End <= m.Start || f.Start >= m.End {
+				continue
+			}
+			lo, hi := max(f.Start, m.Start), min(f.End, m.End)
+			n, err := migrate.SendPages(conn, lo, m.Data[lo-m.Start:hi-m.Start], false)
+			sent += n
+			if err != nil {
+				return sent, err
+			}
+		}
+		m.Data = nil
+	}
+	w := migrate.NewImageWriter(conn)
+	err := skel.Encode(w)
+	if err == nil {
+		err = w.Close()
+	}
+	sent += w.N
+	for rest := pending; err == nil && len(rest) > 0; {
+		k := min(len(rest), migrate.Chunk)
+		err = conn.Send(migrate.Msg{Kind: migrate.KStdin, Data: rest[:k]})
+		rest = rest[k:]
+	}
+	if err == nil {
+		err = conn.Send(migrate.JSON(migrate.KEnd, migrate.End{ImageBytes: w.N, StdinBytes: int64(len(pending)), StdinEOF: eof}))
+	}
+	return sent, err
 }
 
 // migrateError turns an engine error into a status: a refusal (found

@@ -125,8 +125,10 @@ func newStdioPipes() (*stdioPipes, error) {
 	return p, nil
 }
 
-// receiveMove receives the image and pending input, restores the
-// process held and waits for the source's decision.
+// receiveMove stages the process from its layout, writes its memory as
+// it comes while it still runs at the source, completes it from the
+// image sent once it is frozen (and its pending input), and waits, the
+// process held, for the source's decision.
 func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.Begin) {
 	cpid := showCPID(b.CPID)
 	fail := func(format string, args ...any) {
@@ -134,35 +136,12 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		a.log.Warn("migration in failed", "cpid", cpid, "from", b.Source, "why", msg)
 		conn.Send(migrate.Text(migrate.KFailed, "%s", msg))
 	}
-	r := migrate.NewImageReader(conn)
-	img, err := checkpoint.Decode(r)
-	if err != nil {
-		fail("the image is damaged: %v", err)
+	m, err := conn.Recv()
+	var lay migrate.Layout
+	if err != nil || m.Kind != migrate.KLayout || m.Parse(&lay) != nil {
+		fail("no layout (%v, %s)", err, m.Kind)
 		return
 	}
-	var stdin []byte
-	var end migrate.End
-	for {
-		m, err := r.Next()
-		if err != nil {
-			fail("the stream ended after the image: %v", err)
-			return
-		}
-		if m.Kind == migrate.KStdin {
-			stdin = append(stdin, m.Data...)
-			continue
-		}
-		if m.Kind != migrate.KEnd || m.Parse(&end) != nil {
-			fail("%s after the image, not end", m.Kind)
-			return
-		}
-		break
-	}
-	if end.ImageBytes != r.N || end.StdinBytes != int64(len(stdin)) {
-		fail("the stream was cut: %d image bytes and %d of input received, %d and %d sent", r.N, len(stdin), end.ImageBytes, end.StdinBytes)
-		return
-	}
-	t0 := time.Now()
 	var pipes *stdioPipes
 	opts := checkpoint.RestoreOptions{Hold: true, NewGroup: true}
 	if b.Run != nil {
@@ -172,28 +151,52 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		}
 		opts.Files = pipes.child
 	}
-	res, err := checkpoint.RestoreWith(img, a.shim, opts)
+	drop := func() {
+		if pipes != nil {
+			pipes.drop()
+		}
+	}
+	st, err := checkpoint.Stage(lay.Pid, lay.Mappings, a.shim, opts)
+	if err != nil {
+		drop()
+		fail("node %d cannot stage it: %v", a.Identity().Number, err)
+		return
+	}
+	if err := conn.Send(migrate.Msg{Kind: migrate.KStaged}); err != nil {
+		st.Abort()
+		drop()
+		return
+	}
+	var wst writeStats
+	img, stdin, end, err := a.receiveImage(conn, st, &wst)
+	if err != nil {
+		st.Abort()
+		drop()
+		fail("%v", err)
+		return
+	}
+	t0 := time.Now()
+	res, err := st.Finish(img, opts)
 	if pipes != nil {
 		pipes.closeChild()
 	}
 	if err != nil {
-		if pipes != nil {
-			pipes.drop()
-		}
+		drop()
 		fail("node %d could not restore it: %v", a.Identity().Number, err)
 		return
 	}
 	if b.Stopped {
 		unix.Kill(res.Pid, unix.SIGSTOP) // it stops as it is let go
 	}
-	rs := migrate.Restored{Pid: res.Pid, PidKept: res.PidKept, RestoreMicros: time.Since(t0).Microseconds()}
+	rs := migrate.Restored{Pid: res.Pid, PidKept: res.PidKept, RestoreMicros: time.Since(t0).Microseconds(),
+		Written: wst.n, WriteMicros: wst.d.Microseconds()}
 	if res.PidErr != nil {
 		rs.PidErr = res.PidErr.Error()
 	}
 	if err := conn.Send(migrate.JSON(migrate.KRestored, rs)); err != nil {
 		a.log.Warn("migration in: the source is gone before the decision", "cpid", cpid, "err", err)
 	}
-	m, err := conn.Recv()
+	m, err = conn.Recv()
 	commit := err == nil && m.Kind == migrate.KCommit
 	if err != nil && a.sourceDown(ctx, b.Source) {
 		// Its node died after sending the whole process: its copy
@@ -203,22 +206,79 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 	}
 	if !commit {
 		res.Kill()
-		if pipes != nil {
-			pipes.drop()
-		}
+		drop()
 		a.log.Warn("migration in abandoned by the source; restored copy killed", "cpid", cpid, "from", b.Source, "err", err)
 		return
 	}
 	if err := res.Release(); err != nil {
-		if pipes != nil {
-			pipes.drop()
-		}
+		drop()
 		a.log.Error("migration in: the restored process could not be let go", "cpid", cpid, "err", err)
 		return
 	}
 	a.adoptMoved(b, res.Pid, pipes, stdin, end.StdinEOF)
 	a.log.Info("migration in done", "cpid", cpid, "from", b.Source, "pid", res.Pid, "pid_kept", res.PidKept)
 	conn.Send(migrate.Msg{Kind: migrate.KDone})
+}
+
+// writeStats are the pages written into a staged process.
+type writeStats struct {
+	n int64
+	d time.Duration
+}
+
+// receiveImage writes the pages that come into the staged process, then
+// reads the image, the pending input and End.
+func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *writeStats) (*checkpoint.Image, []byte, migrate.End, error) {
+	var end migrate.End
+	var werr error
+	var first migrate.Msg
+	for {
+		m, err := conn.Recv()
+		if err != nil {
+			return nil, nil, end, fmt.Errorf("the stream ended in the pre-copy: %v", err)
+		}
+		if m.Kind != migrate.KPages {
+			first = m
+			break
+		}
+		addr, data, err := migrate.ParsePages(m)
+		if err == nil && werr == nil {
+			t0 := time.Now()
+			err = st.Write(addr, data)
+			ws.d += time.Since(t0)
+			ws.n += int64(len(data))
+		}
+		if err != nil && werr == nil {
+			werr = fmt.Errorf("writing pages at %#x: %v", addr, err)
+		}
+	}
+	if first.Kind != migrate.KImage && first.Kind != migrate.KZeros {
+		return nil, nil, end, fmt.Errorf("%s in the pre-copy, not pages or the image", first.Kind)
+	}
+	r := migrate.NewImageReader(&migrate.PrefixConn{Conn: conn, First: &first})
+	img, err := checkpoint.Decode(r)
+	if err != nil {
+		return nil, nil, end, fmt.Errorf("the image is damaged: %v", err)
+	}
+	var stdin []byte
+	for {
+		m, err := r.Next()
+		if err != nil {
+			return nil, nil, end, fmt.Errorf("the stream ended after the image: %v", err)
+		}
+		if m.Kind == migrate.KStdin {
+			stdin = append(stdin, m.Data...)
+			continue
+		}
+		if m.Kind != migrate.KEnd || m.Parse(&end) != nil {
+			return nil, nil, end, fmt.Errorf("%s after the image, not end", m.Kind)
+		}
+		break
+	}
+	if end.ImageBytes != r.N || end.StdinBytes != int64(len(stdin)) {
+		return nil, nil, end, fmt.Errorf("the stream was cut: %d image bytes and %d of input received, %d and %d sent", r.N, len(stdin), end.ImageBytes, end.StdinBytes)
+	}
+	return img, stdin, end, werr
 }
 
 // sourceDown reports whether node src is, or within downGrace becomes,

@@ -32,6 +32,13 @@ type Migration struct {
 	SendUS    int64 `json:"send_us"`
 	RestoreUS int64 `json:"restore_us"`
 	TotalUS   int64 `json:"total_us"`
+	// While it ran: round 0 of the pre-copy (memory read, CopyUS), the
+	// pre-copy streamed to the target (StreamUS), of which the target
+	// spent WriteUS writing Written bytes into the staged process.
+	CopyUS   int64 `json:"copy_us"`
+	StreamUS int64 `json:"stream_us"`
+	Written  int64 `json:"written"`
+	WriteUS  int64 `json:"write_us"`
 }
 
 // CheckpointRequest is the body of POST /v1/checkpoint.

@@ -26,7 +26,7 @@ func counterOutput(n int) string {
 // faults come from the agents' test-only hook (migrate.FaultEnv), which
 // acts on the first three migrations node 1 sends.
 func TestMigrateFaults(t *testing.T) {
-	t.Setenv(migrate.FaultEnv, "corrupt:2,truncate:2,stall:2")
+	t.Setenv(migrate.FaultEnv, "corrupt:+1,truncate:+2,stall:+1")
 	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
 	bins := buildProgs(t, shortTempX(t), "counter")
 	d := startDeputy(t, c, 3, "ssi run --node 1 "+bins["counter"]+" 1500")

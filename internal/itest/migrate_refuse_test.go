@@ -90,8 +90,9 @@ func TestMigrateRefusals(t *testing.T) {
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			startDeputy(t, c, 2, tt.script)
-			p := findRun(t, ctx, c, 2, tt.cmd)
+			findRun(t, ctx, c, 2, tt.cmd)
 			time.Sleep(500 * time.Millisecond) // past its start-up
+			p := findRun(t, ctx, c, 2, tt.cmd) // with its cluster pid, once registered
 			o := ssiAs(t, c, 2, "65534:65534", "migrate", strconv.FormatInt(p.CPID, 10), "2")
 			if o.code == 0 || !strings.Contains(o.stderr, "cannot move") || !strings.Contains(o.stderr, tt.want) {
 				t.Errorf("migrate: %v; want a refusal with %q", o, tt.want)

@@ -88,8 +88,9 @@ func runMigrated(t *testing.T, ctx context.Context, c *harness.Cluster, m migrat
 		t.Fatalf("unmigrated run exited %d: %s", code, plain.stderr.String())
 	}
 	d := startDeputy(t, c, 2, m.script)
-	p := findRun(t, ctx, c, 2, m.cmd)
+	findRun(t, ctx, c, 2, m.cmd)
 	time.Sleep(first)
+	p := findRun(t, ctx, c, 2, m.cmd) // with its cluster pid, once registered
 	to := []string{"2", "1"}
 	for i := 0; i < moves; i++ {
 		mg, err := migrateCLI(ctx, c, 1+i%2, p.CPID, to[i%2])

@@ -15,7 +15,9 @@ import (
 // of actions, one per migration that the agent sends (the first action
 // for its first migration, and so on; "ok" for none; migrations after
 // the list are left alone). An action ACTION:N acts on message N of that
-// migration's stream (1 is Begin, 2 the first chunk of the image):
+// migration's stream (1 is Begin, 2 the Layout, then the pre-copy); with
+// ACTION:+N, on the Nth message sent once the process is frozen (1 is
+// the first of the last pages or of the image):
 //
 //	corrupt:N   flip a byte of message N after its checksum is computed
 //	truncate:N  send nothing from message N on and end the stream (a cut)
@@ -37,8 +39,9 @@ type Fault struct {
 
 // Action is what the hook does to one migration.
 type Action struct {
-	What string // "corrupt", "truncate", "stall" or "ok"
-	N    int
+	What   string // "corrupt", "truncate", "stall" or "ok"
+	N      int
+	Frozen bool // N counts from the freeze
 }
 
 // FaultFromEnv reads FaultEnv; an unset variable is no fault (nil).
@@ -54,11 +57,12 @@ func FaultFromEnv() (*Fault, error) {
 			continue
 		}
 		a, n, ok := strings.Cut(s, ":")
-		k, err := strconv.Atoi(n)
+		frozen := strings.HasPrefix(n, "+")
+		k, err := strconv.Atoi(strings.TrimPrefix(n, "+"))
 		if !ok || err != nil || k < 1 || (a != "corrupt" && a != "truncate" && a != "stall") {
-			return nil, fmt.Errorf("%s=%q: want a list of corrupt:N, truncate:N, stall:N or ok", FaultEnv, v)
+			return nil, fmt.Errorf("%s=%q: want a list of corrupt:N, truncate:N, stall:N (N or +N) or ok", FaultEnv, v)
 		}
-		f.actions = append(f.actions, Action{What: a, N: k})
+		f.actions = append(f.actions, Action{What: a, N: k, Frozen: frozen})
 	}
 	return f, nil
 }
@@ -78,10 +82,19 @@ func (f *Fault) Next() *Action {
 // faultyConn applies an Action to the messages sent on a Conn.
 type faultyConn struct {
 	Conn
-	a    *Action
-	cut  func() // ends the stream (truncate)
-	sent int
-	dead bool
+	a      *Action
+	cut    func() // ends the stream (truncate)
+	sent   int
+	frozen bool
+	dead   bool
+}
+
+// Frozen tells c (if it is a faulty Conn) that the process is frozen from
+// now on.
+func Frozen(c Conn) {
+	if f, ok := c.(*faultyConn); ok {
+		f.frozen, f.sent = true, 0
+	}
 }
 
 // WithFault returns c with a applied to what is sent (c itself when a is
@@ -98,7 +111,7 @@ func (c *faultyConn) Send(m Msg) error {
 		return nil // cut: what follows is lost
 	}
 	c.sent++
-	if c.sent != c.a.N {
+	if c.sent != c.a.N || c.a.Frozen != c.frozen {
 		return c.Conn.Send(m)
 	}
 	switch c.a.What {

@@ -193,3 +193,19 @@ func (r *ImageReader) Next() (Msg, error) {
 		return Msg{}, fmt.Errorf("%w: image data after the image's end", ErrCorrupt)
 	}
 }
+
+// PrefixConn is a Conn that gives First before what C receives (a
+// message read ahead).
+type PrefixConn struct {
+	Conn
+	First *Msg
+}
+
+// Recv returns First once, then receives from the Conn.
+func (c *PrefixConn) Recv() (Msg, error) {
+	if m := c.First; m != nil {
+		c.First = nil
+		return *m, nil
+	}
+	return c.Conn.Recv()
+}

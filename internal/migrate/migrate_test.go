@@ -3,6 +3,7 @@ package migrate
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 )
@@ -126,22 +127,60 @@ func TestFaultHook(t *testing.T) {
 }
 
 func TestFaultList(t *testing.T) {
-	t.Setenv(FaultEnv, "corrupt:2,ok,truncate:3")
+	t.Setenv(FaultEnv, "corrupt:2,ok,truncate:+3")
 	f, err := FaultFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []*Action{{"corrupt", 2}, nil, {"truncate", 3}, nil}
+	want := []*Action{{"corrupt", 2, false}, nil, {"truncate", 3, true}, nil}
 	for i, w := range want {
 		got := f.Next()
 		if (got == nil) != (w == nil) || got != nil && *got != *w {
 			t.Errorf("migration %d: %+v, want %+v", i+1, got, w)
 		}
 	}
-	for _, bad := range []string{"corrupt", "corrupt:0", "melt:2", "ok,stall:x"} {
+	for _, bad := range []string{"corrupt", "corrupt:0", "melt:2", "ok,stall:x", "stall:+"} {
 		t.Setenv(FaultEnv, bad)
 		if _, err := FaultFromEnv(); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestSendPages(t *testing.T) {
+	data := make([]byte, 6*pageSize)
+	data[pageSize] = 1              // page 1
+	data[3*pageSize+pageSize-1] = 2 // page 3
+	data[4*pageSize] = 3            // page 4 (a run with 3)
+	for _, tt := range []struct {
+		skip  bool
+		pages [][2]uint64 // address, length
+	}{
+		{false, [][2]uint64{{0x10000, 6 * pageSize}}},
+		{true, [][2]uint64{{0x10000 + pageSize, pageSize}, {0x10000 + 3*pageSize, 2 * pageSize}}},
+	} {
+		c := chanConn{make(chan []byte, 16)}
+		n, err := SendPages(c, 0x10000, data, tt.skip)
+		close(c.ch)
+		var got [][2]uint64
+		var total int64
+		for {
+			m, err := c.Recv()
+			if err != nil {
+				break
+			}
+			addr, b, err := ParsePages(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, data[addr-0x10000:addr-0x10000+uint64(len(b))]) {
+				t.Errorf("pages at %#x: wrong bytes", addr)
+			}
+			got = append(got, [2]uint64{addr, uint64(len(b))})
+			total += int64(len(b))
+		}
+		if err != nil || n != total || fmt.Sprint(got) != fmt.Sprint(tt.pages) {
+			t.Errorf("skip %v: sent %v (%d, %v), want %v", tt.skip, got, n, err, tt.pages)
 		}
 	}
 }

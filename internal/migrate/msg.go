@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 
+	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
 
@@ -28,12 +29,16 @@ const (
 	KDone                        // T->S: the restored process runs
 	KDumpRequest                 // C->dumping node: JSON DumpRequest
 	KZeros                       // like Image: that many zero bytes (uint64 LE)
+	KLayout                      // S->T: JSON Layout: the address space, to stage
+	KStaged                      // T->S: staged; send the pages
+	KPages                       // S->T: memory: its address (uint64 LE), then its bytes
 	kLast
 )
 
 var kindNames = [...]string{KBegin: "begin", KAccept: "accept", KRefuse: "refuse", KImage: "image",
 	KStdin: "stdin", KEnd: "end", KRestored: "restored", KFailed: "failed", KCommit: "commit",
-	KAbort: "abort", KDone: "done", KDumpRequest: "dump-request", KZeros: "zeros"}
+	KAbort: "abort", KDone: "done", KDumpRequest: "dump-request", KZeros: "zeros",
+	KLayout: "layout", KStaged: "staged", KPages: "pages"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kLast {
@@ -42,7 +47,8 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// MaxData bounds a message's payload; Chunk is the size of image chunks.
+// MaxData bounds a message's payload; Chunk is the size of image chunks
+// and of the memory in a Pages message.
 const (
 	MaxData = 2 << 20
 	Chunk   = 1 << 20
@@ -157,6 +163,16 @@ type Restored struct {
 	PidKept       bool   `json:"pid_kept"`
 	PidErr        string `json:"pid_err,omitempty"`
 	RestoreMicros int64  `json:"restore_us"`
+	// The pages written into the staged process, and how long it took.
+	Written     int64 `json:"written"`
+	WriteMicros int64 `json:"write_us"`
+}
+
+// Layout is the address space of a process at the start of its
+// pre-copy (checkpoint.PreCopier.Layout), for the target to stage.
+type Layout struct {
+	Pid      int                  `json:"pid"`
+	Mappings []checkpoint.Mapping `json:"mappings"`
 }
 
 // DumpRequest asks for a process's image (ssi checkpoint).

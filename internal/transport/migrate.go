@@ -31,6 +31,13 @@ type MoveResponse struct {
 	DumpMicros    int64 `json:"dump_us"`
 	SendMicros    int64 `json:"send_us"`
 	RestoreMicros int64 `json:"restore_us"`
+	// While it ran: the first copy of its memory (round 0) and the
+	// stream of the pre-copy to the target, which wrote Written bytes
+	// into the staged process in WriteMicros.
+	CopyMicros   int64 `json:"copy_us"`
+	StreamMicros int64 `json:"stream_us"`
+	Written      int64 `json:"written"`
+	WriteMicros  int64 `json:"write_us"`
 }
 
 // MovedRequest tells the origin node of a process (not run by a deputy)
