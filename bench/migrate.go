@@ -107,9 +107,11 @@ func migrateBench(ctx context.Context, args []string) error {
 func migrateOnce(ctx context.Context, c *harness.Cluster, prog, dir string, mib, rate int) (api.Migration, time.Duration, error) {
 	var m api.Migration
 	ready := filepath.Join(dir, fmt.Sprintf("ready-%d-%d", mib, rate))
-	out, err := c.CLI(ctx, 1, "run", "-d", "--node", "1", prog, strconv.Itoa(mib), strconv.Itoa(rate), ready)
+	// The deputy runs inside node 1, where its agent sees it.
+	out, err := c.Command(1, c.Binary, "--socket", c.Nodes[0].Socket, "run", "-d", "--node", "1",
+		prog, strconv.Itoa(mib), strconv.Itoa(rate), ready).Output()
 	if err != nil {
-		return m, 0, err
+		return m, 0, fmt.Errorf("ssi run -d: %v", err)
 	}
 	cpid, err := strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
 	if err != nil {

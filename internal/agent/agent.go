@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
 	"github.com/ssi-cluster/ssi/internal/config"
@@ -68,6 +69,9 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
+	// What the agent inherited goes to none of the processes it starts or
+	// restores (a stray pipe would also keep them from migrating).
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), stopped: make(chan struct{}),
 		track: newTracker(), mig: newMigrations()}
 	if a.mig.fault, err = migrate.FaultFromEnv(); err != nil {
