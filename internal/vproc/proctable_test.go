@@ -171,7 +171,8 @@ func TestTableSeesSelf(t *testing.T) {
 	}
 }
 
-// startSleepers starts n children that sleep until the test ends.
+// startSleepers starts n children that sleep until the test ends, and
+// waits until they sleep.
 func startSleepers(tb testing.TB, n int, args ...string) []*exec.Cmd {
 	tb.Helper()
 	if len(args) == 0 {
@@ -190,6 +191,20 @@ func startSleepers(tb testing.TB, n int, args ...string) []*exec.Cmd {
 			tb.Fatal(err)
 		}
 		cmds = append(cmds, c)
+	}
+	// Until a child sleeps its state and size may still change.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, c := range cmds {
+		for {
+			p, ok := Lookup("/proc", c.Process.Pid)
+			if ok && p.State == "S" {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("child %d does not sleep: %+v", c.Process.Pid, p)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	return cmds
 }
@@ -348,8 +363,12 @@ func TestCacheClosesFiles(t *testing.T) {
 	cmds[0].Process.Kill()
 	cmds[0].Wait()
 	mustTable(t, c.Table, cmds...)
-	if n := fds() - base; n != open-filesPerProc {
-		t.Errorf("%d descriptors held after a child ended, want %d", n, open-filesPerProc)
+	// Other processes of the machine may have come and gone meanwhile.
+	if _, ok := c.open[cmds[0].Process.Pid]; ok {
+		t.Error("the files of an ended child are kept")
+	}
+	if n := fds() - base; n != filesPerProc*len(c.open) {
+		t.Errorf("%d descriptors held for %d processes after a child ended", n, len(c.open))
 	}
 	c.Close()
 	if n := fds(); n != base {
@@ -384,9 +403,9 @@ func TestCacheOwner(t *testing.T) {
 }
 
 func TestLookup(t *testing.T) {
-	cmds := startSleepers(t, 1, "sleep", "3600", "two  spaces")
+	cmds := startSleepers(t, 1, "sleep", "3600", "0.5")
 	p, ok := Lookup("/proc", cmds[0].Process.Pid)
-	if !ok || p.Cmdline != "sleep 3600 two  spaces" || p.PPid != os.Getpid() || p.State == "" || p.Threads != 1 {
+	if !ok || p.Cmdline != "sleep 3600 0.5" || p.PPid != os.Getpid() || p.State == "" || p.Threads != 1 {
 		t.Errorf("Lookup = %+v, %v", p, ok)
 	}
 	cmds[0].Process.Kill()
