@@ -24,6 +24,7 @@ import (
 	"github.com/ssi-cluster/ssi/internal/pki"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
+	"github.com/ssi-cluster/ssi/internal/vproc"
 )
 
 // Version is the agent's version string.
@@ -51,8 +52,9 @@ type Agent struct {
 	metrics *metrics
 	httpAPI *apiServer
 
-	userNames sync.Map // uid -> login name, for ps
-	track     *tracker // processes run for deputies, here and elsewhere
+	userNames sync.Map     // uid -> login name, for ps
+	track     *tracker     // processes run for deputies, here and elsewhere
+	procs     *vproc.Cache // this node's process table, files kept open
 	mig       *migrations
 	shim      string // this binary, run as the exec helper (rexec.ShimArg)
 
@@ -267,6 +269,7 @@ func (a *Agent) closeAll() {
 		if a.httpAPI != nil {
 			a.httpAPI.close()
 		}
+		defer a.procs.Close()
 		if a.gossip != nil {
 			select {
 			case <-a.leaveCh:

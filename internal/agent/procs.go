@@ -40,7 +40,7 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 		}
 	} else {
 		var err error
-		if table, err = vproc.Table("/proc"); err != nil {
+		if table, err = a.procs.Table(); err != nil {
 			return nil, err
 		}
 	}
@@ -144,7 +144,7 @@ func (a *Agent) signalLocal(pid int, group bool, sig, uid int, from string) erro
 	num := a.Identity().Number
 	targets := []int{pid}
 	if group {
-		table, err := vproc.Table("/proc")
+		table, err := a.procs.Table()
 		if err != nil {
 			return status.Error(codes.Internal, err.Error())
 		}
