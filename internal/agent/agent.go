@@ -75,7 +75,7 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	// restores (a stray pipe would also keep them from migrating).
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), stopped: make(chan struct{}),
-		track: newTracker(), mig: newMigrations()}
+		track: newTracker(), mig: newMigrations(), procs: vproc.NewCache("/proc")}
 	if a.mig.fault, err = migrate.FaultFromEnv(); err != nil {
 		return nil, err
 	}
