@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -213,15 +214,22 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 		return nil, migrateError(mv.cpid, err)
 	}
 	t0 := time.Now()
-	pc, err := p.PreCopy()
+	ps := &preStream{conn: conn, cancel: cancel, to: to, pid: mv.pid, resp: resp}
+	pc, err := p.PreCopyWith(ps.layout, ps.segment)
+	resp.CopyMicros = time.Since(t0).Microseconds()
+	if serr := ps.wait(); err == nil {
+		err = serr
+	}
 	if err != nil {
+		if pc != nil {
+			pc.Close()
+		}
+		conn.Send(migrate.Text(migrate.KAbort, "%v", err))
 		return nil, migrateError(mv.cpid, err)
 	}
 	defer pc.Close()
-	resp.CopyMicros = time.Since(t0).Microseconds()
-	layout := pc.Layout()
-	t0 = time.Now()
-	err = a.precopy(pc, layout, conn, cancel, to, resp)
+	layout := ps.lay
+	err = ps.rounds(pc)
 	resp.StreamMicros = time.Since(t0).Microseconds()
 	if err != nil {
 		conn.Send(migrate.Text(migrate.KAbort, "%v", err))
@@ -285,64 +293,123 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 		s.setMoved(&rexec.Moved{Node: to, Pid: rs.Pid})
 		s.p.StopStdin()
 	}
-	fp.Kill()
+	// SIGKILL to a process stopped under ptrace: it never runs again. Its
+	// end (freeing its memory) is awaited after the commit.
+	unix.Kill(mv.pid, unix.SIGKILL)
 	if err := conn.Send(migrate.Msg{Kind: migrate.KCommit}); err != nil {
 		a.log.Warn("migration: the commit did not reach the target, which decides by whether this node is up", "cpid", showCPID(int64(mv.cpid)), "err", err)
 	} else if m, err := recvTimeout(conn, doneTimeout, cancel); err != nil || m.Kind != migrate.KDone {
 		a.log.Warn("migration: the target did not confirm", "cpid", showCPID(int64(mv.cpid)), "err", err)
 	}
 	resp.FreezeMicros = time.Since(tf).Microseconds()
+	fp.Kill()
 	return resp, nil
 }
 
-// precopy sends the layout for the target to stage, then the memory
-// while the process runs: all of round 0 (but zero pages of anonymous
-// memory), then what each round found written, until little is.
-func (a *Agent) precopy(pc *checkpoint.PreCopier, layout []checkpoint.Mapping, conn migrate.Conn, cancel func(), to int, resp *transport.MoveResponse) error {
-	if err := conn.Send(migrate.JSON(migrate.KLayout, migrate.Layout{Pid: pc.Pid(), Mappings: layout})); err != nil {
-		return status.Errorf(codes.Aborted, "node %d: %v", to, err)
+// preStream sends a pre-copy to the target while the process runs: the
+// layout for the target to stage (then its answer), round 0 as the
+// engine reads it (by a goroutine of its own, so that reading and
+// sending overlap; zero pages of anonymous memory are left out), then
+// what each round finds written, until little is.
+type preStream struct {
+	conn   migrate.Conn
+	cancel func()
+	to     int
+	pid    int
+	resp   *transport.MoveResponse
+	lay    []checkpoint.Mapping
+	parts  chan part
+	errc   chan error
+}
+
+// part is memory that round 0 copied.
+type part struct {
+	start uint64
+	data  []byte
+}
+
+func (ps *preStream) layout(lay []checkpoint.Mapping) error {
+	ps.lay = lay
+	if err := ps.conn.Send(migrate.JSON(migrate.KLayout, migrate.Layout{Mappings: lay, Pid: ps.pid})); err != nil {
+		return status.Errorf(codes.Aborted, "node %d: %v", ps.to, err)
 	}
-	m, err := recvTimeout(conn, answerTimout, cancel)
+	m, err := recvTimeout(ps.conn, answerTimout, ps.cancel)
 	switch {
 	case err != nil:
-		return status.Errorf(codes.Aborted, "node %d did not answer: %v", to, err)
+		return status.Errorf(codes.Aborted, "node %d did not answer: %v", ps.to, err)
 	case m.Kind == migrate.KFailed:
-		return status.Errorf(codes.Aborted, "node %d could not prepare the process: %s", to, m.Data)
+		return status.Errorf(codes.Aborted, "node %d could not prepare the process: %s", ps.to, m.Data)
 	case m.Kind != migrate.KStaged:
-		return status.Errorf(codes.Aborted, "node %d answered %s, not staged", to, m.Kind)
+		return status.Errorf(codes.Aborted, "node %d answered %s, not staged", ps.to, m.Kind)
 	}
-	private := map[uint64]bool{} // file-backed: their zero pages are not zero there
-	for _, m := range layout {
-		private[m.Start] = m.Kind == checkpoint.KindFilePrivate
+	ps.parts, ps.errc = make(chan part, 4), make(chan error, 1)
+	go func() {
+		var err error
+		for p := range ps.parts {
+			if err != nil {
+				continue
+			}
+			var n int64
+			n, err = migrate.SendPages(ps.conn, p.start, p.data, !ps.filePrivate(p.start))
+			ps.resp.PreCopied += n
+		}
+		ps.errc <- err
+	}()
+	return nil
+}
+
+// filePrivate reports whether addr is in a private file mapping, whose
+// zero pages are not zero at the target until written.
+func (ps *preStream) filePrivate(addr uint64) bool {
+	i := sort.Search(len(ps.lay), func(i int) bool { return ps.lay[i].End > addr })
+	return i < len(ps.lay) && ps.lay[i].Start <= addr && ps.lay[i].Kind == checkpoint.KindFilePrivate
+}
+
+func (ps *preStream) segment(start uint64, data []byte) error {
+	select {
+	case err := <-ps.errc:
+		ps.errc <- err
+		return status.Errorf(codes.Aborted, "pre-copy to node %d: %v", ps.to, err)
+	case ps.parts <- part{start, data}:
+		return nil
 	}
-	err = pc.Segments(func(start uint64, data []byte) error {
-		n, err := migrate.SendPages(conn, start, data, !private[start])
-		resp.PreCopied += n
-		return err
-	})
-	for i := 0; err == nil && i < maxRounds; i++ {
-		var n int64
-		if n, err = pc.Round(); err != nil {
-			break
+}
+
+// wait waits until round 0 is sent.
+func (ps *preStream) wait() error {
+	if ps.parts == nil {
+		return nil
+	}
+	close(ps.parts)
+	if err := <-ps.errc; err != nil {
+		return status.Errorf(codes.Aborted, "pre-copy to node %d: %v", ps.to, err)
+	}
+	return nil
+}
+
+// rounds sends what each round finds written, until little is.
+func (ps *preStream) rounds(pc *checkpoint.PreCopier) error {
+	ps.resp.Rounds = pc.Rounds
+	for i := 0; i < maxRounds; i++ {
+		n, err := pc.Round()
+		if err != nil {
+			return status.Errorf(codes.Aborted, "pre-copy: %v", err)
 		}
 		for _, r := range pc.Updated() {
-			var b []byte
-			if b, err = pc.Data(r); err == nil {
+			b, err := pc.Data(r)
+			if err == nil {
 				var k int64
-				k, err = migrate.SendPages(conn, r.Start, b, false)
-				resp.PreCopied += k
+				k, err = migrate.SendPages(ps.conn, r.Start, b, false)
+				ps.resp.PreCopied += k
 			}
 			if err != nil {
-				break
+				return status.Errorf(codes.Aborted, "pre-copy to node %d: %v", ps.to, err)
 			}
 		}
-		resp.Rounds = pc.Rounds
+		ps.resp.Rounds = pc.Rounds
 		if n < smallDirty {
 			break
 		}
-	}
-	if err != nil {
-		return status.Errorf(codes.Aborted, "pre-copy to node %d: %v", to, err)
 	}
 	return nil
 }
@@ -398,6 +465,9 @@ func sendFrozen(conn migrate.Conn, img *checkpoint.Image, layout []checkpoint.Ma
 // migrateError turns an engine error into a status: a refusal (found
 // once the process was stopped) or an abandoned migration.
 func migrateError(cpid vproc.CPID, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err // ours, already said
+	}
 	var re *checkpoint.RefusalError
 	if errors.As(err, &re) {
 		var why []string

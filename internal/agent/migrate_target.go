@@ -230,27 +230,52 @@ type writeStats struct {
 // reads the image, the pending input and End.
 func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *writeStats) (*checkpoint.Image, []byte, migrate.End, error) {
 	var end migrate.End
-	var werr error
+	// Pages are written by a goroutine of their own, so that receiving
+	// (decryption) and writing (page faults in the staged process) overlap.
+	type pages struct {
+		addr uint64
+		data []byte
+	}
+	work := make(chan pages, 64)
+	werrc := make(chan error, 1)
+	go func() {
+		var werr error
+		for p := range work {
+			if werr != nil {
+				continue
+			}
+			t0 := time.Now()
+			if err := st.Write(p.addr, p.data); err != nil {
+				werr = fmt.Errorf("writing pages at %#x: %v", p.addr, err)
+			}
+			ws.d += time.Since(t0)
+			ws.n += int64(len(p.data))
+		}
+		werrc <- werr
+	}()
 	var first migrate.Msg
+	var rerr error
 	for {
 		m, err := conn.Recv()
 		if err != nil {
-			return nil, nil, end, fmt.Errorf("the stream ended in the pre-copy: %v", err)
+			rerr = fmt.Errorf("the stream ended in the pre-copy: %v", err)
+			break
 		}
 		if m.Kind != migrate.KPages {
 			first = m
 			break
 		}
 		addr, data, err := migrate.ParsePages(m)
-		if err == nil && werr == nil {
-			t0 := time.Now()
-			err = st.Write(addr, data)
-			ws.d += time.Since(t0)
-			ws.n += int64(len(data))
+		if err != nil {
+			rerr = err
+			break
 		}
-		if err != nil && werr == nil {
-			werr = fmt.Errorf("writing pages at %#x: %v", addr, err)
-		}
+		work <- pages{addr, data}
+	}
+	close(work)
+	werr := <-werrc
+	if rerr != nil {
+		return nil, nil, end, rerr
 	}
 	if first.Kind != migrate.KImage && first.Kind != migrate.KZeros {
 		return nil, nil, end, fmt.Errorf("%s in the pre-copy, not pages or the image", first.Kind)

@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// segmentPart is the unit in which round 0 reads a mapping and hands it
+// to PreCopyWith's segment callback.
+const segmentPart = 32 << 20
+
 // segment is memory copied by a pre-copy round: the contents of
 // [start, end) as last read.
 type segment struct {
@@ -33,6 +37,9 @@ type PreCopier struct {
 	// at round 0 and the ranges the last Round copied.
 	layout  []Mapping
 	updated []Range
+	// PreCopyWith's callbacks.
+	onLayout  func([]Mapping) error
+	onSegment func(start uint64, data []byte) error
 	// closed is closed when the tracker, closed in the background by
 	// Finish, is closed.
 	closed chan struct{}
@@ -48,7 +55,14 @@ type PreCopier struct {
 // PreCopy starts write tracking on the frozen process (TrackDirty),
 // resumes it (p is spent), and copies all its private memory while it
 // runs (round 0).
-func (p *Process) PreCopy() (*PreCopier, error) {
+func (p *Process) PreCopy() (*PreCopier, error) { return p.PreCopyWith(nil, nil) }
+
+// PreCopyWith is PreCopy that hands round 0 out as it goes: layout is
+// called with the Layout before any memory is copied, segment with each
+// part of memory as soon as it is copied (in address order; its data
+// stays valid until the first Round). An error from either ends the
+// pre-copy (the process runs on).
+func (p *Process) PreCopyWith(layout func([]Mapping) error, segment func(start uint64, data []byte) error) (*PreCopier, error) {
 	t, err := p.TrackDirty()
 	if err != nil {
 		p.Resume()
@@ -58,7 +72,7 @@ func (p *Process) PreCopy() (*PreCopier, error) {
 		t.Close()
 		return nil, err
 	}
-	c := &PreCopier{pid: p.pid, opt: p.opt, t: t}
+	c := &PreCopier{pid: p.pid, opt: p.opt, t: t, onLayout: layout, onSegment: segment}
 	if err := c.round0(); err != nil {
 		t.Close()
 		return nil, err
@@ -89,12 +103,29 @@ func (c *PreCopier) round0() error {
 				return err
 			}
 		}
+	}
+	if c.onLayout != nil {
+		if err := c.onLayout(c.Layout()); err != nil {
+			return err
+		}
+	}
+	for i := range maps {
+		m := &maps[i]
 		if !trackable(m) {
 			continue
 		}
 		s := segment{start: m.Start, end: m.End, data: make([]byte, m.Size())}
-		if err := readMemory(c.pid, mem, s.data, m.Start, m.Prot&ProtRead != 0); err != nil {
-			c.stale = append(c.stale, Range{m.Start, m.End})
+		// In parts, handed out as they are read.
+		for off := uint64(0); off < m.Size(); off += segmentPart {
+			part := s.data[off:min(off+segmentPart, m.Size())]
+			if err := readMemory(c.pid, mem, part, m.Start+off, m.Prot&ProtRead != 0); err != nil {
+				c.stale = append(c.stale, Range{m.Start + off, m.Start + off + uint64(len(part))})
+			}
+			if c.onSegment != nil {
+				if err := c.onSegment(m.Start+off, part); err != nil {
+					return err
+				}
+			}
 		}
 		c.segs = append(c.segs, s)
 		c.Copied += int64(m.Size())

@@ -66,23 +66,28 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type Msg struct {
 	Kind Kind
 	Data []byte
+	// Head, when set, goes before Data in the payload (the address of
+	// Pages, without copying the memory that follows).
+	Head []byte
 
 	corrupt bool // test hook: flip a payload byte after the checksum
 }
 
 // MarshalBinary encodes m with its header and checksum.
 func (m *Msg) MarshalBinary() ([]byte, error) {
-	if len(m.Data) > MaxData {
-		return nil, fmt.Errorf("migrate: %s message of %d bytes exceeds %d", m.Kind, len(m.Data), MaxData)
+	n := len(m.Head) + len(m.Data)
+	if n > MaxData {
+		return nil, fmt.Errorf("migrate: %s message of %d bytes exceeds %d", m.Kind, n, MaxData)
 	}
-	b := make([]byte, headerLen+len(m.Data))
+	b := make([]byte, headerLen+n)
 	b[0] = byte(m.Kind)
-	binary.LittleEndian.PutUint32(b[1:], uint32(len(m.Data)))
-	binary.LittleEndian.PutUint32(b[5:], crc32.Checksum(m.Data, castagnoli))
-	copy(b[headerLen:], m.Data)
+	binary.LittleEndian.PutUint32(b[1:], uint32(n))
+	copy(b[headerLen:], m.Head)
+	copy(b[headerLen+len(m.Head):], m.Data)
+	binary.LittleEndian.PutUint32(b[5:], crc32.Checksum(b[headerLen:], castagnoli))
 	if m.corrupt {
 		b[len(b)-1] ^= 0x5a
-		if len(m.Data) == 0 {
+		if n == 0 {
 			b[5] ^= 0x5a
 		}
 	}

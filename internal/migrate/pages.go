@@ -10,15 +10,15 @@ const pageSize = 4096
 
 // SendPages sends data, the memory at addr, as Pages messages of up to
 // Chunk bytes; with skipZero, pages of zeros are left out (the target's
-// memory there is fresh, hence zero). It returns the bytes sent.
+// memory there is fresh, hence zero). It returns the bytes sent. The
+// messages refer to data: c must have sent them when Send returns.
 func SendPages(c Conn, addr uint64, data []byte, skipZero bool) (int64, error) {
 	var sent int64
 	send := func(lo, hi int) error {
 		for lo < hi {
 			k := min(hi-lo, Chunk)
-			b := make([]byte, 8, 8+k)
-			binary.LittleEndian.PutUint64(b, addr+uint64(lo))
-			if err := c.Send(Msg{Kind: KPages, Data: append(b, data[lo:lo+k]...)}); err != nil {
+			head := binary.LittleEndian.AppendUint64(nil, addr+uint64(lo))
+			if err := c.Send(Msg{Kind: KPages, Head: head, Data: data[lo : lo+k]}); err != nil {
 				return err
 			}
 			sent += int64(k)
