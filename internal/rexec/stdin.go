@@ -10,10 +10,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// inboxLimit bounds the input queued for a process: beyond it, put waits,
+// and the stream stops being read, so that flow control reaches the
+// deputy (a process that does not read its stdin must not make the agent
+// hold a whole file).
+const inboxLimit = 8 << 20
+
 // inbox queues input for the process and writes it from one goroutine,
-// so that whoever receives input (the stream reader) never blocks on a
-// process that does not read. It can be paused: the write in progress is
-// cut short by a deadline and what is left stays queued.
+// so that whoever receives input (the stream reader) does not block on a
+// process that does not read, up to inboxLimit bytes; while a move holds
+// input (unbounded) it never blocks, so that the stream's THold is read.
+// It can be paused: the write in progress is cut short by a deadline and
+// what is left stays queued.
 type inbox struct {
 	w       io.WriteCloser
 	dl      interface{ SetWriteDeadline(time.Time) error } // w's, if it has deadlines
@@ -26,6 +34,17 @@ type inbox struct {
 	busy    bool // a write is in progress
 	stopped bool // the writer goroutine ended
 	snap    int  // entries of q that the last pause handed out
+	// unbounded: a move holds input; put never waits.
+	unbounded bool
+}
+
+// size is the number of bytes queued.
+func (in *inbox) size() int {
+	n := 0
+	for _, b := range in.q {
+		n += len(b)
+	}
+	return n
 }
 
 func newInbox(w io.WriteCloser) *inbox {
@@ -75,7 +94,10 @@ func (in *inbox) loop() {
 func (in *inbox) put(b []byte) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.eof {
+	for !in.eof && !in.stopped && !in.unbounded && in.size() >= inboxLimit {
+		in.cond.Wait()
+	}
+	if in.eof || in.stopped {
 		return
 	}
 	in.q = append(in.q, append([]byte(nil), b...))
@@ -119,7 +141,7 @@ func (in *inbox) resume(front []byte) {
 	if len(front) > 0 {
 		in.q = append([][]byte{front}, in.q...)
 	}
-	in.paused = false
+	in.paused, in.unbounded = false, false
 	in.cond.Broadcast()
 }
 
@@ -132,8 +154,18 @@ func (in *inbox) stop() {
 	in.cond.Broadcast()
 }
 
-// WriteStdin queues b for the process's stdin; it never blocks.
+// WriteStdin queues b for the process's stdin; it waits while more than
+// inboxLimit bytes are queued, unless a move holds input (HoldStdin).
 func (p *Proc) WriteStdin(b []byte) { p.in.put(b) }
+
+// HoldStdin lets input queue without bound while a move asks the home to
+// hold it (only what is already on its way can come); Undrain ends that.
+func (p *Proc) HoldStdin() {
+	p.in.mu.Lock()
+	defer p.in.mu.Unlock()
+	p.in.unbounded = true
+	p.in.cond.Broadcast()
+}
 
 // DrainStdin takes the input the process has not read: what is in its
 // stdin pipe (read through the agent's copy of the reading end: the
