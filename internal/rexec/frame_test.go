@@ -1,0 +1,133 @@
+package rexec
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	frames := []Frame{
+		JSON(TStart, Spec{Argv: []string{"true"}, Dir: "/"}),
+		{Type: TStdin, Data: []byte("hello")},
+		{Type: TStdinEOF},
+		WinsizeFrame(24, 80),
+		{Type: TStdout, Data: bytes.Repeat([]byte{7}, Chunk)},
+		{Type: TStopped, Data: []byte{20}},
+		JSON(TExit, Status{Code: 3}),
+	}
+	var buf bytes.Buffer
+	for _, f := range frames {
+		if err := Write(&buf, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewReader(&buf)
+	for i, want := range frames {
+		got, err := r.Read()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if got.Type != want.Type || !bytes.Equal(got.Data, want.Data) {
+			t.Fatalf("frame %d: got %s %d bytes, want %s %d bytes", i, got.Type, len(got.Data), want.Type, len(want.Data))
+		}
+	}
+	if _, err := r.Read(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+	if rows, cols := Winsize(frames[3]); rows != 24 || cols != 80 {
+		t.Errorf("winsize %dx%d", rows, cols)
+	}
+}
+
+func TestFrameBad(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"unknown type", []byte{99, 0, 0, 0, 0}, "unknown type"},
+		{"zero type", []byte{0, 0, 0, 0, 0}, "unknown type"},
+		{"winsize too short", []byte{byte(TWinsize), 2, 0, 0, 0, 1, 2}, "want 4"},
+		{"stdin-eof with payload", []byte{byte(TStdinEOF), 1, 0, 0, 0, 1}, "want 0"},
+		{"huge", []byte{byte(TStdout), 0xff, 0xff, 0xff, 0xff}, "exceeds"},
+		{"short header", []byte{byte(TStdout), 1}, "inside a header"},
+		{"short payload", []byte{byte(TStdout), 9, 0, 0, 0, 1, 2}, "inside a stdout payload"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewReader(bytes.NewReader(tc.in)).Read()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Read = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseSpecBad(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{`, "malformed"},
+		{`{"argv":[],"dir":"/"}`, "no command"},
+		{`{"argv":["x"],"dir":"rel"}`, "not an absolute path"},
+		{`{"argv":["x\u0000y"],"dir":"/"}`, "NUL"},
+		{`{"argv":["x"],"dir":"/","env":["NOEQUALS"]}`, "has no '='"},
+		{`{"argv":["x"],"dir":"/","umask":4096}`, "umask"},
+		{`{"argv":["x"],"dir":"/","nice":40}`, "nice"},
+		{`{"argv":["x"],"dir":"/","rlimits":[{"resource":3,"cur":9,"max":1}]}`, "resource limit"},
+		{`{"argv":["x"],"dir":"/","node":-1}`, "not a node number"},
+	} {
+		if _, err := ParseSpec([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseSpec(%s) = %v, want an error containing %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestStatusWorse(t *testing.T) {
+	ok, fail, sig, lost := Status{}, Status{Code: 2}, Status{Signal: 9}, Status{Code: ExitLost, Lost: true}
+	order := []Status{ok, {Code: 1}, fail, {Signal: 2}, sig, lost}
+	for i := range order {
+		for j := range order {
+			if got := order[i].Worse(order[j]); got != (i > j) {
+				t.Errorf("%+v.Worse(%+v) = %v", order[i], order[j], got)
+			}
+		}
+	}
+	if sig.ShellCode() != 137 || fail.ShellCode() != 2 {
+		t.Errorf("shell codes %d %d", sig.ShellCode(), fail.ShellCode())
+	}
+}
+
+func FuzzFrameReader(f *testing.F) {
+	var buf bytes.Buffer
+	Write(&buf, JSON(TStart, Spec{Argv: []string{"sh"}, Dir: "/"}))
+	Write(&buf, WinsizeFrame(1, 2))
+	f.Add(buf.Bytes())
+	f.Add([]byte{byte(TStdout), 3, 0, 0, 0, 'a', 'b', 'c'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := NewReader(bytes.NewReader(data))
+		for {
+			fr, err := r.Read()
+			if err != nil {
+				return
+			}
+			if fr.Validate() != nil {
+				t.Fatalf("Read returned an invalid frame")
+			}
+			var again Frame
+			b, _ := fr.MarshalBinary()
+			if err := again.UnmarshalBinary(b); err != nil || again.Type != fr.Type || !bytes.Equal(again.Data, fr.Data) {
+				t.Fatalf("frame does not survive its own encoding: %v", err)
+			}
+			switch fr.Type {
+			case TStart:
+				ParseSpec(fr.Data)
+			case TStarted:
+				ParseStarted(fr.Data)
+			case TExit:
+				ParseStatus(fr.Data)
+			case TMoved:
+				ParseMoved(fr.Data)
+			}
+		}
+	})
+}
