@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -32,6 +33,9 @@ import (
 // broken connection instead.
 const downGrace = 3 * time.Second
 
+// streamBuffer is the socket buffer asked for on a deputy's stream.
+const streamBuffer = 4 << 20
+
 // UpgradeExec is the protocol named in the Upgrade header of POST /v1/run.
 const UpgradeExec = "ssi-exec"
 
@@ -56,6 +60,9 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	conn, brw, err := hj.Hijack()
 	if err != nil {
 		return
+	}
+	if uc, ok := conn.(*net.UnixConn); ok {
+		uc.SetWriteBuffer(streamBuffer) // output waits in the socket, not in frames
 	}
 	defer conn.Close()
 	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + UpgradeExec + "\r\nConnection: Upgrade\r\n\r\n")

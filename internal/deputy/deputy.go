@@ -48,6 +48,10 @@ func Run(ctx context.Context, cl *client.Client, o Options) rexec.Status {
 	signal.Notify(sigc, forwarded...)
 	defer signal.Stop(sigc)
 	s := newSession(cl, o, 0)
+	growPipe(o.Stdin)
+	if f, ok := o.Stdout.(*os.File); ok {
+		growPipe(f)
+	}
 	if o.Stdin != nil && isTerminal(o.Stdin) {
 		if f, ok := o.Stdout.(*os.File); ok && isTerminal(f) {
 			s.term = &terminal{fd: int(o.Stdin.Fd())}
@@ -266,6 +270,18 @@ func (s *session) pumpStdin() {
 			s.send(rexec.Frame{Type: rexec.TStdinEOF})
 			return
 		}
+	}
+}
+
+// growPipe gives a pipe 1 MiB of buffer (from 64 KiB): a stream through
+// the deputy then moves in larger, fewer frames.
+func growPipe(f *os.File) {
+	if f == nil {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+		unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
 	}
 }
 
