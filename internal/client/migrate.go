@@ -120,6 +120,9 @@ func (c *Client) upgrade(ctx context.Context, path, proto string) (net.Conn, *bu
 	if err != nil {
 		return nil, nil, c.dialError(err)
 	}
+	if uc, ok := conn.(*net.UnixConn); ok {
+		uc.SetWriteBuffer(4 << 20) // a stream's data waits in the socket, not in the sender
+	}
 	req := "POST " + path + " HTTP/1.1\r\nHost: ssi\r\nConnection: Upgrade\r\nUpgrade: " + proto + "\r\nContent-Length: 0\r\n\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		conn.Close()
