@@ -105,8 +105,15 @@ func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk
 		}
 		return serr
 	}}
+	// Keepalive notices a dead connection between nodes that membership
+	// has not declared down. A Bulk connection carries deputies' streams:
+	// closing it after a 5 s stall (a starved machine) would hang up every
+	// command on it, while a node that really died is declared down in
+	// under a second anyway; so Bulk waits longer.
+	ka := keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}
 	opts := []grpc.DialOption{}
 	if bulk {
+		ka.Time, ka.Timeout = 30*time.Second, 30*time.Second
 		opts = append(opts, grpc.WithInitialWindowSize(bulkWindow), grpc.WithInitialConnWindowSize(bulkConnWindow),
 			grpc.WithWriteBufferSize(bulkBuffer), grpc.WithReadBufferSize(bulkBuffer))
 	}
@@ -116,7 +123,7 @@ func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk
 			return d.DialContext(ctx, "tcp", a)
 		}),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(jsonCodec{}), grpc.MaxCallRecvMsgSize(MaxMessage)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(ka),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
