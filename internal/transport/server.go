@@ -34,7 +34,8 @@ func NewServer(tlsConf *tls.Config, h Handler) *grpc.Server {
 		grpc.MaxRecvMsgSize(MaxMessage),
 		grpc.UnaryInterceptor(authorize),
 		grpc.StreamInterceptor(authorizeStream),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+		// Lenient: clients keep their own (stricter) watch; see dial.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 30 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.ConnectionTimeout(5*time.Second),
 		// Windows for the Bulk streams (per stream, per connection);
