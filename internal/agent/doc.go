@@ -10,6 +10,14 @@
 // the fence loop (fence.go). Each stops when Run's context ends; Shutdown
 // then closes gossip, raft and listeners in the reverse order of start.
 //
+// Processes: exec.go and session.go run processes for deputies (a
+// runSession per process, which outlives any one stream from its home),
+// deputy.go serves deputies and relays their streams, following a process
+// when it moves; migrate*.go move processes between agents (the source
+// pre-copies and freezes, the target stages and restores; see
+// docs/migration.md), checkpoint.go and restore.go are ssi checkpoint and
+// ssi restore; origin.go and track.go find processes by cluster pid.
+//
 // Lock order: Agent.mu (identity, fence state) before any package's own
 // locks; the FSM and membership locks are leaves and are never held while
 // calling back into the agent.

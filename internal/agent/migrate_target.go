@@ -233,14 +233,19 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 	// Pages are written by a goroutine of their own, so that receiving
 	// (decryption) and writing (page faults in the staged process) overlap.
 	type pages struct {
-		addr uint64
-		data []byte
+		addr   uint64
+		data   []byte
+		synced chan struct{} // a Sync: closed once what came before is written
 	}
-	work := make(chan pages, 64)
+	work := make(chan pages, 16)
 	werrc := make(chan error, 1)
 	go func() {
 		var werr error
 		for p := range work {
+			if p.synced != nil {
+				close(p.synced)
+				continue
+			}
 			if werr != nil {
 				continue
 			}
@@ -261,6 +266,18 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 			rerr = fmt.Errorf("the stream ended in the pre-copy: %v", err)
 			break
 		}
+		if m.Kind == migrate.KSync {
+			// The source freezes next: no backlog of pages to write
+			// must be left for the freeze.
+			synced := make(chan struct{})
+			work <- pages{synced: synced}
+			<-synced
+			if err := conn.Send(migrate.Msg{Kind: migrate.KSynced}); err != nil {
+				rerr = err
+				break
+			}
+			continue
+		}
 		if m.Kind != migrate.KPages {
 			first = m
 			break
@@ -270,7 +287,7 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 			rerr = err
 			break
 		}
-		work <- pages{addr, data}
+		work <- pages{addr: addr, data: data}
 	}
 	close(work)
 	werr := <-werrc

@@ -32,13 +32,15 @@ const (
 	KLayout                      // S->T: JSON Layout: the address space, to stage
 	KStaged                      // T->S: staged; send the pages
 	KPages                       // S->T: memory: its address (uint64 LE), then its bytes
+	KSync                        // S->T: the pre-copy is sent; say when it is written
+	KSynced                      // T->S: all the pages so far are written
 	kLast
 )
 
 var kindNames = [...]string{KBegin: "begin", KAccept: "accept", KRefuse: "refuse", KImage: "image",
 	KStdin: "stdin", KEnd: "end", KRestored: "restored", KFailed: "failed", KCommit: "commit",
 	KAbort: "abort", KDone: "done", KDumpRequest: "dump-request", KZeros: "zeros",
-	KLayout: "layout", KStaged: "staged", KPages: "pages"}
+	KLayout: "layout", KStaged: "staged", KPages: "pages", KSync: "sync", KSynced: "synced"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kLast {
