@@ -1,7 +1,11 @@
 package itest
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,36 +22,57 @@ func counterOutput(n int) string {
 	return b.String() + "done\n"
 }
 
-// TestMigrateFaults: a migration whose stream is corrupted, one that is
-// cut, and one whose target dies while the process is frozen are all
-// abandoned, and the process runs on on its source; then one that
-// succeeds, after which its source dies: the process runs on on its
-// target. Through all of it the deputy prints the whole count. The
+// TestMigrateFaults: a migration whose stream is corrupted and one that is
+// cut are abandoned, and sha256sum, which reads a slow stream through its
+// deputy, runs on at its source and prints the right sum (the input it
+// had not read is given back); one whose target dies while the process is
+// frozen is abandoned too; then one that succeeds, after which its source
+// dies: the process runs on at its target. Through all of it the
+// counter's deputy prints the whole count. The
 // faults come from the agents' test-only hook (migrate.FaultEnv), which
 // acts on the first three migrations node 1 sends.
 func TestMigrateFaults(t *testing.T) {
 	t.Setenv(migrate.FaultEnv, "corrupt:+1,truncate:+2,stall:+1")
 	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
-	bins := buildProgs(t, shortTempX(t), "counter")
-	d := startDeputy(t, c, 3, "ssi run --node 1 "+bins["counter"]+" 1500")
-	p := findRun(t, ctx, c, 3, bins["counter"]+" 1500")
-	stillOn1 := func(what string) {
+	dir := shortTempX(t)
+	bins := buildProgs(t, dir, "counter", "slowcat")
+	stillOn1 := func(cpid int64, pid int, what string) {
 		t.Helper()
-		w, err := whereJSON(ctx, c, 3, p.CPID)
-		if err != nil || w.Node != 1 || w.Pid != p.Pid || w.State == "T" {
-			t.Fatalf("after %s: %+v, %v; want it running on node 1 as pid %d", what, w, err, p.Pid)
+		w, err := whereJSON(ctx, c, 3, cpid)
+		if err != nil || w.Node != 1 || w.Pid != pid || w.State == "T" {
+			t.Fatalf("after %s: %+v, %v; want it running on node 1 as pid %d", what, w, err, pid)
 		}
 	}
+
+	// sha256sum reads a slow stream through its deputy: the input held
+	// and taken from its pipe during each failed move is given back.
+	data := filepath.Join(dir, "data")
+	if err := os.WriteFile(data, bytes.Repeat([]byte("some input for sha256sum\n"), 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%x  -\n", sha256.Sum256(bytes.Repeat([]byte("some input for sha256sum\n"), 1<<20)))
+	sum := startDeputy(t, c, 3, bins["slowcat"]+" "+data+" 128 10 | ssi run --node 1 sha256sum")
+	findRun(t, ctx, c, 3, "sha256sum")
+	time.Sleep(300 * time.Millisecond)
+	ps := findRun(t, ctx, c, 3, "sha256sum")
 	for _, f := range []struct{ name, want string }{
 		{"a corrupted stream", "fails its checksum"},
 		{"a cut stream", "could not restore"},
 	} {
-		_, err := migrateCLI(ctx, c, 3, p.CPID, "2")
+		_, err := migrateCLI(ctx, c, 3, ps.CPID, "2")
 		if err == nil || !strings.Contains(err.Error(), f.want) {
 			t.Errorf("%s: %v; want an error with %q", f.name, err, f.want)
 		}
-		stillOn1(f.name)
+		stillOn1(ps.CPID, ps.Pid, f.name)
 	}
+	if code := sum.wait(t, time.Minute); code != 0 || sum.stdout.String() != want {
+		t.Fatalf("sha256sum after two failed moves: exit %d, %q (stderr %q); want %q", code, sum.stdout.String(), sum.stderr.String(), want)
+	}
+
+	d := startDeputy(t, c, 3, "ssi run --node 1 "+bins["counter"]+" 1500")
+	findRun(t, ctx, c, 3, bins["counter"]+" 1500")
+	time.Sleep(300 * time.Millisecond)
+	p := findRun(t, ctx, c, 3, bins["counter"]+" 1500")
 
 	// The target dies while the process is frozen and being sent.
 	errc := make(chan error, 1)
@@ -64,7 +89,7 @@ func TestMigrateFaults(t *testing.T) {
 	} else {
 		t.Logf("target killed: %v", err)
 	}
-	stillOn1("the target's death")
+	stillOn1(p.CPID, p.Pid, "the target's death")
 
 	// A migration that succeeds; then its source dies.
 	m, err := migrateCLI(ctx, c, 3, p.CPID, "3")
