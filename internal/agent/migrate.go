@@ -34,6 +34,10 @@ type migrations struct {
 	mu       sync.Mutex
 	sessions map[int64]*runSession
 	fault    *migrate.Fault
+	// Signals to moving processes (migrate_signal.go).
+	held   map[int64][]heldSignal
+	owners map[int64]int
+	gone   map[int64]movedTo
 }
 
 func newMigrations() *migrations { return &migrations{sessions: map[int64]*runSession{}} }
@@ -42,6 +46,7 @@ func (m *migrations) add(cpid int64, s *runSession) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sessions[cpid] = s
+	delete(m.gone, cpid) // it is here (again): signals are not sent on
 }
 
 func (m *migrations) drop(cpid int64, s *runSession) {

@@ -248,8 +248,10 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 	}
 	tf := time.Now()
 	migrate.Frozen(conn)
+	a.mig.holdSignals(int64(mv.cpid), mv.uid)
 	fp, img, fst, err := pc.Finish()
 	if err != nil {
+		a.deliverHeld(mv.cpid, mv.pid, 0, a.mig.releaseSignals(int64(mv.cpid), 0))
 		if run {
 			s.resumeInput()
 		}
@@ -263,6 +265,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 		conn.Send(migrate.Text(migrate.KAbort, "%v", why))
 		cancel()
 		fp.Resume()
+		a.deliverHeld(mv.cpid, mv.pid, 0, a.mig.releaseSignals(int64(mv.cpid), 0))
 		if run {
 			s.p.Undrain(pending)
 			s.resumeInput()
@@ -306,6 +309,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 		a.log.Warn("migration: the target did not confirm", "cpid", showCPID(int64(mv.cpid)), "err", err)
 	}
 	resp.FreezeMicros = time.Since(tf).Microseconds()
+	go a.deliverHeld(mv.cpid, mv.pid, to, a.mig.releaseSignals(int64(mv.cpid), to))
 	fp.Kill()
 	return resp, nil
 }

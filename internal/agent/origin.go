@@ -284,6 +284,11 @@ func (a *Agent) callSignal(ctx context.Context, n *state.NodeRec, r *transport.S
 func (a *Agent) signalOrigin(ctx context.Context, pid int, group bool, sig, uid int, from string) error {
 	rec, ok := a.track.homeOf(pid)
 	if !ok {
+		if c, err := vproc.Make(a.Identity().Number, pid); err == nil && !group {
+			if moving, err := a.moveSignal(int64(c), sig, uid, from); moving {
+				return err
+			}
+		}
 		return a.signalLocal(pid, group, sig, uid, from)
 	}
 	if rec.Pid == 0 {
@@ -312,6 +317,9 @@ func (a *Agent) signalOrigin(ctx context.Context, pid int, group bool, sig, uid 
 // SIGTTOU: they become SIGSTOP. With a tty the exec helper leading the
 // session stops with its command and is continued with it.
 func (a *Agent) signalRun(cpid int64, sig, uid int, from string) error {
+	if moving, err := a.moveSignal(cpid, sig, uid, from); moving {
+		return err // held during a move's freeze, or sent where it went
+	}
 	pid, rec, ok := a.track.runByCPID(cpid)
 	if !ok {
 		return status.Errorf(codes.NotFound, "process %d does not run on node %d", cpid, a.Identity().Number)

@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/ssi-cluster/ssi/internal/rexec"
+)
+
+// TestHeldInput: input passes while not held, is kept while the process
+// moves, and is sent first, in order, to where it goes on.
+func TestHeldInput(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	home1, node1 := newPipeLink(ctx)
+	home2, node2 := newPipeLink(ctx)
+	in := &heldInput{link: home1}
+	frame := func(s string) rexec.Frame { return rexec.Frame{Type: rexec.TStdin, Data: []byte(s)} }
+	buf := []byte("a")
+	in.pass(rexec.Frame{Type: rexec.TStdin, Data: buf})
+	in.hold() // Hold goes to the old node after what came before
+	buf[0] = 'X'
+	in.pass(frame("b")) // held, copied
+	in.pass(rexec.Frame{Type: rexec.TStdinEOF})
+	in.release(home2)
+	in.pass(frame("c"))
+	for _, tt := range []struct {
+		end  *pipeEnd
+		want []rexec.Frame
+	}{
+		{node1, []rexec.Frame{frame("a"), {Type: rexec.THold}}},
+		{node2, []rexec.Frame{frame("b"), {Type: rexec.TStdinEOF}, frame("c")}},
+	} {
+		for i, w := range tt.want {
+			f, err := tt.end.Recv()
+			if err != nil || f.Type != w.Type || string(f.Data) != string(w.Data) {
+				t.Fatalf("frame %d: %s %q (%v), want %s %q", i, f.Type, f.Data, err, w.Type, w.Data)
+			}
+		}
+	}
+	home1.CloseSend()
+	if _, err := node1.Recv(); err != io.EOF {
+		t.Errorf("after CloseSend: %v, want EOF", err)
+	}
+	cancel()
+	if _, err := node2.Recv(); err == nil {
+		t.Error("a pipe outlived its context")
+	}
+}
