@@ -38,6 +38,8 @@ type migrations struct {
 	held   map[int64][]heldSignal
 	owners map[int64]int
 	gone   map[int64]movedTo
+	// Decisions of migrations sent (migrate_outcome.go).
+	outcomes map[uint64]outcome
 }
 
 func newMigrations() *migrations { return &migrations{sessions: map[int64]*runSession{}} }

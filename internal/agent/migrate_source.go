@@ -97,7 +97,7 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest) (*trans
 		return nil, status.Errorf(codes.Aborted, "node %d answered %s", req.To, m.Kind)
 	}
 	a.log.Info("migration starts", "cpid", showCPID(int64(mv.cpid)), "pid", mv.pid, "to", req.To, "id", begin.ID)
-	resp, err := a.transfer(mv, conn, cancel, req.To)
+	resp, err := a.transfer(mv, conn, cancel, req.To, begin.ID)
 	// The pre-copy held a copy of the process's memory: give it back now,
 	// not at the next collection (which could wait for twice as much).
 	defer debug.FreeOSMemory()
@@ -205,7 +205,7 @@ func procState(pid int) byte {
 
 // transfer pre-copies, freezes and sends the process, then commits or
 // aborts. On error the process runs on here as before.
-func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (*transport.MoveResponse, error) {
+func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, id uint64) (*transport.MoveResponse, error) {
 	resp := &transport.MoveResponse{}
 	s := mv.sess
 	run := s != nil && !s.native
@@ -236,6 +236,9 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 	err = ps.rounds(pc)
 	resp.StreamMicros = time.Since(t0).Microseconds()
 	if err != nil {
+		if why := targetReason(conn, cancel); why != "" {
+			err = status.Errorf(codes.Aborted, "node %d could not take process %d: %s", to, mv.cpid, why)
+		}
 		conn.Send(migrate.Text(migrate.KAbort, "%v", err))
 		return nil, err
 	}
@@ -262,6 +265,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 	var pending []byte
 	var eof bool
 	abort := func(why error) (*transport.MoveResponse, error) {
+		a.mig.decide(id, false)
 		conn.Send(migrate.Text(migrate.KAbort, "%v", why))
 		cancel()
 		fp.Resume()
@@ -279,6 +283,9 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 	}
 	ts := time.Now()
 	if resp.Bytes, err = sendFrozen(conn, img, layout, fst.Fresh, pending, eof); err != nil {
+		if why := targetReason(conn, cancel); why != "" {
+			return abort(status.Errorf(codes.Aborted, "node %d could not restore process %d: %s", to, mv.cpid, why))
+		}
 		return abort(status.Errorf(codes.Aborted, "sending process %d to node %d: %v", mv.cpid, to, err))
 	}
 	m, err := recvTimeout(conn, answerTimout, cancel)
@@ -302,9 +309,10 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int) (
 	}
 	// SIGKILL to a process stopped under ptrace: it never runs again. Its
 	// end (freeing its memory) is awaited after the commit.
+	a.mig.decide(id, true)
 	unix.Kill(mv.pid, unix.SIGKILL)
 	if err := conn.Send(migrate.Msg{Kind: migrate.KCommit}); err != nil {
-		a.log.Warn("migration: the commit did not reach the target, which decides by whether this node is up", "cpid", showCPID(int64(mv.cpid)), "err", err)
+		a.log.Warn("migration: the commit did not reach the target, which will ask", "cpid", showCPID(int64(mv.cpid)), "err", err)
 	} else if m, err := recvTimeout(conn, doneTimeout, cancel); err != nil || m.Kind != migrate.KDone {
 		a.log.Warn("migration: the target did not confirm", "cpid", showCPID(int64(mv.cpid)), "err", err)
 	}
@@ -542,6 +550,23 @@ func (c *msgConn) Recv() (migrate.Msg, error) {
 	var m migrate.Msg
 	err := c.s.RecvMsg(&m)
 	return m, err
+}
+
+// targetReason is why the target failed, when a send broke because it
+// gave up (it says why before it ends the stream); "" if it did not say.
+func targetReason(conn migrate.Conn, cancel func()) string {
+	for {
+		m, err := recvTimeout(conn, 2*time.Second, cancel)
+		if st, ok := status.FromError(err); err != nil && ok && st.Code() == codes.Aborted {
+			return st.Message() // the target's stream status
+		}
+		if err != nil {
+			return ""
+		}
+		if m.Kind == migrate.KFailed {
+			return string(m.Data)
+		}
+	}
 }
 
 // recvTimeout receives one message, cancelling the stream after d.

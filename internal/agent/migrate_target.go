@@ -48,7 +48,11 @@ func (h *rpcHandler) Migrate(st transport.Stream) error {
 	if err := conn.Send(migrate.Msg{Kind: migrate.KAccept}); err != nil {
 		return err
 	}
-	a.receiveMove(st.Context(), conn, &b)
+	if why := a.receiveMove(st.Context(), conn, &b); why != "" {
+		// Said in Failed already; said again as the stream's status, for
+		// a source whose sending broke before it read it.
+		return status.Error(codes.Aborted, why)
+	}
 	return nil
 }
 
@@ -129,12 +133,12 @@ func newStdioPipes() (*stdioPipes, error) {
 // it comes while it still runs at the source, completes it from the
 // image sent once it is frozen (and its pending input), and waits, the
 // process held, for the source's decision.
-func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.Begin) {
+func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.Begin) (failed string) {
 	cpid := showCPID(b.CPID)
 	fail := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		a.log.Warn("migration in failed", "cpid", cpid, "from", b.Source, "why", msg)
-		conn.Send(migrate.Text(migrate.KFailed, "%s", msg))
+		failed = fmt.Sprintf(format, args...)
+		a.log.Warn("migration in failed", "cpid", cpid, "from", b.Source, "why", failed)
+		conn.Send(migrate.Text(migrate.KFailed, "%s", failed))
 	}
 	m, err := conn.Recv()
 	var lay migrate.Layout
@@ -198,11 +202,11 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 	}
 	m, err = conn.Recv()
 	commit := err == nil && m.Kind == migrate.KCommit
-	if err != nil && a.sourceDown(ctx, b.Source) {
-		// Its node died after sending the whole process: its copy
-		// died with it, this one is the only one left.
-		a.log.Warn("migration in: the source went down before its decision; the process goes on here", "cpid", cpid, "from", b.Source)
-		commit = true
+	if err != nil {
+		// The decision did not come: the source's node died (its copy
+		// died with it) or says what it decided.
+		commit = a.askOutcome(ctx, b.Source, b.ID)
+		a.log.Warn("migration in: the stream broke before the decision; asked the source", "cpid", cpid, "from", b.Source, "commit", commit)
 	}
 	if !commit {
 		res.Kill()
@@ -218,6 +222,7 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 	a.adoptMoved(b, res.Pid, pipes, stdin, end.StdinEOF)
 	a.log.Info("migration in done", "cpid", cpid, "from", b.Source, "pid", res.Pid, "pid_kept", res.PidKept)
 	conn.Send(migrate.Msg{Kind: migrate.KDone})
+	return ""
 }
 
 // writeStats are the pages written into a staged process.

@@ -74,3 +74,20 @@ func (c *Client) Moved(ctx context.Context, r *MovedRequest) (*MovedResponse, er
 	out := new(MovedResponse)
 	return out, c.cc.Invoke(ctx, MethodMoved, r, out)
 }
+
+// MoveOutcomeRequest asks the source of migration ID what it decided.
+type MoveOutcomeRequest struct {
+	ID uint64 `json:"id"`
+}
+
+// MoveOutcomeResponse is the source's decision, if it made one.
+type MoveOutcomeResponse struct {
+	Decided bool `json:"decided"`
+	Commit  bool `json:"commit"` // its copy is dead: the target's goes on
+}
+
+// MoveOutcome calls MoveOutcome.
+func (c *Client) MoveOutcome(ctx context.Context, r *MoveOutcomeRequest) (*MoveOutcomeResponse, error) {
+	out := new(MoveOutcomeResponse)
+	return out, c.cc.Invoke(ctx, MethodOutcome, r, out)
+}

@@ -37,6 +37,9 @@ type Handler interface {
 	Move(context.Context, *MoveRequest) (*MoveResponse, error)
 	// Moved tells the origin node of a process where it runs now.
 	Moved(context.Context, *MovedRequest) (*MovedResponse, error)
+	// MoveOutcome tells the target of a migration whose stream broke what
+	// the source decided.
+	MoveOutcome(context.Context, *MoveOutcomeRequest) (*MoveOutcomeResponse, error)
 }
 
 // Stream is one side of a streaming call. Messages implement
@@ -62,6 +65,7 @@ const (
 	MethodDump    = "/" + serviceName + "/Dump"
 	MethodMove    = "/" + serviceName + "/Move"
 	MethodMoved   = "/" + serviceName + "/Moved"
+	MethodOutcome = "/" + serviceName + "/MoveOutcome"
 )
 
 var execStream = grpc.StreamDesc{
@@ -95,6 +99,7 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Signal", Handler.Signal),
 		unary("Move", Handler.Move),
 		unary("Moved", Handler.Moved),
+		unary("MoveOutcome", Handler.MoveOutcome),
 	},
 	Streams:  []grpc.StreamDesc{execStream, migrateStream, dumpStream},
 	Metadata: "ssi/v1/cluster",

@@ -105,6 +105,11 @@ func (h *fakeHandler) Moved(ctx context.Context, r *MovedRequest) (*MovedRespons
 	return &MovedResponse{}, h.fail
 }
 
+func (h *fakeHandler) MoveOutcome(ctx context.Context, r *MoveOutcomeRequest) (*MoveOutcomeResponse, error) {
+	h.record(ctx, "MoveOutcome", r)
+	return &MoveOutcomeResponse{}, h.fail
+}
+
 // binMsg is a stream message with its own binary encoding.
 type binMsg []byte
 
