@@ -103,6 +103,23 @@
 // background after Finish: unprotecting 1 GiB takes tens of milliseconds;
 // PreCopier.Close waits for it.
 //
+// # Restoring for live migration
+//
+// RestoreOptions.Hold leaves the restored process stopped under ptrace:
+// Restored.Release lets it run, Restored.Kill ends it, so that a
+// migration can commit or abort after the restore. RestoreOptions.NewGroup
+// makes it the leader of a process group of its own (setpgid injected),
+// unless it gets a controlling terminal. For a process that runs while it
+// is copied, PreCopyWith hands out the Layout and each part of round 0 as
+// it is read, Updated and Data what each Round copied again, and
+// FinishStats.Fresh what the freeze read; on the other side Stage starts
+// the stub and maps the layout, Staged.Write fills it as pages arrive
+// (process_vm_writev, or /proc/PID/mem where not writable) and
+// Staged.Finish completes the restore with an image whose mappings that
+// are the same as the layout's (SameMapping) come without data: the
+// others are unmapped or mapped anew, then the process's state as
+// Restore sets it. The CPU check is done at Finish.
+//
 // # Image format
 //
 // Encode writes, and Decode reads, a stream: the magic "SSICKPT1" and a

@@ -16,18 +16,24 @@
 // The source calls Migrate on the target and sends Begin (JSON: the
 // process, its cluster pid, who runs it, the run's Spec when a deputy
 // holds its stdio). The target accepts (Accept) or refuses (Refuse, a
-// message for the user) before anything is frozen. The source pre-copies
-// memory while the process runs, freezes it and sends the image (Image
-// chunks: the checkpoint stream format, which has its own section
+// message for the user) before anything is frozen. The source starts the
+// pre-copy while the process runs and sends its Layout (the address
+// space); the target stages it (a held restore stub with those mappings)
+// and answers Staged. Then Pages (an address and bytes) carry round 0 as
+// it is read and each round's written pages; the target writes them into
+// the stub as they come. Sync asks the target to finish writing (Synced)
+// before the freeze. Frozen, the source sends the pages written since,
+// the image without the memory of unchanged mappings (Image chunks, runs
+// of zeros as Zeros: the checkpoint stream format, with its own section
 // checksums and end marker), the input the process had not read (Stdin)
 // and End (JSON: byte counts, so that a cut stream is seen). The target
-// restores the process held (stopped under ptrace) and answers Restored
-// (JSON: its pid) or Failed. The source then decides: Commit (it has
-// killed its copy; the target lets the restored process run and answers
-// Done) or Abort (it resumed its copy; the target kills the restored
-// one). A stream that breaks before Restored aborts; one that breaks
-// after leaves the decision to whether the source is alive (see the
-// agent's migrate_target.go).
+// completes the restore, the process held (stopped under ptrace), and
+// answers Restored (JSON: its pid) or Failed. The source then decides:
+// Commit (it has killed its copy; the target lets the restored process
+// run and answers Done) or Abort (it resumed its copy; the target kills
+// the restored one). A stream that breaks before Restored aborts; one
+// that breaks after makes the target ask the source (the MoveOutcome
+// call) what it decided.
 //
 // # A dump
 //

@@ -27,5 +27,10 @@
 // connections as well (its own port).
 //
 // Messages are encoded with a JSON codec (codec.go) bounded in size; every
-// decoded message is validated by its handler before use.
+// decoded message is validated by its handler before use. Stream messages
+// (the frames of Exec, the messages of Migrate and Dump: package migrate)
+// have their own binary encoding. Live migration uses the Migrate stream
+// (source to target), Move (ask a process's node to migrate it), Moved
+// (tell a process's origin where it went) and MoveOutcome (a target asks
+// its source what it decided); ssi checkpoint uses Dump.
 package transport
