@@ -119,7 +119,11 @@ func (a *Agent) migrateFor(ctx context.Context, cpid vproc.CPID, to string, uid 
 		return nil, err
 	}
 	if num == p.Node {
-		return nil, status.Errorf(codes.AlreadyExists, "process %d already runs on node %d", cpid, num)
+		best := ""
+		if to == "fast" {
+			best = ", the best by load"
+		}
+		return nil, status.Errorf(codes.AlreadyExists, "process %d already runs on node %d%s", cpid, num, best)
 	}
 	req := &transport.MoveRequest{CPID: int64(cpid), To: num, UID: uid, From: a.Identity().Number}
 	var resp *transport.MoveResponse
