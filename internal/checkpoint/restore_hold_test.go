@@ -10,6 +10,22 @@ import (
 	"time"
 )
 
+// frozenCounter starts the counter with its stdout on a pipe (read by
+// old) and its count also in out, and freezes it with external stdio.
+func frozenCounter(t *testing.T) (cmd *exec.Cmd, old *lineReader, out string, p *Process) {
+	t.Helper()
+	out = filepath.Join(t.TempDir(), "out")
+	r1, w1 := pipe(t)
+	cmd = exec.Command(buildC(t, "counter"), out)
+	cmd.Stdout = w1
+	old = startReading(t, cmd, w1, r1)
+	p, err := FreezeWith(cmd.Process.Pid, Options{External: stdio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd, old, out, p
+}
+
 // statFields returns the fields of /proc/PID/stat after the command name
 // (state first).
 func statFields(t *testing.T, pid int) []string {
@@ -27,15 +43,7 @@ func statFields(t *testing.T, pid int) []string {
 func TestRestoreHoldAndNewGroup(t *testing.T) {
 	needTracing(t)
 	stub := buildC(t, "stub")
-	out := filepath.Join(t.TempDir(), "out")
-	r1, w1 := pipe(t)
-	cmd := exec.Command(buildC(t, "counter"), out)
-	cmd.Stdout = w1
-	old := startReading(t, cmd, w1, r1)
-	p, err := FreezeWith(cmd.Process.Pid, Options{External: stdio})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, old, out, p := frozenCounter(t)
 	img, err := p.Dump()
 	if err != nil {
 		t.Fatal(err)

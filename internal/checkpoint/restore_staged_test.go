@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -73,15 +72,7 @@ func stageFrom(t *testing.T, pc *PreCopier, stub string, o RestoreOptions, round
 func TestStagedRestore(t *testing.T) {
 	needTracing(t)
 	stub := buildC(t, "stub")
-	out := filepath.Join(t.TempDir(), "out")
-	r1, w1 := pipe(t)
-	cmd := exec.Command(buildC(t, "counter"), out)
-	cmd.Stdout = w1
-	old := startReading(t, cmd, w1, r1)
-	p, err := FreezeWith(cmd.Process.Pid, Options{External: stdio})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, old, _, p := frozenCounter(t)
 	pc, err := p.PreCopy()
 	if err != nil {
 		t.Fatal(err)
