@@ -90,14 +90,6 @@ func (t *tracker) dropStale(originPid int, cpid int64) {
 	}
 }
 
-func (t *tracker) dropHome(originPid int, r *homeRec) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.home[originPid] == r {
-		delete(t.home, originPid)
-	}
-}
-
 // homeOf returns where the process with origin part pid runs, if it runs
 // elsewhere (or was started here for a deputy).
 func (t *tracker) homeOf(pid int) (homeRec, bool) {
@@ -170,19 +162,6 @@ func (t *tracker) runByCPID(cpid int64) (int, runRec, bool) {
 		}
 	}
 	return 0, runRec{}, false
-}
-
-// runsOf lists the processes run here whose home is node.
-func (t *tracker) runsOf(node int) []int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []int
-	for pid, r := range t.runs {
-		if r.Home == node {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // cpidOf is the cluster pid of local process pid on node num: the one it
