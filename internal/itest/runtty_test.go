@@ -123,6 +123,12 @@ func TestRunInteractive(t *testing.T) {
 	con.send("echo status=$?\n")
 	con.expect("status=3")
 
+	// With a pty too, a missing command is told as a shell tells it.
+	con.send("ssi run --node 2 no-such-cmd; echo st=$?\n")
+	con.expect("ssi: no-such-cmd: command not found")
+	con.expect("st=127")
+	con.expect("$ ")
+
 	// The window size reaches the remote pty, and follows a resize.
 	con.send("ssi run --node 2 stty size\n")
 	con.expect("24 80")

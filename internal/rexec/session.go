@@ -30,7 +30,11 @@ func session(s *Spec, path string) (int, string) {
 		pid, err = syscall.ForkExec("/bin/sh", append([]string{"sh", path}, s.Argv[1:]...), attr)
 	}
 	if err != nil {
-		return codeFor(err), s.Argv[0] + ": " + errText(err)
+		var ee *ExecError
+		if errors.As(startError(err, s), &ee) {
+			return ee.Code, ee.Msg // as a shell says it
+		}
+		return ExitCannotRun, err.Error()
 	}
 	report := os.NewFile(shimPidFD, "pid")
 	report.WriteString(strconv.Itoa(pid))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -24,12 +23,12 @@ const (
 	shimPidFD  = 4
 )
 
-// Shim is the helper's whole life. Started by Start as root with the
-// process's stdio, it applies the caller's limits, nice value and umask,
-// becomes the caller (groups, gid, uid), changes to the working directory,
-// finds the command in the caller's PATH and executes it. On failure it
-// prints what a shell prints and exits 127 (not found) or 126 (cannot
-// run); it never returns.
+// Shim is the helper's whole life (tty runs only: see session). Started
+// by Start as root on the pty, it applies the caller's limits, nice value
+// and umask, becomes the caller (groups, gid, uid), changes to the working
+// directory, finds the command in the caller's PATH and runs it under
+// itself. On failure it prints what a shell prints and exits 127 (not
+// found) or 126 (cannot run); it never returns.
 func Shim() {
 	code, msg := shim()
 	fmt.Fprintf(os.Stderr, "ssi: %s\n", msg)
@@ -50,6 +49,9 @@ func shim() (int, string) {
 	if err := s.Validate(); err != nil {
 		return ExitCannotRun, err.Error()
 	}
+	if !s.Tty {
+		return ExitCannotRun, "the exec helper serves runs with a tty only"
+	}
 	// Nothing the agent holds (its own inheritance included) goes to the
 	// command: a stray pipe would also keep it from migrating.
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
@@ -59,22 +61,12 @@ func shim() (int, string) {
 	if err := unix.Chdir(s.Dir); err != nil {
 		return ExitCannotRun, fmt.Sprintf("cd: %s: %s", s.Dir, errText(err))
 	}
-	path, err := lookPath(s.Argv[0], envValue(s.Env, "PATH"))
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) && !strings.Contains(s.Argv[0], "/") {
-			return ExitNotFound, s.Argv[0] + ": command not found"
-		}
-		return codeFor(err), s.Argv[0] + ": " + errText(err)
+	path, err := lookPathAs(s.Argv[0], envValue(s.Env, "PATH"), &s)
+	var ee *ExecError
+	if errors.As(err, &ee) {
+		return ee.Code, ee.Msg
 	}
-	if s.Tty {
-		return session(&s, path)
-	}
-	err = unix.Exec(path, s.Argv, s.Env)
-	if errors.Is(err, unix.ENOEXEC) {
-		// A script without #!: a shell runs it with sh.
-		err = unix.Exec("/bin/sh", append([]string{"sh", path}, s.Argv[1:]...), s.Env)
-	}
-	return codeFor(err), s.Argv[0] + ": " + errText(err)
+	return session(&s, path)
 }
 
 // become applies the caller's limits, nice value and umask while still
@@ -105,53 +97,6 @@ func become(s *Spec) error {
 		return fmt.Errorf("uid %d: %v", s.UID, err)
 	}
 	return nil
-}
-
-// lookPath finds file as a shell does: a name with a slash is used as it
-// is; otherwise each PATH entry is tried and the first executable regular
-// file wins. A file that exists but is not executable is remembered
-// (EACCES, 126); a directory that cannot be searched is skipped, as a
-// shell skips it.
-func lookPath(file, path string) (string, error) {
-	if strings.Contains(file, "/") {
-		return file, checkExec(file)
-	}
-	if path == "" {
-		path = "/usr/local/bin:/usr/bin:/bin"
-	}
-	var denied error
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, file)
-		var st unix.Stat_t
-		if unix.Stat(p, &st) != nil {
-			continue
-		}
-		err := checkExec(p)
-		if err == nil {
-			return p, nil
-		}
-		if errors.Is(err, unix.EACCES) && denied == nil {
-			denied = err
-		}
-	}
-	if denied != nil {
-		return "", denied
-	}
-	return "", unix.ENOENT
-}
-
-func checkExec(p string) error {
-	var st unix.Stat_t
-	if err := unix.Stat(p, &st); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return unix.EISDIR
-	}
-	return unix.Access(p, unix.X_OK)
 }
 
 func envValue(env []string, key string) string {
