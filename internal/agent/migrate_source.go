@@ -514,6 +514,9 @@ func (s *runSession) holdInput(d time.Duration) error {
 	}
 	s.hold = ch
 	s.mu.Unlock()
+	// Input stops being bounded, so that the stream reader, never blocked
+	// on a full queue, reads the home's THold.
+	s.p.HoldStdin()
 	s.send(rexec.Frame{Type: rexec.TMoving})
 	select {
 	case <-ch:

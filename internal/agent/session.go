@@ -95,13 +95,8 @@ func (s *runSession) wait() {
 	s.mu.Unlock()
 }
 
-// send sends f to the attached home, if any (dropped otherwise). Before a
-// move's TMoving, input stops being bounded, so that the stream reader,
-// never blocked, reads the home's THold.
+// send sends f to the attached home, if any (dropped otherwise).
 func (s *runSession) send(f rexec.Frame) {
-	if f.Type == rexec.TMoving && !s.native {
-		s.p.HoldStdin()
-	}
 	s.mu.Lock()
 	c := s.conn
 	s.mu.Unlock()
