@@ -49,76 +49,67 @@ func Start(s *Spec, shim string) (*Proc, error) {
 	if !s.Tty {
 		return startPlain(s)
 	}
+	return startTty(s, shim)
+}
+
+// startTty starts the helper on a fresh pty as a session leader, hands it
+// the Spec and reads back the command's pid (the helper closes the report
+// without one if the command could not be started: Cmd is then the
+// helper's own pid, and its status tells the rest).
+func startTty(s *Spec, shim string) (*Proc, error) {
 	spec, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
 	}
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer specR.Close()
-	cmd := exec.Command(shim, ShimArg)
-	cmd.Env = []string{}
-	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{specR} // fd 3 = shimSpecFD
-	p := &Proc{stdinR: -1}
-	var childEnds []*os.File
-	var pidR *os.File
-	defer func() {
-		for _, f := range childEnds {
-			f.Close()
-		}
-	}()
 	master, slave, err := OpenPty()
 	if err != nil {
-		specW.Close()
 		return nil, err
 	}
-	childEnds = append(childEnds, slave)
 	if err := setupTerminal(slave, s); err != nil {
-		master.Close()
-		specW.Close()
+		closeFiles(master, slave)
 		return nil, err
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	r, w, err := os.Pipe()
+	specR, specW, err := os.Pipe()
 	if err != nil {
-		master.Close()
-		specW.Close()
+		closeFiles(master, slave)
 		return nil, err
 	}
-	pidR = r
-	childEnds = append(childEnds, w)
-	cmd.ExtraFiles = append(cmd.ExtraFiles, w) // fd 4 = shimPidFD
-	p.pty, p.Stdin, p.Stdout = master, master, master
-	if err := cmd.Start(); err != nil {
-		specW.Close()
-		p.closeAll()
+	pidR, pidW, err := os.Pipe()
+	if err != nil {
+		closeFiles(master, slave, specR, specW)
+		return nil, err
+	}
+	cmd := exec.Command(shim, ShimArg)
+	cmd.Env, cmd.Dir = []string{}, "/"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.ExtraFiles = []*os.File{specR, pidW} // shimSpecFD, shimPidFD
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	err = cmd.Start()
+	closeFiles(slave, specR, pidW) // the helper's ends
+	if err != nil {
+		closeFiles(master, specW, pidR)
 		return nil, fmt.Errorf("start %s: %w", shim, err)
 	}
-	p.Pid, p.Cmd, p.process = cmd.Process.Pid, cmd.Process.Pid, cmd.Process
-	p.in = newInbox(p.Stdin)
 	go func() {
 		// Larger than a pipe's buffer: written while the helper reads.
 		specW.Write(spec)
 		specW.Close()
 	}()
-	if pidR != nil {
-		for _, f := range childEnds {
-			f.Close()
-		}
-		childEnds = nil
-		// The helper reports the command's pid, or closes the pipe
-		// (exiting) if the command could not be started.
-		b, _ := io.ReadAll(io.LimitReader(pidR, 32))
-		pidR.Close()
-		if n, err := strconv.Atoi(string(b)); err == nil && n > 0 {
-			p.Cmd = n
-		}
+	p := &Proc{Pid: cmd.Process.Pid, Cmd: cmd.Process.Pid, process: cmd.Process, stdinR: -1,
+		pty: master, Stdin: master, Stdout: master}
+	b, _ := io.ReadAll(io.LimitReader(pidR, 32))
+	pidR.Close()
+	if n, err := strconv.Atoi(string(b)); err == nil && n > 0 {
+		p.Cmd = n
 	}
+	p.in = newInbox(p.Stdin)
 	return p, nil
+}
+
+func closeFiles(fs ...*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 // startPlain starts a command without a tty: pipes for its stdio (1 MiB
@@ -127,11 +118,7 @@ func startPlain(s *Spec) (*Proc, error) {
 	var pipes [3][2]*os.File
 	closeAll := func() {
 		for _, pp := range pipes {
-			for _, f := range pp {
-				if f != nil {
-					f.Close()
-				}
-			}
+			closeFiles(pp[:]...) // nil ones included: Close says ErrInvalid
 		}
 	}
 	for i := range pipes {
@@ -155,9 +142,7 @@ func startPlain(s *Spec) (*Proc, error) {
 		closeAll()
 		return nil, err
 	}
-	pipes[0][0].Close()
-	pipes[1][1].Close()
-	pipes[2][1].Close()
+	closeFiles(pipes[0][0], pipes[1][1], pipes[2][1]) // the command's ends
 	p := &Proc{Pid: proc.Pid, Cmd: proc.Pid, process: proc, stdinR: stdinR,
 		Stdin: pipes[0][1], Stdout: pipes[1][0], Stderr: pipes[2][0]}
 	p.in = newInbox(p.Stdin)
