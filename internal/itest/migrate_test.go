@@ -20,8 +20,9 @@ import (
 // moved back and forth between nodes while they run, must leave exactly
 // what an unmigrated run leaves (through their deputy).
 
-// buildProgs compiles testdata/NAME.c for each name (statically, with AVX2
-// allowed) into dir and returns their paths by name.
+// buildProgs compiles testdata/NAME.c, or the checkpoint engine's
+// testdata/NAME.c when there is none here, for each name (statically,
+// with AVX2 allowed) into dir and returns their paths by name.
 func buildProgs(t *testing.T, dir string, names ...string) map[string]string {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
@@ -30,7 +31,15 @@ func buildProgs(t *testing.T, dir string, names ...string) map[string]string {
 	out := map[string]string{}
 	for _, n := range names {
 		bin := filepath.Join(dir, n)
-		args := []string{"-O2", "-static", "-pthread", "-o", bin, filepath.Join("testdata", n+".c"), "-lrt"}
+		src := filepath.Join("testdata", n+".c")
+		args := []string{"-O2", "-static", "-pthread", "-o", bin}
+		if _, err := os.Stat(src); err != nil {
+			// The engine's own test programs, napping 5 ms between steps
+			// (2 ms there) so that a move lands in the middle of the run.
+			src = filepath.Join("..", "checkpoint", "testdata", n+".c")
+			args = append(args, "-DNAP_MS=5")
+		}
+		args = append(args, src, "-lrt")
 		if n == "avx" {
 			args = append(args, "-mavx2", "-ffixed-xmm7")
 		}

@@ -1,13 +1,16 @@
 /* Appends 600 records to argv[1] through two descriptors opened with
- * O_APPEND, one after the other, every 2 ms; each record holds a running
+ * O_APPEND, one after the other, every NAP_MS ms; each record holds a running
  * hash of the ones before. Prints each step to stdout, then the hash. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+#ifndef NAP_MS
+#define NAP_MS 2 /* the migration suite (internal/itest) builds with 5 */
+#endif
 static void nap(void) {
-	struct timespec ts = {0, 2 * 1000 * 1000};
+	struct timespec ts = {0, NAP_MS * 1000 * 1000};
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
 }
