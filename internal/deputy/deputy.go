@@ -57,7 +57,7 @@ func Run(ctx context.Context, cl *client.Client, o Options) rexec.Status {
 			s.term = &terminal{fd: int(o.Stdin.Fd())}
 		}
 	}
-	go s.forwardSignals(ctx, sigc, true)
+	go s.forwardSignals(ctx, sigc)
 	defer s.term.restore()
 	return s.run(ctx)
 }
@@ -208,14 +208,14 @@ func (s *session) signal(ctx context.Context, sig int) {
 	}
 }
 
-// forwardSignals passes the deputy's signals on; with resize, SIGWINCH
+// forwardSignals passes the deputy's signals on; with a terminal, SIGWINCH
 // becomes a window-size frame.
-func (s *session) forwardSignals(ctx context.Context, sigc <-chan os.Signal, resize bool) {
+func (s *session) forwardSignals(ctx context.Context, sigc <-chan os.Signal) {
 	for sig := range sigc {
 		n := int(sig.(syscall.Signal))
 		switch sig {
 		case unix.SIGWINCH:
-			if s.term != nil && resize {
+			if s.term != nil {
 				if rows, cols, err := rexec.GetWinsize(s.term.fd); err == nil {
 					s.send(rexec.WinsizeFrame(rows, cols))
 				}
