@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
@@ -218,17 +217,7 @@ func (a *Agent) procsOf(ctx context.Context, n *state.NodeRec, self, pid int) ([
 		}
 		return a.localProcs(0)
 	}
-	c, err := a.pool.Client(n.RPCAddr(), transport.Control)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	resp, err := c.Procs(ctx, &transport.ProcsRequest{Pid: pid})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Procs, nil
+	return a.askProcs(ctx, n, &transport.ProcsRequest{Pid: pid})
 }
 
 func (a *Agent) handleProcs(w http.ResponseWriter, r *http.Request) {
