@@ -46,7 +46,6 @@ type Spec struct {
 	CPID    int64    `json:"cpid"`           // the cluster pid the home node gave it
 	PPid    int64    `json:"ppid,omitempty"` // cluster pid of the deputy's parent
 	PGid    int64    `json:"pgid,omitempty"` // cluster pid of the deputy's process group
-	From    string   `json:"from,omitempty"` // for the log: who, from where
 }
 
 // Rlimit is one resource limit (RLIMIT_* number, soft and hard).
