@@ -114,7 +114,7 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 		return
 	}
 	rec := &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home,
-		UID: spec.UID, Argv: spec.Argv, Attached: true, NoMigrate: spec.NoMigrate}
+		NoMigrate: spec.NoMigrate}
 	if p.Pid != p.Cmd {
 		rec.Helper = p.Pid
 	}

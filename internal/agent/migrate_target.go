@@ -343,7 +343,7 @@ func (a *Agent) adoptMoved(b *migrate.Begin, pid int, pipes *stdioPipes, stdin [
 	cpid := vproc.CPID(b.CPID)
 	if b.Run == nil {
 		p, _ := rexec.Adopt(pid, nil, -1, nil, nil)
-		a.newSession(nil, p, &runRec{CPID: b.CPID, Home: cpid.Node(), UID: b.UID}).start()
+		a.newSession(nil, p, &runRec{CPID: b.CPID, Home: cpid.Node()}).start()
 		go a.tellOrigin(cpid, a.Identity().Number, pid)
 		return
 	}
@@ -355,8 +355,7 @@ func (a *Agent) adoptMoved(b *migrate.Begin, pid int, pipes *stdioPipes, stdin [
 	if eof {
 		p.CloseStdin()
 	}
-	s := a.newSession(spec, p, &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home,
-		UID: spec.UID, Argv: spec.Argv})
+	s := a.newSession(spec, p, &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home})
 	if b.Stopped {
 		s.skipStops = 1
 	}

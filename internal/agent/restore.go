@@ -64,7 +64,7 @@ func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 	self := a.Identity().Number
 	cpid, _ := vproc.Make(self, res.Pid)
 	p, _ := rexec.Adopt(res.Pid, nil, -1, nil, nil)
-	a.newSession(nil, p, &runRec{CPID: int64(cpid), Home: self, UID: c.UID}).start()
+	a.newSession(nil, p, &runRec{CPID: int64(cpid), Home: self}).start()
 	a.log.Info("restored a process", "cpid", showCPID(int64(cpid)), "pid", res.Pid, "uid", c.UID, "image_pid", img.Pid)
 	out := api.Restore{CPID: int64(cpid), Node: self, Pid: res.Pid, PidKept: res.PidKept}
 	if res.PidErr != nil {

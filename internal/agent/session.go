@@ -126,7 +126,6 @@ func (s *runSession) serve(ctx context.Context, conn rexec.Conn) {
 		s.startPumpsLocked()
 	}
 	s.mu.Unlock()
-	s.a.track.setAttached(s.pid, true)
 	s.send(rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid}))
 	go s.read(conn, end)
 	go s.a.watchHome(ctx, s.rec.Home, end, func(why string) { s.detach(conn, why) })
@@ -181,7 +180,6 @@ func (s *runSession) detach(conn rexec.Conn, why string) {
 	if moving {
 		return
 	}
-	s.a.track.setAttached(s.pid, false)
 	s.a.log.Info("remote process hung up", "cpid", showCPID(s.rec.CPID), "pid", s.pid, "why", why)
 	s.p.Hangup()
 }

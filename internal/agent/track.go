@@ -32,9 +32,6 @@ type homeRec struct {
 type runRec struct {
 	CPID, PPid, PGid int64 // cluster pids: its own, its deputy's parent and group
 	Home             int
-	UID              int
-	Argv             []string
-	Attached         bool // its deputy's stream is open
 	NoMigrate        bool
 	// Helper is the pid of the exec helper leading its tty session (its
 	// parent, hidden from the table), 0 without a tty.
@@ -131,14 +128,6 @@ func (t *tracker) dropRun(pid int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.runs, pid)
-}
-
-func (t *tracker) setAttached(pid int, v bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if r := t.runs[pid]; r != nil {
-		r.Attached = v
-	}
 }
 
 // runsSnapshot copies the table of processes run here.
