@@ -43,40 +43,11 @@ func psBench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stop()
-	var shells []*exec.Cmd
-	defer func() {
-		for _, s := range shells {
-			s.Process.Kill()
-			s.Wait()
-		}
-	}()
-	for _, n := range c.Nodes {
-		// One shell per node starts the sleepers and waits for them.
-		script := "for i in $(seq " + strconv.Itoa(*per) + "); do sleep 3600 & done; wait"
-		sh := c.Command(n.Index, "sh", "-c", script)
-		if err := sh.Start(); err != nil {
-			return err
-		}
-		shells = append(shells, sh)
-	}
-	cl, err := c.Client(1)
+	stopSleepers, err := fillNodes(ctx, c, *per)
 	if err != nil {
 		return err
 	}
-	want := *nodes * *per
-	err = c.WaitFor(ctx, fmt.Sprintf("%d processes listed", want), func() (bool, error) {
-		r, err := cl.Procs(ctx, 0, "")
-		if err != nil {
-			return false, err
-		}
-		if len(r.Procs) >= want {
-			return true, nil
-		}
-		return false, fmt.Errorf("%d listed", len(r.Procs))
-	})
-	if err != nil {
-		return err
-	}
+	defer stopSleepers()
 	agents, err := agentPids(c)
 	if err != nil {
 		return err

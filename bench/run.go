@@ -111,38 +111,11 @@ func runBench(ctx context.Context, args []string) error {
 // psPart times `ssi ps` (the whole CLI process, from node 1) with procs
 // sleeping processes on every node.
 func psPart(ctx context.Context, c *harness.Cluster, procs int) error {
-	var shells []*exec.Cmd
-	defer func() {
-		for _, s := range shells {
-			s.Process.Kill()
-			s.Wait()
-		}
-		for _, n := range c.Nodes {
-			c.Command(n.Index, "pkill", "-x", "sleep").Run()
-		}
-	}()
-	for _, n := range c.Nodes {
-		sh := c.Command(n.Index, "sh", "-c", "for i in $(seq "+strconv.Itoa(procs)+"); do sleep 3600 & done; wait")
-		if err := sh.Start(); err != nil {
-			return err
-		}
-		shells = append(shells, sh)
-	}
-	want := len(c.Nodes) * procs
-	cl, err := c.Client(1)
+	stop, err := fillNodes(ctx, c, procs)
 	if err != nil {
 		return err
 	}
-	err = c.WaitFor(ctx, fmt.Sprintf("%d processes listed", want), func() (bool, error) {
-		r, err := cl.Procs(ctx, 0, "")
-		if err != nil {
-			return false, err
-		}
-		return len(r.Procs) >= want, nil
-	})
-	if err != nil {
-		return err
-	}
+	defer stop()
 	r, err := inNode(c, 1, 50, 0, c.Binary, "--socket", c.Nodes[0].Socket, "ps")
 	if err != nil {
 		return err
