@@ -287,13 +287,4 @@ func growPipe(f *os.File) {
 
 // Exit ends the deputy as its process ended: the same exit status, or
 // death by the same signal (without a core of the deputy's own).
-func Exit(st rexec.Status) {
-	if st.Signal != 0 {
-		sig := unix.Signal(st.Signal)
-		signal.Reset(sig)
-		unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
-		unix.Kill(unix.Getpid(), sig)
-		time.Sleep(100 * time.Millisecond) // a signal whose default is to ignore
-	}
-	os.Exit(st.ShellCode())
-}
+func Exit(st rexec.Status) { rexec.ExitAs(st) }

@@ -187,48 +187,6 @@ func ParseMoved(b []byte) (Moved, error) {
 	return m, nil
 }
 
-// Status is how a process ended, or why it could not be run or followed.
-type Status struct {
-	Code   int  `json:"code"`             // exit status (when Signal is 0)
-	Signal int  `json:"signal,omitempty"` // killed by this signal
-	Core   bool `json:"core,omitempty"`   // and dumped core
-	// Lost: the process's node went down or could not be reached; Code is
-	// ExitLost and the Error frame before says why.
-	Lost bool `json:"lost,omitempty"`
-}
-
-// Exit statuses of ssi run's own (besides the process's).
-const (
-	ExitNotFound  = 127 // command not found (as a shell)
-	ExitCannotRun = 126 // found but not executable, or the directory is missing
-	ExitLost      = 255 // the node running it went down or the connection broke
-)
-
-// ShellCode is the status a shell gives: the exit code, or 128 + signal.
-func (s Status) ShellCode() int {
-	if s.Signal != 0 {
-		return 128 + s.Signal
-	}
-	return s.Code
-}
-
-// Worse reports whether s is worse than t (for --np): lost, then death by
-// signal, then the higher exit code.
-func (s Status) Worse(t Status) bool {
-	rank := func(x Status) int {
-		switch {
-		case x.Lost:
-			return 3 << 16
-		case x.Signal != 0:
-			return 2<<16 | x.Signal
-		case x.Code != 0:
-			return 1<<16 | x.Code
-		}
-		return 0
-	}
-	return rank(s) > rank(t)
-}
-
 // ParseStarted decodes a TStarted payload.
 func ParseStarted(b []byte) (Started, error) {
 	var s Started

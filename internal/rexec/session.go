@@ -51,13 +51,9 @@ func session(s *Spec, path string) (int, string) {
 		case ws.Stopped():
 			unix.Kill(unix.Getpid(), unix.SIGSTOP) // the agent sees this stop
 		case ws.Exited():
-			os.Exit(ws.ExitStatus())
+			ExitAs(Status{Code: ws.ExitStatus()})
 		case ws.Signaled():
-			sig := ws.Signal()
-			signal.Reset(sig)
-			unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
-			unix.Kill(unix.Getpid(), sig)
-			os.Exit(128 + int(sig))
+			ExitAs(Status{Signal: int(ws.Signal())})
 		}
 	}
 }
