@@ -76,8 +76,8 @@ func (d *bgDeputy) wait(t *testing.T, limit time.Duration) int {
 	}
 }
 
-// findRun waits until node `from`'s `ssi ps` lists a process whose
-// command is cmd, and returns it.
+// findRun waits until node `from`'s `ssi ps` lists exactly one process
+// run from another node whose command is cmd, and returns it.
 func findRun(t *testing.T, ctx context.Context, c *harness.Cluster, from int, cmd string) api.Proc {
 	t.Helper()
 	var found api.Proc
@@ -92,7 +92,9 @@ func findRun(t *testing.T, ctx context.Context, c *harness.Cluster, from int, cm
 		}
 		n := 0
 		for _, p := range reply.Procs {
-			if p.Command == cmd {
+			// Run from another node: its origin is not where it runs (a
+			// child it forks shows the same command until it execs).
+			if p.Command == cmd && int(p.CPID>>22) != p.Node {
 				found = p
 				n++
 			}
