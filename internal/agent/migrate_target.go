@@ -240,6 +240,7 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 	type pages struct {
 		addr   uint64
 		data   []byte
+		msg    migrate.Msg   // whose buffer data lies in: released once written
 		synced chan struct{} // a Sync: closed once what came before is written
 	}
 	work := make(chan pages, 16)
@@ -252,6 +253,7 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 				continue
 			}
 			if werr != nil {
+				p.msg.Release()
 				continue
 			}
 			t0 := time.Now()
@@ -260,6 +262,7 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 			}
 			ws.d += time.Since(t0)
 			ws.n += int64(len(p.data))
+			p.msg.Release()
 		}
 		werrc <- werr
 	}()
@@ -292,7 +295,7 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 			rerr = err
 			break
 		}
-		work <- pages{addr: addr, data: data}
+		work <- pages{addr: addr, data: data, msg: m}
 	}
 	close(work)
 	werr := <-werrc

@@ -127,7 +127,7 @@ func readPayload(r io.Reader, n uint64, where string) ([]byte, error) {
 	if _, err := io.ReadFull(r, p); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrTruncated, where, noEOF(err))
 	}
-	if crc32.Checksum(p[:n], castagnoli) != binary.LittleEndian.Uint32(p[n:]) {
+	if crc32.Checksum(p[:n], castagnoli()) != binary.LittleEndian.Uint32(p[n:]) {
 		return nil, fmt.Errorf("%w: %s", ErrChecksum, where)
 	}
 	return p[:n], nil
@@ -152,7 +152,7 @@ func (img *Image) readPages(r io.Reader, length uint64, where string) error {
 	if length-4 != m.Size() {
 		return fmt.Errorf("%w: %s: %d bytes for a mapping of %d", ErrCorrupt, where, length-4, m.Size())
 	}
-	crc := crc32.Update(0, castagnoli, idx[:])
+	crc := crc32.Update(0, castagnoli(), idx[:])
 	data := m.Data
 	for left := m.Size(); left > 0; {
 		n := min(left, pageChunk)
@@ -161,7 +161,7 @@ func (img *Image) readPages(r io.Reader, length uint64, where string) error {
 		if _, err := io.ReadFull(r, data[off:]); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrTruncated, where, noEOF(err))
 		}
-		crc = crc32.Update(crc, castagnoli, data[off:])
+		crc = crc32.Update(crc, castagnoli(), data[off:])
 		left -= n
 	}
 	var sum [4]byte

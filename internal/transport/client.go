@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -115,14 +116,15 @@ func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk
 	if bulk {
 		ka.Time, ka.Timeout = 30*time.Second, 30*time.Second
 		opts = append(opts, grpc.WithInitialWindowSize(bulkWindow), grpc.WithInitialConnWindowSize(bulkConnWindow),
-			grpc.WithWriteBufferSize(bulkBuffer), grpc.WithReadBufferSize(bulkBuffer))
+			grpc.WithWriteBufferSize(bulkBuffer), grpc.WithReadBufferSize(bulkBuffer),
+			experimental.WithBufferPool(bufPool))
 	}
 	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
 			return d.DialContext(ctx, "tcp", a)
 		}),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(jsonCodec{}), grpc.MaxCallRecvMsgSize(MaxMessage)),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec{}), grpc.MaxCallRecvMsgSize(MaxMessage)),
 		grpc.WithKeepaliveParams(ka),
 	)...)
 	if err != nil {

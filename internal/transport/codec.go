@@ -4,39 +4,99 @@ import (
 	"encoding"
 	"encoding/json"
 	"fmt"
+
+	"google.golang.org/grpc/mem"
 )
 
 // MaxMessage bounds one control message; larger payloads go over Bulk streams.
 const MaxMessage = 4 << 20
 
-// jsonCodec is the gRPC codec for control messages. It is forced on both
-// ends (grpc.ForceServerCodec, grpc.ForceCodec), so no global registration.
-type jsonCodec struct{}
-
-func (jsonCodec) Name() string { return "ssijson" }
-
-// Marshal encodes v as JSON, or with its own binary encoding if it has
-// one (the frames of streams).
-func (jsonCodec) Marshal(v any) ([]byte, error) {
-	if m, ok := v.(encoding.BinaryMarshaler); ok {
-		return m.MarshalBinary()
-	}
-	return json.Marshal(v)
+// An Appender is a stream message that encodes itself into a buffer the
+// transport lends (and takes back once gRPC has written it): the bytes
+// of a busy stream need no new memory per message.
+type Appender interface {
+	BinarySize() int
+	AppendBinary(b []byte) ([]byte, error)
 }
 
-func (jsonCodec) Unmarshal(data []byte, v any) error {
+// A Borrower is a stream message that decodes in place from a buffer the
+// transport lends. Lend gives it the function that returns the buffer:
+// the message calls it once nothing refers to its bytes any longer; a
+// message that never does leaves the buffer to the garbage collector.
+type Borrower interface {
+	encoding.BinaryUnmarshaler
+	Lend(release func())
+}
+
+// codec is the gRPC codec of every call and stream. It is forced on both
+// ends (grpc.ForceServerCodecV2, grpc.ForceCodecV2), so no global
+// registration. Control messages are JSON; stream messages have their
+// own binary encoding.
+type codec struct{}
+
+func (codec) Name() string { return "ssijson" }
+
+// Marshal encodes v into a lent buffer (an Appender), with its own
+// binary encoding (a BinaryMarshaler), or as JSON.
+func (codec) Marshal(v any) (mem.BufferSlice, error) {
+	switch m := v.(type) {
+	case Appender:
+		buf := bufPool.Get(m.BinarySize())
+		b, err := m.AppendBinary((*buf)[:0])
+		if err != nil {
+			bufPool.Put(buf)
+			return nil, err
+		}
+		if !sameArray(b, *buf) {
+			bufPool.Put(buf) // it outgrew the buffer: b is its own
+			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+		}
+		*buf = b
+		return mem.BufferSlice{mem.NewBuffer(buf, bufPool)}, nil
+	case encoding.BinaryMarshaler:
+		b, err := m.MarshalBinary()
+		return mem.BufferSlice{mem.SliceBuffer(b)}, err
+	}
+	b, err := json.Marshal(v)
+	return mem.BufferSlice{mem.SliceBuffer(b)}, err
+}
+
+// sameArray reports whether a and b share their first byte of memory.
+func sameArray(a, b []byte) bool { return cap(a) > 0 && cap(b) > 0 && &a[:1][0] == &b[:1][0] }
+
+// Unmarshal decodes data into v; gRPC frees data once it returns, so v
+// gets its own copy: a lent buffer (a Borrower) or new memory.
+func (codec) Unmarshal(data mem.BufferSlice, v any) error {
+	n := data.Len()
 	if r, ok := v.(*rawMessage); ok {
 		// The server decodes requests itself (service.go), so that a
 		// malformed one is answered InvalidArgument.
-		*r = append((*r)[:0], data...)
+		*r = data.Materialize()
 		return nil
 	}
+	if n > MaxMessage {
+		return fmt.Errorf("message of %d bytes exceeds the %d byte limit", n, MaxMessage)
+	}
+	if b, ok := v.(Borrower); ok {
+		buf := bufPool.Get(n)
+		data.CopyTo(*buf)
+		if err := b.UnmarshalBinary(*buf); err != nil {
+			bufPool.Put(buf)
+			return err
+		}
+		b.Lend(func() { bufPool.Put(buf) })
+		return nil
+	}
+	return decode(data.Materialize(), v)
+}
+
+// decode decodes a whole message that is the caller's to give.
+func decode(data []byte, v any) error {
 	if len(data) > MaxMessage {
 		return fmt.Errorf("message of %d bytes exceeds the %d byte limit", len(data), MaxMessage)
 	}
 	if u, ok := v.(encoding.BinaryUnmarshaler); ok {
-		// gRPC may reuse data once we return: the message gets a copy.
-		return u.UnmarshalBinary(append([]byte(nil), data...))
+		return u.UnmarshalBinary(data)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("malformed message: %w", err)
@@ -48,4 +108,4 @@ func (jsonCodec) Unmarshal(data []byte, v any) error {
 type rawMessage []byte
 
 // decodeRequest decodes a request received by the server.
-func decodeRequest(data []byte, v any) error { return jsonCodec{}.Unmarshal(data, v) }
+func decodeRequest(data []byte, v any) error { return decode(data, v) }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -30,7 +31,7 @@ func PeerFrom(ctx context.Context) (string, bool) {
 func NewServer(tlsConf *tls.Config, h Handler) *grpc.Server {
 	s := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsConf)),
-		grpc.ForceServerCodec(jsonCodec{}),
+		grpc.ForceServerCodecV2(codec{}),
 		grpc.MaxRecvMsgSize(MaxMessage),
 		grpc.UnaryInterceptor(authorize),
 		grpc.StreamInterceptor(authorizeStream),
@@ -42,6 +43,7 @@ func NewServer(tlsConf *tls.Config, h Handler) *grpc.Server {
 		// control messages are small and unaffected.
 		grpc.InitialWindowSize(bulkWindow), grpc.InitialConnWindowSize(bulkConnWindow),
 		grpc.WriteBufferSize(bulkBuffer), grpc.ReadBufferSize(bulkBuffer),
+		experimental.BufferPool(bufPool), // see pool.go
 	)
 	s.RegisterService(&serviceDesc, h)
 	return s

@@ -123,7 +123,7 @@ type cluster struct {
 	clientCert, clientKey []byte
 }
 
-func newCluster(t *testing.T, name string) *cluster {
+func newCluster(t testing.TB, name string) *cluster {
 	t.Helper()
 	ca, err := pki.NewCA(name)
 	if err != nil {
@@ -140,7 +140,7 @@ func newCluster(t *testing.T, name string) *cluster {
 	return c
 }
 
-func (c *cluster) clientTLS(t *testing.T) *tls.Config {
+func (c *cluster) clientTLS(t testing.TB) *tls.Config {
 	t.Helper()
 	conf, err := pki.ClientTLS(c.clientCert, c.clientKey, c.ca.Pool())
 	if err != nil {
@@ -151,7 +151,7 @@ func (c *cluster) clientTLS(t *testing.T) *tls.Config {
 
 // startServer serves h with the cluster's server certificate on a random
 // loopback port and returns its address.
-func startServer(t *testing.T, c *cluster, h Handler) string {
+func startServer(t testing.TB, c *cluster, h Handler) string {
 	t.Helper()
 	conf, err := pki.ServerTLS(c.serverCert, c.serverKey, c.ca.Pool(), true)
 	if err != nil {
