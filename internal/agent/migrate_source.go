@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,11 +218,8 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	}
 	t0 := time.Now()
 	ps := &preStream{conn: conn, cancel: cancel, to: to, pid: mv.pid, resp: resp}
-	pc, err := p.PreCopyWith(ps.layout, ps.segment)
+	pc, err := p.PreCopyStream(ps.layout, ps.segment)
 	resp.CopyMicros = time.Since(t0).Microseconds()
-	if serr := ps.wait(); err == nil {
-		err = serr
-	}
 	if err != nil {
 		if pc != nil {
 			pc.Close()
@@ -232,7 +228,6 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 		return nil, migrateError(mv.cpid, err)
 	}
 	defer pc.Close()
-	layout := ps.lay
 	err = ps.rounds(pc)
 	resp.StreamMicros = time.Since(t0).Microseconds()
 	if err != nil {
@@ -282,7 +277,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 		}
 	}
 	ts := time.Now()
-	if resp.Bytes, err = sendFrozen(conn, img, layout, fst.Fresh, pending, eof); err != nil {
+	if resp.Bytes, err = sendFrozen(conn, img, fst, pending, eof); err != nil {
 		if why := targetReason(conn, cancel); why != "" {
 			return abort(status.Errorf(codes.Aborted, "node %d could not restore process %d: %s", to, mv.cpid, why))
 		}
@@ -324,9 +319,10 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 
 // preStream sends a pre-copy to the target while the process runs: the
 // layout for the target to stage (then its answer), round 0 as the
-// engine reads it (by a goroutine of its own, so that reading and
-// sending overlap; zero pages of anonymous memory are left out), then
-// what each round finds written, until little is.
+// engine reads it (zero pages of anonymous memory left out; the engine
+// keeps no copy, and gRPC encrypts and sends on its own goroutine while
+// the next part is read), then what each round finds written, until
+// little is.
 type preStream struct {
 	conn   migrate.Conn
 	cancel func()
@@ -334,14 +330,6 @@ type preStream struct {
 	pid    int
 	resp   *transport.MoveResponse
 	lay    []checkpoint.Mapping
-	parts  chan part
-	errc   chan error
-}
-
-// part is memory that round 0 copied.
-type part struct {
-	start uint64
-	data  []byte
 }
 
 func (ps *preStream) layout(lay []checkpoint.Mapping) error {
@@ -358,19 +346,6 @@ func (ps *preStream) layout(lay []checkpoint.Mapping) error {
 	case m.Kind != migrate.KStaged:
 		return status.Errorf(codes.Aborted, "node %d answered %s, not staged", ps.to, m.Kind)
 	}
-	ps.parts, ps.errc = make(chan part, 4), make(chan error, 1)
-	go func() {
-		var err error
-		for p := range ps.parts {
-			if err != nil {
-				continue
-			}
-			var n int64
-			n, err = migrate.SendPages(ps.conn, p.start, p.data, !ps.filePrivate(p.start))
-			ps.resp.PreCopied += n
-		}
-		ps.errc <- err
-	}()
 	return nil
 }
 
@@ -381,23 +356,12 @@ func (ps *preStream) filePrivate(addr uint64) bool {
 	return i < len(ps.lay) && ps.lay[i].Start <= addr && ps.lay[i].Kind == checkpoint.KindFilePrivate
 }
 
+// segment sends a part of round 0; data is the engine's again once it
+// returns (SendPages has encoded it).
 func (ps *preStream) segment(start uint64, data []byte) error {
-	select {
-	case err := <-ps.errc:
-		ps.errc <- err
-		return status.Errorf(codes.Aborted, "pre-copy to node %d: %v", ps.to, err)
-	case ps.parts <- part{start, data}:
-		return nil
-	}
-}
-
-// wait waits until round 0 is sent.
-func (ps *preStream) wait() error {
-	if ps.parts == nil {
-		return nil
-	}
-	close(ps.parts)
-	if err := <-ps.errc; err != nil {
+	n, err := migrate.SendPages(ps.conn, start, data, !ps.filePrivate(start))
+	ps.resp.PreCopied += n
+	if err != nil {
 		return status.Errorf(codes.Aborted, "pre-copy to node %d: %v", ps.to, err)
 	}
 	return nil
@@ -439,38 +403,21 @@ func (ps *preStream) rounds(pc *checkpoint.PreCopier) error {
 }
 
 // sendFrozen sends what the frozen process adds to the pre-copy: the
-// pages read at the freeze in mappings the target has staged, then the
-// image without their data (the other mappings whole), the input it had
+// pages read at the freeze in mappings the target has staged (in the
+// engine's order: a later range wins), then the image, which has no data
+// for those mappings and the others' whole, the input the process had
 // not read, and End. It returns the bytes sent.
-func sendFrozen(conn migrate.Conn, img *checkpoint.Image, layout []checkpoint.Mapping, fresh []checkpoint.Range, pending []byte, eof bool) (int64, error) {
-	sort.Slice(fresh, func(i, j int) bool { return fresh[i].Start < fresh[j].Start })
-	staged := map[uint64]*checkpoint.Mapping{}
-	for i := range layout {
-		staged[layout[i].Start] = &layout[i]
-	}
-	skel := *img
-	skel.Mappings = slices.Clone(img.Mappings)
+func sendFrozen(conn migrate.Conn, img *checkpoint.Image, fst *checkpoint.FinishStats, pending []byte, eof bool) (int64, error) {
 	var sent int64
-	for i := range skel.Mappings {
-		m := &skel.Mappings[i]
-		if l := staged[m.Start]; l == nil || !checkpoint.SameMapping(l, m) || m.Data == nil {
-			continue
+	for i, f := range fst.Fresh {
+		n, err := migrate.SendPages(conn, f.Start, fst.FreshData[i], false)
+		sent += n
+		if err != nil {
+			return sent, err
 		}
-		for _, f := range fresh {
-			if f.End <= m.Start || f.Start >= m.End {
-				continue
-			}
-			lo, hi := max(f.Start, m.Start), min(f.End, m.End)
-			n, err := migrate.SendPages(conn, lo, m.Data[lo-m.Start:hi-m.Start], false)
-			sent += n
-			if err != nil {
-				return sent, err
-			}
-		}
-		m.Data = nil
 	}
 	w := migrate.NewImageWriter(conn)
-	err := skel.Encode(w)
+	err := img.Encode(w)
 	if err == nil {
 		err = w.Close()
 	}

@@ -13,8 +13,13 @@ import (
 // to PreCopyWith's segment callback.
 const segmentPart = 32 << 20
 
+// streamPart is the unit in which a streaming pre-copy (PreCopyStream)
+// reads memory and hands it out: small enough to stay in the CPU's
+// caches while the caller encodes it.
+const streamPart = 1 << 20
+
 // segment is memory copied by a pre-copy round: the contents of
-// [start, end) as last read.
+// [start, end) as last read (none in a streaming pre-copy).
 type segment struct {
 	start, end uint64
 	data       []byte
@@ -43,6 +48,11 @@ type PreCopier struct {
 	// closed is closed when the tracker, closed in the background by
 	// Finish, is closed.
 	closed chan struct{}
+	// stream: the memory is handed out and not kept (PreCopyStream);
+	// buf is where it is read, mem the process's memory for Data.
+	stream bool
+	buf    []byte
+	mem    *os.File
 
 	// Rounds counts the rounds done, round 0 included; Copied is the
 	// bytes copied by them.
@@ -63,6 +73,21 @@ func (p *Process) PreCopy() (*PreCopier, error) { return p.PreCopyWith(nil, nil)
 // stays valid until the first Round). An error from either ends the
 // pre-copy (the process runs on).
 func (p *Process) PreCopyWith(layout func([]Mapping) error, segment func(start uint64, data []byte) error) (*PreCopier, error) {
+	return p.preCopy(layout, segment, false)
+}
+
+// PreCopyStream is PreCopyWith for a caller that sends the memory on as
+// it comes and keeps none, so that neither node holds a second copy of
+// the process: segment's data is valid only until it returns, Data's
+// until the next call of Data or Round. Finish's image leaves out the
+// memory of the mappings that are the same as the layout's (SameMapping)
+// and were pre-copied: what changed in them since is in
+// FinishStats.Fresh, with its bytes in FinishStats.FreshData.
+func (p *Process) PreCopyStream(layout func([]Mapping) error, segment func(start uint64, data []byte) error) (*PreCopier, error) {
+	return p.preCopy(layout, segment, true)
+}
+
+func (p *Process) preCopy(layout func([]Mapping) error, segment func(start uint64, data []byte) error, stream bool) (*PreCopier, error) {
 	t, err := p.TrackDirty()
 	if err != nil {
 		p.Resume()
@@ -72,7 +97,7 @@ func (p *Process) PreCopyWith(layout func([]Mapping) error, segment func(start u
 		t.Close()
 		return nil, err
 	}
-	c := &PreCopier{pid: p.pid, opt: p.opt, t: t, onLayout: layout, onSegment: segment}
+	c := &PreCopier{pid: p.pid, opt: p.opt, t: t, onLayout: layout, onSegment: segment, stream: stream}
 	if err := c.round0(); err != nil {
 		t.Close()
 		return nil, err
@@ -114,10 +139,19 @@ func (c *PreCopier) round0() error {
 		if !trackable(m) {
 			continue
 		}
-		s := segment{start: m.Start, end: m.End, data: make([]byte, m.Size())}
+		s := segment{start: m.Start, end: m.End}
+		unit := uint64(streamPart)
+		if !c.stream {
+			s.data, unit = make([]byte, m.Size()), segmentPart
+		}
 		// In parts, handed out as they are read.
-		for off := uint64(0); off < m.Size(); off += segmentPart {
-			part := s.data[off:min(off+segmentPart, m.Size())]
+		for off := uint64(0); off < m.Size(); off += unit {
+			var part []byte
+			if c.stream {
+				part = c.scratch(min(unit, m.Size()-off))
+			} else {
+				part = s.data[off:min(off+unit, m.Size())]
+			}
 			if err := readMemory(c.pid, mem, part, m.Start+off, m.Prot&ProtRead != 0); err != nil {
 				c.stale = append(c.stale, Range{m.Start + off, m.Start + off + uint64(len(part))})
 			}
@@ -150,7 +184,12 @@ func (c *PreCopier) Round() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer mem.Close()
+	if c.stream { // read by Data
+		c.closeMem()
+		c.mem = mem
+	} else {
+		defer mem.Close()
+	}
 	var n int64
 	c.updated = c.updated[:0]
 	for _, r := range ds.Written {
@@ -161,14 +200,21 @@ func (c *PreCopier) Round() (int64, error) {
 	return n, nil
 }
 
-// update reads the parts of r that fall inside segments; a failed read is
-// remembered as stale.
+// update reads the parts of r that fall inside segments (streaming: lists
+// them for Data, in parts); a failed read is remembered as stale.
 func (c *PreCopier) update(mem *os.File, r Range) int64 {
 	var n int64
 	i := sort.Search(len(c.segs), func(i int) bool { return c.segs[i].end > r.Start })
 	for ; i < len(c.segs) && c.segs[i].start < r.End; i++ {
 		s := &c.segs[i]
 		a, b := max(r.Start, s.start), min(r.End, s.end)
+		if c.stream { // read by Data, in parts
+			for ; a < b; a += min(b-a, streamPart) {
+				c.updated = append(c.updated, Range{a, a + min(b-a, streamPart)})
+			}
+			n += int64(min(r.End, s.end) - max(r.Start, s.start))
+			continue
+		}
 		if err := readMemory(c.pid, mem, s.data[a-s.start:b-s.start], a, true); err != nil {
 			c.stale = append(c.stale, Range{a, b})
 		}
@@ -187,6 +233,9 @@ type FinishStats struct {
 	// that one segment of round 0 covers, the image's memory differs
 	// from the segments (as the Rounds last updated them) only there.
 	Fresh []Range
+	// FreshData holds the bytes of each Fresh range after a streaming
+	// pre-copy (PreCopyStream), whose image leaves them out.
+	FreshData [][]byte
 
 	Stop, Scan, Dump time.Duration // Freeze, the final PAGEMAP_SCAN, the dump
 }
@@ -221,7 +270,11 @@ func (c *PreCopier) Finish() (*Process, *Image, *FinishStats, error) {
 	}
 	t2 := time.Now()
 	st := &FinishStats{Stop: t1.Sub(t0), Scan: t2.Sub(t1)}
+	c.closeMem()
 	p.fill = func(m *Mapping, mem *os.File) error {
+		if c.stream && c.staged(m) {
+			return c.fillFresh(p.pid, m, mem, tracked, ds.Written, gone, st)
+		}
 		return c.fill(p.pid, m, mem, tracked, ds.Written, gone, st)
 	}
 	img, err := p.Dump()
@@ -244,9 +297,12 @@ func (c *PreCopier) fill(pid int, m *Mapping, mem *os.File, tracked, written, go
 		st.Fresh = append(st.Fresh, Range{a, b})
 		return readMemory(pid, mem, m.Data[a-m.Start:b-m.Start], a, m.Prot&ProtRead != 0)
 	}
-	if !trackable(m) {
+	if !trackable(m) || c.stream {
 		m.Data = make([]byte, m.Size())
 		st.Untracked += int64(m.Size())
+		if c.stream { // a mapping not staged: whole, and not Fresh
+			return readMemory(pid, mem, m.Data, m.Start, m.Prot&ProtRead != 0)
+		}
 		return read(m.Start, m.End)
 	}
 	// Zero copy when one segment covers the whole mapping.
@@ -311,9 +367,83 @@ func (c *PreCopier) fill(pid int, m *Mapping, mem *os.File, tracked, written, go
 func (c *PreCopier) Close() error {
 	c.done = true
 	c.segs = nil
+	c.closeMem()
 	if c.closed != nil {
 		<-c.closed
 		return nil
 	}
 	return c.t.Close()
+}
+
+// staged reports whether m is the same as a mapping of the layout that
+// round 0 pre-copied whole (one segment).
+func (c *PreCopier) staged(m *Mapping) bool {
+	i := sort.Search(len(c.layout), func(i int) bool { return c.layout[i].Start >= m.Start })
+	if i == len(c.layout) || !SameMapping(&c.layout[i], m) {
+		return false
+	}
+	j := sort.Search(len(c.segs), func(j int) bool { return c.segs[j].end > m.Start })
+	return j < len(c.segs) && c.segs[j].start == m.Start && c.segs[j].end == m.End
+}
+
+// fillFresh is fill for a mapping that a streaming pre-copy has sent: m
+// gets no Data; what the target does not have yet (not tracked all
+// along, written since the last round, stale, absent) goes to st.Fresh
+// and st.FreshData, in the order fill applies it.
+func (c *PreCopier) fillFresh(pid int, m *Mapping, mem *os.File, tracked, written, gone []Range, st *FinishStats) error {
+	r := Range{m.Start, m.End}
+	m.Data = nil
+	add := func(what string, g Range, zero bool) error {
+		d := make([]byte, g.Size())
+		if !zero {
+			if err := readMemory(pid, mem, d, g.Start, m.Prot&ProtRead != 0); err != nil {
+				return fmt.Errorf("%s %#x-%#x: %w", what, g.Start, g.End, err)
+			}
+		}
+		st.Fresh = append(st.Fresh, g)
+		st.FreshData = append(st.FreshData, d)
+		return nil
+	}
+	for _, u := range subtract(r, intersect(r, tracked)) {
+		if err := add("untracked", u, false); err != nil {
+			return err
+		}
+		st.Untracked += int64(u.Size())
+	}
+	for _, w := range intersect(r, written) {
+		if err := add("written", w, false); err != nil {
+			return err
+		}
+		st.Written += int64(w.Size())
+	}
+	for _, s := range c.stale {
+		if s.End > r.Start && s.Start < r.End {
+			if err := add("stale", Range{max(r.Start, s.Start), min(r.End, s.End)}, false); err != nil {
+				return err
+			}
+		}
+	}
+	for _, g := range intersect(r, gone) {
+		if err := add("absent", g, m.Kind != KindFilePrivate); err != nil {
+			return err
+		}
+		st.Zeroed += int64(g.Size())
+	}
+	return nil
+}
+
+// scratch returns c's reading buffer, n bytes long.
+func (c *PreCopier) scratch(n uint64) []byte {
+	if uint64(cap(c.buf)) < n {
+		c.buf = make([]byte, n)
+	}
+	return c.buf[:n]
+}
+
+// closeMem closes the memory file a streaming pre-copy's Data reads.
+func (c *PreCopier) closeMem() {
+	if c.mem != nil {
+		c.mem.Close()
+		c.mem = nil
+	}
 }

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -32,8 +33,11 @@ func (c *PreCopier) Pid() int { return c.pid }
 
 // Segments calls f with each part of memory that round 0 copied (a
 // private mapping of the layout, whole), in address order; f must not
-// keep data past the next Round.
+// keep data past the next Round. Not for a streaming pre-copy.
 func (c *PreCopier) Segments(f func(start uint64, data []byte) error) error {
+	if c.stream {
+		return errors.New("checkpoint: a streaming pre-copy keeps no segments")
+	}
 	for _, s := range c.segs {
 		if err := f(s.start, s.data); err != nil {
 			return err
@@ -49,10 +53,22 @@ func (c *PreCopier) Updated() []Range { return c.updated }
 // Data returns the pre-copied bytes of r, which must lie inside one
 // segment (a range of Updated), until the next Round or Finish. (After
 // Finish the image's mappings hold the memory, Fresh ranges included.)
+// A streaming pre-copy reads them now, into a buffer the next call of
+// Data reuses.
 func (c *PreCopier) Data(r Range) ([]byte, error) {
 	i := sort.Search(len(c.segs), func(i int) bool { return c.segs[i].end > r.Start })
 	if i == len(c.segs) || c.segs[i].start > r.Start || c.segs[i].end < r.End {
 		return nil, fmt.Errorf("checkpoint: %#x-%#x is not inside one pre-copied segment", r.Start, r.End)
+	}
+	if c.stream {
+		if c.mem == nil {
+			return nil, errors.New("checkpoint: Data before a Round")
+		}
+		b := c.scratch(r.Size())
+		if err := readMemory(c.pid, c.mem, b, r.Start, true); err != nil {
+			c.stale = append(c.stale, r) // read again at the freeze
+		}
+		return b, nil
 	}
 	s := &c.segs[i]
 	return s.data[r.Start-s.start : r.End-s.start], nil

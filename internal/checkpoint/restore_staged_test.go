@@ -22,18 +22,7 @@ func stageFrom(t *testing.T, pc *PreCopier, stub string, o RestoreOptions, round
 	if err := pc.Segments(st.Write); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < rounds; i++ {
-		if _, err := pc.Round(); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range pc.Updated() {
-			b, err := pc.Data(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st.Write(r.Start, b)
-		}
-	}
+	writeRounds(t, pc, st, rounds)
 	p, img, fst, err := pc.Finish()
 	if err != nil {
 		t.Fatal(err)
@@ -66,20 +55,95 @@ func stageFrom(t *testing.T, pc *PreCopier, stub string, o RestoreOptions, round
 	return p, res, frozen
 }
 
+// writeRounds runs rounds of pc, writing what each updated into st.
+func writeRounds(t *testing.T, pc *PreCopier, st *Staged, rounds int) {
+	t.Helper()
+	for i := 0; i < rounds; i++ {
+		if _, err := pc.Round(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range pc.Updated() {
+			b, err := pc.Data(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Write(r.Start, b)
+		}
+	}
+}
+
+// stageStream is stageFrom for a streaming pre-copy (PreCopyStream),
+// which it starts on the frozen p: every part is written into the staged
+// process as it comes, and the fresh ranges after the freeze in the
+// engine's order, from FreshData.
+func stageStream(t *testing.T, p *Process, stub string, o RestoreOptions, rounds int) (*Process, *Restored, int64) {
+	t.Helper()
+	var st *Staged
+	pc, err := p.PreCopyStream(func(layout []Mapping) (err error) {
+		st, err = Stage(p.Pid(), layout, stub, o)
+		return err
+	}, func(start uint64, data []byte) error { return st.Write(start, data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := pc.Segments(st.Write); err == nil {
+		t.Fatal("a streaming pre-copy gave its segments")
+	}
+	writeRounds(t, pc, st, rounds)
+	fp, img, fst, err := pc.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fst.Fresh) != len(fst.FreshData) {
+		t.Fatalf("%d fresh ranges, %d with data", len(fst.Fresh), len(fst.FreshData))
+	}
+	var frozen int64
+	for i, f := range fst.Fresh {
+		st.Write(f.Start, fst.FreshData[i])
+		frozen += int64(f.Size())
+	}
+	for _, m := range img.Mappings {
+		frozen += int64(len(m.Data))
+	}
+	res, err := st.Finish(img, o)
+	if err != nil {
+		fp.Resume()
+		t.Fatal(err)
+	}
+	return fp, res, frozen
+}
+
 // TestStagedRestore moves the heap program (64 MiB checksummed while it
 // changes) and a counter on a pipe by a staged restore fed as a
 // migration feeds it: the process goes on where it was, with its pid.
 func TestStagedRestore(t *testing.T) {
 	needTracing(t)
 	stub := buildC(t, "stub")
-	cmd, old, _, p := frozenCounter(t)
-	pc, err := p.PreCopy()
-	if err != nil {
-		t.Fatal(err)
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "kept", true: "streamed"}[stream], func(t *testing.T) {
+			stagedCounter(t, stub, stream)
+		})
 	}
-	defer pc.Close()
+}
+
+func stagedCounter(t *testing.T, stub string, stream bool) {
+	cmd, old, _, p := frozenCounter(t)
 	r2, w2 := pipe(t)
-	fp, res, frozen := stageFrom(t, pc, stub, RestoreOptions{Files: nullStdio(t, w2), AnyPid: true, Hold: true}, 2)
+	o := RestoreOptions{Files: nullStdio(t, w2), AnyPid: true, Hold: true}
+	var fp *Process
+	var res *Restored
+	var frozen int64
+	if stream {
+		fp, res, frozen = stageStream(t, p, stub, o, 2)
+	} else {
+		pc, err := p.PreCopy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		fp, res, frozen = stageFrom(t, pc, stub, o, 2)
+	}
 	fp.Kill()
 	cmd.Wait()
 	if err := res.Release(); err != nil {
@@ -99,20 +163,35 @@ func TestStagedRestore(t *testing.T) {
 // every 20 ms must give the same sums after the staged restore.
 func TestStagedRestoreHeap(t *testing.T) {
 	needTracing(t)
-	stub := buildC(t, "stub")
+	stub, heap := buildC(t, "stub"), buildC(t, "heap")
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "kept", true: "streamed"}[stream], func(t *testing.T) {
+			stagedHeap(t, stub, heap, stream)
+		})
+	}
+}
+
+func stagedHeap(t *testing.T, stub, heap string, stream bool) {
 	out := filepath.Join(t.TempDir(), "out")
-	cmd, _ := start(t, buildC(t, "heap"), out)
+	cmd, _ := start(t, heap, out)
 	before := waitLines(t, out, 2)
 	p, err := Freeze(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := p.PreCopy()
-	if err != nil {
-		t.Fatal(err)
+	var fp *Process
+	var res *Restored
+	var frozen int64
+	if stream {
+		fp, res, frozen = stageStream(t, p, stub, RestoreOptions{AnyPid: true}, 1)
+	} else {
+		pc, err := p.PreCopy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		fp, res, frozen = stageFrom(t, pc, stub, RestoreOptions{AnyPid: true}, 1)
 	}
-	defer pc.Close()
-	fp, res, frozen := stageFrom(t, pc, stub, RestoreOptions{AnyPid: true}, 1)
 	fp.Kill()
 	cmd.Wait()
 	defer reap(t, res.Process)
