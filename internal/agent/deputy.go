@@ -299,7 +299,9 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			if f.Type == rexec.TExit {
 				a.track.endHome(rec)
 			}
-			if fc.Send(f) != nil {
+			err := fc.Send(f)
+			f.Release()
+			if err != nil {
 				cancel()
 				return
 			}

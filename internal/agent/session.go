@@ -146,7 +146,8 @@ func (s *runSession) read(conn rexec.Conn, end <-chan struct{}) {
 		}
 		switch f.Type {
 		case rexec.TStdin:
-			s.p.WriteStdin(f.Data)
+			s.p.WriteStdin(f.Data) // copied
+			f.Release()
 		case rexec.TStdinEOF:
 			s.p.CloseStdin()
 		case rexec.TWinsize:

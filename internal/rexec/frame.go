@@ -58,6 +58,8 @@ const headerLen = 5
 type Frame struct {
 	Type Type
 	Data []byte
+
+	release func() // gives Data's buffer back to the transport (Lend)
 }
 
 // Validate checks what can be checked without context: a known type and a
@@ -69,20 +71,49 @@ func (f *Frame) Validate() error {
 	if len(f.Data) > MaxData {
 		return fmt.Errorf("frame: %s payload of %d bytes exceeds %d", f.Type, len(f.Data), MaxData)
 	}
-	want := map[Type]int{TStdinEOF: 0, TWinsize: 4, TStopped: 1, TContinued: 0, TMoving: 0, THold: 0, TResume: 0}
-	if n, ok := want[f.Type]; ok && len(f.Data) != n {
+	if n := fixedSize[f.Type]; n >= 0 && len(f.Data) != n {
 		return fmt.Errorf("frame: %s payload of %d bytes, want %d", f.Type, len(f.Data), n)
 	}
 	return nil
 }
 
-// MarshalBinary encodes f with its header (the gRPC codec uses it).
+// fixedSize is the payload size of the frame types that have one, -1
+// for the others.
+var fixedSize = func() (n [tLast]int) {
+	for t := range n {
+		n[t] = -1
+	}
+	n[TStdinEOF], n[TWinsize], n[TStopped], n[TContinued], n[TMoving], n[THold], n[TResume] = 0, 4, 1, 0, 0, 0, 0
+	return n
+}()
+
+// MarshalBinary encodes f with its header.
 func (f *Frame) MarshalBinary() ([]byte, error) {
-	b := make([]byte, headerLen+len(f.Data))
-	b[0] = byte(f.Type)
-	binary.LittleEndian.PutUint32(b[1:], uint32(len(f.Data)))
-	copy(b[headerLen:], f.Data)
-	return b, nil
+	return f.AppendBinary(make([]byte, 0, f.BinarySize()))
+}
+
+// BinarySize is the length of f's encoding.
+func (f *Frame) BinarySize() int { return headerLen + len(f.Data) }
+
+// AppendBinary appends f's encoding to b (the gRPC codec uses it, with a
+// buffer it lends).
+func (f *Frame) AppendBinary(b []byte) ([]byte, error) {
+	b = append(b, byte(f.Type), 0, 0, 0, 0)
+	binary.LittleEndian.PutUint32(b[len(b)-4:], uint32(len(f.Data)))
+	return append(b, f.Data...), nil
+}
+
+// Lend is called by the gRPC codec with the function that takes back the
+// buffer f was decoded from (see Release).
+func (f *Frame) Lend(release func()) { f.release = release }
+
+// Release gives the buffer f.Data lies in back to the transport, if it
+// lent one: call it only once nothing refers to f.Data any longer.
+func (f *Frame) Release() {
+	if f.release != nil {
+		f.release()
+		f.release = nil
+	}
 }
 
 // UnmarshalBinary decodes one whole frame and validates it. Data aliases b.
