@@ -66,8 +66,12 @@ func usage() {
 
 func newFlags(name string) *flag.FlagSet { return flag.NewFlagSet(name, flag.ExitOnError) }
 
-// buildBinary builds ssi into a temporary directory.
+// buildBinary builds ssi into a temporary directory, or returns the binary
+// SSI_BENCH_BINARY names.
 func buildBinary(ctx context.Context) (string, func(), error) {
+	if bin := os.Getenv("SSI_BENCH_BINARY"); bin != "" {
+		return bin, func() {}, nil // kept, so that a profiler can read its symbols
+	}
 	dir, err := os.MkdirTemp("", "ssi-bench-bin")
 	if err != nil {
 		return "", nil, err
