@@ -55,7 +55,7 @@ func (p *Pool) Client(addr string, ch Channel) (*Client, error) {
 	if cc, ok := p.conns[k]; ok {
 		return &Client{cc: cc}, nil
 	}
-	cc, err := dial(addr, credentials.NewTLS(p.tls), tos[ch], ch == Bulk)
+	cc, err := dial(addr, corked(credentials.NewTLS(p.tls)), tos[ch], ch == Bulk)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func PeerFrom(ctx context.Context) (string, bool) {
 // here, per method, and only Join may be called without one.
 func NewServer(tlsConf *tls.Config, h Handler) *grpc.Server {
 	s := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.Creds(corked(credentials.NewTLS(tlsConf))),
 		grpc.ForceServerCodecV2(codec{}),
 		grpc.MaxRecvMsgSize(MaxMessage),
 		grpc.UnaryInterceptor(authorize),
