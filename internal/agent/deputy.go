@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -61,7 +62,8 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	if uc, ok := conn.(*net.UnixConn); ok {
+	uc, _ := conn.(*net.UnixConn)
+	if uc != nil {
 		uc.SetWriteBuffer(streamBuffer) // output waits in the socket, not in frames
 	}
 	defer conn.Close()
@@ -69,24 +71,45 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	if brw.Flush() != nil {
 		return
 	}
-	a.serveDeputy(rexec.NewStreamConn(conn, brw.Reader), c)
+	// The start frame may come with the deputy's stdio (stdio.go): its
+	// first bytes are read with recvmsg, which takes the files along.
+	var files []*os.File
+	in := io.Reader(brw.Reader)
+	if uc != nil && brw.Reader.Buffered() == 0 {
+		first, fs, err := rexec.ReadFiles(uc, 3)
+		if err != nil {
+			return
+		}
+		files, in = fs, readerOf(first, brw.Reader)
+	}
+	a.serveDeputy(rexec.NewStreamConn(conn, in), c, files)
 }
 
-// serveDeputy serves one run request of a deputy until its process ends.
-func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller) {
+// serveDeputy serves one run request of a deputy until its process ends;
+// files are what came with the request (the deputy's stdio, Spec.Stdio).
+func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller, files []*os.File) {
 	f, err := fc.Recv()
 	if err != nil {
+		closeAll(files)
 		return
 	}
 	if f.Type != rexec.TStart {
+		closeAll(files)
 		refuseRun(fc, rexec.ExitCannotRun, fmt.Sprintf("the first frame is %s, not start", f.Type))
 		return
 	}
 	spec, err := rexec.ParseSpec(f.Data)
 	if err != nil {
+		closeAll(files)
 		refuseRun(fc, rexec.ExitCannotRun, err.Error())
 		return
 	}
+	stdio, err := openPassed(spec.Stdio, files)
+	if err != nil {
+		refuseRun(fc, rexec.ExitCannotRun, "the deputy's stdio: "+err.Error())
+		return
+	}
+	defer stdio.close()
 	origin, err := a.fillCaller(spec, c)
 	if err != nil {
 		refuseRun(fc, rexec.ExitCannotRun, err.Error())
@@ -108,7 +131,7 @@ func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller) {
 	defer cancel()
 	// The deputy's death (even by SIGKILL) hangs its process up.
 	go watchExit(ctx, c.PID, cancel)
-	a.relay(ctx, cancel, spec, target.Number, fc, rec, c.PID)
+	a.relay(ctx, cancel, spec, target.Number, fc, rec, c.PID, stdio)
 }
 
 // fillCaller sets spec's caller part from the kernel's view of the deputy
@@ -203,7 +226,7 @@ func (a *Agent) handlePlace(w http.ResponseWriter, r *http.Request) {
 // process (this one included) until the process ends, the deputy goes or
 // the node does; it follows the process when it moves (see rexec's doc:
 // Moving, Hold, Resume, Moved).
-func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexec.Spec, node int, fc rexec.Conn, rec *homeRec, deputy int) {
+func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexec.Spec, node int, fc rexec.Conn, rec *homeRec, deputy int, stdio *passedStdio) {
 	cpid := showCPID(spec.CPID)
 	lost := func(node int, msg string) {
 		a.track.endHome(rec)
@@ -244,7 +267,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			}
 		}
 	}()
-	started := false
+	started, broken := false, false
 	for {
 		f, err := link.Recv()
 		if err != nil {
@@ -289,6 +312,21 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			}
 			started = true
 			if fc.Send(f) != nil {
+				cancel()
+				return
+			}
+			if stdio != nil && stdio.in != nil {
+				go stdio.pumpStdin(in)
+			}
+		case rexec.TStdout, rexec.TStderr:
+			if w := stdio.output(f.Type); w != nil {
+				a.passedOutput(ctx, w, f, spec.CPID, spec.UID, &broken)
+				f.Release()
+				continue
+			}
+			err := fc.Send(f)
+			f.Release()
+			if err != nil {
 				cancel()
 				return
 			}

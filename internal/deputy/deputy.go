@@ -57,9 +57,42 @@ func Run(ctx context.Context, cl *client.Client, o Options) rexec.Status {
 			s.term = &terminal{fd: int(o.Stdin.Fd())}
 		}
 	}
+	if s.term == nil {
+		s.passStdio()
+	}
 	go s.forwardSignals(ctx, sigc)
 	defer s.term.restore()
 	return s.run(ctx)
+}
+
+// passStdio chooses the streams the agent is to read and write itself:
+// pipes, files and devices other than terminals (see rexec.Spec.Stdio).
+func (s *session) passStdio() {
+	if f := s.o.Stdin; f != nil && passable(f) {
+		s.pass, s.files = s.pass|rexec.PassStdin, append(s.files, f)
+	}
+	if f, ok := s.o.Stdout.(*os.File); ok && passable(f) {
+		s.pass, s.files = s.pass|rexec.PassStdout, append(s.files, f)
+	}
+	if f, ok := s.o.Stderr.(*os.File); ok && passable(f) {
+		s.pass, s.files = s.pass|rexec.PassStderr, append(s.files, f)
+	}
+}
+
+// passable reports whether f is a pipe, a regular file or a device that
+// is not a terminal.
+func passable(f *os.File) bool {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return false
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFIFO:
+		return true
+	case unix.S_IFCHR:
+		return !isTerminal(f)
+	}
+	return false
 }
 
 // session is one process's stream.
@@ -74,6 +107,9 @@ type session struct {
 	queued  []int // signals received before the process started
 	conn    *rexec.StreamConn
 	outMu   *sync.Mutex // serializes writes to Stdout/Stderr between sessions
+
+	pass  rexec.StdioMask // the streams passed to the agent, and their files
+	files []*os.File
 }
 
 func newSession(cl *client.Client, o Options, tid int) *session {
@@ -97,7 +133,7 @@ func (s *session) spec() *rexec.Spec {
 		dir = "/"
 	}
 	spec := &rexec.Spec{Argv: s.o.Argv, Env: env, Dir: dir, Node: s.o.Node, Fast: s.o.Fast,
-		NoMigrate: s.o.NoMigrate, LogOutput: s.o.LogOutput, Thread: s.tid}
+		NoMigrate: s.o.NoMigrate, LogOutput: s.o.LogOutput, Thread: s.tid, Stdio: s.pass}
 	if s.term != nil {
 		spec.Tty = true
 		if t, err := unix.IoctlGetTermios(s.term.fd, unix.TCGETS); err == nil {
@@ -118,7 +154,7 @@ func (s *session) run(ctx context.Context) rexec.Status {
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
-	if err := conn.Send(rexec.JSON(rexec.TStart, s.spec())); err != nil {
+	if err := conn.SendFiles(rexec.JSON(rexec.TStart, s.spec()), s.files...); err != nil {
 		s.errorf("sending the run request: %v", err)
 		return rexec.Status{Code: rexec.ExitCannotRun}
 	}
@@ -184,7 +220,9 @@ func (s *session) onStarted(ctx context.Context, st rexec.Started) {
 	for _, sig := range queued {
 		s.signal(ctx, sig)
 	}
-	go s.pumpStdin()
+	if s.pass&rexec.PassStdin == 0 {
+		go s.pumpStdin()
+	}
 }
 
 // signal forwards sig to the remote process group, or keeps it for when

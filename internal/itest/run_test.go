@@ -127,6 +127,26 @@ func TestRunLikeLocal(t *testing.T) {
 			})
 		}
 	}
+	// In a shell, %s standing for nothing (locally) or for ssi run: the
+	// deputy's stdio are pipes and files its agent serves itself.
+	shells := []struct{ name, script string }{
+		{"into a closed pipe", "(%s yes; echo $? >&2) | head -1"},
+		{"file to file", "%s cat < " + big + " > " + dir + "/out.$$ && wc -c < " + dir + "/out.$$; rm -f " + dir + "/out.$$"},
+		{"appends", "f=" + dir + "/app.$$; echo a > $f; %s echo b >> $f; %s sh -c 'echo c >&2' 2>> $f; cat $f; rm -f $f"},
+		{"to /dev/null", "%s cat " + big + " > /dev/null; echo $?"},
+	}
+	for _, tc := range shells {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := func(ssi string) runSpec {
+				return runSpec{on: 1, dir: dir, env: env, argv: []string{"sh", "-c", strings.ReplaceAll(tc.script, "%s", ssi)}}
+			}
+			local := execIn(t, c, cmd(""))
+			remote := execIn(t, c, cmd(strings.Join(viaSSI(c, runSpec{on: 1}, 2).argv, " ")))
+			if local.stdout != remote.stdout || local.stderr != remote.stderr || local.code != remote.code || local.signal != remote.signal {
+				t.Errorf("local:  %v\nremote: %v", local, remote)
+			}
+		})
+	}
 }
 
 // TestRunShellErrors: a missing command, one that is not executable and

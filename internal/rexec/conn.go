@@ -1,11 +1,16 @@
 package rexec
 
 import (
-	"bufio"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Conn carries frames. Send may be called from several goroutines; Recv
@@ -24,7 +29,7 @@ type StreamConn struct {
 
 // NewStreamConn frames rw. br, if not nil, holds bytes already read from
 // rw (after an HTTP upgrade); rw is then read through it.
-func NewStreamConn(rw io.ReadWriter, br *bufio.Reader) *StreamConn {
+func NewStreamConn(rw io.ReadWriter, br io.Reader) *StreamConn {
 	var r io.Reader = rw
 	if br != nil {
 		r = br
@@ -42,6 +47,68 @@ func (c *StreamConn) Send(f Frame) error {
 	bufs := net.Buffers{hdr[:], f.Data}
 	_, err := bufs.WriteTo(c.w)
 	return err
+}
+
+// SendFiles writes f with files attached (SCM_RIGHTS): the connection
+// must be a Unix socket, and the receiver must read f's first bytes with
+// recvmsg (ReadFiles).
+func (c *StreamConn) SendFiles(f Frame, files ...*os.File) error {
+	if len(files) == 0 {
+		return c.Send(f)
+	}
+	uc, ok := c.w.(*net.UnixConn)
+	if !ok {
+		return errors.New("rexec: files pass only over a Unix socket")
+	}
+	fds := make([]int, len(files))
+	for i, file := range files {
+		fds[i] = int(file.Fd())
+	}
+	b, _ := f.MarshalBinary()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, _, err := uc.WriteMsgUnix(b, unix.UnixRights(fds...), nil)
+	if err == nil && n < len(b) {
+		_, err = uc.Write(b[n:])
+	}
+	for _, file := range files {
+		runtime.KeepAlive(file)
+	}
+	return err
+}
+
+// ReadFiles reads the first bytes waiting on uc with recvmsg and returns
+// them with the files that came along (at most max; any more are
+// closed).
+func ReadFiles(uc *net.UnixConn, max int) ([]byte, []*os.File, error) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*max))
+	n, oobn, flags, _, err := uc.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, nil, err
+	}
+	var files []*os.File
+	msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if len(files) < max {
+				files = append(files, os.NewFile(uintptr(fd), "passed"))
+			} else {
+				unix.Close(fd)
+			}
+		}
+	}
+	if flags&unix.MSG_CTRUNC != 0 || perr != nil {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, nil, fmt.Errorf("rexec: the files passed with the request were cut short (%v)", perr)
+	}
+	return buf[:n], files, nil
 }
 
 // Recv reads the next frame.

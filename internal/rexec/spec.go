@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"path/filepath"
 	"strings"
 )
@@ -30,6 +31,10 @@ type Spec struct {
 	Thread int `json:"thread,omitempty"`
 	// NoMigrate pins the process to its node.
 	NoMigrate bool `json:"no_migrate,omitempty"`
+	// Stdio names the deputy's stdio it passed with the start frame
+	// (SCM_RIGHTS, in this order): its home agent reads and writes them
+	// itself, a hop less for the data. The others go through the deputy.
+	Stdio StdioMask `json:"stdio,omitempty"`
 	// Attach re-attaches the home to the process run as this cluster pid,
 	// which has moved to the node called (set by the home agent after a
 	// Moved frame): nothing new is started.
@@ -46,6 +51,21 @@ type Spec struct {
 	CPID    int64    `json:"cpid"`           // the cluster pid the home node gave it
 	PPid    int64    `json:"ppid,omitempty"` // cluster pid of the deputy's parent
 	PGid    int64    `json:"pgid,omitempty"` // cluster pid of the deputy's process group
+}
+
+// StdioMask is a set of the standard streams.
+type StdioMask uint8
+
+// The standard streams of a StdioMask.
+const (
+	PassStdin StdioMask = 1 << iota
+	PassStdout
+	PassStderr
+)
+
+// Count is how many streams m names.
+func (m StdioMask) Count() int {
+	return bits.OnesCount8(uint8(m & (PassStdin | PassStdout | PassStderr)))
 }
 
 // Rlimit is one resource limit (RLIMIT_* number, soft and hard).
