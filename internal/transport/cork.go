@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"sync"
@@ -12,8 +13,10 @@ import (
 // system call, so a large message costs a write, and on a veth or
 // loopback path the receiver's TCP processing too, per 16 KiB. A corked
 // connection gathers the records of one large write and hands them to
-// the socket in writes of up to corkSize bytes. Only framing changes:
-// the records, and their encryption, are crypto/tls's own.
+// the socket in writes of up to corkSize bytes; it reads through a
+// buffer of that size too (crypto/tls reads about a record at a time).
+// Only framing changes: the records, and their encryption, are
+// crypto/tls's own.
 
 // corkSize bounds one gathered write.
 const corkSize = 256 << 10
@@ -84,6 +87,15 @@ type cork struct {
 	mu     sync.Mutex
 	corked bool
 	buf    []byte
+	r      *bufio.Reader
+}
+
+// Read reads through a buffer (made on first use).
+func (k *cork) Read(p []byte) (int, error) {
+	if k.r == nil {
+		k.r = bufio.NewReaderSize(k.Conn, corkSize)
+	}
+	return k.r.Read(p)
 }
 
 func (k *cork) Write(p []byte) (int, error) {
