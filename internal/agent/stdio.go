@@ -18,10 +18,11 @@ import (
 )
 
 // Passed stdio: a deputy whose stdin, stdout or stderr is a pipe, a
-// regular file or a device other than a terminal passes it with its
-// start frame (SCM_RIGHTS), and the home agent reads and writes it
-// itself: the data no longer goes through the deputy and its socket. A
-// terminal stays with the deputy (job control, raw mode, foreground).
+// regular file or /dev/null passes it with its start frame (SCM_RIGHTS),
+// and the home agent reads and writes it itself: the data no longer goes
+// through the deputy and its socket. A terminal stays with the deputy
+// (job control, raw mode, foreground), and so does any other device (a
+// read or a write of one could keep the agent waiting for ever).
 
 // passedStdio are the streams a deputy passed; nil ones go through it.
 type passedStdio struct {
@@ -31,7 +32,7 @@ type passedStdio struct {
 // openPassed takes the files a deputy passed for mask, in order: a pipe
 // is opened again (a description of its own, non-blocking, so that the
 // agent never waits on it once the run is over and never changes the
-// caller's); a regular file or a device is used as it is (its offset is
+// caller's); a regular file or /dev/null is used as it is (its offset is
 // the caller's, as it would be for a local process). The passed files
 // are closed or kept: the caller need not close them.
 func openPassed(mask rexec.StdioMask, files []*os.File) (*passedStdio, error) {
@@ -77,6 +78,10 @@ func usable(f *os.File, mode int) (*os.File, error) {
 			f.Close()
 			return nil, errors.New("a terminal is not passed: it stays with the deputy")
 		}
+		if !rexec.IsDevNull(&st) {
+			f.Close()
+			return nil, errors.New("a device other than /dev/null is not passed")
+		}
 		return f, nil
 	case unix.S_IFIFO:
 		fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), mode|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -87,7 +92,7 @@ func usable(f *os.File, mode int) (*os.File, error) {
 		return os.NewFile(uintptr(fd), "pipe"), nil // non-blocking: pollable
 	}
 	f.Close()
-	return nil, fmt.Errorf("a passed stream of mode %#o is not a pipe, a file or a device", st.Mode&unix.S_IFMT)
+	return nil, fmt.Errorf("a passed stream of mode %#o is not a pipe, a file or /dev/null", st.Mode&unix.S_IFMT)
 }
 
 func closeAll(files []*os.File) {

@@ -36,6 +36,13 @@ func TestOpenPassed(t *testing.T) {
 		}
 		return f
 	}
+	zero := func() *os.File {
+		f, err := os.Open("/dev/zero")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
 	socket := func() *os.File {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 		if err != nil {
@@ -64,8 +71,9 @@ func TestOpenPassed(t *testing.T) {
 		}, ""},
 		{"file and /dev/null", rexec.PassStdout | rexec.PassStderr, func() []*os.File { return []*os.File{file(), devnull()} }, ""},
 		{"fewer files than named", rexec.PassStdin | rexec.PassStdout | rexec.PassStderr, func() []*os.File { return []*os.File{devnull()} }, "named 3 streams and passed 1"},
-		{"a socket", rexec.PassStdin, func() []*os.File { return []*os.File{socket()} }, "not a pipe, a file or a device"},
+		{"a socket", rexec.PassStdin, func() []*os.File { return []*os.File{socket()} }, "not a pipe, a file or /dev/null"},
 		{"a terminal", rexec.PassStdout, func() []*os.File { return []*os.File{ptmx()} }, "terminal"},
+		{"another device", rexec.PassStdin, func() []*os.File { return []*os.File{zero()} }, "other than /dev/null"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps, err := openPassed(tc.mask, tc.files())

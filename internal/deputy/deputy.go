@@ -66,7 +66,7 @@ func Run(ctx context.Context, cl *client.Client, o Options) rexec.Status {
 }
 
 // passStdio chooses the streams the agent is to read and write itself:
-// pipes, files and devices other than terminals (see rexec.Spec.Stdio).
+// pipes, files and /dev/null (see rexec.Spec.Stdio).
 func (s *session) passStdio() {
 	if f := s.o.Stdin; f != nil && passable(f) {
 		s.pass, s.files = s.pass|rexec.PassStdin, append(s.files, f)
@@ -79,8 +79,7 @@ func (s *session) passStdio() {
 	}
 }
 
-// passable reports whether f is a pipe, a regular file or a device that
-// is not a terminal.
+// passable reports whether f is a pipe, a regular file or /dev/null.
 func passable(f *os.File) bool {
 	var st unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &st) != nil {
@@ -89,10 +88,8 @@ func passable(f *os.File) bool {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG, unix.S_IFIFO:
 		return true
-	case unix.S_IFCHR:
-		return !isTerminal(f)
 	}
-	return false
+	return rexec.IsDevNull(&st)
 }
 
 // session is one process's stream.

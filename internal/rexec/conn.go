@@ -77,6 +77,12 @@ func (c *StreamConn) SendFiles(f Frame, files ...*os.File) error {
 	return err
 }
 
+// IsDevNull reports whether st is /dev/null's: the one device a deputy
+// passes to its agent (another could block a read or a write for ever).
+func IsDevNull(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == unix.Mkdev(1, 3)
+}
+
 // ReadFiles reads the first bytes waiting on uc with recvmsg and returns
 // them with the files that came along (at most max; any more are
 // closed).
