@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/procstat"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/vproc"
@@ -419,11 +419,7 @@ func (h *heldInput) release(link execLink) {
 // stopped itself with its process (job control) and the process was
 // continued from elsewhere (ssi continue).
 func continueIfStopped(pid int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return
-	}
-	if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+	if procstat.ReadState(pid) == 'T' {
 		unix.Kill(pid, unix.SIGCONT)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/migrate"
+	"github.com/ssi-cluster/ssi/internal/procstat"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/transport"
 	"github.com/ssi-cluster/ssi/internal/vproc"
@@ -173,7 +174,7 @@ func (a *Agent) checkProcess(cpid vproc.CPID, uid int, move bool) (*moving, erro
 		}
 		return nil, refusal(cpid, "%v", err)
 	}
-	mv.stopped = procState(mv.pid) == 'T'
+	mv.stopped = procstat.ReadState(mv.pid) == 'T'
 	return mv, nil
 }
 
@@ -187,19 +188,6 @@ func children(pid int) []string {
 		out = append(out, strings.Fields(string(b))...)
 	}
 	return out
-}
-
-// procState is the state letter of /proc/PID/stat (0 if unreadable).
-func procState(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
 }
 
 // transfer pre-copies, freezes and sends the process, then commits or

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/ssi-cluster/ssi/internal/procstat"
 )
 
 // The parsers in this file are pure: they take the text of a /proc file.
@@ -119,31 +121,26 @@ type statInfo struct {
 	MM      MM // all but Brk, which stat does not show
 }
 
-// parseStat parses /proc/PID/stat. The command name is taken between the
-// first '(' and the last ')', since it may itself hold spaces and ')'.
+// parseStat parses /proc/PID/stat (all 52 fields).
 func parseStat(s string) (statInfo, error) {
 	var st statInfo
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return st, fmt.Errorf("stat: no command name")
+	ps, err := procstat.Parse([]byte(s))
+	if err == nil {
+		err = ps.Need(51)
 	}
-	st.Comm = s[open+1 : closing]
-	f := strings.Fields(s[closing+1:])
-	// f[0] is field 3 (state); field k is f[k-3].
-	if len(f) < 51-2 {
-		return st, fmt.Errorf("stat: %d fields, want at least 51", len(f)+2)
+	if err != nil {
+		return st, err
 	}
-	if len(f[0]) != 1 {
-		return st, fmt.Errorf("stat: bad state %q", f[0])
+	st.Comm = string(ps.Comm)
+	if st.State = ps.State(); st.State == 0 {
+		return st, fmt.Errorf("stat: bad state %q", ps.Field(3))
 	}
-	st.State = f[0][0]
-	var err error
 	num := func(k int) uint64 {
-		v, e := strconv.ParseUint(f[k-3], 10, 64)
+		v, e := ps.Uint(k)
 		if e != nil {
 			var n int64 // a few fields may be -1
-			if n, e = strconv.ParseInt(f[k-3], 10, 64); e != nil && err == nil {
-				err = fmt.Errorf("stat: field %d: %v", k, e)
+			if n, e = ps.Int(k); e != nil && err == nil {
+				err = e
 			}
 			v = uint64(n)
 		}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"unsafe"
+
+	"github.com/ssi-cluster/ssi/internal/procstat"
 )
 
 // procStat holds the fields of /proc/[pid]/stat (or
@@ -29,57 +31,46 @@ type procStat struct {
 	startTime  uint64 // field 22: identifies the process across pid reuse
 }
 
-// statFieldsAfterComm is how many fields parseStat needs after the comm
-// field: state (field 3) through starttime (field 22).
-const statFieldsAfterComm = 20
-
-// parseStat parses the contents of a /proc/[pid]/stat file. The comm field
-// is in parentheses and may itself contain spaces, parentheses and even
-// newlines, so the line is split at the first '(' and the last ')'.
+// parseStat parses the contents of a /proc/[pid]/stat file (fields up
+// to starttime, 22).
 func parseStat(b []byte) (procStat, error) {
 	var st procStat
-	open := bytes.IndexByte(b, '(')
-	closing := bytes.LastIndexByte(b, ')')
-	if open < 0 || closing < open {
-		return st, errors.New("stat: no parenthesised comm field")
+	s, err := procstat.Parse(b)
+	if err == nil {
+		err = s.Need(22)
 	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(b[:open])))
-	if err != nil || pid <= 0 {
-		return st, fmt.Errorf("stat: bad pid %q", bytes.TrimSpace(b[:open]))
+	if err != nil {
+		return st, err
 	}
-	st.pid = pid
-	st.comm = string(b[open+1 : closing])
-
-	f := bytes.Fields(b[closing+1:])
-	if len(f) < statFieldsAfterComm {
-		return st, fmt.Errorf("stat: %d fields after comm, want at least %d", len(f), statFieldsAfterComm)
+	st.pid, st.comm = s.Pid, string(s.Comm)
+	if st.state = s.State(); st.state == 0 {
+		return st, fmt.Errorf("stat: bad state %q", s.Field(3))
 	}
-	if len(f[0]) != 1 {
-		return st, fmt.Errorf("stat: bad state %q", f[0])
+	ppid, err := s.Uint(4)
+	if err != nil {
+		return st, fmt.Errorf("stat: bad ppid %q", s.Field(4))
 	}
-	st.state = f[0][0]
-	// f[i] is field i+3 of proc(5).
-	if st.ppid, err = strconv.Atoi(string(f[1])); err != nil || st.ppid < 0 {
-		return st, fmt.Errorf("stat: bad ppid %q", f[1])
-	}
+	st.ppid = int(ppid)
 	for _, u := range []struct {
 		dst  *uint64
-		i    int
+		k    int
 		name string
 	}{
-		{&st.utime, 11, "utime"},
-		{&st.stime, 12, "stime"},
-		{&st.cutime, 13, "cutime"},
-		{&st.cstime, 14, "cstime"},
-		{&st.startTime, 19, "starttime"},
+		{&st.utime, 14, "utime"},
+		{&st.stime, 15, "stime"},
+		{&st.cutime, 16, "cutime"},
+		{&st.cstime, 17, "cstime"},
+		{&st.startTime, 22, "starttime"},
 	} {
-		if *u.dst, err = strconv.ParseUint(string(f[u.i]), 10, 64); err != nil {
-			return st, fmt.Errorf("stat: bad %s %q", u.name, f[u.i])
+		if *u.dst, err = s.Uint(u.k); err != nil {
+			return st, fmt.Errorf("stat: bad %s %q", u.name, s.Field(u.k))
 		}
 	}
-	if st.numThreads, err = strconv.Atoi(string(f[17])); err != nil || st.numThreads < 0 {
-		return st, fmt.Errorf("stat: bad num_threads %q", f[17])
+	threads, err := s.Uint(20)
+	if err != nil {
+		return st, fmt.Errorf("stat: bad num_threads %q", s.Field(20))
 	}
+	st.numThreads = int(threads)
 	return st, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ssi-cluster/ssi/internal/procstat"
 )
 
 // Caller is what the kernel says of a deputy process: the part of a Spec
@@ -133,25 +135,23 @@ func parseStatus(b []byte) (groups []int, umask int, err error) {
 }
 
 // parseStatNice returns ppid, pgrp and nice (fields 4, 5 and 19) of
-// /proc/PID/stat, read after the comm's last ')'.
+// /proc/PID/stat.
 func parseStatNice(b []byte) (ppid, pgid, nice int, err error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, 0, fmt.Errorf("no (comm)")
+	s, err := procstat.Parse(b)
+	if err == nil {
+		err = s.Need(19)
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 17 {
-		return 0, 0, 0, fmt.Errorf("%d fields after comm", len(f))
+	if err != nil {
+		return 0, 0, 0, err
 	}
-	// f[0] is field 3 (state).
-	vals := make([]int, 3)
-	for j, k := range []int{1, 2, 16} {
-		if vals[j], err = strconv.Atoi(f[k]); err != nil {
-			return 0, 0, 0, fmt.Errorf("field %d: %q", k+3, f[k])
+	var vals [3]int64
+	for j, k := range []int{4, 5, 19} {
+		if vals[j], err = s.Int(k); err != nil {
+			return 0, 0, 0, err
 		}
 	}
 	if vals[2] < -20 || vals[2] > 19 {
 		return 0, 0, 0, fmt.Errorf("nice %d", vals[2])
 	}
-	return vals[0], vals[1], vals[2], nil
+	return int(vals[0]), int(vals[1]), int(vals[2]), nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ssi-cluster/ssi/internal/procstat"
 )
 
 // Proc is one process of a node's table.
@@ -47,77 +49,30 @@ type statFields struct {
 	rssPages             uint64
 }
 
-// statFieldsAfterComm is how many fields parseStat reads after (comm):
-// state(3) ... rss(24).
-const statFieldsAfterComm = 22
-
-// parseStat parses /proc/PID/stat. The comm field may hold spaces and ')',
-// so the fields are read after the last ')'. It does not allocate.
+// parseStat parses /proc/PID/stat (fields up to rss, 24). It does not
+// allocate.
 func parseStat(b []byte) (statFields, error) {
-	var s statFields
-	open := bytes.IndexByte(b, '(')
-	close := bytes.LastIndexByte(b, ')')
-	if open < 1 || close < open {
-		return s, errors.New("stat: no (comm)")
+	st, err := procstat.Parse(b)
+	if err == nil {
+		err = st.Need(24)
 	}
-	pid, ok := parseDecimal(bytes.TrimSpace(b[:open]))
-	if !ok {
-		return s, fmt.Errorf("stat: pid %q is not a number", bytes.TrimSpace(b[:open]))
+	if err != nil {
+		return statFields{}, err
 	}
-	s.pid, s.comm = int(pid), b[open+1:close]
-	// After comm: state(3) ppid(4) pgrp(5) session(6) ... utime(14) stime(15)
-	// ... num_threads(20) ... starttime(22) vsize(23) rss(24).
-	var f [statFieldsAfterComm][]byte
-	n := 0
-	for rest := b[close+1:]; n < len(f); n++ {
-		i := 0
-		for i < len(rest) && isSpace(rest[i]) {
-			i++
-		}
-		j := i
-		for j < len(rest) && !isSpace(rest[j]) {
-			j++
-		}
-		if i == j {
-			break
-		}
-		f[n], rest = rest[i:j], rest[j:]
-	}
-	if n < len(f) {
-		return s, fmt.Errorf("stat: %d fields after comm, want at least %d", n, len(f))
-	}
-	var err error
-	num := func(i int) uint64 {
-		v, ok := parseDecimal(f[i])
-		if !ok && err == nil {
-			err = fmt.Errorf("stat: field %d: %q is not a number", i+3, f[i])
+	num := func(k int) uint64 {
+		v, e := st.Uint(k)
+		if e != nil && err == nil {
+			err = e
 		}
 		return v
 	}
-	s.state = stateName(f[0])
-	s.ppid, s.pgid, s.sid = int(num(1)), int(num(2)), int(num(3))
-	s.utime, s.stime = num(11), num(12)
-	s.threads = int(num(17))
-	s.start = num(19)
-	s.rssPages = num(21)
+	s := statFields{pid: st.Pid, comm: st.Comm, state: stateName(st.Field(3))}
+	s.ppid, s.pgid, s.sid = int(num(4)), int(num(5)), int(num(6))
+	s.utime, s.stime = num(14), num(15)
+	s.threads = int(num(20))
+	s.start = num(22)
+	s.rssPages = num(24)
 	return s, err
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' }
-
-// parseDecimal parses an unsigned decimal number without allocating; ok is
-// false if b is empty, holds anything but digits, or overflows int64.
-func parseDecimal(b []byte) (v uint64, ok bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-	}
-	return v, true
 }
 
 // states holds the one-letter process states as strings, so that a table
@@ -222,7 +177,7 @@ func appendPids(pids []int, b []byte) ([]int, error) {
 		if i := bytes.IndexByte(name, 0); i >= 0 {
 			name = name[:i]
 		}
-		if pid, ok := parseDecimal(name); ok && pid > 0 {
+		if pid, ok := procstat.Decimal(name); ok && pid > 0 {
 			pids = append(pids, int(pid))
 		}
 		b = b[reclen:]
