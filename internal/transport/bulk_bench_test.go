@@ -31,12 +31,7 @@ const benchChunk = 1 << 20
 func BenchmarkBulkStream(b *testing.B) {
 	c := newCluster(b, "a")
 	addr := startServer(b, c, &sinkHandler{})
-	pool := NewPool(c.clientTLS(b))
-	defer pool.Close()
-	cl, err := pool.Client(addr, Bulk)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cl := c.client(b, addr, Bulk)
 	s, err := cl.Migrate(context.Background())
 	if err != nil {
 		b.Fatal(err)

@@ -149,6 +149,19 @@ func (c *cluster) clientTLS(t testing.TB) *tls.Config {
 	return conf
 }
 
+// client is a client of addr on channel ch with the cluster's client
+// certificate, its pool closed when the test ends.
+func (c *cluster) client(t testing.TB, addr string, ch Channel) *Client {
+	t.Helper()
+	pool := NewPool(c.clientTLS(t))
+	t.Cleanup(pool.Close)
+	cl, err := pool.Client(addr, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
 // startServer serves h with the cluster's server certificate on a random
 // loopback port and returns its address.
 func startServer(t testing.TB, c *cluster, h Handler) string {
@@ -249,12 +262,7 @@ func TestExecStreamBinary(t *testing.T) {
 	c := newCluster(t, "a")
 	h := &fakeHandler{}
 	addr := startServer(t, c, h)
-	pool := NewPool(c.clientTLS(t))
-	defer pool.Close()
-	cl, err := pool.Client(addr, Bulk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.client(t, addr, Bulk)
 	s, err := cl.Exec(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
@@ -291,13 +299,8 @@ func TestHandlerErrorPassesThrough(t *testing.T) {
 	c := newCluster(t, "a")
 	h := &fakeHandler{fail: status.Error(codes.FailedPrecondition, "not the leader")}
 	addr := startServer(t, c, h)
-	pool := NewPool(c.clientTLS(t))
-	defer pool.Close()
-	cl, err := pool.Client(addr, Control)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = cl.Forward(ctxT(t), &ForwardRequest{Command: []byte("x")})
+	cl := c.client(t, addr, Control)
+	_, err := cl.Forward(ctxT(t), &ForwardRequest{Command: []byte("x")})
 	if status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != "not the leader" {
 		t.Fatalf("Forward = %v, want FailedPrecondition 'not the leader'", err)
 	}
@@ -358,12 +361,7 @@ func TestServerOfAnotherCARefused(t *testing.T) {
 	other := newCluster(t, "b")
 	h := &fakeHandler{}
 	addr := startServer(t, other, h)
-	pool := NewPool(c.clientTLS(t))
-	defer pool.Close()
-	cl, err := pool.Client(addr, Control)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.client(t, addr, Control)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := cl.Ping(ctx); err == nil {
@@ -464,13 +462,8 @@ func malformedSetup(t *testing.T) (h *fakeHandler, cl, joinCl *Client) {
 	c := newCluster(t, "a")
 	h = &fakeHandler{}
 	addr := startServer(t, c, h)
-	pool := NewPool(c.clientTLS(t))
-	t.Cleanup(pool.Close)
-	cl, err := pool.Client(addr, Control)
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinCl, err = DialJoin(addr, pki.JoinClientTLS(c.ca.Sum()))
+	cl = c.client(t, addr, Control)
+	joinCl, err := DialJoin(addr, pki.JoinClientTLS(c.ca.Sum()))
 	if err != nil {
 		t.Fatal(err)
 	}
