@@ -145,11 +145,8 @@ func (a *Agent) migrateFor(ctx context.Context, cpid vproc.CPID, to string, uid 
 	if err != nil {
 		return nil, err
 	}
-	return &api.Migration{CPID: int64(cpid), From: resp.From, To: resp.To, Pid: resp.Pid, NewPid: resp.NewPid,
-		PidKept: resp.PidKept, Bytes: resp.Bytes, PreCopied: resp.PreCopied, Rounds: resp.Rounds,
-		FreezeUS: resp.FreezeMicros, DumpUS: resp.DumpMicros, SendUS: resp.SendMicros,
-		RestoreUS: resp.RestoreMicros, TotalUS: resp.TotalMicros, CopyUS: resp.CopyMicros,
-		StreamUS: resp.StreamMicros, Written: resp.Written, WriteUS: resp.WriteMicros}, nil
+	resp.CPID = int64(cpid)
+	return resp, nil
 }
 
 // resolveTarget turns a node number, "home" or "fast" into a node that

@@ -106,9 +106,9 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest) (*trans
 		return nil, err
 	}
 	resp.From, resp.To, resp.Pid = self, req.To, mv.pid
-	resp.TotalMicros = time.Since(t0).Microseconds()
+	resp.TotalUS = time.Since(t0).Microseconds()
 	a.log.Info("migration done", "cpid", showCPID(int64(mv.cpid)), "to", req.To, "new_pid", resp.NewPid,
-		"freeze_ms", float64(resp.FreezeMicros)/1000, "total_ms", float64(resp.TotalMicros)/1000)
+		"freeze_ms", float64(resp.FreezeUS)/1000, "total_ms", float64(resp.TotalUS)/1000)
 	return resp, nil
 }
 
@@ -207,7 +207,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	t0 := time.Now()
 	ps := &preStream{conn: conn, cancel: cancel, to: to, pid: mv.pid, resp: resp}
 	pc, err := p.PreCopyStream(ps.layout, ps.segment)
-	resp.CopyMicros = time.Since(t0).Microseconds()
+	resp.CopyUS = time.Since(t0).Microseconds()
 	if err != nil {
 		if pc != nil {
 			pc.Close()
@@ -217,7 +217,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	}
 	defer pc.Close()
 	err = ps.rounds(pc)
-	resp.StreamMicros = time.Since(t0).Microseconds()
+	resp.StreamUS = time.Since(t0).Microseconds()
 	if err != nil {
 		if why := targetReason(conn, cancel); why != "" {
 			err = status.Errorf(codes.Aborted, "node %d could not take process %d: %s", to, mv.cpid, why)
@@ -244,7 +244,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 		conn.Send(migrate.Text(migrate.KAbort, "%v", err))
 		return nil, migrateError(mv.cpid, err)
 	}
-	resp.DumpMicros = time.Since(tf).Microseconds()
+	resp.DumpUS = time.Since(tf).Microseconds()
 	var pending []byte
 	var eof bool
 	abort := func(why error) (*transport.MoveResponse, error) {
@@ -272,7 +272,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 		return abort(status.Errorf(codes.Aborted, "sending process %d to node %d: %v", mv.cpid, to, err))
 	}
 	m, err := recvTimeout(conn, answerTimout, cancel)
-	resp.SendMicros = time.Since(ts).Microseconds()
+	resp.SendUS = time.Since(ts).Microseconds()
 	var rs migrate.Restored
 	switch {
 	case err != nil:
@@ -282,9 +282,9 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	case m.Kind != migrate.KRestored || m.Parse(&rs) != nil || rs.Pid < 1:
 		return abort(status.Errorf(codes.Aborted, "node %d answered %s, not restored", to, m.Kind))
 	}
-	resp.NewPid, resp.PidKept, resp.RestoreMicros = rs.Pid, rs.PidKept, rs.RestoreMicros
-	resp.Written, resp.WriteMicros = rs.Written, rs.WriteMicros
-	resp.SendMicros -= rs.RestoreMicros
+	resp.NewPid, resp.PidKept, resp.RestoreUS = rs.Pid, rs.PidKept, rs.RestoreMicros
+	resp.Written, resp.WriteUS = rs.Written, rs.WriteMicros
+	resp.SendUS -= rs.RestoreMicros
 	// The point of no return: the copy here dies, the target's goes on.
 	if s != nil {
 		s.setMoved(&rexec.Moved{Node: to, Pid: rs.Pid})
@@ -299,7 +299,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	} else if m, err := recvTimeout(conn, doneTimeout, cancel); err != nil || m.Kind != migrate.KDone {
 		a.log.Warn("migration: the target did not confirm", "cpid", showCPID(int64(mv.cpid)), "err", err)
 	}
-	resp.FreezeMicros = time.Since(tf).Microseconds()
+	resp.FreezeUS = time.Since(tf).Microseconds()
 	go a.deliverHeld(mv.cpid, mv.pid, to, a.mig.releaseSignals(int64(mv.cpid), to))
 	fp.Kill()
 	return resp, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+
+	"github.com/ssi-cluster/ssi/internal/api"
 )
 
 // MoveRequest asks the node where a process runs to migrate it, for a
@@ -15,30 +17,9 @@ type MoveRequest struct {
 	From int   `json:"from"`
 }
 
-// MoveResponse describes a migration that was done.
-type MoveResponse struct {
-	From         int   `json:"from"`
-	To           int   `json:"to"`
-	Pid          int   `json:"pid"`
-	NewPid       int   `json:"new_pid"`
-	PidKept      bool  `json:"pid_kept"`
-	Bytes        int64 `json:"bytes"` // image bytes sent after the freeze
-	PreCopied    int64 `json:"pre_copied"`
-	Rounds       int   `json:"rounds"`
-	FreezeMicros int64 `json:"freeze_us"` // stopped on the source to running on the target
-	TotalMicros  int64 `json:"total_us"`
-	// The parts of the freeze: final dump, transfer, restore (on the target).
-	DumpMicros    int64 `json:"dump_us"`
-	SendMicros    int64 `json:"send_us"`
-	RestoreMicros int64 `json:"restore_us"`
-	// While it ran: the first copy of its memory (round 0) and the
-	// stream of the pre-copy to the target, which wrote Written bytes
-	// into the staged process in WriteMicros.
-	CopyMicros   int64 `json:"copy_us"`
-	StreamMicros int64 `json:"stream_us"`
-	Written      int64 `json:"written"`
-	WriteMicros  int64 `json:"write_us"`
-}
+// MoveResponse describes a migration that was done: the local API's
+// Migration, which the source's answer is passed on as.
+type MoveResponse = api.Migration
 
 // MovedRequest tells the origin node of a process (not run by a deputy)
 // that it now runs on Node as Pid; Node 0: it ended there.
