@@ -70,7 +70,7 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if p.Node == a.Identity().Number {
-		a.dumpLocal(ctx, &req, conn)
+		a.dumpLocal(&req, conn)
 		return
 	}
 	a.dumpRemote(ctx, p.Node, &req, conn)
@@ -138,13 +138,13 @@ func (h *rpcHandler) Dump(st transport.Stream) error {
 	if m.Kind != migrate.KDumpRequest || m.Parse(&req) != nil || req.UID < 0 {
 		return status.Errorf(codes.InvalidArgument, "the first message is %s, not a dump request", m.Kind)
 	}
-	h.agent().dumpLocal(st.Context(), &req, conn)
+	h.agent().dumpLocal(&req, conn)
 	return nil
 }
 
 // dumpLocal dumps a local process and sends its image on conn; then, with
 // req.Kill, kills it once the caller says the image is safe (Commit).
-func (a *Agent) dumpLocal(ctx context.Context, req *migrate.DumpRequest, conn migrate.Conn) {
+func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn) {
 	cpid := vproc.CPID(req.CPID)
 	fail := func(err error) { conn.Send(migrate.Text(migrate.KFailed, "%s", status.Convert(err).Message())) }
 	mv, err := a.dumpable(cpid, req.UID)
@@ -181,9 +181,11 @@ func (a *Agent) dumpLocal(ctx context.Context, req *migrate.DumpRequest, conn mi
 	if !req.Kill {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
-	defer cancel()
-	m, rerr := recvTimeout(conn, ackTimeout, cancel)
+	var m migrate.Msg
+	var rerr error
+	if err == nil {
+		m, rerr = recvWithin(conn, ackTimeout)
+	}
 	if err != nil || rerr != nil || m.Kind != migrate.KCommit {
 		a.log.Warn("checkpoint not saved by the caller; the process runs on", "cpid", showCPID(req.CPID), "err", fmt.Sprint(err, rerr))
 		p.Resume()
@@ -197,4 +199,25 @@ func (a *Agent) dumpLocal(ctx context.Context, req *migrate.DumpRequest, conn mi
 // pinned one or one on a terminal may be dumped.
 func (a *Agent) dumpable(cpid vproc.CPID, uid int) (*moving, error) {
 	return a.checkProcess(cpid, uid, false)
+}
+
+// recvWithin is Recv that gives up after d. The Recv goes on until its
+// stream ends, which the caller's return brings (a gRPC handler's end,
+// a closed socket).
+func recvWithin(c migrate.Conn, d time.Duration) (migrate.Msg, error) {
+	type got struct {
+		m   migrate.Msg
+		err error
+	}
+	ch := make(chan got, 1)
+	go func() {
+		m, err := c.Recv()
+		ch <- got{m, err}
+	}()
+	select {
+	case g := <-ch:
+		return g.m, g.err
+	case <-time.After(d):
+		return migrate.Msg{}, fmt.Errorf("no answer within %v", d)
+	}
 }

@@ -129,6 +129,10 @@ func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller, files []*os.File) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// A write to a passed pipe whose reader does not read waits in the
+	// poller: closing the file when the run ends (the deputy died, say)
+	// wakes it.
+	defer context.AfterFunc(ctx, stdio.close)()
 	// The deputy's death (even by SIGKILL) hangs its process up.
 	go watchExit(ctx, c.PID, cancel)
 	a.relay(ctx, cancel, spec, target.Number, fc, rec, c.PID, stdio)

@@ -465,7 +465,10 @@ func (s *runSession) holdInput(d time.Duration) error {
 }
 
 // resumeInput tells the home that the move was abandoned: input again.
-func (s *runSession) resumeInput() { s.send(rexec.Frame{Type: rexec.TResume}) }
+func (s *runSession) resumeInput() {
+	s.p.UnholdStdin()
+	s.send(rexec.Frame{Type: rexec.TResume})
+}
 
 // setMoved marks the session moved: it ends with Moved, not Exit.
 func (s *runSession) setMoved(m *rexec.Moved) {

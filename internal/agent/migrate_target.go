@@ -88,17 +88,9 @@ type stdioPipes struct {
 }
 
 func newStdioPipes() (*stdioPipes, error) {
-	var fs [3][2]*os.File
-	for i := range fs {
-		r, w, err := os.Pipe()
-		if err != nil {
-			for _, f := range fs[:i] {
-				f[0].Close()
-				f[1].Close()
-			}
-			return nil, err
-		}
-		fs[i] = [2]*os.File{r, w}
+	fs, err := rexec.StdioPipes()
+	if err != nil {
+		return nil, err
 	}
 	p := &stdioPipes{child: map[int]*os.File{0: fs[0][0], 1: fs[1][1], 2: fs[2][1]},
 		in: fs[0][1], outR: fs[1][0], errR: fs[2][0]}

@@ -92,6 +92,7 @@ func restoreStdio(img *checkpoint.Image, c Caller, caller rexec.Caller, out stri
 			return nil, err
 		}
 		outF.Seek(0, io.SeekEnd) // the image's flags may drop O_APPEND
+		defer outF.Close()
 	}
 	for _, x := range img.External {
 		var f *os.File
@@ -102,12 +103,12 @@ func restoreStdio(img *checkpoint.Image, c Caller, caller rexec.Caller, out stri
 			f, err = os.OpenFile(os.DevNull, os.O_RDWR, 0)
 		}
 		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
 			return nil, err
 		}
 		files[x.Fd] = f
-	}
-	if outF != nil {
-		outF.Close()
 	}
 	return files, nil
 }

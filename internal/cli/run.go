@@ -175,10 +175,11 @@ func detach(cmd *cobra.Command, g *globals, f runFlags, argv []string) error {
 		args = append(args, "--no-migrate")
 	}
 	args = append(append(args, "--"), argv...)
-	out, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	path, flag := os.DevNull, os.O_WRONLY
 	if f.out != "" {
-		out, err = os.OpenFile(f.out, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		path, flag = f.out, os.O_WRONLY|os.O_CREATE|os.O_APPEND
 	}
+	out, err := os.OpenFile(path, flag, 0o644)
 	if err != nil {
 		return fmt.Errorf("run -d: %w", err)
 	}

@@ -112,23 +112,36 @@ func closeFiles(fs ...*os.File) {
 	}
 }
 
-// startPlain starts a command without a tty: pipes for its stdio (1 MiB
-// each, for fewer and larger frames), and no helper (startDirect).
-func startPlain(s *Spec) (*Proc, error) {
-	var pipes [3][2]*os.File
-	closeAll := func() {
-		for _, pp := range pipes {
-			closeFiles(pp[:]...) // nil ones included: Close says ErrInvalid
-		}
-	}
+// StdioPipes makes the three pipes of a process's stdio (reading end,
+// writing end), of pipeSize bytes each.
+func StdioPipes() (pipes [3][2]*os.File, err error) {
 	for i := range pipes {
 		r, w, err := os.Pipe()
 		if err != nil {
-			closeAll()
-			return nil, err
+			for _, pp := range pipes[:i] {
+				closeFiles(pp[:]...)
+			}
+			return pipes, err
 		}
-		unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+		if rc, err := w.SyscallConn(); err == nil { // not Fd(): it would make the pipe blocking
+			rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+		}
 		pipes[i] = [2]*os.File{r, w}
+	}
+	return pipes, nil
+}
+
+// startPlain starts a command without a tty: pipes for its stdio (1 MiB
+// each, for fewer and larger frames), and no helper (startDirect).
+func startPlain(s *Spec) (*Proc, error) {
+	pipes, err := StdioPipes()
+	if err != nil {
+		return nil, err
+	}
+	closeAll := func() {
+		for _, pp := range pipes {
+			closeFiles(pp[:]...)
+		}
 	}
 	// Kept to take, at a move, the input the process has not read.
 	stdinR, err := unix.FcntlInt(pipes[0][0].Fd(), unix.F_DUPFD_CLOEXEC, 3)

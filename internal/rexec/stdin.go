@@ -202,5 +202,9 @@ func (p *Proc) Undrain(pending []byte) {
 	p.in.resume(pending)
 }
 
+// UnholdStdin ends HoldStdin (a move that was given up): input is
+// bounded again. After Undrain it changes nothing.
+func (p *Proc) UnholdStdin() { p.in.resume(nil) }
+
 // StopStdin ends the writing of input for good (the process moved).
 func (p *Proc) StopStdin() { p.in.stop() }
