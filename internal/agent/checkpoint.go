@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/transport"
@@ -19,10 +20,6 @@ import (
 // the caller, who writes the file itself (as itself) and says when it is
 // safe; with kill the process is killed then, else it runs on as soon as
 // it is dumped. `ssi restore` is in restore.go.
-
-// UpgradeCheckpoint is the protocol named in the Upgrade header of POST
-// /v1/checkpoint: migrate messages both ways.
-const UpgradeCheckpoint = "ssi-checkpoint"
 
 // ackTimeout bounds the wait for the caller to say the image is safe.
 const ackTimeout = 10 * time.Minute
@@ -38,8 +35,8 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeErr(w, http.StatusBadRequest, "checkpoint: %v", err)
 		return
-	case r.Header.Get("Upgrade") != UpgradeCheckpoint:
-		writeErr(w, http.StatusBadRequest, "checkpoint: the request must upgrade to %s", UpgradeCheckpoint)
+	case r.Header.Get("Upgrade") != api.UpgradeCheckpoint:
+		writeErr(w, http.StatusBadRequest, "checkpoint: the request must upgrade to %s", api.UpgradeCheckpoint)
 		return
 	}
 	req := migrate.DumpRequest{CPID: int64(cpid), UID: c.UID, Kill: q.Get("kill") == "1"}
@@ -52,20 +49,11 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusForbidden, "checkpoint %d: process %d on node %d belongs to uid %d, not to you (uid %d)", cpid, cpid, p.Node, p.UID, c.UID)
 		return
 	}
-	hj, ok := w.(http.Hijacker)
+	nc, brw, ok := upgrade(w, "checkpoint", api.UpgradeCheckpoint)
 	if !ok {
-		writeErr(w, http.StatusInternalServerError, "checkpoint: connection cannot be taken over")
-		return
-	}
-	nc, brw, err := hj.Hijack()
-	if err != nil {
 		return
 	}
 	defer nc.Close()
-	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + UpgradeCheckpoint + "\r\nConnection: Upgrade\r\n\r\n")
-	if brw.Flush() != nil {
-		return
-	}
 	conn := migrate.NewStreamConn(nc, brw.Reader)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -169,15 +157,8 @@ func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn) {
 	if !req.Kill {
 		p.Resume()
 	}
-	w := migrate.NewImageWriter(conn)
-	err = img.Encode(w)
-	if err == nil {
-		err = w.Close()
-	}
-	if err == nil {
-		err = conn.Send(migrate.JSON(migrate.KEnd, migrate.End{ImageBytes: w.N}))
-	}
-	a.log.Info("checkpoint", "cpid", showCPID(req.CPID), "pid", mv.pid, "bytes", w.N, "kill", req.Kill, "err", err)
+	n, err := sendFrozen(conn, img, &checkpoint.FinishStats{}, nil, false) // the image and End
+	a.log.Info("checkpoint", "cpid", showCPID(req.CPID), "pid", mv.pid, "bytes", n, "kill", req.Kill, "err", err)
 	if !req.Kill {
 		return
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/procstat"
@@ -37,9 +39,6 @@ const downGrace = 3 * time.Second
 // streamBuffer is the socket buffer asked for on a deputy's stream.
 const streamBuffer = 4 << 20
 
-// UpgradeExec is the protocol named in the Upgrade header of POST /v1/run.
-const UpgradeExec = "ssi-exec"
-
 func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	switch {
@@ -49,27 +48,18 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	case c.PID <= 0:
 		writeErr(w, http.StatusBadRequest, "run: the agent cannot see your process (another PID namespace); run ssi on the node itself")
 		return
-	case r.Header.Get("Upgrade") != UpgradeExec:
-		writeErr(w, http.StatusBadRequest, "run: the request must upgrade to %s", UpgradeExec)
+	case r.Header.Get("Upgrade") != api.UpgradeExec:
+		writeErr(w, http.StatusBadRequest, "run: the request must upgrade to %s", api.UpgradeExec)
 		return
 	}
-	hj, ok := w.(http.Hijacker)
+	conn, brw, ok := upgrade(w, "run", api.UpgradeExec)
 	if !ok {
-		writeErr(w, http.StatusInternalServerError, "run: connection cannot be taken over")
 		return
 	}
-	conn, brw, err := hj.Hijack()
-	if err != nil {
-		return
-	}
+	defer conn.Close()
 	uc, _ := conn.(*net.UnixConn)
 	if uc != nil {
 		uc.SetWriteBuffer(streamBuffer) // output waits in the socket, not in frames
-	}
-	defer conn.Close()
-	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + UpgradeExec + "\r\nConnection: Upgrade\r\n\r\n")
-	if brw.Flush() != nil {
-		return
 	}
 	// The start frame may come with the deputy's stdio (stdio.go): its
 	// first bytes are read with recvmsg, which takes the files along.
@@ -83,6 +73,26 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 		files, in = fs, readerOf(first, brw.Reader)
 	}
 	a.serveDeputy(rexec.NewStreamConn(conn, in), c, files)
+}
+
+// upgrade takes the connection of a request over for the stream protocol
+// proto (answered 101); ok false if it could not (answered, for what).
+func upgrade(w http.ResponseWriter, what, proto string) (net.Conn, *bufio.ReadWriter, bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeErr(w, http.StatusInternalServerError, "%s: connection cannot be taken over", what)
+		return nil, nil, false
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, false
+	}
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + proto + "\r\nConnection: Upgrade\r\n\r\n")
+	if brw.Flush() != nil {
+		conn.Close()
+		return nil, nil, false
+	}
+	return conn, brw, true
 }
 
 // serveDeputy serves one run request of a deputy until its process ends;
@@ -173,22 +183,18 @@ func (a *Agent) fillCaller(spec *rexec.Spec, c Caller) (int, error) {
 // chooseNode is the node named by spec, the best by load with --fast, or
 // this one.
 func (a *Agent) chooseNode(spec *rexec.Spec) (*state.NodeRec, error) {
-	reg := a.registry()
 	num := spec.Node
 	if spec.Fast {
-		if num = rexec.Best(a.candidates(reg)); num == 0 {
+		if num = rexec.Best(a.candidates(a.registry())); num == 0 {
 			return nil, errors.New("no node is up")
 		}
 	}
 	if num == 0 {
 		num = a.Identity().Number
 	}
-	n := reg.Nodes[num]
-	if n == nil {
-		return nil, fmt.Errorf("no node %d in the cluster", num)
-	}
-	if n.State != api.StateUp {
-		return nil, fmt.Errorf("node %d is %s", num, n.State)
+	n, err := a.upNode(num)
+	if err != nil {
+		return nil, errors.New(status.Convert(err).Message())
 	}
 	return n, nil
 }
@@ -298,18 +304,14 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				lost(m.Node, fmt.Sprintf("process %s moved to node %d, which cannot be reached: %v", cpid, m.Node, err))
 				return
 			}
-			a.track.mu.Lock()
-			rec.Node, rec.Pid = m.Node, m.Pid
-			a.track.mu.Unlock()
+			a.track.runsAt(rec, m.Node, m.Pid)
 			a.log.Info("run followed to its new node", "cpid", cpid, "from", node, "node", m.Node, "pid", m.Pid)
 			close(watching)
 			node, watching = m.Node, watch(m.Node)
 			in.release(link)
 		case rexec.TStarted:
 			if s, err := rexec.ParseStarted(f.Data); err == nil {
-				a.track.mu.Lock()
-				rec.Pid = s.Pid
-				a.track.mu.Unlock()
+				a.track.runsAt(rec, node, s.Pid)
 			}
 			if started {
 				continue // a re-attachment: the deputy knows its process
@@ -356,14 +358,12 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 
 // relayBroken reports a stream to node that ended with err.
 func (a *Agent) relayBroken(ctx context.Context, node int, cpid string, err error, down *atomic.Pointer[string], lost func(int, string)) {
-	done := make(chan struct{})
-	defer close(done)
 	if down.Load() == nil && ctx.Err() == nil {
 		// A node that dies closes its connections at once (or not at
 		// all): give the failure detector its time before calling it a
 		// broken connection.
 		wctx, wcancel := context.WithTimeout(ctx, downGrace)
-		if why := a.waitNodeGone(wctx, node, done); why != "" {
+		if why := a.waitNodeGone(wctx, node, nil); why != "" {
 			down.Store(&why)
 		}
 		wcancel()

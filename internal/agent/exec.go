@@ -129,12 +129,12 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 // attach serves the home of a process that moved here.
 func (a *Agent) attach(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	s := a.mig.session(spec.Attach)
-	if s == nil || s.native || s.rec.Home != spec.Home {
+	if s == nil || s.native() || s.rec.Home != spec.Home {
 		refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s does not run on node %d (it moved on or ended)",
 			showCPID(spec.Attach), a.Identity().Number))
 		return
 	}
-	a.log.Info("home re-attached to a moved process", "cpid", showCPID(spec.Attach), "pid", s.pid, "home", spec.Home)
+	a.log.Info("home re-attached to a moved process", "cpid", showCPID(spec.Attach), "pid", s.pid(), "home", spec.Home)
 	s.serve(ctx, conn)
 }
 

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/ssi-cluster/ssi/internal/transport"
 	"github.com/ssi-cluster/ssi/internal/vproc"
 )
 
@@ -82,21 +81,7 @@ func (a *Agent) moveSignal(cpid int64, sig, uid int, from string) (bool, error) 
 	if !ok {
 		return false, nil
 	}
-	return true, a.sendSignalTo(g.node, cpid, sig, uid)
-}
-
-// sendSignalTo delivers a signal to cpid, which runs on node.
-func (a *Agent) sendSignalTo(node int, cpid int64, sig, uid int) error {
-	if node == a.Identity().Number {
-		return a.signalRun(cpid, sig, uid, "a move")
-	}
-	n, err := a.upNode(node)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-	defer cancel()
-	return a.callSignal(ctx, n, &transport.SignalRequest{CPID: cpid, Signal: sig, UID: uid, From: a.Identity().Number})
+	return true, a.signalOn(context.Background(), g.node, cpid, sig, uid, "a move")
 }
 
 // deliverHeld sends the signals held during a move: to node (where it
@@ -106,7 +91,7 @@ func (a *Agent) deliverHeld(cpid vproc.CPID, pid int, node int, held []heldSigna
 		var err error
 		switch {
 		case node != 0:
-			err = a.sendSignalTo(node, int64(cpid), h.sig, h.uid)
+			err = a.signalOn(context.Background(), node, int64(cpid), h.sig, h.uid, "a move")
 		case a.mig.session(int64(cpid)) != nil:
 			err = a.signalRun(int64(cpid), h.sig, h.uid, h.from)
 		default:

@@ -81,7 +81,7 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest) (*trans
 	}()
 	conn := migrate.WithFault(&msgConn{s: stream}, a.mig.fault.Next(), func() { stream.CloseSend() })
 	begin := migrate.Begin{ID: rand.Uint64(), CPID: int64(mv.cpid), Source: self, Pid: mv.pid, UID: mv.uid, Stopped: mv.stopped}
-	if mv.sess != nil && !mv.sess.native {
+	if mv.sess != nil && !mv.sess.native() {
 		begin.Run = mv.sess.spec
 	}
 	if err := conn.Send(migrate.JSON(migrate.KBegin, begin)); err != nil {
@@ -160,19 +160,11 @@ func (a *Agent) checkProcess(cpid vproc.CPID, uid int, move bool) (*moving, erro
 	if kids := children(mv.pid); len(kids) > 0 {
 		return nil, refusal(cpid, "it has child processes (pid %s): a process moves alone, not with its children", strings.Join(kids, ", "))
 	}
-	if mv.sess != nil && !mv.sess.native {
+	if mv.sess != nil && !mv.sess.native() {
 		mv.opts.External = []int{0, 1, 2}
 	}
 	if err := checkpoint.CheckWith(mv.pid, mv.opts); err != nil {
-		var re *checkpoint.RefusalError
-		if errors.As(err, &re) {
-			var why []string
-			for _, r := range re.Reasons {
-				why = append(why, r.String())
-			}
-			return nil, refusal(cpid, "%s", strings.Join(why, "; "))
-		}
-		return nil, refusal(cpid, "%v", err)
+		return nil, migrateError(cpid, err) // a RefusalError: the reasons
 	}
 	mv.stopped = procstat.ReadState(mv.pid) == 'T'
 	return mv, nil
@@ -195,7 +187,7 @@ func children(pid int) []string {
 func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, id uint64) (*transport.MoveResponse, error) {
 	resp := &transport.MoveResponse{}
 	s := mv.sess
-	run := s != nil && !s.native
+	run := s != nil && !s.native()
 	if s != nil {
 		s.p.HoldWait() // our tracer's stops are not the session's to collect
 		defer s.p.ReleaseWait()
@@ -357,7 +349,6 @@ func (ps *preStream) segment(start uint64, data []byte) error {
 
 // rounds sends what each round finds written, until little is.
 func (ps *preStream) rounds(pc *checkpoint.PreCopier) error {
-	ps.resp.Rounds = pc.Rounds
 	for i := 0; i < maxRounds; i++ {
 		n, err := pc.Round()
 		if err != nil {

@@ -123,12 +123,8 @@ func (a *Agent) surrogateFind(ctx context.Context, cpid int64) (api.Proc, error)
 			var ps []api.Proc
 			if n.Number == self {
 				ps, _ = a.runProcs(func(r runRec) bool { return r.CPID == cpid })
-			} else if c, err := a.peer(n); err == nil {
-				cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-				defer cancel()
-				if resp, err := c.Procs(cctx, &transport.ProcsRequest{CPID: cpid}); err == nil {
-					ps = resp.Procs
-				}
+			} else {
+				ps, _ = a.askProcs(ctx, n, &transport.ProcsRequest{CPID: cpid})
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -294,15 +290,7 @@ func (a *Agent) signalOrigin(ctx context.Context, pid int, group bool, sig, uid 
 	if rec.Pid == 0 {
 		return status.Errorf(codes.Unavailable, "process %d is still starting", rec.CPID)
 	}
-	var err error
-	if rec.Node == a.Identity().Number {
-		err = a.signalRun(rec.CPID, sig, uid, from)
-	} else {
-		var n *state.NodeRec
-		if n, err = a.upNode(rec.Node); err == nil {
-			err = a.callSignal(ctx, n, &transport.SignalRequest{CPID: rec.CPID, Signal: sig, UID: uid, From: a.Identity().Number})
-		}
-	}
+	err := a.signalOn(ctx, rec.Node, rec.CPID, sig, uid, from)
 	if status.Code(err) == codes.NotFound && !rec.Deputy {
 		// Tracked without a deputy, and gone: forget it.
 		a.track.dropStale(pid, rec.CPID)
@@ -342,10 +330,15 @@ func (a *Agent) signalSurrogate(ctx context.Context, cpid int64, sig, uid int, f
 	if err != nil {
 		return err
 	}
-	if p.Node == a.Identity().Number {
+	return a.signalOn(ctx, p.Node, cpid, sig, uid, from)
+}
+
+// signalOn signals cpid, run on node (this one or another), for uid.
+func (a *Agent) signalOn(ctx context.Context, node int, cpid int64, sig, uid int, from string) error {
+	if node == a.Identity().Number {
 		return a.signalRun(cpid, sig, uid, from)
 	}
-	n, err := a.upNode(p.Node)
+	n, err := a.upNode(node)
 	if err != nil {
 		return err
 	}

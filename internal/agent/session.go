@@ -16,12 +16,10 @@ import (
 // when the home re-attaches after a move. It lives from the process's
 // start (or restore) here to its end or its move away.
 type runSession struct {
-	a      *Agent
-	spec   *rexec.Spec // nil for a native process
-	p      *rexec.Proc
-	pid    int
-	rec    *runRec
-	native bool
+	a    *Agent
+	spec *rexec.Spec // nil for a native process
+	p    *rexec.Proc
+	rec  *runRec
 
 	mu        sync.Mutex
 	conn      rexec.Conn    // the home's stream; nil while none is attached
@@ -36,13 +34,20 @@ type runSession struct {
 }
 
 func (a *Agent) newSession(spec *rexec.Spec, p *rexec.Proc, rec *runRec) *runSession {
-	return &runSession{a: a, spec: spec, p: p, pid: p.Cmd, rec: rec, native: spec == nil, done: make(chan struct{})}
+	return &runSession{a: a, spec: spec, p: p, rec: rec, done: make(chan struct{})}
 }
+
+// pid is the process's local pid.
+func (s *runSession) pid() int { return s.p.Cmd }
+
+// native: the process was not run for a deputy (a native process that
+// moved here): no home stream.
+func (s *runSession) native() bool { return s.spec == nil }
 
 // start registers the session and waits for the process in the
 // background: when it ends, or has moved, the session ends.
 func (s *runSession) start() {
-	s.a.track.addRun(s.pid, s.rec)
+	s.a.track.addRun(s.pid(), s.rec)
 	s.a.mig.add(s.rec.CPID, s)
 	go s.wait()
 }
@@ -63,26 +68,26 @@ func (s *runSession) wait() {
 	})
 	s.mu.Lock()
 	moved := s.moved
-	if !s.pumping && !s.native && s.moved == nil {
+	if !s.pumping && !s.native() && s.moved == nil {
 		s.startPumpsLocked() // never attached: read what is left
 	}
 	s.mu.Unlock()
 	cpid := showCPID(s.rec.CPID)
-	if s.native {
+	if s.native() {
 		if moved == nil {
-			s.a.log.Info("process ended", "cpid", cpid, "pid", s.pid, "code", st.Code, "signal", st.Signal)
+			s.a.log.Info("process ended", "cpid", cpid, "pid", s.pid(), "code", st.Code, "signal", st.Signal)
 			s.a.nativeEnded(s.rec.CPID)
 		}
 	} else {
 		waitOrClose(&s.pumps, outputGrace, s.p)
 	}
-	s.a.track.dropRun(s.pid)
+	s.a.track.dropRun(s.pid())
 	s.a.mig.drop(s.rec.CPID, s)
 	if moved != nil {
-		s.a.log.Info("process moved away", "cpid", cpid, "pid", s.pid, "node", moved.Node, "new_pid", moved.Pid)
+		s.a.log.Info("process moved away", "cpid", cpid, "pid", s.pid(), "node", moved.Node, "new_pid", moved.Pid)
 		s.send(rexec.JSON(rexec.TMoved, moved))
-	} else if !s.native {
-		s.a.log.Info("remote process ended", "cpid", cpid, "pid", s.pid, "code", st.Code, "signal", st.Signal)
+	} else if !s.native() {
+		s.a.log.Info("remote process ended", "cpid", cpid, "pid", s.pid(), "code", st.Code, "signal", st.Signal)
 		s.send(rexec.JSON(rexec.TExit, st))
 	}
 	s.p.Close()
@@ -126,7 +131,7 @@ func (s *runSession) serve(ctx context.Context, conn rexec.Conn) {
 		s.startPumpsLocked()
 	}
 	s.mu.Unlock()
-	s.send(rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid}))
+	s.send(rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid()}))
 	go s.read(conn, end)
 	go s.a.watchHome(ctx, s.rec.Home, end, func(why string) { s.detach(conn, why) })
 	<-end
@@ -181,7 +186,7 @@ func (s *runSession) detach(conn rexec.Conn, why string) {
 	if moving {
 		return
 	}
-	s.a.log.Info("remote process hung up", "cpid", showCPID(s.rec.CPID), "pid", s.pid, "why", why)
+	s.a.log.Info("remote process hung up", "cpid", showCPID(s.rec.CPID), "pid", s.pid(), "why", why)
 	s.p.Hangup()
 }
 
@@ -203,7 +208,7 @@ func (s *runSession) expectAttach(d time.Duration) {
 	}
 	s.mu.Unlock()
 	if lonely {
-		s.a.log.Warn("no home attached to a moved process; hung up", "cpid", showCPID(s.rec.CPID), "pid", s.pid, "after", d)
+		s.a.log.Warn("no home attached to a moved process; hung up", "cpid", showCPID(s.rec.CPID), "pid", s.pid(), "after", d)
 		s.p.Hangup()
 	}
 }

@@ -54,6 +54,13 @@ func (t *tracker) setHome(originPid int, r *homeRec) {
 	t.home[originPid] = r
 }
 
+// runsAt notes where r's process runs: node, as pid there.
+func (t *tracker) runsAt(r *homeRec, node, pid int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.Node, r.Pid = node, pid
+}
+
 // endHome notes that r's process ended.
 func (t *tracker) endHome(r *homeRec) {
 	t.mu.Lock()

@@ -7,6 +7,14 @@ package api
 //	                          migrate messages: the image (ssi checkpoint)
 //	POST /v1/restore?out=F    the image as the body -> Restore (ssi restore)
 
+// The protocols named in the Upgrade header of the streams of the local
+// API: POST /v1/run (frames, package rexec) and POST /v1/checkpoint
+// (migrate messages).
+const (
+	UpgradeExec       = "ssi-exec"
+	UpgradeCheckpoint = "ssi-checkpoint"
+)
+
 // MigrateRequest is the body of POST /v1/migrate.
 type MigrateRequest struct {
 	CPID int64  `json:"cpid"`

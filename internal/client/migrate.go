@@ -19,10 +19,6 @@ import (
 	"github.com/ssi-cluster/ssi/internal/migrate"
 )
 
-// upgradeCheckpoint names the protocol of POST /v1/checkpoint
-// (agent.UpgradeCheckpoint).
-const upgradeCheckpoint = "ssi-checkpoint"
-
 // Migrate moves a process to node to ("N", "home" or "fast") and says how
 // it went.
 func (c *Client) Migrate(ctx context.Context, cpid int64, to string) (api.Migration, error) {
@@ -39,7 +35,7 @@ func (c *Client) Checkpoint(ctx context.Context, cpid int64, kill bool, w io.Wri
 	if kill {
 		q.Set("kill", "1")
 	}
-	conn, br, err := c.upgrade(ctx, "/v1/checkpoint?"+q.Encode(), upgradeCheckpoint)
+	conn, br, err := c.upgrade(ctx, "/v1/checkpoint?"+q.Encode(), api.UpgradeCheckpoint)
 	if err != nil {
 		return 0, err
 	}

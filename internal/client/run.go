@@ -6,16 +6,14 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
-
-// upgradeExec names the frame protocol of POST /v1/run (agent.UpgradeExec).
-const upgradeExec = "ssi-exec"
 
 // Run opens a run stream: POST /v1/run upgraded to frames (package rexec).
 // The caller sends Start first. Close the returned connection when done.
 func (c *Client) Run(ctx context.Context) (*rexec.StreamConn, net.Conn, error) {
-	conn, br, err := c.upgrade(ctx, "/v1/run", upgradeExec)
+	conn, br, err := c.upgrade(ctx, "/v1/run", api.UpgradeExec)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -294,9 +294,6 @@ func (p *Proc) Resize(rows, cols uint16) error {
 	return SetWinsize(p.pty, rows, cols)
 }
 
-// Tty reports whether the process has a pty.
-func (p *Proc) Tty() bool { return p.pty != nil }
-
 // Hangup does what a terminal hang-up does: SIGHUP then SIGCONT to the
 // process group (the kernel sends them when the pty's master closes).
 // Output that follows is still read and discarded by the caller.
