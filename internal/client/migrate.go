@@ -3,7 +3,6 @@ package client
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,55 +40,61 @@ func (c *Client) Checkpoint(ctx context.Context, cpid int64, kill bool, w io.Wri
 	}
 	defer conn.Close()
 	mc := migrate.NewStreamConn(conn, br)
-	var n int64
-	for {
-		m, err := mc.Recv()
-		if err != nil {
-			return n, fmt.Errorf("the agent's stream ended before the image did (%d bytes): %v", n, err)
-		}
-		switch m.Kind {
-		case migrate.KImage:
-			if _, err := w.Write(m.Data); err != nil {
-				mc.Send(migrate.Text(migrate.KAbort, "%v", err))
-				return n, err
-			}
-			n += int64(len(m.Data))
-		case migrate.KZeros:
-			z, err := zeros(m.Data)
-			if err == nil {
-				_, err = io.CopyN(w, zeroReader{}, z)
-			}
-			if err != nil {
-				mc.Send(migrate.Text(migrate.KAbort, "%v", err))
-				return n, err
-			}
-			n += z
-		case migrate.KFailed:
-			return n, &Error{Status: http.StatusConflict, Msg: string(m.Data)}
-		case migrate.KEnd:
-			var e migrate.End
-			if err := m.Parse(&e); err != nil || e.ImageBytes != n {
-				mc.Send(migrate.Text(migrate.KAbort, "cut"))
-				return n, fmt.Errorf("the image was cut: %d bytes of %d", n, e.ImageBytes)
-			}
-			if err := save(); err != nil {
-				mc.Send(migrate.Text(migrate.KAbort, "%v", err))
-				return n, err
-			}
-			if !kill {
-				return n, nil
-			}
-			if err := mc.Send(migrate.Msg{Kind: migrate.KCommit}); err != nil {
-				return n, err
-			}
-			if m, err := mc.Recv(); err != nil || m.Kind != migrate.KDone {
-				return n, errors.New("the image is saved, but the agent did not confirm that the process was killed")
-			}
-			return n, nil
-		default:
-			return n, fmt.Errorf("unexpected %s message from the agent", m.Kind)
-		}
+	// The image's messages (data and runs of zeros), up to the first
+	// other message: failed, or end.
+	ir := migrate.NewImageReader(mc)
+	ew := &errWriter{w: w}
+	n, err := io.Copy(ew, ir)
+	if ew.err != nil {
+		mc.Send(migrate.Text(migrate.KAbort, "%v", ew.err))
+		return n, ew.err
 	}
+	if err != nil {
+		return n, fmt.Errorf("the agent's stream ended before the image did (%d bytes): %v", n, err)
+	}
+	m, err := ir.Next()
+	switch {
+	case err != nil:
+		return n, fmt.Errorf("the agent's stream ended before the image did (%d bytes): %v", n, err)
+	case m.Kind == migrate.KFailed:
+		return n, &Error{Status: http.StatusConflict, Msg: string(m.Data)}
+	case m.Kind != migrate.KEnd:
+		return n, fmt.Errorf("unexpected %s message from the agent", m.Kind)
+	}
+	var e migrate.End
+	if err := m.Parse(&e); err != nil || e.ImageBytes != n {
+		mc.Send(migrate.Text(migrate.KAbort, "cut"))
+		return n, fmt.Errorf("the image was cut: %d bytes of %d", n, e.ImageBytes)
+	}
+	if err := save(); err != nil {
+		mc.Send(migrate.Text(migrate.KAbort, "%v", err))
+		return n, err
+	}
+	if !kill {
+		return n, nil
+	}
+	if err := mc.Send(migrate.Msg{Kind: migrate.KCommit}); err != nil {
+		return n, err
+	}
+	if m, err := mc.Recv(); err != nil || m.Kind != migrate.KDone {
+		return n, errors.New("the image is saved, but the agent did not confirm that the process was killed")
+	}
+	return n, nil
+}
+
+// errWriter is w that keeps its first error, to tell it from the
+// reader's in io.Copy.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	n, err := e.w.Write(b)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // Restore restores the image read from r on the agent's node; the
@@ -148,19 +153,4 @@ func (c *Client) dialError(err error) error {
 		return fmt.Errorf("%w on %s (start it with 'ssi agent', or point --socket at it)", ErrNoAgent, c.socket)
 	}
 	return fmt.Errorf("agent on %s: %w", c.socket, err)
-}
-
-// zeros decodes a Zeros message.
-func zeros(b []byte) (int64, error) {
-	if len(b) != 8 || binary.LittleEndian.Uint64(b) > 1<<40 {
-		return 0, errors.New("malformed zeros message from the agent")
-	}
-	return int64(binary.LittleEndian.Uint64(b)), nil
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(b []byte) (int, error) {
-	clear(b)
-	return len(b), nil
 }
