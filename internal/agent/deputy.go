@@ -380,7 +380,7 @@ func (a *Agent) relayBroken(ctx context.Context, node int, cpid string, err erro
 // while the process moves.
 type heldInput struct {
 	mu      sync.Mutex
-	link    execLink
+	link    rexec.Conn
 	holding bool
 	held    []rexec.Frame
 }
@@ -407,7 +407,7 @@ func (h *heldInput) hold() {
 }
 
 // release sends what was held to link, and the input after it.
-func (h *heldInput) release(link execLink) {
+func (h *heldInput) release(link rexec.Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.link, h.holding = link, false

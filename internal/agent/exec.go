@@ -27,7 +27,7 @@ const outputGrace = 2 * time.Second
 
 // grpcConn is a rexec.Conn over a gRPC stream.
 type grpcConn struct {
-	s  transport.Stream
+	s  msgStream
 	mu sync.Mutex
 }
 

@@ -6,24 +6,21 @@ import (
 	"io"
 	"sync"
 
-	"google.golang.org/grpc"
-
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/transport"
 )
 
-// execLink is the home's side of an Exec session with the node that runs
-// the process: a gRPC stream to another node, or a pipe to this agent
-// when the process runs here.
-type execLink interface {
-	Send(rexec.Frame) error
-	Recv() (rexec.Frame, error)
-	CloseSend() error
+// msgStream is a gRPC stream, client's or server's, as the frame and
+// message connections over it use it.
+type msgStream interface {
+	SendMsg(any) error
+	RecvMsg(any) error
 }
 
 // openExec starts spec on node num (or, with spec.Attach, re-attaches to
-// the process that moved there) and returns the link to it.
-func (a *Agent) openExec(ctx context.Context, num int, spec *rexec.Spec) (execLink, error) {
+// the process that moved there) and returns the link to it: a gRPC
+// stream to another node, or a pipe to this agent when it runs here.
+func (a *Agent) openExec(ctx context.Context, num int, spec *rexec.Spec) (rexec.Conn, error) {
 	if num == a.Identity().Number {
 		home, node := newPipeLink(ctx)
 		go func() {
@@ -48,35 +45,11 @@ func (a *Agent) openExec(ctx context.Context, num int, spec *rexec.Spec) (execLi
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach node %d: %v", num, err)
 	}
-	return &grpcLink{s: stream}, nil
+	return &grpcConn{s: stream}, nil
 }
 
-// grpcLink is an execLink over a gRPC client stream.
-type grpcLink struct {
-	s  grpc.ClientStream
-	mu sync.Mutex
-}
-
-func (l *grpcLink) Send(f rexec.Frame) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.s.SendMsg(&f)
-}
-
-func (l *grpcLink) Recv() (rexec.Frame, error) {
-	var f rexec.Frame
-	err := l.s.RecvMsg(&f)
-	return f, err
-}
-
-func (l *grpcLink) CloseSend() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.s.CloseSend()
-}
-
-// pipeEnd is one end of an in-process frame pipe: the home's (an
-// execLink) or the executing side's (a rexec.Conn).
+// pipeEnd is one end of an in-process frame pipe: the home's or the
+// executing side's.
 type pipeEnd struct {
 	ctx  context.Context
 	in   <-chan rexec.Frame

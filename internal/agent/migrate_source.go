@@ -469,12 +469,7 @@ func (s *runSession) setMoved(m *rexec.Moved) {
 }
 
 // msgConn is a migrate.Conn over a gRPC stream.
-type msgConn struct {
-	s interface {
-		SendMsg(any) error
-		RecvMsg(any) error
-	}
-}
+type msgConn struct{ s msgStream }
 
 func (c *msgConn) Send(m migrate.Msg) error { return c.s.SendMsg(&m) }
 

@@ -28,6 +28,7 @@ type inbox struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	q       [][]byte
+	queued  int  // bytes in q
 	eof     bool // close w once q is written
 	closed  bool // w is closed
 	paused  bool
@@ -36,15 +37,6 @@ type inbox struct {
 	snap    int  // entries of q that the last pause handed out
 	// unbounded: a move holds input; put never waits.
 	unbounded bool
-}
-
-// size is the number of bytes queued.
-func (in *inbox) size() int {
-	n := 0
-	for _, b := range in.q {
-		n += len(b)
-	}
-	return n
 }
 
 func newInbox(w io.WriteCloser) *inbox {
@@ -81,10 +73,12 @@ func (in *inbox) loop() {
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			in.q[0] = b[n:] // paused: the rest stays queued
+			in.queued -= n
 		case err != nil:
-			in.q = nil // the process closed its stdin: input is dropped
+			in.q, in.queued = nil, 0 // the process closed its stdin: input is dropped
 		default:
 			in.q = in.q[1:]
+			in.queued -= len(b)
 		}
 		in.cond.Broadcast()
 	}
@@ -94,13 +88,14 @@ func (in *inbox) loop() {
 func (in *inbox) put(b []byte) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for !in.eof && !in.stopped && !in.unbounded && in.size() >= inboxLimit {
+	for !in.eof && !in.stopped && !in.unbounded && in.queued >= inboxLimit {
 		in.cond.Wait()
 	}
 	if in.eof || in.stopped {
 		return
 	}
 	in.q = append(in.q, append([]byte(nil), b...))
+	in.queued += len(b)
 	in.cond.Broadcast()
 }
 
@@ -140,6 +135,7 @@ func (in *inbox) resume(front []byte) {
 	defer in.mu.Unlock()
 	if len(front) > 0 {
 		in.q = append([][]byte{front}, in.q...)
+		in.queued += len(front)
 	}
 	in.paused, in.unbounded = false, false
 	in.cond.Broadcast()
@@ -150,7 +146,7 @@ func (in *inbox) stop() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.stopped = true
-	in.q = nil
+	in.q, in.queued = nil, 0
 	in.cond.Broadcast()
 }
 
@@ -197,7 +193,10 @@ func (p *Proc) DrainStdin() (pending []byte, eof bool, err error) {
 // written again first, and writing goes on.
 func (p *Proc) Undrain(pending []byte) {
 	p.in.mu.Lock()
-	p.in.q = p.in.q[min(p.in.snap, len(p.in.q)):] // pending includes them
+	for _, b := range p.in.q[:min(p.in.snap, len(p.in.q))] { // pending includes them
+		p.in.queued -= len(b)
+	}
+	p.in.q = p.in.q[min(p.in.snap, len(p.in.q)):]
 	p.in.mu.Unlock()
 	p.in.resume(pending)
 }
