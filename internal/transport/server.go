@@ -42,7 +42,7 @@ func NewServer(tlsConf *tls.Config, h Handler) *grpc.Server {
 		// Windows for the Bulk streams (per stream, per connection);
 		// control messages are small and unaffected.
 		grpc.InitialWindowSize(bulkWindow), grpc.InitialConnWindowSize(bulkConnWindow),
-		grpc.WriteBufferSize(bulkBuffer), grpc.ReadBufferSize(bulkBuffer),
+		grpc.WriteBufferSize(bulkBuffer), grpc.ReadBufferSize(noReadBuffer),
 		experimental.BufferPool(bufPool), // see pool.go
 	)
 	s.RegisterService(&serviceDesc, h)
