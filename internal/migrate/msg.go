@@ -59,6 +59,9 @@ const (
 
 const headerLen = 9
 
+// sumBlock is the unit in which AppendBinary copies and checksums.
+const sumBlock = 64 << 10
+
 // ErrCorrupt is wrapped by UnmarshalBinary for a message that fails its
 // checksum or is malformed.
 var ErrCorrupt = errors.New("migrate: corrupted message")
@@ -93,10 +96,20 @@ func (m *Msg) AppendBinary(b []byte) ([]byte, error) {
 	}
 	at := len(b)
 	b = append(b, byte(m.Kind), 0, 0, 0, 0, 0, 0, 0, 0)
-	b = append(append(b, m.Head...), m.Data...)
+	// The payload is copied and checksummed a block at a time, while
+	// the block is in the cache: a second pass over a megabyte of pages
+	// would read them from memory again.
+	b = append(b, m.Head...)
+	crc := crc32.Update(0, castagnoli(), m.Head)
+	for d := m.Data; len(d) > 0; {
+		k := min(len(d), sumBlock)
+		b = append(b, d[:k]...)
+		crc = crc32.Update(crc, castagnoli(), d[:k])
+		d = d[k:]
+	}
 	msg := b[at:]
 	binary.LittleEndian.PutUint32(msg[1:], uint32(n))
-	binary.LittleEndian.PutUint32(msg[5:], crc32.Checksum(msg[headerLen:], castagnoli()))
+	binary.LittleEndian.PutUint32(msg[5:], crc)
 	if m.corrupt {
 		msg[len(msg)-1] ^= 0x5a
 		if n == 0 {
