@@ -158,6 +158,9 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		fail("node %d cannot stage it: %v", a.Identity().Number, err)
 		return
 	}
+	if err := st.FillErr(); err != nil {
+		a.log.Warn("migration: pages are written without a userfaultfd, more slowly", "err", err)
+	}
 	if err := conn.Send(migrate.Msg{Kind: migrate.KStaged}); err != nil {
 		st.Abort()
 		drop()

@@ -27,6 +27,9 @@ type Staged struct {
 	layout []Mapping
 	res    *Restored
 	spent  bool
+	fill   *filler // nil: every page is written with process_vm_writev
+	// fillErr is why there is no filler.
+	fillErr error
 }
 
 // Stage starts stub (as Restore does), checks the layout's vDSO against
@@ -53,6 +56,9 @@ func Stage(pid int, layout []Mapping, stub string, o RestoreOptions) (*Staged, e
 			return err
 		}
 		st.s, st.r = s, r
+		// Without a userfaultfd (a kernel without one, say), pages
+		// are written the slower way: not a reason to fail.
+		st.fill, st.fillErr = r.newFiller(st.layout)
 		return nil
 	})
 	if err != nil {
@@ -76,16 +82,29 @@ func stagedExternal(files map[int]*os.File) (*stubExternal, error) {
 	return prepareExternal(ext, files)
 }
 
+// FillErr is why pages are written the slower way, without a
+// userfaultfd (nil if they are not).
+func (st *Staged) FillErr() error { return st.fillErr }
+
 // Pid is the pid the staged process has.
 func (st *Staged) Pid() int { return st.res.Pid }
 
-// Write puts b at addr in the staged process's memory: with
-// process_vm_writev (it pins pages by batches) where the mapping is
-// writable, else through /proc/PID/mem (a page at a time, but it ignores
-// protections).
+// Write puts b at addr in the staged process's memory: in anonymous
+// memory with UFFDIO_COPY (fill.go), elsewhere with process_vm_writev
+// (it pins pages by batches) where the mapping is writable, else through
+// /proc/PID/mem (a page at a time, but it ignores protections).
 func (st *Staged) Write(addr uint64, b []byte) error {
 	if st.spent {
 		return errors.New("checkpoint: staged restore is over")
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if st.fill != nil && addr%pageSize == 0 && len(b)%pageSize == 0 && st.fill.covers(addr, len(b)) {
+		if err := st.fill.write(addr, b); err != nil {
+			return fmt.Errorf("checkpoint: write %d bytes at %#x: %w", len(b), addr, err)
+		}
+		return nil
 	}
 	local := []unix.Iovec{{Base: &b[0]}}
 	local[0].SetLen(len(b))
@@ -108,6 +127,7 @@ func (st *Staged) Finish(img *Image, o RestoreOptions) (*Restored, error) {
 		return nil, errors.New("checkpoint: staged restore is over")
 	}
 	st.spent = true
+	st.fill.close() // what was not written is zero, as in the source
 	fail := func(err error) (*Restored, error) {
 		st.t.do(func() error { st.s.kill(); return nil })
 		st.r.mem.Close()
@@ -157,6 +177,7 @@ func (st *Staged) Abort() {
 		return
 	}
 	st.spent = true
+	st.fill.close()
 	st.t.do(func() error { st.s.kill(); return nil })
 	st.r.mem.Close()
 	st.t.close()

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -67,7 +68,9 @@ func writeRounds(t *testing.T, pc *PreCopier, st *Staged, rounds int) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st.Write(r.Start, b)
+			if err := st.Write(r.Start, b); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
@@ -75,14 +78,36 @@ func writeRounds(t *testing.T, pc *PreCopier, st *Staged, rounds int) {
 // stageStream is stageFrom for a streaming pre-copy (PreCopyStream),
 // which it starts on the frozen p: every part is written into the staged
 // process as it comes, and the fresh ranges after the freeze in the
-// engine's order, from FreshData.
+// engine's order, from FreshData. As a migration does, it leaves out
+// pages of zeros in anonymous memory (fresh there, and zero), so that
+// some pages come first in a later round.
 func stageStream(t *testing.T, p *Process, stub string, o RestoreOptions, rounds int) (*Process, *Restored, int64) {
 	t.Helper()
 	var st *Staged
-	pc, err := p.PreCopyStream(func(layout []Mapping) (err error) {
-		st, err = Stage(p.Pid(), layout, stub, o)
-		return err
-	}, func(start uint64, data []byte) error { return st.Write(start, data) })
+	var layout []Mapping
+	pc, err := p.PreCopyStream(func(l []Mapping) (err error) {
+		layout = l
+		if st, err = Stage(p.Pid(), layout, stub, o); err != nil {
+			return err
+		}
+		if st.FillErr() != nil || st.fill == nil {
+			t.Errorf("staged without a userfaultfd: %v", st.FillErr())
+		}
+		return nil
+	}, func(start uint64, data []byte) error {
+		i := sort.Search(len(layout), func(i int) bool { return layout[i].End > start })
+		if !fillable(&layout[i]) {
+			return st.Write(start, data)
+		}
+		for off := 0; off < len(data); off += pageSize {
+			if pg := data[off : off+pageSize]; !bytes.Equal(pg, make([]byte, pageSize)) {
+				if err := st.Write(start+uint64(off), pg); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +125,9 @@ func stageStream(t *testing.T, p *Process, stub string, o RestoreOptions, rounds
 	}
 	var frozen int64
 	for i, f := range fst.Fresh {
-		st.Write(f.Start, fst.FreshData[i])
+		if err := st.Write(f.Start, fst.FreshData[i]); err != nil {
+			t.Fatal(err)
+		}
 		frozen += int64(f.Size())
 	}
 	for _, m := range img.Mappings {

@@ -1,0 +1,183 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Filling a staged process: most of a live migration's bytes are pages
+// written into the anonymous memory of the staged process, which has
+// none yet. process_vm_writev pins each page first, which faults it in
+// (a zeroed page) and then copies over it; UFFDIO_COPY allocates the page
+// and copies into it in one step. So the staged process's anonymous
+// mappings are registered with a userfaultfd (missing mode) that only
+// our process holds, and pages are copied in with it; a page that is
+// already there (written again by a later pre-copy round) is written
+// with process_vm_writev. Closing the userfaultfd, before the restore
+// goes on, unregisters the mappings: the process ends up as without it.
+//
+// The userfaultfd handles faults from user mode only: the staged
+// process does not run, and a page still missing when the kernel reads
+// it on our behalf (process_vm_writev, /proc/PID/mem) is an error, never
+// a wait for a fault no one will serve.
+
+// filler copies pages into the anonymous mappings of a staged process.
+type filler struct {
+	pid     int
+	uffd    int
+	pagemap int
+	ranges  []Range // registered, sorted
+	vec     []pageRegion
+}
+
+// fillable reports whether a mapping can be filled by a filler: private
+// anonymous memory (userfaultfd's missing mode takes no file mapping).
+func fillable(m *Mapping) bool {
+	switch m.Kind {
+	case KindAnon, KindHeap, KindStack:
+		return true
+	}
+	return false
+}
+
+// newFiller registers the fillable mappings of maps, freshly mapped in
+// the stopped process r.in.pid, with a userfaultfd made inside it by
+// injected calls and taken into our process. Runs on the tracer thread.
+// It returns nil and no error when there is nothing to register.
+func (r *restorer) newFiller(maps []Mapping) (*filler, error) {
+	in, pid := r.in, r.in.pid
+	var regs []Range
+	for i := range maps {
+		if fillable(&maps[i]) {
+			regs = append(regs, Range{maps[i].Start, maps[i].End})
+		}
+	}
+	if len(regs) == 0 {
+		return nil, nil
+	}
+	rfd, err := in.callOK(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly)
+	if err != nil {
+		return nil, fmt.Errorf("userfaultfd: %w", err)
+	}
+	defer in.call(unix.SYS_CLOSE, rfd)
+	le := binary.LittleEndian
+	api := make([]byte, 24)
+	le.PutUint64(api, uffdAPI)
+	at := r.scratch + scratchStruct
+	if err := r.write(scratchStruct, api); err != nil {
+		return nil, err
+	}
+	if _, err := in.callOK(unix.SYS_IOCTL, rfd, uffdioAPI, at); err != nil {
+		return nil, fmt.Errorf("UFFDIO_API: %w", err)
+	}
+	f := &filler{pid: pid, uffd: -1, pagemap: -1, vec: make([]pageRegion, 64)}
+	reg := make([]byte, uffdRegisterStructSize)
+	for _, g := range regs {
+		le.PutUint64(reg, g.Start)
+		le.PutUint64(reg[8:], g.Size())
+		le.PutUint64(reg[16:], uffdioRegisterModeMissing)
+		le.PutUint64(reg[24:], 0)
+		if err := r.write(scratchStruct, reg); err != nil {
+			return nil, err
+		}
+		// A mapping that cannot be registered is written as before.
+		if _, err := in.callOK(unix.SYS_IOCTL, rfd, uffdioRegister, at); err == nil {
+			f.ranges = append(f.ranges, g)
+		}
+	}
+	if len(f.ranges) == 0 {
+		return nil, nil
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	f.uffd, err = unix.PidfdGetfd(pidfd, int(rfd), 0)
+	unix.Close(pidfd)
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_getfd %d/%d: %w", pid, rfd, err)
+	}
+	unix.CloseOnExec(f.uffd)
+	if f.pagemap, err = unix.Open("/proc/"+strconv.Itoa(pid)+"/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// covers reports whether [addr, addr+n) lies inside one registered range.
+func (f *filler) covers(addr uint64, n int) bool {
+	i := sort.Search(len(f.ranges), func(i int) bool { return f.ranges[i].End > addr })
+	return i < len(f.ranges) && f.ranges[i].Start <= addr && addr+uint64(n) <= f.ranges[i].End
+}
+
+// write puts b at addr, which covers says is registered: missing pages
+// by UFFDIO_COPY, pages already there by process_vm_writev.
+func (f *filler) write(addr uint64, b []byte) error {
+	for len(b) > 0 {
+		n, err := uffdCopy(f.uffd, addr, b)
+		addr, b = addr+uint64(n), b[n:]
+		switch {
+		case err == nil || (errors.Is(err, unix.EAGAIN) && n > 0):
+		case errors.Is(err, unix.EEXIST):
+			k, err := f.presentRun(addr, len(b))
+			if err != nil {
+				return err
+			}
+			if err := writeVM(f.pid, addr, b[:k]); err != nil {
+				return err
+			}
+			addr, b = addr+uint64(k), b[k:]
+		default:
+			return fmt.Errorf("UFFDIO_COPY at %#x: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+// presentRun is the length of the run of pages at addr (at most n
+// bytes) that the process has, in memory or swapped out.
+func (f *filler) presentRun(addr uint64, n int) (int, error) {
+	arg := pmScanArg{CategoryAnyofMask: pageIsPresent | pageIsSwapped, ReturnMask: pageIsPresent | pageIsSwapped}
+	arg.Start, arg.End = addr, addr+uint64(n)
+	arg.MaxPages = uint64(n+pageSize-1) / pageSize
+	k, _, err := pagemapScanOnce(f.pagemap, &arg, f.vec[:1])
+	if err != nil {
+		return 0, fmt.Errorf("PAGEMAP_SCAN %d: %w", f.pid, err)
+	}
+	if k == 0 || f.vec[0].Start != addr {
+		return 0, fmt.Errorf("page %#x of %d is both there (UFFDIO_COPY) and missing (PAGEMAP_SCAN)", addr, f.pid)
+	}
+	return int(min(f.vec[0].End-addr, uint64(n))), nil
+}
+
+// close unregisters the mappings (the userfaultfd's last reference goes).
+func (f *filler) close() {
+	if f == nil {
+		return
+	}
+	if f.pagemap >= 0 {
+		unix.Close(f.pagemap)
+	}
+	if f.uffd >= 0 {
+		unix.Close(f.uffd)
+	}
+	f.pagemap, f.uffd = -1, -1
+}
+
+// writeVM writes b at addr in process pid with process_vm_writev.
+func writeVM(pid int, addr uint64, b []byte) error {
+	local := []unix.Iovec{{Base: &b[0]}}
+	local[0].SetLen(len(b))
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
+	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
+	if err == nil && n != len(b) {
+		err = fmt.Errorf("wrote %d of %d bytes", n, len(b))
+	}
+	return err
+}
