@@ -71,8 +71,12 @@ func migrateBench(ctx context.Context, args []string) error {
 	defer stop()
 	avail := memAvailable()
 	fmt.Printf("two namespace nodes; %d MiB of memory available; each row one migration from node 1 to node 2\n\n", avail>>20)
-	fmt.Println("| size | dirtying | freeze | of which dump / send / restore | total | pre-copied (rounds) | sent frozen | read (round 0) | stream | target writes |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	agents, err := agentPids(c)
+	if err != nil {
+		return err
+	}
+	fmt.Println("| size | dirtying | freeze | of which dump / send / restore | total | CPU source / target | pre-copied (rounds) | sent frozen | read (round 0) | stream | target writes |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, sz := range strings.Split(*sizes, ",") {
 		mib, err := strconv.Atoi(sz)
 		if err != nil {
@@ -88,13 +92,13 @@ func migrateBench(ctx context.Context, args []string) error {
 			if err != nil {
 				return fmt.Errorf("-rates: %q", r)
 			}
-			m, wall, err := migrateOnce(ctx, c, prog, dir, mib, rate)
+			m, wall, cpu, err := migrateOnce(ctx, c, prog, dir, mib, rate, agents)
 			if err != nil {
-				fmt.Printf("| %d MiB | %d MB/s | failed: %v |||||||\n", mib, rate, err)
+				fmt.Printf("| %d MiB | %d MB/s | failed: %v ||||||||\n", mib, rate, err)
 				continue
 			}
-			fmt.Printf("| %d MiB | %d MB/s | %s | %s / %s / %s | %s | %s (%d) | %s | %s | %s | %s |\n", mib, rate,
-				msUS(m.FreezeUS), msUS(m.DumpUS), msUS(m.SendUS), msUS(m.RestoreUS), msUS(wall.Microseconds()),
+			fmt.Printf("| %d MiB | %d MB/s | %s | %s / %s / %s | %s | %s | %s (%d) | %s | %s | %s | %s |\n", mib, rate,
+				msUS(m.FreezeUS), msUS(m.DumpUS), msUS(m.SendUS), msUS(m.RestoreUS), msUS(wall.Microseconds()), cpu,
 				mbytes(m.PreCopied), m.Rounds, mbytes(m.Bytes), rate1(int64(mib)<<20, m.CopyUS),
 				rate1(m.PreCopied, m.StreamUS), rate1(m.Written, m.WriteUS))
 		}
@@ -103,23 +107,24 @@ func migrateBench(ctx context.Context, args []string) error {
 }
 
 // migrateOnce runs the dirtying process on node 1 (ssi run -d), waits
-// until it has filled its memory, moves it to node 2 and kills it.
-func migrateOnce(ctx context.Context, c *harness.Cluster, prog, dir string, mib, rate int) (api.Migration, time.Duration, error) {
-	var m api.Migration
+// until it has filled its memory, moves it to node 2 and kills it. It
+// returns what the migration reported, its wall time and the CPU time
+// the two agents spent during it.
+func migrateOnce(ctx context.Context, c *harness.Cluster, prog, dir string, mib, rate int, agents []int) (m api.Migration, wall time.Duration, cpu string, err error) {
 	ready := filepath.Join(dir, fmt.Sprintf("ready-%d-%d", mib, rate))
 	// The deputy runs inside node 1, where its agent sees it.
 	out, err := c.Command(1, c.Binary, "--socket", c.Nodes[0].Socket, "run", "-d", "--node", "1",
 		prog, strconv.Itoa(mib), strconv.Itoa(rate), ready).Output()
 	if err != nil {
-		return m, 0, fmt.Errorf("ssi run -d: %v", err)
+		return m, 0, "", fmt.Errorf("ssi run -d: %v", err)
 	}
 	cpid, err := strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
 	if err != nil {
-		return m, 0, fmt.Errorf("run -d printed %q", out)
+		return m, 0, "", fmt.Errorf("run -d printed %q", out)
 	}
 	cl, err := c.Client(1)
 	if err != nil {
-		return m, 0, err
+		return m, 0, "", err
 	}
 	defer cl.Signal(context.Background(), api.SignalRequest{CPID: cpid, Signal: 9})
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
@@ -127,13 +132,18 @@ func migrateOnce(ctx context.Context, c *harness.Cluster, prog, dir string, mib,
 			break
 		}
 		if time.Now().After(deadline) {
-			return m, 0, errors.New("the process did not fill its memory in 2 minutes")
+			return m, 0, "", errors.New("the process did not fill its memory in 2 minutes")
 		}
 	}
 	time.Sleep(time.Second) // dirtying at its rate
+	cpu0, cerr := cpuSeconds(agents)
 	t0 := time.Now()
 	m, err = cl.Migrate(ctx, cpid, "2")
-	return m, time.Since(t0), err
+	wall = time.Since(t0)
+	if cpu1, err := cpuSeconds(agents); err == nil && cerr == nil {
+		cpu = fmt.Sprintf("%.2f / %.2f s", cpu1[0]-cpu0[0], cpu1[1]-cpu0[1])
+	}
+	return m, wall, cpu, err
 }
 
 func buildDirty(dir string) (string, error) {
