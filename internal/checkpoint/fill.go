@@ -110,13 +110,22 @@ func (r *restorer) newFiller(maps []Mapping) (*filler, error) {
 	return f, nil
 }
 
-// covers reports whether [addr, addr+n) lies inside one registered range.
-func (f *filler) covers(addr uint64, n int) bool {
+// span returns how much of [addr, addr+n) from addr on lies inside one
+// registered range (in) or outside all of them.
+func (f *filler) span(addr uint64, n int) (k int, in bool) {
+	end := addr + uint64(n)
 	i := sort.Search(len(f.ranges), func(i int) bool { return f.ranges[i].End > addr })
-	return i < len(f.ranges) && f.ranges[i].Start <= addr && addr+uint64(n) <= f.ranges[i].End
+	switch {
+	case i == len(f.ranges):
+		return n, false
+	case f.ranges[i].Start <= addr:
+		return int(min(end, f.ranges[i].End) - addr), true
+	default:
+		return int(min(end, f.ranges[i].Start) - addr), false
+	}
 }
 
-// write puts b at addr, which covers says is registered: missing pages
+// write puts b at addr, inside one registered range: missing pages
 // by UFFDIO_COPY, pages already there by process_vm_writev.
 func (f *filler) write(addr uint64, b []byte) error {
 	for len(b) > 0 {
@@ -180,4 +189,28 @@ func writeVM(pid int, addr uint64, b []byte) error {
 		err = fmt.Errorf("wrote %d of %d bytes", n, len(b))
 	}
 	return err
+}
+
+// fillAll writes the contents of maps, just mapped: the anonymous ones
+// with UFFDIO_COPY where a userfaultfd can be had, the others (and all
+// of them without one) through /proc/PID/mem. Runs on the tracer thread.
+func (r *restorer) fillAll(maps []Mapping) error {
+	var with []Mapping
+	for i := range maps {
+		if maps[i].Data != nil {
+			with = append(with, maps[i])
+		}
+	}
+	if len(with) == 0 {
+		return nil
+	}
+	f, _ := r.newFiller(with) // none: the slower way
+	defer f.close()
+	for i := range maps {
+		m := &maps[i]
+		if err := r.fillWith(f, m); err != nil {
+			return fmt.Errorf("checkpoint: fill %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
+		}
+	}
+	return nil
 }

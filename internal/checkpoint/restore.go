@@ -199,9 +199,12 @@ func stageInto(s *restoreState, maps []Mapping, imgPid int, cpu *CPU, x *stubExt
 	}
 	r.stubIgnored = st.SigIgn
 	for i := range maps {
-		if err := r.mapping(&maps[i]); err != nil {
+		if err := r.mapEmpty(&maps[i]); err != nil {
 			return nil, err
 		}
+	}
+	if err := r.fillAll(maps); err != nil {
+		return nil, err
 	}
 	ok = true
 	return r, nil

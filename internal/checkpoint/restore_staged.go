@@ -100,12 +100,28 @@ func (st *Staged) Write(addr uint64, b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	if st.fill != nil && addr%pageSize == 0 && len(b)%pageSize == 0 && st.fill.covers(addr, len(b)) {
-		if err := st.fill.write(addr, b); err != nil {
-			return fmt.Errorf("checkpoint: write %d bytes at %#x: %w", len(b), addr, err)
-		}
-		return nil
+	if st.fill == nil || addr%pageSize != 0 || len(b)%pageSize != 0 {
+		return st.writeVM(addr, b)
 	}
+	// A range may span registered mappings and others.
+	for len(b) > 0 {
+		n, in := st.fill.span(addr, len(b))
+		var err error
+		if in {
+			err = st.fill.write(addr, b[:n])
+		} else {
+			err = st.writeVM(addr, b[:n])
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint: write %d bytes at %#x: %w", n, addr, err)
+		}
+		addr, b = addr+uint64(n), b[n:]
+	}
+	return nil
+}
+
+// writeVM is Write without the filler.
+func (st *Staged) writeVM(addr uint64, b []byte) error {
 	local := []unix.Iovec{{Base: &b[0]}}
 	local[0].SetLen(len(b))
 	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}

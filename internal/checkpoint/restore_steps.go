@@ -71,6 +71,17 @@ func (r *restorer) open(path string, flags uint32) (uint64, error) {
 // mapping recreates one mapping of the image and fills in its pages
 // (the kernel's [vdso], [vvar] and [vsyscall] are left alone).
 func (r *restorer) mapping(m *Mapping) error {
+	if err := r.mapEmpty(m); err != nil {
+		return err
+	}
+	if err := r.fill(m); err != nil {
+		return fmt.Errorf("checkpoint: fill %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
+	}
+	return nil
+}
+
+// mapEmpty maps m, without its contents.
+func (r *restorer) mapEmpty(m *Mapping) error {
 	in := r.in
 	flags := uint64(unix.MAP_FIXED | unix.MAP_PRIVATE)
 	fd, off := ^uint64(0), uint64(0)
@@ -102,18 +113,22 @@ func (r *restorer) mapping(m *Mapping) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: map %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
 	}
-	if err := r.fill(m); err != nil {
-		return fmt.Errorf("checkpoint: fill %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
-	}
 	return nil
 }
 
 // fill writes a mapping's saved pages through /proc/PID/mem, which ignores
-// protections. Pages of zeros are skipped in anonymous memory, which
-// starts out zero.
-func (r *restorer) fill(m *Mapping) error {
+// protections, or with f (nil: none) if it has the mapping registered.
+// Pages of zeros are skipped in anonymous memory, which starts out zero.
+func (r *restorer) fill(m *Mapping) error { return r.fillWith(nil, m) }
+
+func (r *restorer) fillWith(f *filler, m *Mapping) error {
 	if m.Data == nil {
 		return nil
+	}
+	if f != nil {
+		if k, in := f.span(m.Start, int(m.Size())); !in || k != int(m.Size()) {
+			f = nil
+		}
 	}
 	skipZero := m.Kind != KindFilePrivate
 	var zero [page]byte
@@ -126,7 +141,11 @@ func (r *restorer) fill(m *Mapping) error {
 		for hi < len(m.Data) && hi-lo < 64<<20 && !(skipZero && bytes.Equal(m.Data[hi:hi+page], zero[:])) {
 			hi += page
 		}
-		if _, err := r.mem.WriteAt(m.Data[lo:hi], int64(m.Start)+int64(lo)); err != nil {
+		if f != nil {
+			if err := f.write(m.Start+uint64(lo), m.Data[lo:hi]); err != nil {
+				return err
+			}
+		} else if _, err := r.mem.WriteAt(m.Data[lo:hi], int64(m.Start)+int64(lo)); err != nil {
 			return err
 		}
 		lo = hi
