@@ -122,8 +122,12 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 		"uid", spec.UID, "user", a.userName(spec.UID), "argv", spec.Argv, "dir", spec.Dir, "tty", spec.Tty)
 	a.metrics.execs.Inc()
 	s := a.newSession(spec, p, rec)
+	// The deputy's stream is attached before the process is waited for:
+	// a process that ends at once (true) must not end with no one to
+	// tell (its status was dropped and the deputy refused, exit 255).
+	end := s.attachConn(ctx, conn)
 	s.start()
-	s.serve(ctx, conn)
+	<-end
 }
 
 // attach serves the home of a process that moved here.

@@ -114,13 +114,22 @@ func (s *runSession) send(f rexec.Frame) {
 // session ends, moves away, or conn or ctx end (then the process is hung
 // up, as a terminal hang-up would).
 func (s *runSession) serve(ctx context.Context, conn rexec.Conn) {
+	if end := s.attachConn(ctx, conn); end != nil {
+		<-end
+	}
+}
+
+// attachConn attaches conn, the home's stream, and returns a channel
+// closed when its use ends; nil (and conn refused) if the session has
+// ended.
+func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn) <-chan struct{} {
 	end := make(chan struct{})
 	s.mu.Lock()
 	select {
 	case <-s.done:
 		s.mu.Unlock()
 		refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s ended or moved on", showCPID(s.rec.CPID)))
-		return
+		return nil
 	default:
 	}
 	if s.connEnd != nil {
@@ -134,7 +143,7 @@ func (s *runSession) serve(ctx context.Context, conn rexec.Conn) {
 	s.send(rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid()}))
 	go s.read(conn, end)
 	go s.a.watchHome(ctx, s.rec.Home, end, func(why string) { s.detach(conn, why) })
-	<-end
+	return end
 }
 
 // read takes the home's frames from conn until it ends.
