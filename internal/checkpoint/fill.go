@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -32,7 +31,7 @@ type filler struct {
 	uffd    int
 	pagemap int
 	ranges  []Range // registered, sorted
-	vec     []pageRegion
+	vec     [1]pageRegion
 }
 
 // fillable reports whether a mapping can be filled by a filler: private
@@ -45,65 +44,37 @@ func fillable(m *Mapping) bool {
 	return false
 }
 
-// newFiller registers the fillable mappings of maps, freshly mapped in
-// the stopped process r.in.pid, with a userfaultfd made inside it by
-// injected calls and taken into our process. Runs on the tracer thread.
-// It returns nil and no error when there is nothing to register.
-func (r *restorer) newFiller(maps []Mapping) (*filler, error) {
-	in, pid := r.in, r.in.pid
-	var regs []Range
+// fillableRanges are the ranges of the fillable mappings of maps; with
+// data, only of those that come with their contents.
+func fillableRanges(maps []Mapping, data bool) []Range {
+	var out []Range
 	for i := range maps {
-		if fillable(&maps[i]) {
-			regs = append(regs, Range{maps[i].Start, maps[i].End})
+		if m := &maps[i]; fillable(m) && (!data || m.Data != nil) {
+			out = append(out, Range{m.Start, m.End})
 		}
 	}
-	if len(regs) == 0 {
+	return out
+}
+
+// newFiller registers ranges, freshly mapped anonymous memory of the
+// stopped process r.in.pid, with a userfaultfd of user-mode faults made
+// inside it and taken into our process. Runs on the tracer thread. It
+// returns nil and no error when nothing could be registered.
+func (r *restorer) newFiller(ranges []Range) (*filler, error) {
+	if len(ranges) == 0 {
 		return nil, nil
 	}
-	rfd, err := in.callOK(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly)
+	uffd, registered, err := injectUffd(r.in, r.mem, r.scratch+scratchStruct,
+		uffdSpec{mode: uffdioRegisterModeMissing, ranges: ranges, userOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("userfaultfd: %w", err)
-	}
-	defer in.call(unix.SYS_CLOSE, rfd)
-	le := binary.LittleEndian
-	api := make([]byte, 24)
-	le.PutUint64(api, uffdAPI)
-	at := r.scratch + scratchStruct
-	if err := r.write(scratchStruct, api); err != nil {
 		return nil, err
 	}
-	if _, err := in.callOK(unix.SYS_IOCTL, rfd, uffdioAPI, at); err != nil {
-		return nil, fmt.Errorf("UFFDIO_API: %w", err)
-	}
-	f := &filler{pid: pid, uffd: -1, pagemap: -1, vec: make([]pageRegion, 64)}
-	reg := make([]byte, uffdRegisterStructSize)
-	for _, g := range regs {
-		le.PutUint64(reg, g.Start)
-		le.PutUint64(reg[8:], g.Size())
-		le.PutUint64(reg[16:], uffdioRegisterModeMissing)
-		le.PutUint64(reg[24:], 0)
-		if err := r.write(scratchStruct, reg); err != nil {
-			return nil, err
-		}
-		// A mapping that cannot be registered is written as before.
-		if _, err := in.callOK(unix.SYS_IOCTL, rfd, uffdioRegister, at); err == nil {
-			f.ranges = append(f.ranges, g)
-		}
-	}
-	if len(f.ranges) == 0 {
+	f := &filler{pid: r.in.pid, uffd: uffd, pagemap: -1, ranges: registered}
+	if len(registered) == 0 {
+		f.close()
 		return nil, nil
 	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
-	}
-	f.uffd, err = unix.PidfdGetfd(pidfd, int(rfd), 0)
-	unix.Close(pidfd)
-	if err != nil {
-		return nil, fmt.Errorf("pidfd_getfd %d/%d: %w", pid, rfd, err)
-	}
-	unix.CloseOnExec(f.uffd)
-	if f.pagemap, err = unix.Open("/proc/"+strconv.Itoa(pid)+"/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+	if f.pagemap, err = unix.Open("/proc/"+strconv.Itoa(f.pid)+"/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		f.close()
 		return nil, err
 	}
@@ -155,7 +126,7 @@ func (f *filler) presentRun(addr uint64, n int) (int, error) {
 	arg := pmScanArg{CategoryAnyofMask: pageIsPresent | pageIsSwapped, ReturnMask: pageIsPresent | pageIsSwapped}
 	arg.Start, arg.End = addr, addr+uint64(n)
 	arg.MaxPages = uint64(n+pageSize-1) / pageSize
-	k, _, err := pagemapScanOnce(f.pagemap, &arg, f.vec[:1])
+	k, _, err := pagemapScanOnce(f.pagemap, &arg, f.vec[:])
 	if err != nil {
 		return 0, fmt.Errorf("PAGEMAP_SCAN %d: %w", f.pid, err)
 	}
@@ -195,16 +166,7 @@ func writeVM(pid int, addr uint64, b []byte) error {
 // with UFFDIO_COPY where a userfaultfd can be had, the others (and all
 // of them without one) through /proc/PID/mem. Runs on the tracer thread.
 func (r *restorer) fillAll(maps []Mapping) error {
-	var with []Mapping
-	for i := range maps {
-		if maps[i].Data != nil {
-			with = append(with, maps[i])
-		}
-	}
-	if len(with) == 0 {
-		return nil
-	}
-	f, _ := r.newFiller(with) // none: the slower way
+	f, _ := r.newFiller(fillableRanges(maps, true)) // none: the slower way
 	defer f.close()
 	for i := range maps {
 		m := &maps[i]

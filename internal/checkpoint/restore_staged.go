@@ -58,7 +58,7 @@ func Stage(pid int, layout []Mapping, stub string, o RestoreOptions) (*Staged, e
 		st.s, st.r = s, r
 		// Without a userfaultfd (a kernel without one, say), pages
 		// are written the slower way: not a reason to fail.
-		st.fill, st.fillErr = r.newFiller(st.layout)
+		st.fill, st.fillErr = r.newFiller(fillableRanges(st.layout, false))
 		return nil
 	})
 	if err != nil {
@@ -120,12 +120,10 @@ func (st *Staged) Write(addr uint64, b []byte) error {
 	return nil
 }
 
-// writeVM is Write without the filler.
+// writeVM is Write without the filler: process_vm_writev, else (a
+// mapping that is not writable) /proc/PID/mem.
 func (st *Staged) writeVM(addr uint64, b []byte) error {
-	local := []unix.Iovec{{Base: &b[0]}}
-	local[0].SetLen(len(b))
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
-	if n, err := unix.ProcessVMWritev(st.res.Pid, local, remote, 0); err == nil && n == len(b) {
+	if writeVM(st.res.Pid, addr, b) == nil {
 		return nil
 	}
 	_, err := st.r.mem.WriteAt(b, int64(addr))

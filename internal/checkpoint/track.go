@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -131,58 +130,19 @@ func (p *Process) trackDirty() (*Tracker, error) {
 		return nil, err
 	}
 	defer in.call(unix.SYS_MUNMAP, buf, pageSize)
-	rfd, err := in.callOK(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK)
-	if errors.Is(err, unix.EPERM) {
-		// vm.unprivileged_userfaultfd=0 and the process is not
-		// privileged: user-mode-only faults are all WP_ASYNC needs.
-		rfd, err = in.callOK(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: userfaultfd in %d: %w", pid, err)
-	}
-	closeRemote := func() { in.call(unix.SYS_CLOSE, rfd) }
-	le := binary.LittleEndian
-	api := make([]byte, 24)
-	le.PutUint64(api, uffdAPI)
-	le.PutUint64(api[8:], uffdFeatureWPAsync|uffdFeatureWPUnpopul)
-	if _, err := mem.WriteAt(api, int64(buf)); err != nil {
-		closeRemote()
-		return nil, err
-	}
-	if _, err := in.callOK(unix.SYS_IOCTL, rfd, uffdioAPI, buf); err != nil {
-		closeRemote()
-		return nil, fmt.Errorf("checkpoint: UFFDIO_API (WP_ASYNC|WP_UNPOPULATED): %w", err)
-	}
-	reg := make([]byte, uffdRegisterStructSize)
+	// A mapping that cannot be registered stays untracked: Dirty
+	// reports it in Untracked every time.
+	var ranges []Range
 	for i := range maps {
-		m := &maps[i]
-		if !trackable(m) {
-			continue
+		if m := &maps[i]; trackable(m) {
+			ranges = append(ranges, Range{m.Start, m.End})
 		}
-		le.PutUint64(reg, m.Start)
-		le.PutUint64(reg[8:], m.Size())
-		le.PutUint64(reg[16:], uffdioRegisterModeWP)
-		le.PutUint64(reg[24:], 0)
-		if _, err := mem.WriteAt(reg, int64(buf)); err != nil {
-			closeRemote()
-			return nil, err
-		}
-		// A mapping that cannot be registered stays untracked: Dirty
-		// reports it in Untracked every time.
-		in.call(unix.SYS_IOCTL, rfd, uffdioRegister, buf)
 	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
+	uffd, _, err := injectUffd(in, mem, buf, uffdSpec{features: uffdFeatureWPAsync | uffdFeatureWPUnpopul,
+		mode: uffdioRegisterModeWP, ranges: ranges})
 	if err != nil {
-		closeRemote()
-		return nil, fmt.Errorf("checkpoint: pidfd_open %d: %w", pid, err)
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	uffd, err := unix.PidfdGetfd(pidfd, int(rfd), 0)
-	unix.Close(pidfd)
-	closeRemote()
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: pidfd_getfd %d/%d: %w", pid, rfd, err)
-	}
-	unix.CloseOnExec(uffd)
 	pm, err := unix.Open(dir+"/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(uffd)
