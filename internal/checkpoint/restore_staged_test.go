@@ -99,8 +99,9 @@ func stageStream(t *testing.T, p *Process, stub string, o RestoreOptions, rounds
 		if !fillable(&layout[i]) {
 			return st.Write(start, data)
 		}
+		zero := make([]byte, pageSize)
 		for off := 0; off < len(data); off += pageSize {
-			if pg := data[off : off+pageSize]; !bytes.Equal(pg, make([]byte, pageSize)) {
+			if pg := data[off : off+pageSize]; !bytes.Equal(pg, zero) {
 				if err := st.Write(start+uint64(off), pg); err != nil {
 					return err
 				}

@@ -99,12 +99,13 @@ func (m *Msg) AppendBinary(b []byte) ([]byte, error) {
 	// The payload is copied and checksummed a block at a time, while
 	// the block is in the cache: a second pass over a megabyte of pages
 	// would read them from memory again.
+	tab := castagnoli()
 	b = append(b, m.Head...)
-	crc := crc32.Update(0, castagnoli(), m.Head)
+	crc := crc32.Update(0, tab, m.Head)
 	for d := m.Data; len(d) > 0; {
 		k := min(len(d), sumBlock)
 		b = append(b, d[:k]...)
-		crc = crc32.Update(crc, castagnoli(), d[:k])
+		crc = crc32.Update(crc, tab, d[:k])
 		d = d[k:]
 	}
 	msg := b[at:]
