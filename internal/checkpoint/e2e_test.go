@@ -27,6 +27,7 @@ type migration struct {
 	ext   []int            // Options.External
 	files map[int]*os.File // RestoreOptions.Files
 	dead  func()           // called once the original is killed (to reap it, freeing its pid)
+	edit  func(*Image)     // changes the decoded image before the restore
 }
 
 // migrateWith is migrate with options.
@@ -59,6 +60,9 @@ func migrateWith(t *testing.T, pid int, stub string, m migration) (*Image, *Rest
 		t.Fatalf("Decode: %v", err)
 	}
 	t.Logf("encode+decode done %v", time.Since(t0))
+	if m.edit != nil {
+		m.edit(img2)
+	}
 	res, err := RestoreWith(img2, stub, RestoreOptions{Files: m.files})
 	if err != nil {
 		t.Fatalf("Restore: %v", err)

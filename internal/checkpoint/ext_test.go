@@ -37,6 +37,25 @@ func TestRestoreITimer(t *testing.T) {
 	t.Logf("count went on from %d to %d", before, len(lines))
 }
 
+// TestRestoreITimerExpired restores the same process as getitimer shows
+// it between an expiry of its ITIMER_REAL and the SIGALRM being taken:
+// no time left, the interval still set. The timer must go on (setitimer
+// with a zero value disarmed it, and a process waiting for its next tick
+// waited for ever: the itest suite's "signals and timer" case hung so).
+func TestRestoreITimerExpired(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, _ := start(t, buildC(t, "itimer"), out)
+	waitLines(t, out, 5)
+	_, res := migrateWith(t, cmd.Process.Pid, stub, migration{edit: func(img *Image) { img.ITimers[0].Value = 0 }})
+	before := len(readLines(out))
+	checkCount(t, waitLines(t, out, before+10))
+	if !running(res.Pid) {
+		t.Fatalf("restored process %d not running", res.Pid)
+	}
+}
+
 // TestRestorePendingSignals restores a process with two queued, blocked
 // real-time signals, one in the thread queue and one in the shared queue:
 // both arrive after the restore, with their values, in order.

@@ -74,7 +74,8 @@ type Thread struct {
 }
 
 // ITimer is one interval timer as getitimer(2) reports it; a zero Value
-// means disarmed.
+// means disarmed, unless Interval is not zero: then it is a periodic
+// ITIMER_REAL that expired and is re-armed when its SIGALRM is taken.
 type ITimer struct {
 	Interval, Value time.Duration // microsecond precision
 }

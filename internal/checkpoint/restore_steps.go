@@ -286,8 +286,16 @@ func (r *restorer) last(img *Image) error {
 		}
 	}
 	for which, t := range img.ITimers {
+		if t.Value == 0 && t.Interval == 0 {
+			continue // disarmed
+		}
 		if t.Value == 0 {
-			continue
+			// A periodic ITIMER_REAL that expired with its SIGALRM
+			// not yet taken (pending, restored above): the kernel
+			// re-arms it when the signal is taken. setitimer with a
+			// zero value would disarm it for good, and a process
+			// waiting for its next tick would wait for ever.
+			t.Value = t.Interval
 		}
 		var b []byte
 		for _, d := range []time.Duration{t.Interval, t.Value} {
