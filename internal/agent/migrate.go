@@ -33,7 +33,10 @@ const moveTimeout = 10 * time.Minute
 type migrations struct {
 	mu       sync.Mutex
 	sessions map[int64]*runSession
-	fault    *migrate.Fault
+	// ended are sessions of moved processes that ended before their
+	// homes re-attached, kept for them for attachWait (retire).
+	ended map[int64]*runSession
+	fault *migrate.Fault
 	// Signals to moving processes (migrate_signal.go).
 	held   map[int64][]heldSignal
 	owners map[int64]int
@@ -51,12 +54,38 @@ func (m *migrations) add(cpid int64, s *runSession) {
 	delete(m.gone, cpid) // it is here (again): signals are not sent on
 }
 
-func (m *migrations) drop(cpid int64, s *runSession) {
+// retire drops s, which has ended; with keep, s is kept as ended for
+// attachWait, for its home to re-attach to (takeEnded) and be told how
+// the process ended.
+func (m *migrations) retire(cpid int64, s *runSession, keep bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.sessions[cpid] == s {
 		delete(m.sessions, cpid)
 	}
+	if !keep {
+		return
+	}
+	if m.ended == nil {
+		m.ended = map[int64]*runSession{}
+	}
+	m.ended[cpid] = s
+	time.AfterFunc(attachWait, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.ended[cpid] == s {
+			delete(m.ended, cpid)
+		}
+	})
+}
+
+// takeEnded returns, and forgets, the ended session kept for cpid's home.
+func (m *migrations) takeEnded(cpid int64) *runSession {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.ended[cpid]
+	delete(m.ended, cpid)
+	return s
 }
 
 func (m *migrations) session(cpid int64) *runSession {

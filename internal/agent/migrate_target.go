@@ -357,6 +357,7 @@ func (a *Agent) adoptMoved(b *migrate.Begin, pid int, pipes *stdioPipes, stdin [
 	if b.Stopped {
 		s.skipStops = 1
 	}
+	s.awaitHome = true
 	s.start()
 	go s.expectAttach(attachWait)
 }

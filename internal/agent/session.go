@@ -26,6 +26,9 @@ type runSession struct {
 	connEnd   chan struct{} // closed when conn's use ends
 	hungUp    bool          // its deputy went: output is discarded
 	hold      chan struct{} // set during a move: closed by THold
+	awaitHome bool          // restored after a move, its home not attached yet: frames are kept
+	kept      []rexec.Frame // what was sent while awaitHome (see keepLocked)
+	keptBytes int           // output in kept
 	moved     *rexec.Moved  // set at a move's commit: end with Moved
 	skipStops int           // stops to leave unreported (restored stopped)
 	pumps     sync.WaitGroup
@@ -82,7 +85,12 @@ func (s *runSession) wait() {
 		waitOrClose(&s.pumps, outputGrace, s.p)
 	}
 	s.a.track.dropRun(s.pid())
-	s.a.mig.drop(s.rec.CPID, s)
+	s.mu.Lock()
+	// Ending before its home re-attached after a move: its last output
+	// and status are kept for the home, which is on its way.
+	keep := s.awaitHome && s.conn == nil && !s.hungUp
+	s.mu.Unlock()
+	s.a.mig.retire(s.rec.CPID, s, keep)
 	if moved != nil {
 		s.a.log.Info("process moved away", "cpid", cpid, "pid", s.pid(), "node", moved.Node, "new_pid", moved.Pid)
 		s.send(rexec.JSON(rexec.TMoved, moved))
@@ -100,14 +108,45 @@ func (s *runSession) wait() {
 	s.mu.Unlock()
 }
 
-// send sends f to the attached home, if any (dropped otherwise).
+// keptMax bounds the output kept for a home that has not re-attached.
+// The process's pipes are not read before then, unless it ends, so
+// what is kept is what its pipes held at its end.
+const keptMax = 1 << 20
+
+// send sends f to the attached home; while the home of a moved process
+// has yet to re-attach, f is kept for it (keepLocked); otherwise, with no
+// home attached, f is dropped.
 func (s *runSession) send(f rexec.Frame) {
 	s.mu.Lock()
 	c := s.conn
+	if c == nil && s.awaitHome && !s.hungUp {
+		s.keepLocked(f)
+	}
 	s.mu.Unlock()
 	if c != nil && c.Send(f) != nil {
 		s.detach(c, "its stream broke")
 	}
+}
+
+// keepLocked keeps a copy of f for the home (s.mu held); output beyond
+// keptMax is dropped, with a warning, never the process's status.
+func (s *runSession) keepLocked(f rexec.Frame) {
+	if f.Type == rexec.TStdout || f.Type == rexec.TStderr {
+		if s.keptBytes+len(f.Data) > keptMax {
+			s.a.log.Warn("output of a moved process dropped: its home has not re-attached", "cpid", showCPID(s.rec.CPID), "bytes", len(f.Data))
+			return
+		}
+		s.keptBytes += len(f.Data)
+	}
+	f.Data = append([]byte(nil), f.Data...)
+	s.kept = append(s.kept, f)
+}
+
+// takeKeptLocked ends the keeping and returns what was kept (s.mu held).
+func (s *runSession) takeKeptLocked() []rexec.Frame {
+	kept := s.kept
+	s.kept, s.keptBytes, s.awaitHome = nil, 0, false
+	return kept
 }
 
 // serve attaches conn, the home's stream, and serves it until the
@@ -120,15 +159,27 @@ func (s *runSession) serve(ctx context.Context, conn rexec.Conn) {
 }
 
 // attachConn attaches conn, the home's stream, and returns a channel
-// closed when its use ends; nil (and conn refused) if the session has
-// ended.
+// closed when its use ends; nil if the session has ended: then conn is
+// given what was kept for it (the process ended before its home
+// re-attached) or refused.
 func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn) <-chan struct{} {
 	end := make(chan struct{})
+	started := rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid()})
 	s.mu.Lock()
 	select {
 	case <-s.done:
+		kept := s.takeKeptLocked()
 		s.mu.Unlock()
-		refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s ended or moved on", showCPID(s.rec.CPID)))
+		if len(kept) == 0 {
+			refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s ended or moved on", showCPID(s.rec.CPID)))
+			return nil
+		}
+		s.a.log.Info("home re-attached to a process that had ended", "cpid", showCPID(s.rec.CPID), "pid", s.pid())
+		for _, f := range append([]rexec.Frame{started}, kept...) {
+			if conn.Send(f) != nil {
+				break
+			}
+		}
 		return nil
 	default:
 	}
@@ -136,11 +187,20 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn) <-chan str
 		close(s.connEnd) // a stale attachment
 	}
 	s.conn, s.connEnd, s.hungUp = conn, end, false
+	// Started and what was kept go first, in order, before any output.
+	var broken bool
+	for _, f := range append([]rexec.Frame{started}, s.takeKeptLocked()...) {
+		if broken = conn.Send(f) != nil; broken {
+			break
+		}
+	}
 	if !s.pumping {
 		s.startPumpsLocked()
 	}
 	s.mu.Unlock()
-	s.send(rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid()}))
+	if broken {
+		s.detach(conn, "its stream broke")
+	}
 	go s.read(conn, end)
 	go s.a.watchHome(ctx, s.rec.Home, end, func(why string) { s.detach(conn, why) })
 	return end
@@ -211,6 +271,7 @@ func (s *runSession) expectAttach(d time.Duration) {
 	lonely := s.conn == nil && !s.hungUp && s.moved == nil
 	if lonely {
 		s.hungUp = true
+		s.takeKeptLocked()
 		if !s.pumping {
 			s.startPumpsLocked()
 		}

@@ -50,12 +50,14 @@ func countLines(t *testing.T, ctx context.Context, c *harness.Cluster, file stri
 // its cluster pid and comes home; ssi freeze and continue stop and
 // continue a run wherever it is, and a frozen run moves frozen; ssi
 // checkpoint --kill and ssi restore start a process again on another
-// node where it was saved, and an image is restored only by its owner.
+// node where it was saved, and an image is restored only by its owner; a
+// run that ends on its new node before its deputy re-attaches there still
+// gives the deputy its last output and its exit status.
 func TestMigrateNativeAndVerbs(t *testing.T) {
 	c, ctx := startCluster(t, 2)
 	dir := shortTempX(t)
 	os.Chmod(dir, 0o777)
-	bins := buildProgs(t, dir, "counter")
+	bins := buildProgs(t, dir, "counter", "hostwatch")
 	nobody := "65534:65534"
 
 	t.Run("native", func(t *testing.T) {
@@ -104,6 +106,24 @@ func TestMigrateNativeAndVerbs(t *testing.T) {
 		}
 		if got := d.stdout.String(); got != counterOutput(400) {
 			t.Errorf("the deputy printed %s", clipTail(got))
+		}
+	})
+
+	t.Run("ends before its home re-attaches", func(t *testing.T) {
+		// hostwatch exits within 100 microseconds of running on node 2
+		// (its hostname changes), long before its deputy on node 2 has
+		// been told it moved and opened a stream to it there.
+		d := startDeputy(t, c, 2, asNobody+"ssi run --node 1 "+bins["hostwatch"])
+		p := findRun(t, ctx, c, 2, bins["hostwatch"])
+		cpid := strconv.FormatInt(p.CPID, 10)
+		if o := ssiAs(t, c, 2, nobody, "migrate", cpid, "2"); o.code != 0 {
+			t.Fatalf("migrate: %v", o)
+		}
+		if code := d.wait(t, time.Minute); code != 3 {
+			t.Fatalf("deputy exited %d, want 3 (the process's status): %s", code, d.stderr.String())
+		}
+		if got, want := d.stdout.String(), "on node1\nnow on node2\n"; got != want {
+			t.Errorf("the deputy printed %q, want %q", got, want)
 		}
 	})
 
