@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -24,7 +23,33 @@ func bridgePort(i int) string           { return fmt.Sprintf("n%d", i) }
 func nodeName(i int) string             { return fmt.Sprintf("node%d", i) }
 func cgroupName(id string) string       { return "ssi-" + id }
 func nodeNetnsPrefix(id string) string  { return "ssi" + id + "n" }
-func validID(id string) bool            { return idPattern.MatchString(id) }
+
+// validID keeps IDs short enough for interface and namespace names and
+// free of characters that would make names ambiguous: 1 to 8 of [0-9a-z].
+// (No regexp: this package is in every ssi binary, and a regexp compiled
+// at start-up costs every command.)
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 8 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// hubID is the cluster ID in the name of a cluster's hub namespace
+// (hubNetns), if name is one.
+func hubID(name string) (string, bool) {
+	id, pre := strings.CutPrefix(name, "ssi")
+	id, suf := strings.CutSuffix(id, "hub")
+	if pre && suf && validID(id) {
+		return id, true
+	}
+	return "", false
+}
 
 // loopbackAddr is node i's address in loopback mode: 127.<a>.<b>.<i> with a
 // in 100..199 and b in 0..255 derived from the cluster ID, so that clusters
@@ -45,10 +70,6 @@ func idHash(id string) uint32 {
 	h.Write([]byte(id))
 	return h.Sum32()
 }
-
-// idPattern keeps IDs short enough for interface and namespace names and
-// free of characters that would make names ambiguous.
-var idPattern = regexp.MustCompile(`^[0-9a-z]{1,8}$`)
 
 // ip runs iproute2's ip with args.
 func ip(ctx context.Context, args ...string) error {
@@ -148,8 +169,6 @@ func netnsBusy(name string) (bool, error) {
 	return len(bytes.TrimSpace(out)) > 0, nil
 }
 
-var hubPattern = regexp.MustCompile(`^ssi([0-9a-z]{1,8})hub$`)
-
 // sweepNetns deletes the namespaces of every harness cluster none of whose
 // node namespaces holds a process.
 func sweepNetns() error {
@@ -159,8 +178,8 @@ func sweepNetns() error {
 	}
 	var errs []error
 	for _, name := range all {
-		if m := hubPattern.FindStringSubmatch(name); m != nil {
-			errs = append(errs, sweepCluster(m[1]))
+		if id, ok := hubID(name); ok {
+			errs = append(errs, sweepCluster(id))
 		}
 	}
 	return errors.Join(errs...)

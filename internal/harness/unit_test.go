@@ -34,6 +34,12 @@ func TestNames(t *testing.T) {
 			t.Errorf("validID(%q) = %v", id, !want)
 		}
 	}
+	for name, want := range map[string]string{"ssi3fa0hub": "3fa0", "ssixhub": "x", "xhub": "", "ssihub": "",
+		"ssi3fa0n2": "", "ssiabcdefghihub": "", "ssiA1hub": "", "myssi3hub": ""} {
+		if id, ok := hubID(name); id != want || ok != (want != "") {
+			t.Errorf("hubID(%q) = %q, %v; want %q", name, id, ok, want)
+		}
+	}
 }
 
 func TestFaultRuleset(t *testing.T) {
