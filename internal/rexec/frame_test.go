@@ -100,6 +100,7 @@ func TestStatusWorse(t *testing.T) {
 func FuzzFrameReader(f *testing.F) {
 	var buf bytes.Buffer
 	Write(&buf, JSON(TStart, Spec{Argv: []string{"sh"}, Dir: "/"}))
+	Write(&buf, JSON(TStart, Spec{Argv: []string{"sh"}, Dir: "/", Tty: true, Termios: make([]byte, 44)}))
 	Write(&buf, WinsizeFrame(1, 2))
 	f.Add(buf.Bytes())
 	f.Add([]byte{byte(TStdout), 3, 0, 0, 0, 'a', 'b', 'c'})
@@ -120,7 +121,17 @@ func FuzzFrameReader(f *testing.F) {
 			}
 			switch fr.Type {
 			case TStart:
-				ParseSpec(fr.Data)
+				// A spec the root agent accepts from any local user: what
+				// parses is valid, and its terminal settings decode to
+				// what they encode to.
+				if s, err := ParseSpec(fr.Data); err == nil {
+					if s.Validate() != nil {
+						t.Fatalf("ParseSpec accepted an invalid spec")
+					}
+					if tio, err := DecodeTermios(s.Termios); err == nil && !bytes.Equal(EncodeTermios(tio), s.Termios) {
+						t.Fatalf("terminal settings do not survive their own encoding")
+					}
+				}
 			case TStarted:
 				ParseStarted(fr.Data)
 			case TExit:
