@@ -134,7 +134,7 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 func (a *Agent) attach(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	s := a.mig.session(spec.Attach)
 	if s == nil {
-		s = a.mig.takeEnded(spec.Attach) // it ended before its home came
+		s = a.mig.takeEnded(spec.Attach, spec.Home) // it ended before its home came
 	}
 	if s == nil || s.native() || s.rec.Home != spec.Home {
 		refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s does not run on node %d (it moved on or ended)",

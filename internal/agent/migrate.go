@@ -79,11 +79,15 @@ func (m *migrations) retire(cpid int64, s *runSession, keep bool) {
 	})
 }
 
-// takeEnded returns, and forgets, the ended session kept for cpid's home.
-func (m *migrations) takeEnded(cpid int64) *runSession {
+// takeEnded returns, and forgets, the ended session kept for cpid's
+// home, if home is that node.
+func (m *migrations) takeEnded(cpid int64, home int) *runSession {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.ended[cpid]
+	if s == nil || s.rec.Home != home {
+		return nil
+	}
 	delete(m.ended, cpid)
 	return s
 }
