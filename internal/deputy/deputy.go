@@ -98,6 +98,9 @@ type session struct {
 	o    Options
 	tid  int
 	term *terminal
+	// job and rank: an instance of an --np job (nil for a single run).
+	job  *jobStops
+	rank int
 
 	mu      sync.Mutex
 	started *rexec.Started
@@ -187,9 +190,16 @@ func (s *session) run(ctx context.Context) rexec.Status {
 				s.signal(ctx, int(unix.SIGPIPE))
 			}
 		case rexec.TStopped:
-			if s.tid == 0 { // a single run mirrors its stops; --np does not
+			// The deputy stops with its process, so that its shell
+			// sees the job stop; an --np launcher once all its
+			// instances have (jobStops).
+			if s.job == nil || s.job.stop(s.rank) {
 				s.term.restore()
-				unix.Kill(unix.Getpid(), unix.SIGSTOP) // the shell sees the job stop
+				unix.Kill(unix.Getpid(), unix.SIGSTOP)
+			}
+		case rexec.TContinued:
+			if s.job != nil {
+				s.job.cont(s.rank)
 			}
 		case rexec.TError:
 			s.errorf("%s", f.Data)

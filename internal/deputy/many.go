@@ -17,7 +17,9 @@ import (
 // RunMany starts k instances of o.Argv spread over the nodes by load, each
 // with SSI_RANK and SSI_SIZE, waits for all and returns the worst status.
 // Each instance's cluster pid is this node's number and the id of a
-// deputy thread kept for it; rank 0 reads stdin; signals go to all.
+// deputy thread kept for it; rank 0 reads stdin; signals go to all; the
+// launcher stops itself once all the instances left have stopped
+// (jobStops).
 func RunMany(ctx context.Context, cl *client.Client, k int, o Options) rexec.Status {
 	nodes, err := cl.Place(ctx, k)
 	if err != nil {
@@ -32,6 +34,7 @@ func RunMany(ctx context.Context, cl *client.Client, k int, o Options) rexec.Sta
 	if env == nil {
 		env = os.Environ()
 	}
+	job := newJobStops(k)
 	sessions := make([]*session, k)
 	statuses := make([]rexec.Status, k)
 	var wg sync.WaitGroup
@@ -50,10 +53,13 @@ func RunMany(ctx context.Context, cl *client.Client, k int, o Options) rexec.Sta
 			// locked, as long as the instance runs.
 			runtime.LockOSThread()
 			s := newSession(cl, ro, unix.Gettid())
-			s.outMu = outMu
+			s.outMu, s.job, s.rank = outMu, job, i
 			sessions[i] = s
 			tids <- s.tid
 			statuses[i] = s.run(ctx)
+			if job.end(i) { // the instances left are all stopped
+				unix.Kill(unix.Getpid(), unix.SIGSTOP)
+			}
 		}()
 		<-tids
 	}

@@ -1,7 +1,9 @@
 package itest
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -46,6 +48,38 @@ func TestRunMany(t *testing.T) {
 		if o.code != 0 {
 			t.Fatalf("--np 48 true: %v", o)
 		}
+	}
+}
+
+// TestRunManyStops: an --np launcher stops (so that its shell sees the
+// job stopped) once all its instances have stopped, here by a SIGTSTP
+// sent to it and passed on to them; continued, they go on and end.
+func TestRunManyStops(t *testing.T) {
+	c, _ := startCluster(t, 3, "--allow-remote-root", "true")
+	dir := shortTemp(t)
+	script := fmt.Sprintf(`
+ssi run --np 2 -- sh -c 'touch %[1]s/$SSI_RANK; sleep 1; echo $SSI_RANK' &
+pid=$!
+until [ -e %[1]s/0 ] && [ -e %[1]s/1 ]; do sleep 0.05; done
+kill -TSTP $pid
+for i in $(seq 400); do
+	st=$(cut -d' ' -f3 /proc/$pid/stat)
+	[ "$st" = T ] && break
+	sleep 0.05
+done
+echo "launcher $st"
+kill -CONT $pid
+wait $pid
+echo "exit $?"
+`, dir)
+	o := execIn(t, c, runSpec{on: 1, dir: "/", env: []string{"PATH=" + filepath.Dir(c.Binary) + ":/usr/bin:/bin",
+		"SSI_SOCKET=" + c.Nodes[0].Socket}, argv: []string{"sh", "-c", script}})
+	lines := strings.Split(strings.TrimSpace(o.stdout), "\n")
+	if o.code != 0 || len(lines) != 4 || lines[0] != "launcher T" || lines[3] != "exit 0" {
+		t.Fatalf("%v; want the launcher stopped (T), then both ranks and exit 0", o)
+	}
+	if ranks := []string{lines[1], lines[2]}; !(ranks[0] == "0" && ranks[1] == "1" || ranks[0] == "1" && ranks[1] == "0") {
+		t.Errorf("ranks printed %q, want 0 and 1", ranks)
 	}
 }
 
