@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -89,20 +90,24 @@ func (a *Agent) trackedProcs(ctx context.Context, rec homeRec) ([]api.Proc, erro
 	return a.askProcs(ctx, n, &transport.ProcsRequest{CPID: rec.CPID})
 }
 
-// runProcs lists the processes run here for deputies that match.
+// runProcs lists the processes run here for deputies that match (one
+// look at the run table for all of them: an origin taking its tracking
+// back asks for all of its runs at once).
 func (a *Agent) runProcs(match func(runRec) bool) ([]api.Proc, error) {
-	var out []api.Proc
-	for pid, r := range a.track.runsSnapshot() {
-		if !match(r) {
-			continue
-		}
-		ps, err := a.localProcs(pid)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ps...)
+	num := a.Identity().Number
+	if num == 0 {
+		return nil, errors.New("this node has no number yet")
 	}
-	return out, nil
+	runs, hidden := a.track.runsSnapshot(), a.track.hidden()
+	var table []vproc.Proc
+	for pid, r := range runs {
+		if match(r) {
+			if p, ok := vproc.Lookup("/proc", pid); ok {
+				table = append(table, p)
+			}
+		}
+	}
+	return a.describe(num, table, runs, hidden), nil
 }
 
 // surrogateFind asks every up node for the process run as cpid.

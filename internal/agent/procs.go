@@ -43,7 +43,13 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 			return nil, err
 		}
 	}
-	runs, hidden := a.track.runsSnapshot(), a.track.hidden()
+	return a.describe(num, table, a.track.runsSnapshot(), a.track.hidden()), nil
+}
+
+// describe gives the processes of table their cluster pids (runs: the
+// processes run here for deputies; hidden: deputies and exec helpers,
+// left out) as this node, num, sees them.
+func (a *Agent) describe(num int, table []vproc.Proc, runs map[int]runRec, hidden map[int]bool) []api.Proc {
 	out := make([]api.Proc, 0, len(table))
 	for _, p := range table {
 		if hidden[p.Pid] {
@@ -63,7 +69,7 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 		}
 		out = append(out, pp)
 	}
-	return out, nil
+	return out
 }
 
 // userName returns the login name of uid (the uid itself if it has none),
