@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ssi-cluster/ssi/internal/harness"
@@ -86,17 +88,32 @@ type countWriter struct{ n int64 }
 func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
 
 // inNode runs `self __loop n stdinBytes argv...` inside node i and returns
-// the runs' times.
-func inNode(c *harness.Cluster, i, n int, stdinBytes int64, argv ...string) (loopResult, error) {
+// the runs' times. ctx ending (Ctrl-C) kills the loop and what it runs: it
+// has a process group of its own (nsenter forks it, so killing nsenter
+// alone would leave it running).
+func inNode(ctx context.Context, c *harness.Cluster, i, n int, stdinBytes int64, argv ...string) (loopResult, error) {
+	if err := ctx.Err(); err != nil {
+		return loopResult{}, err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return loopResult{}, err
 	}
 	args := append([]string{loopCmd, fmt.Sprint(n), fmt.Sprint(stdinBytes)}, argv...)
 	cmd := c.Command(i, self, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	var stderr, stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return loopResult{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	err = cmd.Wait()
+	stop()
+	if ctx.Err() != nil {
+		return loopResult{}, ctx.Err()
+	}
+	out := stdout.Bytes()
 	if err != nil {
 		return loopResult{}, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, stderr.String())
 	}

@@ -93,6 +93,9 @@ func migrateBench(ctx context.Context, args []string) error {
 				return fmt.Errorf("-rates: %q", r)
 			}
 			m, wall, cpu, err := migrateOnce(ctx, c, prog, dir, mib, rate, agents)
+			if ctx.Err() != nil {
+				return ctx.Err() // interrupted: no more rows
+			}
 			if err != nil {
 				fmt.Printf("| %d MiB | %d MB/s | failed: %v ||||||||\n", mib, rate, err)
 				continue

@@ -55,8 +55,8 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Printf("%-22s %10s %10s %10s\n", "method", "p50", "p99", "max")
 	var p50 = map[string]time.Duration{}
 	for _, m := range methods {
-		inNode(c, 1, 5, 0, append(m.argv, "/bin/true")...) // warm up
-		r, err := inNode(c, 1, *reps, 0, append(m.argv, "/bin/true")...)
+		inNode(ctx, c, 1, 5, 0, append(m.argv, "/bin/true")...) // warm up
+		r, err := inNode(ctx, c, 1, *reps, 0, append(m.argv, "/bin/true")...)
 		if err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Printf("%-22s %10s %12s\n", "method", "time", "rate")
 	rates := map[string]float64{}
 	for _, m := range methods {
-		r, err := inNode(c, 1, 1, bytes, append(m.argv, "cat")...)
+		r, err := inNode(ctx, c, 1, 1, bytes, append(m.argv, "cat")...)
 		if err != nil {
 			return err
 		}
@@ -99,8 +99,8 @@ func runBench(ctx context.Context, args []string) error {
 	c.StopAgent(ctx, 5)
 	fmt.Printf("(d) ssi run --np %d /bin/true over 4 nodes (from node 1)\n", *np)
 	npArgv := []string{c.Binary, "--socket", c.Nodes[0].Socket, "run", "--np", strconv.Itoa(*np), "/bin/true"}
-	inNode(c, 1, 1, 0, npArgv...)
-	r, err := inNode(c, 1, 10, 0, npArgv...)
+	inNode(ctx, c, 1, 1, 0, npArgv...)
+	r, err := inNode(ctx, c, 1, 10, 0, npArgv...)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func psPart(ctx context.Context, c *harness.Cluster, procs int) error {
 		return err
 	}
 	defer stop()
-	r, err := inNode(c, 1, 50, 0, c.Binary, "--socket", c.Nodes[0].Socket, "ps")
+	r, err := inNode(ctx, c, 1, 50, 0, c.Binary, "--socket", c.Nodes[0].Socket, "ps")
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func startSSHD(ctx context.Context, c *harness.Cluster, i int) ([]string, func()
 	argv := []string{"ssh", "-i", filepath.Join(dir, "client"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-p", "2222", "root@" + c.Nodes[i-1].Addr}
 	err = c.WaitFor(ctx, "sshd to answer", func() (bool, error) {
-		_, err := inNode(c, 1, 1, 0, append(argv, "true")...)
+		_, err := inNode(ctx, c, 1, 1, 0, append(argv, "true")...)
 		return err == nil, err
 	})
 	if err != nil {

@@ -26,7 +26,7 @@ func runSoak(ctx context.Context, args []string) error {
 	}
 	defer stop()
 	argv := []string{c.Binary, "--socket", c.Nodes[0].Socket, "run", "--node", "2", "--", "sh", "-c", "echo x; cat >/dev/null"}
-	inNode(c, 1, 20, 0, argv...) // warm up: connections, caches
+	inNode(ctx, c, 1, 20, 0, argv...) // warm up: connections, caches
 	fmt.Printf("%d remote executions of `sh -c 'echo x; cat >/dev/null'` from node 1 on node 2\n\n", *n)
 	fmt.Printf("%8s  %-28s  %-28s\n", "", "home agent (node 1)", "executing agent (node 2)")
 	fmt.Printf("%8s  %10s %6s %10s  %10s %6s %10s\n", "runs", "goroutines", "fds", "rss", "goroutines", "fds", "rss")
@@ -47,7 +47,7 @@ func runSoak(ctx context.Context, args []string) error {
 	}
 	for done := 0; done < *n; {
 		k := min(*batch, *n-done)
-		if _, err := inNode(c, 1, k, 10, argv...); err != nil {
+		if _, err := inNode(ctx, c, 1, k, 10, argv...); err != nil {
 			return err
 		}
 		done += k
