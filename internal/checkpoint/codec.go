@@ -44,7 +44,7 @@ const (
 
 	maxMetaSection = 16 << 20 // core, mappings and files sections
 	maxUserAddr    = 1 << 57  // above any x86_64 user address (5-level paging)
-	pageChunk      = 8 << 20  // pages are read in chunks so a lying length costs nothing
+	pageChunk      = 1 << 20  // pages are read in chunks: a lying length costs at most one more
 )
 
 // Decoding errors; Decode wraps them with the position of the fault.

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -122,11 +123,14 @@ func noEOF(err error) error {
 	return err
 }
 
+// readPayload reads a section of n bytes and its checksum. The buffer
+// grows as the bytes come: a length that lies costs what was sent, not n.
 func readPayload(r io.Reader, n uint64, where string) ([]byte, error) {
-	p := make([]byte, n+4)
-	if _, err := io.ReadFull(r, p); err != nil {
+	var buf bytes.Buffer
+	if _, err := io.CopyN(&buf, r, int64(n+4)); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrTruncated, where, noEOF(err))
 	}
+	p := buf.Bytes()
 	if crc32.Checksum(p[:n], castagnoli()) != binary.LittleEndian.Uint32(p[n:]) {
 		return nil, fmt.Errorf("%w: %s", ErrChecksum, where)
 	}
