@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -94,9 +93,9 @@ func (a *Agent) trackedProcs(ctx context.Context, rec homeRec) ([]api.Proc, erro
 // look at the run table for all of them: an origin taking its tracking
 // back asks for all of its runs at once).
 func (a *Agent) runProcs(match func(runRec) bool) ([]api.Proc, error) {
-	num := a.Identity().Number
-	if num == 0 {
-		return nil, errors.New("this node has no number yet")
+	num, err := a.numbered()
+	if err != nil {
+		return nil, err
 	}
 	runs, hidden := a.track.runsSnapshot(), a.track.hidden()
 	var table []vproc.Proc

@@ -28,9 +28,9 @@ import (
 // localProcs is this node's process table as api.Procs, or only process
 // pid when pid is not 0.
 func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
-	num := a.Identity().Number
-	if num == 0 {
-		return nil, errors.New("this node has no number yet")
+	num, err := a.numbered()
+	if err != nil {
+		return nil, err
 	}
 	var table []vproc.Proc
 	if pid != 0 {
@@ -38,7 +38,6 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 			table = append(table, p)
 		}
 	} else {
-		var err error
 		if table, err = a.procs.Table(); err != nil {
 			return nil, err
 		}
@@ -46,9 +45,18 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 	return a.describe(num, table, a.track.runsSnapshot(), a.track.hidden()), nil
 }
 
+// numbered is this node's number, which cluster pids need: an error
+// before it has one.
+func (a *Agent) numbered() (int, error) {
+	if num := a.Identity().Number; num != 0 {
+		return num, nil
+	}
+	return 0, errors.New("this node has no number yet")
+}
+
 // describe gives the processes of table their cluster pids (runs: the
 // processes run here for deputies; hidden: deputies and exec helpers,
-// left out) as this node, num, sees them.
+// left out) as this node, num (not 0), sees them.
 func (a *Agent) describe(num int, table []vproc.Proc, runs map[int]runRec, hidden map[int]bool) []api.Proc {
 	out := make([]api.Proc, 0, len(table))
 	for _, p := range table {

@@ -21,12 +21,15 @@ type runSession struct {
 	p    *rexec.Proc
 	rec  *runRec
 
-	mu        sync.Mutex
-	conn      rexec.Conn    // the home's stream; nil while none is attached
-	connEnd   chan struct{} // closed when conn's use ends
-	hungUp    bool          // its deputy went: output is discarded
-	hold      chan struct{} // set during a move: closed by THold
-	awaitHome bool          // restored after a move, its home not attached yet: frames are kept
+	mu      sync.Mutex
+	conn    rexec.Conn    // the home's stream; nil while none is attached
+	connEnd chan struct{} // closed when conn's use ends
+	hungUp  bool          // its deputy went: output is discarded
+	hold    chan struct{} // set during a move: closed by THold
+	// awaitHome: restored after a move, no home attached yet; frames are
+	// kept. Attaching or hanging up ends it (takeKeptLocked), so while it
+	// holds, conn is nil and hungUp false.
+	awaitHome bool
 	kept      []rexec.Frame // what was sent while awaitHome (see keepLocked)
 	keptBytes int           // output in kept
 	moved     *rexec.Moved  // set at a move's commit: end with Moved
@@ -85,10 +88,10 @@ func (s *runSession) wait() {
 		waitOrClose(&s.pumps, outputGrace, s.p)
 	}
 	s.a.track.dropRun(s.pid())
-	s.mu.Lock()
 	// Ending before its home re-attached after a move: its last output
 	// and status are kept for the home, which is on its way.
-	keep := s.awaitHome && s.conn == nil && !s.hungUp
+	s.mu.Lock()
+	keep := s.awaitHome
 	s.mu.Unlock()
 	s.a.mig.retire(s.rec.CPID, s, keep)
 	if moved != nil {
@@ -119,7 +122,7 @@ const keptMax = 1 << 20
 func (s *runSession) send(f rexec.Frame) {
 	s.mu.Lock()
 	c := s.conn
-	if c == nil && s.awaitHome && !s.hungUp {
+	if s.awaitHome {
 		s.keepLocked(f)
 	}
 	s.mu.Unlock()
@@ -175,11 +178,7 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn) <-chan str
 			return nil
 		}
 		s.a.log.Info("home re-attached to a process that had ended", "cpid", showCPID(s.rec.CPID), "pid", s.pid())
-		for _, f := range append([]rexec.Frame{started}, kept...) {
-			if conn.Send(f) != nil {
-				break
-			}
-		}
+		sendAll(conn, started, kept)
 		return nil
 	default:
 	}
@@ -188,12 +187,7 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn) <-chan str
 	}
 	s.conn, s.connEnd, s.hungUp = conn, end, false
 	// Started and what was kept go first, in order, before any output.
-	var broken bool
-	for _, f := range append([]rexec.Frame{started}, s.takeKeptLocked()...) {
-		if broken = conn.Send(f) != nil; broken {
-			break
-		}
-	}
+	broken := !sendAll(conn, started, s.takeKeptLocked())
 	if !s.pumping {
 		s.startPumpsLocked()
 	}
@@ -204,6 +198,20 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn) <-chan str
 	go s.read(conn, end)
 	go s.a.watchHome(ctx, s.rec.Home, end, func(why string) { s.detach(conn, why) })
 	return end
+}
+
+// sendAll sends first, then rest, until a send fails; it reports whether
+// all were sent.
+func sendAll(conn rexec.Conn, first rexec.Frame, rest []rexec.Frame) bool {
+	if conn.Send(first) != nil {
+		return false
+	}
+	for _, f := range rest {
+		if conn.Send(f) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // read takes the home's frames from conn until it ends.
