@@ -123,6 +123,13 @@ func (s *session) errorf(format string, args ...any) {
 	fmt.Fprintf(s.o.Stderr, "ssi: "+format+"\n", args...)
 }
 
+// stopSelf stops the deputy (SIGSTOP), its terminal restored first, so
+// that its shell sees the job stopped.
+func (s *session) stopSelf() {
+	s.term.restore()
+	unix.Kill(unix.Getpid(), unix.SIGSTOP)
+}
+
 func (s *session) spec() *rexec.Spec {
 	env := s.o.Env
 	if env == nil {
@@ -194,8 +201,7 @@ func (s *session) run(ctx context.Context) rexec.Status {
 			// sees the job stop; an --np launcher once all its
 			// instances have (jobStops).
 			if s.job == nil || s.job.stop(s.rank) {
-				s.term.restore()
-				unix.Kill(unix.Getpid(), unix.SIGSTOP)
+				s.stopSelf()
 			}
 		case rexec.TContinued:
 			if s.job != nil {

@@ -58,7 +58,7 @@ func RunMany(ctx context.Context, cl *client.Client, k int, o Options) rexec.Sta
 			tids <- s.tid
 			statuses[i] = s.run(ctx)
 			if job.end(i) { // the instances left are all stopped
-				unix.Kill(unix.Getpid(), unix.SIGSTOP)
+				s.stopSelf()
 			}
 		}()
 		<-tids
