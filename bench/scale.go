@@ -86,13 +86,19 @@ func scale(ctx context.Context, args []string) error {
 	if err := waitMember(ctx, c0); err != nil {
 		return err
 	}
-	tok, err := os.ReadFile(filepath.Join(dir, "n0", "state", "join-token"))
+	// Every node joins with node 0's voter token (the first max_voters
+	// vote, as in a cluster of servers), read from a 0600 file.
+	tok, err := c0.CreateToken(ctx, api.TokenCreate{Voter: true, TTL: "1h", Description: "bench scale"})
 	if err != nil {
+		return err
+	}
+	tokFile := filepath.Join(dir, "join-token")
+	if err := os.WriteFile(tokFile, []byte(tok.Secret+"\n"), 0o600); err != nil {
 		return err
 	}
 	t0 := time.Now()
 	for i := 1; i < *n; i++ {
-		if err := start(i, "--join", addr(0), "--token", strings.TrimSpace(string(tok))); err != nil {
+		if err := start(i, "--join", addr(0), "--token-file", tokFile); err != nil {
 			return err
 		}
 	}

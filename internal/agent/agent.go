@@ -36,7 +36,9 @@ type Agent struct {
 	log       *slog.Logger
 	logOut    io.Writer
 	advertise string
-	bundle    *pki.Bundle
+	bundle    *pki.Bundle // bundle.NodeCertPEM changes on renewal: under mu
+	creds     *pki.Creds
+	joins     *joinGate // failed joins per source address
 
 	mu      sync.Mutex
 	id      *Identity
@@ -88,10 +90,13 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	if err := CheckStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
+	if err := checkNotRemoved(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	id, err := LoadIdentity(cfg.StateDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if id, err = a.joinCluster(ctx); err != nil {
+		if id, err = a.joinCluster(ctx, nil); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -100,6 +105,13 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	if a.bundle, err = pki.LoadBundle(cfg.StateDir); err != nil {
 		return nil, fmt.Errorf("credentials in %s: %w", cfg.StateDir, err)
 	}
+	if a.bundle, err = a.renewExpired(ctx, id, a.bundle); err != nil {
+		return nil, err
+	}
+	if a.creds, err = pki.NewCreds(a.bundle.CA, a.bundle.NodeCertPEM, a.bundle.NodeKeyPEM); err != nil {
+		return nil, fmt.Errorf("credentials in %s: %w", cfg.StateDir, err)
+	}
+	a.joins = newJoinGate()
 	if cfg.Name != "" && cfg.Name != id.Name {
 		log.Warn("the configured name differs from the name this node joined with; keeping the joined name",
 			"configured", cfg.Name, "name", id.Name)
@@ -147,28 +159,19 @@ func (a *Agent) hostPort(port int) string {
 
 func (a *Agent) open() error {
 	cfg := a.cfg
-	srvTLS, err := a.bundle.ServerTLS(true)
-	if err != nil {
-		return err
-	}
-	raftSrvTLS, err := a.bundle.ServerTLS(false)
-	if err != nil {
-		return err
-	}
-	cliTLS, err := a.bundle.ClientTLS()
-	if err != nil {
-		return err
-	}
+	cliTLS := a.creds.ClientTLS()
 	a.pool = transport.NewPool(cliTLS)
 	a.metrics = newMetrics()
 
-	if a.rpcLn, err = net.Listen("tcp", a.hostPort(cfg.RPCPort)); err != nil {
+	ln, err := net.Listen("tcp", a.hostPort(cfg.RPCPort))
+	if err != nil {
 		return fmt.Errorf("rpc listener: %w", err)
 	}
-	a.rpc = transport.NewServer(srvTLS, (*rpcHandler)(a))
+	a.rpcLn = a.creds.Track(ln)
+	a.rpc = transport.NewServer(a.creds.ServerTLS(true), (*rpcHandler)(a))
 
 	raftAdv := &net.TCPAddr{IP: net.ParseIP(a.advertise), Port: cfg.RaftPort}
-	layer, err := transport.NewRaftLayer(a.hostPort(cfg.RaftPort), raftAdv, raftSrvTLS, cliTLS)
+	layer, err := transport.NewRaftLayer(a.hostPort(cfg.RaftPort), raftAdv, a.creds.ServerTLS(false), cliTLS, a.creds.Track)
 	if err != nil {
 		return fmt.Errorf("raft listener: %w", err)
 	}
@@ -185,6 +188,12 @@ func (a *Agent) open() error {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
+	// A removed node is refused at every handshake, both ways.
+	a.creds.SetRevoked(func(id string) bool {
+		var removed bool
+		a.store.FSM.Read(func(reg *state.Registry) { removed = reg.IsRemoved(id) })
+		return removed
+	})
 
 	scope := load.ScopeAll
 	if cfg.LoadScope == "agent" || (cfg.LoadScope == "" && os.Geteuid() != 0) {
@@ -241,7 +250,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
 	a.httpAPI.start(errc)
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){a.joinLoop, a.loadLoop, a.leaderLoop, a.fenceLoop, a.selfLoop, a.adoptLoop} {
+	for _, loop := range []func(context.Context){a.joinLoop, a.loadLoop, a.leaderLoop, a.fenceLoop, a.selfLoop, a.adoptLoop,
+		a.renewLoop, a.removalLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}

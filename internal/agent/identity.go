@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ssi-cluster/ssi/internal/statedir"
 )
@@ -22,6 +23,9 @@ type Identity struct {
 	Number      int    `json:"number"`  // 0 until registered
 	Incarnation uint64 `json:"incarnation"`
 	Bootstrap   bool   `json:"bootstrap,omitempty"` // made by `ssi init`: bootstraps raft on first start
+	// InitTokenExpires is when the join token `ssi init` wrote expires
+	// (zero: never); the first master commits that token with it.
+	InitTokenExpires time.Time `json:"init_token_expires,omitzero"`
 }
 
 // NewNodeID returns a fresh random node ID.

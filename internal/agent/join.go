@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,19 +25,31 @@ import (
 // PeersFile lists gossip addresses of known members, for rejoining.
 const PeersFile = "peers.json"
 
-// token returns the configured join token, from the flag/config/env or a file.
+// TokenEnv is the environment variable that may carry a join token. No
+// command line does: every user can read every command line (ps).
+const TokenEnv = "SSI_TOKEN"
+
+// token returns the join token from the token file (- for standard input)
+// or the environment; "" when none is given.
 func (a *Agent) token() (string, error) {
-	if a.cfg.Token != "" {
-		return a.cfg.Token, nil
-	}
-	if a.cfg.TokenFile != "" {
-		b, err := os.ReadFile(a.cfg.TokenFile)
+	switch f := a.cfg.TokenFile; {
+	case f == "-":
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, 4096))
+		if err != nil {
+			return "", fmt.Errorf("token from standard input: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	case f != "":
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return "", fmt.Errorf("token file: %w", err)
 		}
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			a.log.Warn("the token file can be read by other users; make it mode 0600", "file", f, "mode", fi.Mode().Perm())
+		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	return "", nil
+	return strings.TrimSpace(os.Getenv(TokenEnv)), nil
 }
 
 // joinHosts lists the addresses to contact for joining: --join and the
@@ -72,10 +85,12 @@ func hostOf(addr string) string {
 	return addr
 }
 
-// joinCluster runs the join handshake for a node that has no identity yet:
-// it pins the CA by the token, proves the token's secret, has its
-// certificate signed and receives the cluster's keys.
-func (a *Agent) joinCluster(ctx context.Context) (*Identity, error) {
+// joinCluster runs the join handshake for a node that has no identity yet,
+// or (old set) one whose certificate expired while it was away: it pins
+// the CA by the token, proves the token's secret, has its certificate
+// signed and receives the cluster's keys. A node that joins again keeps its
+// node ID, and so its number.
+func (a *Agent) joinCluster(ctx context.Context, old *Identity) (*Identity, error) {
 	tokStr, err := a.token()
 	if err != nil {
 		return nil, err
@@ -85,20 +100,28 @@ func (a *Agent) joinCluster(ctx context.Context) (*Identity, error) {
 		return nil, err
 	}
 	if tokStr == "" || len(hosts) == 0 {
-		return nil, fmt.Errorf("this node is not in a cluster (no %s in %s): run 'ssi init' to make a new cluster, or give --join ADDR and --token TOKEN to join one", IdentityFile, a.cfg.StateDir)
+		if old != nil {
+			return nil, fmt.Errorf("to join again, give --join ADDR and a join token (--token-file FILE, --token-file - for standard input, or %s)", TokenEnv)
+		}
+		return nil, fmt.Errorf("this node is not in a cluster (no %s in %s): run 'ssi init' to make a new cluster, or give --join ADDR and a join token (--token-file FILE, --token-file - for standard input, or %s) to join one", IdentityFile, a.cfg.StateDir, TokenEnv)
 	}
 	tok, err := pki.ParseToken(tokStr)
 	if err != nil {
 		return nil, err
 	}
 	name := a.cfg.Name
+	if old != nil {
+		name = old.Name
+	}
 	if name == "" {
 		if name, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("node name: %w", err)
 		}
 	}
-	nodeID, err := NewNodeID()
-	if err != nil {
+	nodeID := ""
+	if old != nil {
+		nodeID = old.ID
+	} else if nodeID, err = NewNodeID(); err != nil {
 		return nil, err
 	}
 	key, err := pki.NewNodeKey()
@@ -116,14 +139,14 @@ func (a *Agent) joinCluster(ctx context.Context) (*Identity, error) {
 		addr := withPort(h, a.cfg.RPCPort)
 		resp, err := joinVia(ctx, addr, tok, req)
 		if err != nil {
-			a.log.Warn("join attempt failed", "via", addr, "err", err)
 			if c := status.Code(err); c == codes.PermissionDenied || c == codes.AlreadyExists || c == codes.InvalidArgument {
 				return nil, fmt.Errorf("join via %s refused: %s", addr, status.Convert(err).Message())
 			}
+			a.log.Warn("join attempt failed", "via", addr, "err", err)
 			errs = append(errs, fmt.Sprintf("%s: %s", addr, status.Convert(err).Message()))
 			continue
 		}
-		return a.saveJoin(resp, tok, key, nodeID, name)
+		return a.saveJoin(resp, tok, key, nodeID, name, old)
 	}
 	return nil, fmt.Errorf("could not join the cluster through any address: %s", strings.Join(errs, "; "))
 }
@@ -139,23 +162,25 @@ func joinVia(ctx context.Context, addr string, tok pki.Token, req *transport.Joi
 	return c.Join(ctx, req)
 }
 
-func (a *Agent) saveJoin(resp *transport.JoinResponse, tok pki.Token, key *ecdsa.PrivateKey, nodeID, name string) (*Identity, error) {
-	ca, err := pki.ParseCA(resp.CACertPEM, resp.CAKeyPEM)
+func (a *Agent) saveJoin(resp *transport.JoinResponse, tok pki.Token, key *ecdsa.PrivateKey, nodeID, name string, old *Identity) (*Identity, error) {
+	var ca *pki.CA
+	var err error
+	if len(resp.CAKeyPEM) > 0 {
+		ca, err = pki.ParseCA(resp.CACertPEM, resp.CAKeyPEM)
+	} else {
+		ca, err = pki.ParseCACert(resp.CACertPEM)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("join response: %w", err)
 	}
 	if ca.Sum() != tok.CASum {
 		return nil, errors.New("join response: the CA sent does not match the join token")
 	}
-	newTok, err := pki.ParseToken(resp.Token)
-	if err != nil {
-		return nil, fmt.Errorf("join response: %w", err)
-	}
 	keyPEM, err := pki.KeyPEM(key)
 	if err != nil {
 		return nil, err
 	}
-	b := &pki.Bundle{CA: ca, NodeCertPEM: resp.CertPEM, NodeKeyPEM: keyPEM, GossipKey: resp.GossipKey, Token: newTok}
+	b := &pki.Bundle{CA: ca, NodeCertPEM: resp.CertPEM, NodeKeyPEM: keyPEM, GossipKey: resp.GossipKey}
 	if err := b.Save(a.cfg.StateDir); err != nil {
 		return nil, err
 	}
@@ -163,10 +188,13 @@ func (a *Agent) saveJoin(resp *transport.JoinResponse, tok pki.Token, key *ecdsa
 		return nil, err
 	}
 	id := &Identity{ID: nodeID, Name: name, Cluster: resp.Cluster, Number: resp.Number}
+	if old != nil {
+		id.Incarnation, id.Bootstrap = old.Incarnation, old.Bootstrap
+	}
 	if err := id.Save(a.cfg.StateDir); err != nil {
 		return nil, err
 	}
-	a.log.Info("joined the cluster", "cluster", resp.Cluster, "number", resp.Number, "name", name)
+	a.log.Info("joined the cluster", "cluster", resp.Cluster, "number", resp.Number, "name", name, "voter", resp.Voter)
 	return id, nil
 }
 

@@ -151,6 +151,7 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/migrate", a.handleMigrate)
 	mux.HandleFunc("POST /v1/checkpoint", a.handleCheckpoint)
 	mux.HandleFunc("POST /v1/restore", a.handleRestore)
+	a.adminRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	// Go's profiler, for operators chasing CPU or memory use.
 	// root only, on the socket: profiles show the daemon's internals.

@@ -176,12 +176,13 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 	reg := a.registry()
 	if reg.Cluster == "" {
-		a.leaderApply(ctx, &state.Command{Op: state.OpInit, Cluster: a.id.Cluster})
+		a.leaderApply(ctx, &state.Command{Op: state.OpInit, Cluster: a.id.Cluster, Token: a.initToken()})
 		return
 	}
 	if reg.ByID(a.id.ID) == nil {
 		a.leaderApply(ctx, &state.Command{Op: state.OpRegister, Node: &state.NodeRec{ID: a.id.ID, Name: a.id.Name,
-			Addr: a.advertise, GossipPort: a.cfg.GossipPort, RPCPort: a.cfg.RPCPort, RaftPort: a.cfg.RaftPort}})
+			Addr: a.advertise, GossipPort: a.cfg.GossipPort, RPCPort: a.cfg.RPCPort, RaftPort: a.cfg.RaftPort,
+			Voter: a.bundle.HoldsCAKey()}})
 		return
 	}
 	members := map[string]membership.Member{}
@@ -194,8 +195,12 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 			servers[string(s.ID)] = Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter}
 		}
 	}
+	removed := map[string]bool{}
+	for id := range reg.Removed {
+		removed[id] = true
+	}
 	v := view{Self: a.id.ID, Now: time.Now(), LeaderSince: since, Nodes: reg.Sorted(), Members: members,
-		Servers: servers, MaxVoters: a.cfg.MaxVoters, ReplaceAfter: time.Duration(a.cfg.VoterReplaceAfter),
+		Servers: servers, Removed: removed, MaxVoters: a.cfg.MaxVoters, ReplaceAfter: time.Duration(a.cfg.VoterReplaceAfter),
 		Grace: 3 * time.Second}
 	// Transitions first, together; then raft configuration changes, which
 	// raft takes one at a time.

@@ -30,6 +30,7 @@ type view struct {
 	Nodes        []*state.NodeRec // committed registry
 	Members      map[string]membership.Member
 	Servers      map[string]Server // raft configuration
+	Removed      map[string]bool   // IDs of nodes removed for good
 	MaxVoters    int
 	ReplaceAfter time.Duration // a voter down this long is replaced
 	Grace        time.Duration // a new leader waits this long before acting on nodes gossip never showed it
@@ -121,6 +122,11 @@ func planRaft(v view) []action {
 		}
 		n := byID[id]
 		switch {
+		case v.Removed[id]:
+			out = append(out, action{Raft: "remove", ID: id})
+			if v.Servers[id].Voter {
+				voters--
+			}
 		case n == nil:
 			// Not in the registry (yet): leave it alone.
 		case n.State == api.StateLeft:
@@ -152,6 +158,12 @@ func planRaft(v view) []action {
 				out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
 			}
 		case known && s.Voter:
+		case !n.Voter:
+			// Admitted with a member token: it never votes (a voter can
+			// become master, and the master holds the CA key).
+			if !known {
+				out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
+			}
 		case voters < v.MaxVoters:
 			out = append(out, action{Raft: "voter", ID: n.ID, Addr: n.RaftAddr()})
 			voters++

@@ -20,7 +20,14 @@ var (
 func rec(num int, st string, inc uint64, since time.Time) *state.NodeRec {
 	return &state.NodeRec{Number: num, ID: fmt.Sprintf("id%d", num), Name: fmt.Sprintf("n%d", num),
 		Addr: fmt.Sprintf("10.0.0.%d", num), GossipPort: 7946, RPCPort: 7947, RaftPort: 7948,
-		State: st, Incarnation: inc, Since: since}
+		State: st, Incarnation: inc, Since: since, Voter: true}
+}
+
+// member is rec for a node admitted with a member token: it never votes.
+func member(num int, st string, inc uint64, since time.Time) *state.NodeRec {
+	r := rec(num, st, inc, since)
+	r.Voter = false
+	return r
 }
 
 func mem(num int, st membership.Status, inc uint64) membership.Member {
@@ -139,6 +146,7 @@ func TestPlanRaft(t *testing.T) {
 		nodes   []*state.NodeRec
 		members []membership.Member
 		servers map[string]Server
+		removed map[string]bool
 		max     int
 		want    []action
 	}{
@@ -248,6 +256,28 @@ func TestPlanRaft(t *testing.T) {
 			want: nil,
 		},
 		{
+			name:    "members never vote, even with seats free",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), member(2, api.StateUp, 1, tLong), member(3, api.StateUp, 1, tLong), rec(4, api.StateUp, 1, tLong)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1), mem(4, membership.Alive, 1)},
+			servers: servers([]int{1}, []int{3}), max: 3,
+			want: []action{nonvoter(2), voter(4)},
+		},
+		{
+			name:    "a down voter is replaced by a voter-eligible node, not a member",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateDown, 1, past), member(3, api.StateUp, 1, tLong), rec(4, api.StateUp, 1, tLong)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(3, membership.Alive, 1), mem(4, membership.Alive, 1)},
+			servers: servers([]int{1, 2}, []int{3, 4}), max: 3,
+			want: []action{remove(2), voter(4)},
+		},
+		{
+			name:    "a removed node's server is removed, voter or not, and its seat given",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(4, api.StateUp, 1, tLong)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1), mem(4, membership.Alive, 1)},
+			servers: servers([]int{1, 2}, []int{3, 4}), max: 3,
+			removed: map[string]bool{"id2": true, "id3": true},
+			want:    []action{remove(2), remove(3), voter(4)},
+		},
+		{
 			name:    "removals in ID order",
 			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateLeft, 1, tLong), rec(3, api.StateLeft, 1, tLong), rec(4, api.StateDown, 1, past)},
 			members: []membership.Member{mem(1, membership.Alive, 1)},
@@ -259,6 +289,7 @@ func TestPlanRaft(t *testing.T) {
 			t.Parallel()
 			v := baseView()
 			v.Nodes, v.Members, v.Servers, v.MaxVoters = tc.nodes, members(tc.members...), tc.servers, tc.max
+			v.Removed = tc.removed
 			if got := planRaft(v); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("planRaft =\n%v\nwant\n%v", got, tc.want)
 			}

@@ -2,18 +2,15 @@ package agent
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
-	"github.com/ssi-cluster/ssi/internal/config"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
 )
@@ -28,76 +25,27 @@ func (h *rpcHandler) Ping(ctx context.Context, _ *transport.PingRequest) (*trans
 	return &transport.PingResponse{NodeID: id.ID, Number: id.Number}, nil
 }
 
-// validJoin checks every field of a join request from an unauthenticated
-// caller.
-func validJoin(r *transport.JoinRequest) error {
-	switch {
-	case len(r.Secret) != 16:
-		return errors.New("secret must be 16 bytes")
-	case len(r.NodeID) < 8 || len(r.NodeID) > 64:
-		return errors.New("bad node id")
-	case !config.ValidName(r.Name):
-		return fmt.Errorf("node name %q must be 1-63 letters, digits, '-', '_' or '.'", r.Name)
-	case net.ParseIP(r.Addr) == nil:
-		return fmt.Errorf("address %q is not an IP", r.Addr)
-	case len(r.CSR) == 0 || len(r.CSR) > 8192:
-		return errors.New("bad certificate request")
-	}
-	for _, p := range []int{r.GossipPort, r.RPCPort, r.RaftPort} {
-		if p < 1 || p > 65535 {
-			return fmt.Errorf("bad port %d", p)
-		}
-	}
-	return nil
-}
-
-func (h *rpcHandler) Join(ctx context.Context, r *transport.JoinRequest) (*transport.JoinResponse, error) {
-	a := h.agent()
-	if err := validJoin(r); err != nil {
-		return nil, status.Error(codes.InvalidArgument, "join request: "+err.Error())
-	}
-	if subtle.ConstantTimeCompare(r.Secret, a.bundle.Token.Secret[:]) != 1 {
-		a.log.Warn("refused a join with a wrong token", "name", r.Name, "addr", r.Addr)
-		return nil, status.Error(codes.PermissionDenied, "the join token's secret is not this cluster's")
-	}
-	if why := a.fenceReason(); why != "" {
-		return nil, status.Error(codes.Unavailable, "this node is fenced ("+why+"); try another member")
-	}
-	// Sign first: a request that cannot be signed must not register anything.
-	cert, err := a.bundle.CA.SignCSR(r.CSR, r.NodeID, []net.IP{net.ParseIP(r.Addr)})
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, "join request: "+err.Error())
-	}
-	cmd := &state.Command{Op: state.OpRegister, Node: &state.NodeRec{ID: r.NodeID, Name: r.Name, Addr: r.Addr,
-		GossipPort: r.GossipPort, RPCPort: r.RPCPort, RaftPort: r.RaftPort}}
-	res, err := a.apply(ctx, cmd)
-	if err != nil {
-		return nil, status.Error(codes.Unavailable, "cannot reach the cluster master: "+err.Error())
-	}
-	if err := res.Err(); err != nil {
-		if errors.Is(err, state.ErrDuplicateName) {
-			return nil, status.Error(codes.AlreadyExists, err.Error())
-		}
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	var number int
-	if err := json.Unmarshal(res.Value, &number); err != nil {
-		return nil, status.Error(codes.Internal, "register result: "+err.Error())
-	}
-	caKey, err := a.bundle.CA.KeyPEM()
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	a.log.Info("admitted a node", "name", r.Name, "number", number, "addr", r.Addr)
-	return &transport.JoinResponse{Cluster: a.Identity().Cluster, Number: number, CertPEM: cert,
-		CACertPEM: a.bundle.CA.CertPEM, CAKeyPEM: caKey, GossipKey: a.bundle.GossipKey,
-		Token: a.bundle.Token.String(), Peers: a.peerAddrs()}, nil
-}
-
 func (h *rpcHandler) Forward(ctx context.Context, r *transport.ForwardRequest) (*transport.ForwardResponse, error) {
 	a := h.agent()
 	if !a.isLeader() {
 		return nil, status.Error(codes.FailedPrecondition, "not the master")
+	}
+	// A node is trusted only for what it is: check what it asks for.
+	c, err := state.DecodeCommand(r.Command)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	caller, _ := transport.PeerFrom(ctx)
+	var rec *state.NodeRec
+	a.store.FSM.Read(func(reg *state.Registry) {
+		if n := reg.ByID(caller); n != nil {
+			cp := *n
+			rec = &cp
+		}
+	})
+	if err := forwardAllowed(c, rec); err != nil {
+		a.log.Warn("refused a forwarded command", "from", caller, "op", c.Op, "err", err)
+		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	res, err := a.store.ApplyRaw(ctx, r.Command)
 	if errors.Is(err, state.ErrBadCommand) {
@@ -111,6 +59,28 @@ func (h *rpcHandler) Forward(ctx context.Context, r *transport.ForwardRequest) (
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &transport.ForwardResponse{Result: b}, nil
+}
+
+// forwardAllowed says whether a member may have the master commit c: its
+// own leave, and, for a voter (a node trusted with the CA key), the
+// administrator's commands. Everything else the master proposes itself.
+func forwardAllowed(c *state.Command, caller *state.NodeRec) error {
+	if caller == nil {
+		return errors.New("only a registered member may forward commands")
+	}
+	switch c.Op {
+	case state.OpTransition:
+		if c.Kind == api.KindLeave && c.Number == caller.Number {
+			return nil
+		}
+		return fmt.Errorf("node %d may commit only its own leave, not %s of node %d", caller.Number, c.Kind, c.Number)
+	case state.OpTokenCreate, state.OpTokenRevoke, state.OpRemove:
+		if caller.Voter {
+			return nil
+		}
+		return fmt.Errorf("node %d is not a voter: tokens and removals are managed on voters only", caller.Number)
+	}
+	return fmt.Errorf("node %d may not forward %q commands", caller.Number, c.Op)
 }
 
 // peerAddrs lists the gossip addresses of members that are up.

@@ -135,3 +135,43 @@ type SignalRequest struct {
 	Group  bool  `json:"group,omitempty"` // CPID names a process group leader: signal the group
 	Signal int   `json:"signal"`
 }
+
+// KindRemove is the transition of a node removed for good (`ssi node
+// remove`): its certificate is revoked and it can come back only by a new
+// join with a valid token.
+const KindRemove = "remove"
+
+// Token is a join token as `ssi token list` shows it: never its secret.
+type Token struct {
+	ID          string    `json:"id"`
+	Description string    `json:"description,omitempty"`
+	Voter       bool      `json:"voter"` // admits voters (they receive the CA key)
+	Created     time.Time `json:"created"`
+	Expires     time.Time `json:"expires,omitzero"` // zero: never
+	MaxUses     int       `json:"max_uses,omitempty"`
+	Uses        int       `json:"uses"`
+	Revoked     time.Time `json:"revoked,omitzero"`
+	Status      string    `json:"status"` // valid, expired, used up, revoked
+}
+
+// TokenCreate asks for a new join token (POST /v1/tokens, root only).
+type TokenCreate struct {
+	TTL         string `json:"ttl,omitempty"` // Go duration; "" or "0": never expires
+	MaxUses     int    `json:"max_uses,omitempty"`
+	Description string `json:"description,omitempty"`
+	Voter       bool   `json:"voter,omitempty"`
+}
+
+// TokenCreated is the answer: the token's text, shown once.
+type TokenCreated struct {
+	Token
+	Secret string `json:"token"` // ssi1.SECRET.CAHASH
+}
+
+// Removed is a node removed for good, as GET /v1/removed lists them.
+type Removed struct {
+	Number int       `json:"number"`
+	ID     string    `json:"id"`
+	Name   string    `json:"name"`
+	Time   time.Time `json:"time"`
+}

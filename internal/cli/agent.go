@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -27,9 +28,15 @@ func newAgentCmd() *cobra.Command {
 Settings come from the configuration file (default ` + config.DefaultPath + `, TOML),
 then the environment (SSI_<KEY>, e.g. SSI_STATE_DIR), then these flags.
 A node that has never joined needs either 'ssi init' first (a new cluster)
-or --join ADDR and --token TOKEN (an existing one). SIGTERM stops it cleanly.`,
+or --join ADDR and a join token (an existing one): --token-file FILE (mode
+0600), --token-file - (standard input) or the SSI_TOKEN environment
+variable; never on the command line, which every user can read.
+SIGTERM stops it cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("token") {
+				return errors.New("--token is not accepted: a command line is visible to every user (ps, /proc); put the token in a file (mode 0600) and give --token-file FILE, or --token-file - to read it from standard input, or set SSI_TOKEN")
+			}
 			cfg, err := loadAgentConfig(cmd.Flags(), cfgPath, cmd.Flags().Changed("config"))
 			if err != nil {
 				return err
@@ -38,6 +45,9 @@ or --join ADDR and --token TOKEN (an existing one). SIGTERM stops it cleanly.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", config.DefaultPath, "configuration file (TOML)")
+	// Caught to say why, not to be used.
+	cmd.Flags().String("token", "", "")
+	cmd.Flags().MarkHidden("token")
 	addConfigFlags(cmd.Flags())
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,13 +17,18 @@ import (
 
 func newInitCmd(g *globals) *cobra.Command {
 	var stateDir, cluster, name, advertise string
+	var tokenTTL time.Duration
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Make a new cluster with this node as its first member",
 		Long: `Make a new cluster: its name, a cluster CA and this node's certificate, the
 gossip encryption key and a join token, all in the state directory. Then
 start 'ssi agent' here, and on every other node
-'ssi agent --join ADDR --token TOKEN'.`,
+'ssi agent --join ADDR --token-file FILE' with the token in FILE (mode 0600).
+
+The token ssi init makes admits members (they never vote nor hold the CA
+key) and expires after --token-ttl; make more with 'ssi token create', and
+tokens for voters with 'ssi token create --voter'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !config.ValidName(cluster) {
@@ -46,17 +52,28 @@ start 'ssi agent' here, and on every other node
 				}
 				ips = append(ips, ip)
 			}
-			tok, err := initCluster(stateDir, cluster, name, ips)
+			if tokenTTL < 0 {
+				return fmt.Errorf("--token-ttl %v: want 0 (never expires) or more", tokenTTL)
+			}
+			tok, expires, err := initCluster(stateDir, cluster, name, ips, tokenTTL)
 			if err != nil {
 				return err
 			}
+			tokFile := filepath.Join(stateDir, pki.TokenFile)
 			if g.json() {
-				return g.printJSON(map[string]string{"cluster": cluster, "state_dir": stateDir, "token": tok})
+				return g.printJSON(map[string]any{"cluster": cluster, "state_dir": stateDir, "token_file": tokFile,
+					"token_id": tok.ID(), "token_expires": expires})
+			}
+			exp := "never expires"
+			if !expires.IsZero() {
+				exp = "expires " + expires.Local().Format(time.RFC3339)
 			}
 			fmt.Fprintf(g.stdout, "Cluster %q made in %s; %s is its first node.\n", cluster, stateDir, name)
 			fmt.Fprintf(g.stdout, "Start this node:      ssi agent --state-dir %s\n", stateDir)
-			fmt.Fprintf(g.stdout, "Join another node:    ssi agent --join %s --token %s\n", orPlaceholder(advertise), tok)
-			fmt.Fprintf(g.stdout, "The token is kept in %s (root only).\n", filepath.Join(stateDir, pki.TokenFile))
+			fmt.Fprintf(g.stdout, "Join token:           %s (root only; admits members, %s)\n", tokFile, exp)
+			fmt.Fprintf(g.stdout, "Join another node:    copy that file to it (mode 0600), then there\n")
+			fmt.Fprintf(g.stdout, "                      ssi agent --join %s --token-file FILE\n", orPlaceholder(advertise))
+			fmt.Fprintf(g.stdout, "Voters (they vote and hold the CA key): 'ssi token create --voter' once this node runs.\n")
 			return nil
 		},
 	}
@@ -65,6 +82,7 @@ start 'ssi agent' here, and on every other node
 	f.StringVar(&cluster, "cluster-name", "ssi", "the cluster's name")
 	f.StringVar(&name, "name", "", "this node's name (default: the hostname)")
 	f.StringVar(&advertise, "advertise", "", "this node's IP address, put in its certificate")
+	f.DurationVar(&tokenTTL, "token-ttl", 24*time.Hour, "how long the first join token admits nodes (0: until revoked)")
 	return cmd
 }
 
@@ -75,43 +93,56 @@ func orPlaceholder(s string) string {
 	return s
 }
 
-// initCluster writes a new cluster's credentials and this node's identity.
-func initCluster(dir, cluster, name string, ips []net.IP) (string, error) {
+// initCluster writes a new cluster's credentials, this node's identity and
+// the first join token.
+func initCluster(dir, cluster, name string, ips []net.IP, tokenTTL time.Duration) (pki.Token, time.Time, error) {
+	var expires time.Time
+	if tokenTTL > 0 {
+		expires = time.Now().Add(tokenTTL).UTC()
+	}
+	tok, err := writeCluster(dir, cluster, name, ips, expires)
+	return tok, expires, err
+}
+
+func writeCluster(dir, cluster, name string, ips []net.IP, tokenExpires time.Time) (pki.Token, error) {
 	if id, err := agent.LoadIdentity(dir); err == nil {
-		return "", fmt.Errorf("%s already holds node %s of cluster %q; remove it to start over", dir, id.Name, id.Cluster)
+		return pki.Token{}, fmt.Errorf("%s already holds node %s of cluster %q; remove it to start over", dir, id.Name, id.Cluster)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return pki.Token{}, err
 	}
 	if err := agent.CheckStateDir(dir); err != nil {
-		return "", err
+		return pki.Token{}, err
 	}
 	ca, err := pki.NewCA(cluster)
 	if err != nil {
-		return "", err
+		return pki.Token{}, err
 	}
 	nodeID, err := agent.NewNodeID()
 	if err != nil {
-		return "", err
+		return pki.Token{}, err
 	}
-	cert, key, err := ca.IssueNode(nodeID, ips)
+	cert, key, err := ca.IssueNode(nodeID, ips, 0)
 	if err != nil {
-		return "", err
+		return pki.Token{}, err
 	}
 	gk, err := pki.NewGossipKey()
 	if err != nil {
-		return "", err
+		return pki.Token{}, err
 	}
 	tok, err := pki.NewToken(ca)
 	if err != nil {
-		return "", err
+		return pki.Token{}, err
 	}
-	b := &pki.Bundle{CA: ca, NodeCertPEM: cert, NodeKeyPEM: key, GossipKey: gk, Token: tok}
+	b := &pki.Bundle{CA: ca, NodeCertPEM: cert, NodeKeyPEM: key, GossipKey: gk}
 	if err := b.Save(dir); err != nil {
-		return "", err
+		return pki.Token{}, err
 	}
-	id := &agent.Identity{ID: nodeID, Name: name, Cluster: cluster, Bootstrap: true}
+	if err := pki.SaveToken(dir, tok); err != nil {
+		return pki.Token{}, err
+	}
+	id := &agent.Identity{ID: nodeID, Name: name, Cluster: cluster, Bootstrap: true, InitTokenExpires: tokenExpires}
 	if err := id.Save(dir); err != nil {
-		return "", err
+		return pki.Token{}, err
 	}
-	return tok.String(), nil
+	return tok, nil
 }

@@ -16,9 +16,9 @@ import (
 func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "One node: info, avail, leave",
+		Short: "One node: info, avail, leave, remove",
 	}
-	cmd.AddCommand(newNodeInfoCmd(g), newNodeAvailCmd(g), newNodeLeaveCmd(g))
+	cmd.AddCommand(newNodeInfoCmd(g), newNodeAvailCmd(g), newNodeLeaveCmd(g), newNodeRemoveCmd(g))
 	return cmd
 }
 
@@ -133,6 +133,39 @@ starting the agent again later brings it back.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				t, err := c.Leave(ctx)
+				if err != nil {
+					return err
+				}
+				if g.json() {
+					return g.printJSON(t)
+				}
+				fmt.Fprintln(g.stdout, formatTransition(t))
+				return nil
+			})
+		},
+	}
+}
+
+func newNodeRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove N",
+		Short: "Remove node N from the cluster for good (root, on a voter)",
+		Long: `Forget node N: its certificate is revoked at once (every agent refuses it at
+the TLS handshake and closes the connections it holds), it is removed from
+raft and from the registry, and its number is never used again. The node
+cannot come back with its old state; it can only join again as a new node,
+with a valid token, after its state directory is emptied.
+
+Use it for a machine that is gone or no longer trusted. A node that is only
+going away for a while leaves with 'ssi node leave' on it instead.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := parseNodeArg(args)
+			if err != nil || n == 0 {
+				return fmt.Errorf("%q is not a node number", args[0])
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				t, err := c.RemoveNode(ctx, n)
 				if err != nil {
 					return err
 				}

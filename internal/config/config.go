@@ -53,8 +53,7 @@ type Config struct {
 	RaftPort   int      `toml:"raft_port" help:"raft port (mutual TLS)"`
 	HTTP       string   `toml:"http" help:"address of the HTTP JSON API and /metrics (empty: off)"`
 	Join       []string `toml:"join" help:"address of a member to join (repeatable)"`
-	Token      string   `toml:"token" help:"join token printed by 'ssi init'"`
-	TokenFile  string   `toml:"token_file" help:"file holding the join token"`
+	TokenFile  string   `toml:"token_file" help:"file holding the join token (mode 0600; - reads standard input; or set SSI_TOKEN)"`
 	NodesFile  string   `toml:"nodes_file" help:"static node list: one address a line, like openMosix's mosix.map"`
 	Speed      uint32   `toml:"speed" help:"relative speed to gossip instead of the measured one (1000 = reference)"`
 	LoadScope  string   `toml:"load_scope" help:"processes counted in the load vector: all (every process of the node) or agent (only the agent's descendants: several agents on one machine); default all as root, agent otherwise"`
@@ -73,6 +72,10 @@ type Config struct {
 	RaftHeartbeat     Duration `toml:"raft_heartbeat" help:"raft heartbeat and election timeout"`
 	VoterReplaceAfter Duration `toml:"voter_replace_after" help:"a voter down this long is replaced by another node"`
 	MaxVoters         int      `toml:"max_voters" help:"number of raft voters (odd, at most 7)"`
+
+	// CertTTL is the lifetime of the node certificates this node signs
+	// when it is the master; agents renew theirs at half their life.
+	CertTTL Duration `toml:"cert_ttl" help:"lifetime of the node certificates the master signs (renewed at half life; at least 1m)"`
 }
 
 // Defaults returns the configuration used when nothing is said.
@@ -94,6 +97,7 @@ func Defaults() Config {
 		RaftHeartbeat:     Duration(250 * time.Millisecond),
 		VoterReplaceAfter: Duration(30 * time.Second),
 		MaxVoters:         5,
+		CertTTL:           Duration(72 * time.Hour),
 	}
 }
 
@@ -267,6 +271,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return errors.New("state_dir: must not be empty")
+	}
+	if time.Duration(c.CertTTL) < time.Minute {
+		return fmt.Errorf("cert_ttl: %v is shorter than 1m (renewal needs time)", time.Duration(c.CertTTL))
 	}
 	if c.Socket == "" {
 		return errors.New("socket: must not be empty")

@@ -24,7 +24,6 @@ rpc_port = 8002
 raft_port = 8003
 http = "0.0.0.0:8080"
 join = ["10.0.0.1", "10.0.0.2:8001"]
-token = "ssi1.abc.def"
 token_file = "/etc/ssi/token"
 nodes_file = "/etc/ssi/nodes"
 speed = 1500
@@ -37,6 +36,7 @@ gossip_interval = "50ms"
 raft_heartbeat = "1s"
 voter_replace_after = "2m"
 max_voters = 3
+cert_ttl = "24h"
 `
 
 func goodConfig() Config {
@@ -51,7 +51,6 @@ func goodConfig() Config {
 		RaftPort:          8003,
 		HTTP:              "0.0.0.0:8080",
 		Join:              []string{"10.0.0.1", "10.0.0.2:8001"},
-		Token:             "ssi1.abc.def",
 		TokenFile:         "/etc/ssi/token",
 		NodesFile:         "/etc/ssi/nodes",
 		Speed:             1500,
@@ -64,6 +63,7 @@ func goodConfig() Config {
 		RaftHeartbeat:     Duration(time.Second),
 		VoterReplaceAfter: Duration(2 * time.Minute),
 		MaxVoters:         3,
+		CertTTL:           Duration(24 * time.Hour),
 	}
 }
 
@@ -450,7 +450,7 @@ func TestApplyEnv(t *testing.T) {
 		"SSI_RPC_PORT=9100",
 		"SSI_PROBE_INTERVAL=300ms",
 		"SSI_JOIN=10.1.1.1,10.1.1.2",
-		"SSI_TOKEN=a=b=c", // value with '='
+		"SSI_TOKEN_FILE=a=b=c", // value with '='
 		"SSI_UNKNOWN_THING=1",
 		"ssi_log_level=error", // not upper-case: ignored
 		"SSI_HTTP",            // no '=': ignored
@@ -463,7 +463,7 @@ func TestApplyEnv(t *testing.T) {
 	want.RPCPort = 9100
 	want.ProbeInterval = Duration(300 * time.Millisecond)
 	want.Join = []string{"10.1.1.1", "10.1.1.2"} // reset, not appended to the file's list
-	want.Token = "a=b=c"
+	want.TokenFile = "a=b=c"
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("after ApplyEnv\n%+v\nwant\n%+v", c, want)
 	}

@@ -13,11 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/client"
 )
 
@@ -32,6 +34,10 @@ type Options struct {
 	AgentArgs   []string  // extra arguments for every agent
 	Log         io.Writer // if not nil, also gets the nodes' log lines, prefixed "node N: "
 	ID          string    // 1-8 of [0-9a-z], used in namespace and cgroup names; default 4 random hex digits
+	// Members makes nodes 2..N join with a member token (they never vote
+	// nor hold the CA key); by default they join with a voter token, so
+	// that the first max_voters nodes vote, as a cluster of servers does.
+	Members bool
 
 	// testAgent, when set, replaces the agent's command line, and Start
 	// neither runs `ssi init` nor waits for sockets: tests of the
@@ -64,11 +70,11 @@ type Cluster struct {
 	Binary     string
 
 	opts      Options
-	ownDir    bool   // Dir was made by Start, Close removes it
-	buildDir  string // holds the binary Start built
-	netnsMade bool   // the hub namespace was made by this cluster
-	cgroupTop string // ssi-<ID> cgroup made by this cluster
-	token     string
+	ownDir    bool             // Dir was made by Start, Close removes it
+	buildDir  string           // holds the binary Start built
+	netnsMade bool             // the hub namespace was made by this cluster
+	cgroupTop string           // ssi-<ID> cgroup made by this cluster
+	tokenFile string           // the join token nodes 2..N join with (mode 0600)
 	clients   []*client.Client // clients[i-1] talks to node i's agent
 	logMu     sync.Mutex       // leaf: serializes lines to opts.Log
 
@@ -215,9 +221,34 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		if err := c.waitAgent(ctx, i, true); err != nil {
 			return nil, err
 		}
+		if i == 1 && len(c.Nodes) > 1 {
+			if err := c.makeJoinToken(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return c, nil
 }
+
+// makeJoinToken has node 1 make the token the other nodes join with, as
+// an operator would (ssi token create), and keeps it in a 0600 file: no
+// command line carries it.
+func (c *Cluster) makeJoinToken(ctx context.Context) error {
+	tok, err := c.clients[0].CreateToken(ctx, api.TokenCreate{Voter: !c.opts.Members, TTL: "24h",
+		Description: "harness: nodes 2-" + strconv.Itoa(len(c.Nodes))})
+	if err != nil {
+		return fmt.Errorf("making the join token on node 1: %w", err)
+	}
+	path := filepath.Join(c.Dir, "join-token")
+	if err := os.WriteFile(path, []byte(tok.Secret+"\n"), 0o600); err != nil {
+		return err
+	}
+	c.tokenFile = path
+	return nil
+}
+
+// TokenFile is the file holding the token nodes 2..N joined with.
+func (c *Cluster) TokenFile() string { return c.tokenFile }
 
 func randomID() string {
 	b := make([]byte, 2)
@@ -321,19 +352,13 @@ func (c *Cluster) openLog(n *Node) (*logWriter, error) {
 	return openLog(n.Log, c.opts.Log, &c.logMu, fmt.Sprintf("node %d: ", n.Index))
 }
 
-// initCluster runs `ssi init` in node 1 and reads the join token.
+// initCluster runs `ssi init` in node 1.
 func (c *Cluster) initCluster(ctx context.Context) error {
 	n := c.Nodes[0]
-	out, err := c.runIn(ctx, 1, c.Binary, "init", "--state-dir", n.StateDir, "--cluster-name", c.opts.ClusterName,
-		"--name", n.Name, "--advertise", n.Addr)
-	if err != nil {
+	if _, err := c.runIn(ctx, 1, c.Binary, "init", "--state-dir", n.StateDir, "--cluster-name", c.opts.ClusterName,
+		"--name", n.Name, "--advertise", n.Addr); err != nil {
 		return fmt.Errorf("ssi init: %w", err)
 	}
-	token, err := os.ReadFile(filepath.Join(n.StateDir, "join-token"))
-	if err != nil {
-		return fmt.Errorf("ssi init: %w (output: %s)", err, out)
-	}
-	c.token = strings.TrimSpace(string(token))
 	return nil
 }
 
@@ -362,7 +387,7 @@ func (c *Cluster) launchAgent(i int) error {
 		argv = append(argv, "--probe-interval", "500ms", "--probe-timeout", "250ms", "--suspicion-mult", "4")
 	}
 	if join {
-		argv = append(argv, "--join", c.Nodes[0].Addr, "--token", c.token)
+		argv = append(argv, "--join", c.Nodes[0].Addr, "--token-file", c.tokenFile)
 	}
 	argv = append(argv, c.opts.AgentArgs...)
 	if c.Namespaces {

@@ -241,9 +241,9 @@ func TestAgentUnreachableJoin(t *testing.T) {
 		t.Fatalf("the test's token does not parse: %v", err)
 	}
 	stateDir := filepath.Join(dir, "state")
-	args := localAgentArgs(t, stateDir, filepath.Join(dir, "s"), "--name", "lonely", "--join", join, "--token", token)
+	args := localAgentArgs(t, stateDir, filepath.Join(dir, "s"), "--name", "lonely", "--join", join)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), "SSI_TOKEN="+token)
 	r := runProc(t, cmd, 30*time.Second)
 	wantFailure(t, "agent joining through a closed port", r, "could not join", join)
 	for _, f := range []string{agent.IdentityFile, pki.CACertFile, pki.NodeCertFile} {
@@ -403,7 +403,6 @@ func TestStateDirProblems(t *testing.T) {
 		{name: "ca.pem garbage", file: pki.CACertFile, data: []byte{0, 1, 2, 3}, want: []string{"ca.pem"}},
 		{name: "ca-key.pem of another cluster", file: pki.CAKeyFile, data: otherFile(pki.CAKeyFile), want: []string{"ca-key.pem"}},
 		{name: "gossip.key short", file: pki.GossipKeyFile, data: []byte("abcd\n"), want: []string{"gossip.key"}},
-		{name: "join-token of another cluster", file: pki.TokenFile, data: otherFile(pki.TokenFile), want: []string{"join-token"}},
 		{name: "raft a file", file: "raft", data: []byte("not a directory"), want: []string{"raft"}},
 	}
 	for _, tc := range corrupt {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/client"
+	"github.com/ssi-cluster/ssi/internal/pki"
 )
 
 // voters returns the numbers of the raft voters in a node list.
@@ -90,7 +91,7 @@ func TestJoinByNodesFile(t *testing.T) {
 	sock := filepath.Join(dir, "s")
 	cmd := exec.Command(binary, "agent", "--config", os.DevNull, "--state-dir", filepath.Join(dir, "state"),
 		"--socket", sock, "--bind", self, "--http", "", "--name", "listed", "--load-scope", "agent",
-		"--nodes-file", list, "--token", readToken(t, c.Nodes[0].StateDir))
+		"--nodes-file", list, "--token-file", filepath.Join(c.Nodes[0].StateDir, pki.TokenFile))
 	cmd.Env = cleanEnv()
 	logf, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {

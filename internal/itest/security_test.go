@@ -120,7 +120,7 @@ func TestJoinRefused(t *testing.T) {
 		nodeName string
 		want     []string
 	}{
-		{"wrong secret", wrongSecret.String(), okName, []string{"refused", "secret"}},
+		{"wrong secret", wrongSecret.String(), okName, []string{"refused", "not one of this cluster's"}},
 		{"token of another cluster", otherTok.String(), okName, []string{"CA does not match the join token"}},
 		// The secret is never sent to a server whose CA is not the token's.
 		{"right secret, CA of another cluster", goodSecretOtherCA.String(), okName, []string{"CA does not match the join token"}},
@@ -143,8 +143,8 @@ func TestJoinRefused(t *testing.T) {
 			cmd := c.Command(2, binary, "agent", "--config", os.DevNull, "--state-dir", stateDir,
 				"--socket", filepath.Join(dir, "s"), "--bind", "127.0.0.1", "--advertise", "127.0.0.1",
 				"--gossip-port", "17946", "--rpc-port", "17947", "--raft-port", "17948", "--http", "",
-				"--name", tc.nodeName, "--join", net.JoinHostPort(c.Nodes[0].Addr, "7947"), "--token", tc.token)
-			cmd.Env = cleanEnv()
+				"--name", tc.nodeName, "--join", net.JoinHostPort(c.Nodes[0].Addr, "7947"))
+			cmd.Env = append(cleanEnv(), "SSI_TOKEN="+tc.token)
 			r := runProc(t, cmd, 30*time.Second)
 			wantFailure(t, "agent with "+tc.name, r, tc.want...)
 			if strings.Contains(r.stderr, good.String()) || strings.Contains(r.stderr, fmt.Sprintf("%x", good.Secret)) {
@@ -156,7 +156,7 @@ func TestJoinRefused(t *testing.T) {
 		})
 	}
 	t.Run("refusal logged by node 1", func(t *testing.T) {
-		if !strings.Contains(logTail(node1Log, 1<<30), "refused a join with a wrong token") {
+		if !strings.Contains(logTail(node1Log, 1<<30), "refused a join") {
 			t.Errorf("node 1's log does not record the join with a wrong secret")
 		}
 	})

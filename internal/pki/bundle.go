@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto/ecdsa"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -26,13 +27,17 @@ const (
 // gossipKeyLen is the length of the gossip key: AES-256.
 const gossipKeyLen = 32
 
-// Bundle is everything a member holds.
+// Bundle is everything a member holds. CA.Key is set only on voters
+// (nodes made by `ssi init` or admitted with a voter token); every other
+// member keeps the CA certificate alone.
 type Bundle struct {
 	CA                      *CA
 	NodeCertPEM, NodeKeyPEM []byte
 	GossipKey               []byte
-	Token                   Token
 }
+
+// HoldsCAKey reports whether this member holds the CA's private key.
+func (b *Bundle) HoldsCAKey() bool { return b.CA != nil && b.CA.Key != nil }
 
 // bundleFile is one file of a state directory.
 type bundleFile struct {
@@ -41,20 +46,20 @@ type bundleFile struct {
 }
 
 // bundleFiles lists the files of a state directory in the order Save
-// writes them.
+// writes them. The CA key is optional (voters only); the join token file
+// is not part of a bundle: only `ssi init` writes one (SaveToken).
 var bundleFiles = []bundleFile{
 	{CACertFile, 0o644},
 	{CAKeyFile, 0o600},
 	{NodeCertFile, 0o644},
 	{NodeKeyFile, 0o600},
 	{GossipKeyFile, 0o600},
-	{TokenFile, 0o600},
 }
 
 // Save writes the bundle to dir, creating dir (mode 0700) if needed. Each
 // file is replaced atomically: written to a temporary file in dir, synced,
-// and renamed over the old one. Keys and the token get mode 0600,
-// certificates 0644.
+// and renamed over the old one. Keys get mode 0600, certificates 0644. A
+// bundle without the CA key removes a ca-key.pem left in dir.
 //
 // Save first checks the bundle as LoadBundle would and writes nothing if it
 // is invalid. A write error names the file and the cause; files not yet
@@ -71,23 +76,59 @@ func (b *Bundle) Save(dir string) error {
 		return fmt.Errorf("create state directory: %w", err)
 	}
 	for _, f := range bundleFiles {
-		if err := statedir.WriteFile(dir, f.name, files[f.name], f.perm); err != nil {
+		data, ok := files[f.name]
+		if !ok {
+			if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: %w", filepath.Join(dir, f.name), statedir.Cause(err))
+			}
+			continue
+		}
+		if err := statedir.WriteFile(dir, f.name, data, f.perm); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// SaveNodeCert replaces the node certificate in dir with certPEM (a
+// renewal) after checking it as LoadBundle would, and sets it in b.
+func (b *Bundle) SaveNodeCert(dir string, certPEM []byte) error {
+	nb := *b
+	nb.NodeCertPEM = certPEM
+	files, err := nb.encode()
+	if err != nil {
+		return err
+	}
+	if _, err := parseBundle(dir, files); err != nil {
+		return fmt.Errorf("refusing to save an invalid certificate: %w", err)
+	}
+	if err := statedir.WriteFile(dir, NodeCertFile, certPEM, 0o644); err != nil {
+		return err
+	}
+	b.NodeCertPEM = certPEM
+	return nil
+}
+
+// SaveToken writes a join token to dir/join-token (mode 0600): what `ssi
+// init` hands the operator for the first joins.
+func SaveToken(dir string, t Token) error {
+	return statedir.WriteFile(dir, TokenFile, []byte(t.String()+"\n"), 0o600)
+}
+
 // LoadBundle reads a bundle saved by Save. An error names the file and says
 // what is wrong with it. A missing file gives an error that matches
-// fs.ErrNotExist. Besides parsing every file, LoadBundle checks that each
-// key belongs to its certificate, that the node certificate is signed by the
-// CA, and that the token pins the CA.
+// fs.ErrNotExist (ca-key.pem may be missing: a member that is not a
+// voter). Besides parsing every file, LoadBundle checks that each key
+// belongs to its certificate and that the node certificate is signed by
+// the CA.
 func LoadBundle(dir string) (*Bundle, error) {
 	files := make(map[string][]byte, len(bundleFiles))
 	for _, f := range bundleFiles {
 		path := filepath.Join(dir, f.name)
 		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) && f.name == CAKeyFile {
+			continue
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: missing: %w", path, fs.ErrNotExist)
 		}
@@ -113,21 +154,23 @@ func (b *Bundle) ClientTLS() (*tls.Config, error) {
 
 // encode returns the contents of every file of the bundle.
 func (b *Bundle) encode() (map[string][]byte, error) {
-	if b.CA == nil || b.CA.Cert == nil || b.CA.Key == nil {
+	if b.CA == nil || b.CA.Cert == nil {
 		return nil, errors.New("bundle has no CA")
 	}
-	caKey, err := b.CA.KeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	return map[string][]byte{
+	files := map[string][]byte{
 		CACertFile:    certToPEM(b.CA.Cert),
-		CAKeyFile:     caKey,
 		NodeCertFile:  b.NodeCertPEM,
 		NodeKeyFile:   b.NodeKeyPEM,
 		GossipKeyFile: []byte(hex.EncodeToString(b.GossipKey) + "\n"),
-		TokenFile:     []byte(b.Token.String() + "\n"),
-	}, nil
+	}
+	if b.CA.Key != nil {
+		caKey, err := b.CA.KeyPEM()
+		if err != nil {
+			return nil, err
+		}
+		files[CAKeyFile] = caKey
+	}
+	return files, nil
 }
 
 // parseBundle parses and cross-checks the files of a bundle. Errors are
@@ -140,12 +183,14 @@ func parseBundle(dir string, files map[string][]byte) (*Bundle, error) {
 	if err != nil {
 		return fail(CACertFile, err)
 	}
-	caKey, err := parseKeyPEM(files[CAKeyFile])
-	if err != nil {
-		return fail(CAKeyFile, err)
-	}
-	if !keyMatches(caKey, caCert) {
-		return fail(CAKeyFile, fmt.Errorf("key does not match the certificate in %s", CACertFile))
+	var caKey *ecdsa.PrivateKey
+	if keyPEM, ok := files[CAKeyFile]; ok {
+		if caKey, err = parseKeyPEM(keyPEM); err != nil {
+			return fail(CAKeyFile, err)
+		}
+		if !keyMatches(caKey, caCert) {
+			return fail(CAKeyFile, fmt.Errorf("key does not match the certificate in %s", CACertFile))
+		}
 	}
 	nodeCert, err := parseCertPEM(files[NodeCertFile])
 	if err != nil {
@@ -166,18 +211,10 @@ func parseBundle(dir string, files map[string][]byte) (*Bundle, error) {
 		return fail(GossipKeyFile, fmt.Errorf("not a %d-byte key written as %d hex characters", gossipKeyLen, 2*gossipKeyLen))
 	}
 	ca := &CA{Cert: caCert, Key: caKey, CertPEM: certToPEM(caCert)}
-	token, err := ParseToken(string(files[TokenFile]))
-	if err != nil {
-		return fail(TokenFile, err)
-	}
-	if token.CASum != ca.Sum() {
-		return fail(TokenFile, fmt.Errorf("token pins a different CA than the one in %s", CACertFile))
-	}
 	return &Bundle{
 		CA:          ca,
 		NodeCertPEM: files[NodeCertFile],
 		NodeKeyPEM:  files[NodeKeyFile],
 		GossipKey:   gossipKey,
-		Token:       token,
 	}, nil
 }

@@ -30,8 +30,8 @@ func TestBundleRoundTrip(t *testing.T) {
 	if !bytes.Equal(got.NodeCertPEM, b.NodeCertPEM) || !bytes.Equal(got.NodeKeyPEM, b.NodeKeyPEM) {
 		t.Error("node certificate or key differs")
 	}
-	if !bytes.Equal(got.GossipKey, b.GossipKey) || got.Token != b.Token {
-		t.Error("gossip key or token differs")
+	if !bytes.Equal(got.GossipKey, b.GossipKey) {
+		t.Error("gossip key differs")
 	}
 
 	entries, err := os.ReadDir(dir)
@@ -53,7 +53,7 @@ func TestBundleRoundTrip(t *testing.T) {
 	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
 		t.Errorf("state dir has mode %v, want 0700", fi.Mode().Perm())
 	}
-	for name, want := range map[string]string{GossipKeyFile: "", TokenFile: b.Token.String() + "\n"} {
+	for name, want := range map[string]string{GossipKeyFile: ""} {
 		data, _ := os.ReadFile(filepath.Join(dir, name))
 		if strings.Count(string(data), "\n") != 1 || (want != "" && string(data) != want) {
 			t.Errorf("%s = %q, want one line %q", name, data, want)
@@ -84,8 +84,6 @@ func TestLoadBundleErrors(t *testing.T) {
 		{"wrong node key", NodeKeyFile, otherNodeKey, "node-key.pem: key does not match the certificate in node.pem"},
 		{"short gossip key", GossipKeyFile, []byte("abcd\n"), "gossip.key: not a 32-byte key"},
 		{"binary gossip key", GossipKeyFile, bytes.Repeat([]byte{0}, 32), "gossip.key: not a 32-byte key"},
-		{"garbage token", TokenFile, []byte("ssi1.x\n"), "join-token: join token: want 3 dot-separated parts"},
-		{"token for another CA", TokenFile, []byte(other.Token.String()), "join-token: token pins a different CA"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +115,34 @@ func TestLoadBundleErrors(t *testing.T) {
 	}
 }
 
+// TestBundleWithoutCAKey: a member that is not a voter keeps the CA
+// certificate alone; saving such a bundle over a voter's removes the key.
+func TestBundleWithoutCAKey(t *testing.T) {
+	b := testBundle(t, "node-1")
+	dir := t.TempDir()
+	if err := b.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	m := *b
+	m.CA = b.CA.CertOnly()
+	if err := m.Save(dir); err != nil {
+		t.Fatalf("Save without CA key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, CAKeyFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ca-key.pem still there after saving a bundle without it (%v)", err)
+	}
+	got, err := LoadBundle(dir)
+	if err != nil {
+		t.Fatalf("LoadBundle: %v", err)
+	}
+	if got.HoldsCAKey() || got.CA.Sum() != b.CA.Sum() {
+		t.Errorf("loaded bundle: holds key %v, same CA %v", got.HoldsCAKey(), got.CA.Sum() == b.CA.Sum())
+	}
+	if _, err := got.CA.SignCSR(nil, "x", nil, 0); !errors.Is(err, ErrNoCAKey) {
+		t.Errorf("SignCSR without the key: %v, want ErrNoCAKey", err)
+	}
+}
+
 func TestSaveInvalidBundleWritesNothing(t *testing.T) {
 	good := testBundle(t, "node-1")
 	other := testBundle(t, "node-2")
@@ -129,7 +155,6 @@ func TestSaveInvalidBundleWritesNothing(t *testing.T) {
 		{"no node cert", func(b *Bundle) { b.NodeCertPEM = nil }, "node.pem: not a PEM certificate"},
 		{"foreign node cert", func(b *Bundle) { b.NodeCertPEM, b.NodeKeyPEM = other.NodeCertPEM, other.NodeKeyPEM }, "node.pem: not signed"},
 		{"short gossip key", func(b *Bundle) { b.GossipKey = b.GossipKey[:16] }, "gossip.key: not a 32-byte key"},
-		{"token for another CA", func(b *Bundle) { b.Token = other.Token }, "join-token: token pins a different CA"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,9 +214,6 @@ func TestSaveFailsMidway(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, CACertFile)); !bytes.Equal(data, b.CA.CertPEM) {
 		t.Error("ca.pem, written before the failure, is not the new one")
-	}
-	if data, _ := os.ReadFile(filepath.Join(dir, TokenFile)); string(data) != old.Token.String()+"\n" {
-		t.Error("join-token, after the failure, was changed")
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {

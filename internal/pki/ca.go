@@ -16,8 +16,15 @@ import (
 )
 
 const (
-	caValidity   = 10 * 365 * 24 * time.Hour
-	nodeValidity = 5 * 365 * 24 * time.Hour
+	caValidity = 10 * 365 * 24 * time.Hour
+	// DefaultCertTTL is how long a node certificate is valid by default.
+	// Agents renew theirs at half its life (see package agent), so a
+	// stolen certificate is good for at most this long, and a removed
+	// node's for no time at all (removal revokes it at once).
+	DefaultCertTTL = 72 * time.Hour
+	// MinCertTTL bounds a configured lifetime from below: renewal must
+	// have time to happen.
+	MinCertTTL = time.Minute
 	// clockSkew backdates NotBefore so that a certificate issued on one
 	// node is already valid on a peer whose clock is a little behind.
 	clockSkew = 5 * time.Minute
@@ -83,6 +90,23 @@ func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 	return &CA{Cert: cert, Key: key, CertPEM: certToPEM(cert)}, nil
 }
 
+// ErrNoCAKey is returned when a node that does not hold the CA's private
+// key is asked to sign: only voters hold it.
+var ErrNoCAKey = errors.New("this node does not hold the cluster CA's key (only voters do)")
+
+// CertOnly returns a CA that holds only the certificate of ca: what a
+// member that is not a voter keeps.
+func (ca *CA) CertOnly() *CA { return &CA{Cert: ca.Cert, CertPEM: ca.CertPEM} }
+
+// ParseCACert parses a CA certificate alone (no key).
+func ParseCACert(certPEM []byte) (*CA, error) {
+	cert, err := parseCACert(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca certificate: %w", err)
+	}
+	return &CA{Cert: cert, CertPEM: certToPEM(cert)}, nil
+}
+
 // KeyPEM returns the CA's private key in PEM form.
 func (ca *CA) KeyPEM() ([]byte, error) { return KeyPEM(ca.Key) }
 
@@ -100,26 +124,29 @@ func (ca *CA) Pool() *x509.CertPool {
 // SignCSR checks the signature of a DER certificate signing request and
 // issues a node certificate for its public key: CN = nodeID, DNS SANs
 // {nodeID, ServerName}, the given IPs, usable for TLS server and client
-// authentication, valid for five years, with a random 128-bit serial.
+// authentication, valid for ttl (DefaultCertTTL when 0), with a random
+// 128-bit serial.
 //
 // Everything in the certificate except the public key comes from the
 // arguments, not from the request: the member that signs decides who the
 // joiner is. nodeID must be 1 to 253 characters of letters, digits, '-', '.'
 // and '_', and the key must be ECDSA P-256 or P-384.
-func (ca *CA) SignCSR(csrDER []byte, nodeID string, ips []net.IP) (certPEM []byte, err error) {
+func (ca *CA) SignCSR(csrDER []byte, nodeID string, ips []net.IP, ttl time.Duration) (certPEM []byte, err error) {
+	if ca.Key == nil {
+		return nil, ErrNoCAKey
+	}
 	if err := checkNodeID(nodeID); err != nil {
 		return nil, err
 	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	if ttl == 0 {
+		ttl = DefaultCertTTL
+	}
+	if ttl < MinCertTTL {
+		return nil, fmt.Errorf("certificate lifetime %v is shorter than %v", ttl, MinCertTTL)
+	}
+	pub, err := parseCSR(csrDER)
 	if err != nil {
-		return nil, fmt.Errorf("certificate request: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("certificate request: bad signature: %w", err)
-	}
-	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
-	if !ok || (pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384()) {
-		return nil, fmt.Errorf("certificate request: want an ECDSA P-256 or P-384 key, got %v", csr.PublicKeyAlgorithm)
+		return nil, err
 	}
 	serial, err := newSerial()
 	if err != nil {
@@ -132,7 +159,7 @@ func (ca *CA) SignCSR(csrDER []byte, nodeID string, ips []net.IP) (certPEM []byt
 		DNSNames:              dnsNames(nodeID),
 		IPAddresses:           ips,
 		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              now.Add(nodeValidity),
+		NotAfter:              now.Add(ttl),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
@@ -146,7 +173,7 @@ func (ca *CA) SignCSR(csrDER []byte, nodeID string, ips []net.IP) (certPEM []byt
 
 // IssueNode creates a new node key and a certificate for it signed by ca.
 // `ssi init` uses it for the first node, which has no one to join.
-func (ca *CA) IssueNode(nodeID string, ips []net.IP) (certPEM, keyPEM []byte, err error) {
+func (ca *CA) IssueNode(nodeID string, ips []net.IP, ttl time.Duration) (certPEM, keyPEM []byte, err error) {
 	key, err := NewNodeKey()
 	if err != nil {
 		return nil, nil, err
@@ -155,7 +182,7 @@ func (ca *CA) IssueNode(nodeID string, ips []net.IP) (certPEM, keyPEM []byte, er
 	if err != nil {
 		return nil, nil, err
 	}
-	if certPEM, err = ca.SignCSR(csr, nodeID, ips); err != nil {
+	if certPEM, err = ca.SignCSR(csr, nodeID, ips, ttl); err != nil {
 		return nil, nil, err
 	}
 	if keyPEM, err = KeyPEM(key); err != nil {
@@ -210,7 +237,9 @@ func dnsNames(nodeID string) []string {
 	return []string{nodeID, ServerName}
 }
 
-// checkNodeID rejects node IDs that cannot be a DNS SAN and a common name.
+// CheckNodeID rejects node IDs that cannot be a DNS SAN and a common name.
+func CheckNodeID(id string) error { return checkNodeID(id) }
+
 func checkNodeID(id string) error {
 	if id == "" {
 		return errors.New("node ID is empty")
@@ -306,4 +335,46 @@ func parseKeyPEM(data []byte) (*ecdsa.PrivateKey, error) {
 func keyMatches(key *ecdsa.PrivateKey, cert *x509.Certificate) bool {
 	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
 	return ok && key.PublicKey.Equal(pub)
+}
+
+// CheckCSR parses a DER certificate request and checks its signature and
+// key type, as SignCSR does, without signing: a master checks a join's
+// request before it commits the registration.
+func CheckCSR(csrDER []byte) error {
+	_, err := parseCSR(csrDER)
+	return err
+}
+
+func parseCSR(csrDER []byte) (*ecdsa.PublicKey, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request: bad signature: %w", err)
+	}
+	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
+	if !ok || (pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384()) {
+		return nil, fmt.Errorf("certificate request: want an ECDSA P-256 or P-384 key, got %v", csr.PublicKeyAlgorithm)
+	}
+	return pub, nil
+}
+
+// CertLife returns when a PEM certificate's validity starts and ends.
+func CertLife(certPEM []byte) (from, until time.Time, err error) {
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	return cert.NotBefore, cert.NotAfter, nil
+}
+
+// CSR returns a certificate request for the bundle's node key (a renewal
+// keeps the key).
+func (b *Bundle) CSR(nodeID string) ([]byte, error) {
+	key, err := parseKeyPEM(b.NodeKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	return CreateCSR(key, nodeID)
 }

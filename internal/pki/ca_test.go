@@ -105,7 +105,7 @@ func TestSignCSR(t *testing.T) {
 		t.Fatal(err)
 	}
 	ips := []net.IP{net.ParseIP("10.0.0.7"), net.ParseIP("fd00::7")}
-	certPEM, err := ca.SignCSR(csr, "node-7", ips)
+	certPEM, err := ca.SignCSR(csr, "node-7", ips, 0)
 	if err != nil {
 		t.Fatalf("SignCSR: %v", err)
 	}
@@ -128,8 +128,8 @@ func TestSignCSR(t *testing.T) {
 	if cert.IsCA {
 		t.Error("node certificate is a CA")
 	}
-	if d := cert.NotAfter.Sub(time.Now()); d < 5*364*24*time.Hour || d > 5*366*24*time.Hour {
-		t.Errorf("valid for %v more, want about 5 years", d)
+	if d := cert.NotAfter.Sub(time.Now()); d < DefaultCertTTL-time.Minute || d > DefaultCertTTL {
+		t.Errorf("valid for %v more, want about %v", d, DefaultCertTTL)
 	}
 	if cert.SerialNumber.Sign() <= 0 || cert.SerialNumber.BitLen() > 128 {
 		t.Errorf("serial %v is not a positive 128-bit number", cert.SerialNumber)
@@ -179,7 +179,7 @@ func TestSignCSRRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ca.SignCSR(tt.csr, tt.nodeID, nil)
+			_, err := ca.SignCSR(tt.csr, tt.nodeID, nil, 0)
 			if err == nil || !strings.Contains(err.Error(), tt.wantSubstring) {
 				t.Errorf("SignCSR error = %v, want it to contain %q", err, tt.wantSubstring)
 			}

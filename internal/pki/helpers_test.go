@@ -18,7 +18,7 @@ func testCA(t testing.TB, name string) *CA {
 // testNode issues a node certificate for id from ca or fails the test.
 func testNode(t testing.TB, ca *CA, id string) (certPEM, keyPEM []byte) {
 	t.Helper()
-	certPEM, keyPEM, err := ca.IssueNode(id, []net.IP{net.ParseIP("127.0.0.1")})
+	certPEM, keyPEM, err := ca.IssueNode(id, []net.IP{net.ParseIP("127.0.0.1")}, 0)
 	if err != nil {
 		t.Fatalf("IssueNode(%q): %v", id, err)
 	}
@@ -34,9 +34,5 @@ func testBundle(t testing.TB, id string) *Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := NewToken(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Bundle{CA: ca, NodeCertPEM: certPEM, NodeKeyPEM: keyPEM, GossipKey: gossip, Token: tok}
+	return &Bundle{CA: ca, NodeCertPEM: certPEM, NodeKeyPEM: keyPEM, GossipKey: gossip}
 }

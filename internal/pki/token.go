@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -110,3 +111,19 @@ func NewGossipKey() ([]byte, error) {
 	}
 	return key, nil
 }
+
+// Hash returns the SHA-256 of the token's secret: what the cluster stores
+// (never the secret itself), as kubeadm and Nomad keep tokens. The secret
+// is 128 random bits, so a fast hash is enough: there is nothing to guess.
+func (t Token) Hash() [32]byte { return sha256.Sum256(t.Secret[:]) }
+
+// ID returns the token's public name: the first 12 hex digits of its hash.
+// `ssi token list` shows it and `ssi token revoke` takes it; it reveals
+// nothing of the secret.
+func (t Token) ID() string { return TokenID(t.Hash()) }
+
+// TokenID returns the public name of the token whose secret hashes to h.
+func TokenID(h [32]byte) string { return hex.EncodeToString(h[:6]) }
+
+// HashSecret returns the hash of a token secret as sent in a join request.
+func HashSecret(secret []byte) [32]byte { return sha256.Sum256(secret) }

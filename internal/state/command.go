@@ -9,9 +9,12 @@ import (
 
 // Ops of a Command.
 const (
-	OpInit       = "init"       // name the cluster
-	OpRegister   = "register"   // give a node its number (or refresh a known node)
-	OpTransition = "transition" // commit a membership transition
+	OpInit        = "init"         // name the cluster
+	OpRegister    = "register"     // give a node its number (or refresh a known node)
+	OpTransition  = "transition"   // commit a membership transition
+	OpTokenCreate = "token-create" // keep a new join token (hashed)
+	OpTokenRevoke = "token-revoke" // revoke a join token
+	OpRemove      = "remove"       // remove a node for good (revokes its certificate)
 )
 
 // Command is one entry of the raft log.
@@ -22,8 +25,14 @@ type Command struct {
 	Cluster string `json:"cluster,omitempty"` // OpInit
 
 	Node *NodeRec `json:"node,omitempty"` // OpRegister
+	// TokenHash names the join token a joining node presented (hex SHA-256
+	// of its secret); the register checks it and counts the use.
+	TokenHash string `json:"token_hash,omitempty"`
 
-	Number      int    `json:"number,omitempty"` // OpTransition
+	Token   *TokenRec `json:"token,omitempty"`    // OpTokenCreate
+	TokenID string    `json:"token_id,omitempty"` // OpTokenRevoke
+
+	Number      int    `json:"number,omitempty"` // OpTransition, OpRemove
 	Kind        string `json:"kind,omitempty"`
 	Incarnation uint64 `json:"incarnation,omitempty"`
 	Reason      string `json:"reason,omitempty"`
@@ -65,6 +74,16 @@ func codeOf(err error) string {
 		return "bad_transition"
 	case errors.Is(err, ErrUnknownNode):
 		return "unknown_node"
+	case errors.Is(err, ErrTokenUnknown):
+		return "token_unknown"
+	case errors.Is(err, ErrTokenExpired):
+		return "token_expired"
+	case errors.Is(err, ErrTokenUsedUp):
+		return "token_used_up"
+	case errors.Is(err, ErrTokenRevoked):
+		return "token_revoked"
+	case errors.Is(err, ErrRemoved):
+		return "removed"
 	}
 	return "bad_command"
 }
@@ -76,7 +95,8 @@ func (r *Result) Err() error {
 		return nil
 	}
 	base := map[string]error{"duplicate_name": ErrDuplicateName, "bad_transition": ErrBadTransition,
-		"unknown_node": ErrUnknownNode}[r.Code]
+		"unknown_node": ErrUnknownNode, "token_unknown": ErrTokenUnknown, "token_expired": ErrTokenExpired,
+		"token_used_up": ErrTokenUsedUp, "token_revoked": ErrTokenRevoked, "removed": ErrRemoved}[r.Code]
 	if base == nil {
 		base = ErrBadCommand
 	}

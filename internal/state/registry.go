@@ -32,6 +32,9 @@ type NodeRec struct {
 	Incarnation uint64    `json:"incarnation"`
 	Since       time.Time `json:"since"`
 	Epoch       uint64    `json:"epoch"`
+	// Voter: the node may vote in raft and holds the CA key (made by
+	// `ssi init`, or admitted with a voter token).
+	Voter bool `json:"voter,omitempty"`
 }
 
 // RPCAddr is the node's gRPC address.
@@ -45,17 +48,20 @@ func (n *NodeRec) GossipAddr() string { return fmt.Sprintf("%s:%d", n.Addr, n.Go
 
 // Registry is the replicated state.
 type Registry struct {
-	Cluster     string              `json:"cluster"`
-	NextNumber  int                 `json:"next_number"`
-	Epoch       uint64              `json:"epoch"`
-	Nodes       map[int]*NodeRec    `json:"nodes"`
-	Transitions []api.Transition    `json:"transitions"`
-	byID        map[string]*NodeRec // derived
+	Cluster     string                 `json:"cluster"`
+	NextNumber  int                    `json:"next_number"`
+	Epoch       uint64                 `json:"epoch"`
+	Nodes       map[int]*NodeRec       `json:"nodes"`
+	Transitions []api.Transition       `json:"transitions"`
+	Tokens      map[string]*TokenRec   `json:"tokens,omitempty"`  // by ID
+	Removed     map[string]*RemovedRec `json:"removed,omitempty"` // by node ID
+	byID        map[string]*NodeRec    // derived
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{NextNumber: 1, Nodes: map[int]*NodeRec{}, byID: map[string]*NodeRec{}}
+	return &Registry{NextNumber: 1, Nodes: map[int]*NodeRec{}, byID: map[string]*NodeRec{},
+		Tokens: map[string]*TokenRec{}, Removed: map[string]*RemovedRec{}}
 }
 
 // Errors returned by Apply. Compare with errors.Is.
@@ -85,6 +91,22 @@ func (r *Registry) reindex() error {
 	if r.Nodes == nil {
 		r.Nodes = map[int]*NodeRec{}
 	}
+	if r.Tokens == nil {
+		r.Tokens = map[string]*TokenRec{}
+	}
+	if r.Removed == nil {
+		r.Removed = map[string]*RemovedRec{}
+	}
+	for id, t := range r.Tokens {
+		if t == nil || t.ID != id || len(t.Hash) != 64 || t.Hash[:12] != id {
+			return fmt.Errorf("%w: inconsistent token %q", ErrBadCommand, id)
+		}
+	}
+	for id, n := range r.Removed {
+		if n == nil || n.ID != id {
+			return fmt.Errorf("%w: inconsistent removed node %q", ErrBadCommand, id)
+		}
+	}
 	for num, n := range r.Nodes {
 		if n == nil || n.Number != num || num <= 0 || num >= r.NextNumber || n.ID == "" {
 			return fmt.Errorf("%w: inconsistent node %d", ErrBadCommand, num)
@@ -107,6 +129,16 @@ func (r *Registry) Clone() *Registry {
 		c.byID[cp.ID] = &cp
 	}
 	c.Transitions = append([]api.Transition(nil), r.Transitions...)
+	c.Tokens = make(map[string]*TokenRec, len(r.Tokens))
+	for k, t := range r.Tokens {
+		cp := *t
+		c.Tokens[k] = &cp
+	}
+	c.Removed = make(map[string]*RemovedRec, len(r.Removed))
+	for k, n := range r.Removed {
+		cp := *n
+		c.Removed[k] = &cp
+	}
 	return c
 }
 
@@ -123,11 +155,21 @@ func (r *Registry) Apply(c *Command) (any, error) {
 			return nil, fmt.Errorf("%w: cluster already named %q", ErrBadCommand, r.Cluster)
 		}
 		r.Cluster = c.Cluster
+		if c.Token != nil {
+			// The first join token, made by `ssi init`.
+			return r.createToken(c)
+		}
 		return nil, nil
 	case OpRegister:
 		return r.register(c)
 	case OpTransition:
 		return r.transition(c)
+	case OpTokenCreate:
+		return r.createToken(c)
+	case OpTokenRevoke:
+		return r.revokeToken(c)
+	case OpRemove:
+		return r.remove(c)
 	}
 	return nil, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
 }
@@ -136,6 +178,9 @@ func (r *Registry) register(c *Command) (any, error) {
 	n := c.Node
 	if n == nil || n.ID == "" || n.Name == "" || n.Addr == "" {
 		return nil, fmt.Errorf("%w: register needs id, name and address", ErrBadCommand)
+	}
+	if r.IsRemoved(n.ID) {
+		return nil, fmt.Errorf("%w: node %s was removed; join again as a new node", ErrRemoved, n.ID)
 	}
 	var stale *NodeRec
 	for _, other := range r.Nodes {
@@ -149,6 +194,15 @@ func (r *Registry) register(c *Command) (any, error) {
 			return nil, fmt.Errorf("%w: %q is node %d (state %s)", ErrDuplicateName, n.Name, other.Number, other.State)
 		}
 	}
+	// Every check that can refuse comes before the token's use is counted.
+	voter := n.Voter
+	if c.TokenHash != "" {
+		tok, err := r.useToken(c.TokenHash, c.Time)
+		if err != nil {
+			return nil, err
+		}
+		voter = tok.Voter
+	}
 	if stale != nil {
 		if _, err := r.transition(&Command{Op: OpTransition, Time: c.Time, Number: stale.Number,
 			Kind: api.KindLeave, Reason: "never came up; name taken by a new registration"}); err != nil {
@@ -159,12 +213,13 @@ func (r *Registry) register(c *Command) (any, error) {
 		// A known node registering again (a re-join): refresh its addresses.
 		old.Name, old.Addr = n.Name, n.Addr
 		old.GossipPort, old.RPCPort, old.RaftPort = n.GossipPort, n.RPCPort, n.RaftPort
+		old.Voter = old.Voter || voter
 		return old.Number, nil
 	}
 	rec := &NodeRec{
 		Number: r.NextNumber, ID: n.ID, Name: n.Name, Addr: n.Addr,
 		GossipPort: n.GossipPort, RPCPort: n.RPCPort, RaftPort: n.RaftPort,
-		State: StateJoining, Incarnation: n.Incarnation, Since: c.Time,
+		State: StateJoining, Incarnation: n.Incarnation, Since: c.Time, Voter: voter,
 	}
 	r.NextNumber++
 	r.Nodes[rec.Number] = rec
@@ -212,11 +267,16 @@ func (r *Registry) transition(c *Command) (any, error) {
 	}
 	t := api.Transition{Epoch: r.Epoch, Kind: c.Kind, Node: n.Number, Name: n.Name,
 		Incarnation: n.Incarnation, Time: c.Time, Reason: c.Reason}
+	r.appendTransition(t)
+	return t, nil
+}
+
+// appendTransition records t, keeping the last MaxTransitions.
+func (r *Registry) appendTransition(t api.Transition) {
 	r.Transitions = append(r.Transitions, t)
 	if len(r.Transitions) > MaxTransitions {
 		r.Transitions = append([]api.Transition(nil), r.Transitions[len(r.Transitions)-MaxTransitions:]...)
 	}
-	return t, nil
 }
 
 // TransitionsAfter returns the kept transitions with epoch > after.

@@ -161,6 +161,18 @@ func (c *Client) Join(ctx context.Context, r *JoinRequest) (*JoinResponse, error
 	return out, c.cc.Invoke(ctx, MethodJoin, r, out)
 }
 
+// Admit calls Admit.
+func (c *Client) Admit(ctx context.Context, r *AdmitRequest) (*JoinResponse, error) {
+	out := new(JoinResponse)
+	return out, c.cc.Invoke(ctx, MethodAdmit, r, out)
+}
+
+// Renew calls Renew.
+func (c *Client) Renew(ctx context.Context, r *RenewRequest) (*RenewResponse, error) {
+	out := new(RenewResponse)
+	return out, c.cc.Invoke(ctx, MethodRenew, r, out)
+}
+
 // Forward calls Forward.
 func (c *Client) Forward(ctx context.Context, r *ForwardRequest) (*ForwardResponse, error) {
 	out := new(ForwardResponse)

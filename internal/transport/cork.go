@@ -91,6 +91,10 @@ type cork struct {
 }
 
 // Read reads through a buffer (made on first use).
+// NetConn returns the connection under the cork (pki finds the tracked
+// connection of a handshake through it).
+func (k *cork) NetConn() net.Conn { return k.Conn }
+
 func (k *cork) Read(p []byte) (int, error) {
 	if k.r == nil {
 		k.r = bufio.NewReaderSize(k.Conn, corkSize)

@@ -14,16 +14,37 @@ type JoinRequest struct {
 	CSR        []byte `json:"csr"` // DER certificate request for NodeID
 }
 
-// JoinResponse carries everything a new member needs.
+// JoinResponse carries everything a new member needs. CAKeyPEM is set
+// only for a node admitted with a voter token.
 type JoinResponse struct {
 	Cluster   string   `json:"cluster"`
 	Number    int      `json:"number"`
 	CertPEM   []byte   `json:"cert_pem"`
 	CACertPEM []byte   `json:"ca_cert_pem"`
-	CAKeyPEM  []byte   `json:"ca_key_pem"`
+	CAKeyPEM  []byte   `json:"ca_key_pem,omitempty"`
+	Voter     bool     `json:"voter,omitempty"`
 	GossipKey []byte   `json:"gossip_key"`
-	Token     string   `json:"token"`
 	Peers     []string `json:"peers"` // gossip addresses (ip:port) of members
+}
+
+// AdmitRequest relays a join that reached a member which is not the master
+// to the master, which alone admits nodes. Source is the joiner's address
+// as the relaying member saw it.
+type AdmitRequest struct {
+	Join   JoinRequest `json:"join"`
+	Source string      `json:"source"`
+}
+
+// RenewRequest asks the master for a new certificate for the caller's own
+// node ID (taken from the caller's certificate, never from the request)
+// and the public key of CSR.
+type RenewRequest struct {
+	CSR []byte `json:"csr"`
+}
+
+// RenewResponse is the renewed certificate.
+type RenewResponse struct {
+	CertPEM []byte `json:"cert_pem"`
 }
 
 // ForwardRequest carries a command for the replicated state to the leader.

@@ -17,13 +17,18 @@ type RaftLayer struct {
 }
 
 // NewRaftLayer listens on bind with server (RequireAndVerifyClientCert) and
-// dials with client. advertise is the address other nodes dial.
-func NewRaftLayer(bind string, advertise net.Addr, server, client *tls.Config) (*RaftLayer, error) {
-	l, err := tls.Listen("tcp", bind, server)
+// dials with client. advertise is the address other nodes dial. wrap, if
+// not nil, wraps the TCP listener under TLS (pki.Creds.Track, so that a
+// removed node's raft connections can be closed).
+func NewRaftLayer(bind string, advertise net.Addr, server, client *tls.Config, wrap func(net.Listener) net.Listener) (*RaftLayer, error) {
+	l, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
 	}
-	return &RaftLayer{Listener: l, client: client, advertise: advertise}, nil
+	if wrap != nil {
+		l = wrap(l)
+	}
+	return &RaftLayer{Listener: tls.NewListener(l, server), client: client, advertise: advertise}, nil
 }
 
 // Addr is the advertised address.

@@ -17,7 +17,7 @@ import (
 // port, with mutual TLS.
 func newRaftLayer(t *testing.T, c *cluster, id string) *RaftLayer {
 	t.Helper()
-	certPEM, keyPEM, err := c.ca.IssueNode(id, []net.IP{net.ParseIP("127.0.0.1")})
+	certPEM, keyPEM, err := c.ca.IssueNode(id, []net.IP{net.ParseIP("127.0.0.1")}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func newRaftLayer(t *testing.T, c *cluster, id string) *RaftLayer {
 		t.Fatal(err)
 	}
 	adv := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 7948}
-	l, err := NewRaftLayer("127.0.0.1:0", adv, srv, cli)
+	l, err := NewRaftLayer("127.0.0.1:0", adv, srv, cli, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

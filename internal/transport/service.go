@@ -14,6 +14,11 @@ type Handler interface {
 	// Join admits a node that holds the join token (unauthenticated by
 	// certificate, authenticated by the token's secret).
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	// Admit is a Join relayed by a member to the master.
+	Admit(context.Context, *AdmitRequest) (*JoinResponse, error)
+	// Renew signs a new certificate for the calling node; only the master
+	// answers.
+	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
 	// Forward applies a replicated-state command; only the leader answers.
 	Forward(context.Context, *ForwardRequest) (*ForwardResponse, error)
 	// Ping answers who this node is.
@@ -57,6 +62,8 @@ const serviceName = "ssi.v1.Cluster"
 const (
 	MethodJoin    = "/" + serviceName + "/Join"
 	MethodForward = "/" + serviceName + "/Forward"
+	MethodAdmit   = "/" + serviceName + "/Admit"
+	MethodRenew   = "/" + serviceName + "/Renew"
 	MethodPing    = "/" + serviceName + "/Ping"
 	MethodProcs   = "/" + serviceName + "/Procs"
 	MethodSignal  = "/" + serviceName + "/Signal"
@@ -94,6 +101,8 @@ var serviceDesc = grpc.ServiceDesc{
 	Methods: []grpc.MethodDesc{
 		unary("Join", Handler.Join),
 		unary("Forward", Handler.Forward),
+		unary("Admit", Handler.Admit),
+		unary("Renew", Handler.Renew),
 		unary("Ping", Handler.Ping),
 		unary("Procs", Handler.Procs),
 		unary("Signal", Handler.Signal),

@@ -51,6 +51,16 @@ func (h *fakeHandler) Join(ctx context.Context, r *JoinRequest) (*JoinResponse, 
 	return &JoinResponse{Cluster: "test", Number: 7, Peers: []string{"127.0.0.1:7946"}}, nil
 }
 
+func (h *fakeHandler) Admit(ctx context.Context, r *AdmitRequest) (*JoinResponse, error) {
+	h.record(ctx, "Admit", r)
+	return &JoinResponse{Cluster: "test", Number: 8}, nil
+}
+
+func (h *fakeHandler) Renew(ctx context.Context, r *RenewRequest) (*RenewResponse, error) {
+	h.record(ctx, "Renew", r)
+	return &RenewResponse{CertPEM: []byte("renewed")}, nil
+}
+
 func (h *fakeHandler) Forward(ctx context.Context, r *ForwardRequest) (*ForwardResponse, error) {
 	h.record(ctx, "Forward", r)
 	if h.fail != nil {
@@ -131,10 +141,10 @@ func newCluster(t testing.TB, name string) *cluster {
 	}
 	c := &cluster{ca: ca}
 	ips := []net.IP{net.ParseIP("127.0.0.1")}
-	if c.serverCert, c.serverKey, err = ca.IssueNode("server-node", ips); err != nil {
+	if c.serverCert, c.serverKey, err = ca.IssueNode("server-node", ips, 0); err != nil {
 		t.Fatal(err)
 	}
-	if c.clientCert, c.clientKey, err = ca.IssueNode("client-node", ips); err != nil {
+	if c.clientCert, c.clientKey, err = ca.IssueNode("client-node", ips, 0); err != nil {
 		t.Fatal(err)
 	}
 	return c
