@@ -8,7 +8,8 @@
 // # Limiter
 //
 // A Limiter is asked before an attempt (Allow) and told its outcome after
-// (Failed, Succeeded). Per key (a source IP address, without its port):
+// (Failed, Succeeded). Per key (a source IP address without its port, or
+// an IPv6 /64: KeyOf makes one from a peer's address):
 //
 //   - the first Burst attempts go through at once;
 //   - from the Burst-th on, each attempt makes the next one wait, Base
