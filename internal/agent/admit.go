@@ -69,10 +69,10 @@ func (h *rpcHandler) Join(ctx context.Context, r *transport.JoinRequest) (*trans
 	src := sourceOf(ctx)
 	now := time.Now()
 	if ok, wait := a.joins.allow(src, now); !ok {
-		return nil, status.Errorf(codes.ResourceExhausted, "too many failed joins from %s; retry in %s", src, wait.Round(time.Second))
+		return nil, status.Errorf(codes.ResourceExhausted, "too many failed joins from %s; retry in %s", src, max(time.Second, wait.Round(time.Second)))
 	}
 	resp, err := a.join(ctx, r, src)
-	a.joins.done(src, now, status.Code(err), a.log)
+	a.joins.done(src, time.Now(), status.Code(err), status.Convert(err).Message(), a.log)
 	return resp, err
 }
 
