@@ -148,7 +148,7 @@ func (a *Agent) admit(ctx context.Context, r *transport.JoinRequest, src string)
 		return nil, status.Error(codes.Internal, "signing the certificate: "+err.Error())
 	}
 	resp := &transport.JoinResponse{Cluster: a.Identity().Cluster, Number: number, CertPEM: cert,
-		CACertPEM: a.bundle.CA.CertPEM, GossipKey: a.bundle.GossipKey, Peers: a.peerAddrs(), Voter: voter}
+		CACertPEM: a.bundle.CA.CertPEM, GossipKey: a.gossip.PrimaryKey(), Peers: a.peerAddrs(), Voter: voter}
 	if voter {
 		if resp.CAKeyPEM, err = a.bundle.CA.KeyPEM(); err != nil {
 			return nil, status.Error(codes.Internal, err.Error())

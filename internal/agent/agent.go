@@ -36,7 +36,7 @@ type Agent struct {
 	log       *slog.Logger
 	logOut    io.Writer
 	advertise string
-	bundle    *pki.Bundle // bundle.NodeCertPEM changes on renewal: under mu
+	bundle    *pki.Bundle // NodeCertPEM (renewal) and GossipKey (rotation) change: under mu
 	creds     *pki.Creds
 	joins     *joinGate // failed joins per source address
 
@@ -251,7 +251,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.httpAPI.start(errc)
 	var wg sync.WaitGroup
 	for _, loop := range []func(context.Context){a.joinLoop, a.loadLoop, a.leaderLoop, a.fenceLoop, a.selfLoop, a.adoptLoop,
-		a.renewLoop, a.removalLoop} {
+		a.renewLoop, a.removalLoop, a.gossipKeyLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/hex"
 	"slices"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/load"
 	"github.com/ssi-cluster/ssi/internal/membership"
+	"github.com/ssi-cluster/ssi/internal/pki"
 	"github.com/ssi-cluster/ssi/internal/state"
 )
 
@@ -184,6 +186,13 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 			Addr: a.advertise, GossipPort: a.cfg.GossipPort, RPCPort: a.cfg.RPCPort, RaftPort: a.cfg.RaftPort,
 			Voter: a.bundle.HoldsCAKey()}})
 		return
+	}
+	if reg.KeyStale() {
+		// A node was removed: it holds the gossip key; change it.
+		key, err := pki.NewGossipKey()
+		if err == nil {
+			a.leaderApply(ctx, &state.Command{Op: state.OpGossipKey, GossipKey: hex.EncodeToString(key)})
+		}
 	}
 	members := map[string]membership.Member{}
 	for _, m := range a.gossip.Members() {

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/statedir"
@@ -72,4 +75,79 @@ func checkNotRemoved(dir string) error {
 		return nil
 	}
 	return errors.New(strings.TrimSpace(string(b)))
+}
+
+// Gossip key rotation: a removed node keeps the gossip key it was given,
+// so after a removal the master commits a new one (reconcile), and every
+// agent, as it applies it, accepts it at once, sends with it after
+// keyUseDelay (by then every node accepts it) and forgets the old one
+// after keyDropDelay. A node that was away catches up through raft, which
+// does not depend on gossip.
+const (
+	keyUseDelay  = 2 * time.Second
+	keyDropDelay = 20 * time.Second
+)
+
+func (a *Agent) gossipKeyLoop(ctx context.Context) {
+	var current string
+	for {
+		ch := a.store.FSM.Changed()
+		var want string
+		a.store.FSM.Read(func(reg *state.Registry) { want = reg.GossipKey })
+		if want != "" && want != current {
+			current = want
+			if err := a.rotateGossipKey(ctx, want); err != nil {
+				a.log.Error("installing the new gossip key failed", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+func (a *Agent) rotateGossipKey(ctx context.Context, hexKey string) error {
+	key, err := hex.DecodeString(hexKey)
+	if err != nil || len(key) != 32 {
+		return fmt.Errorf("the registry's gossip key is not 64 hex digits")
+	}
+	if bytes.Equal(a.gossip.PrimaryKey(), key) {
+		return nil
+	}
+	if err := a.gossip.AddKey(key); err != nil {
+		return err
+	}
+	a.log.Info("a new gossip key was committed; switching to it", "in", keyUseDelay)
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(keyUseDelay):
+		}
+		if err := a.gossip.UseKey(key); err != nil {
+			a.log.Error("using the new gossip key", "err", err)
+			return
+		}
+		a.mu.Lock()
+		b := *a.bundle
+		b.GossipKey = key
+		err := b.Save(a.cfg.StateDir)
+		if err == nil {
+			a.bundle.GossipKey = key
+		}
+		a.mu.Unlock()
+		if err != nil {
+			a.log.Error("saving the new gossip key", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(keyDropDelay - keyUseDelay):
+		}
+		a.gossip.DropKeysBut(key)
+		a.log.Info("the old gossip key is forgotten")
+	}()
+	return nil
 }

@@ -17,10 +17,20 @@ import (
 // certificate's life cannot renew (no peer accepts an expired
 // certificate): it joins again with a token, keeping its node ID.
 
-// renewDue reports whether a certificate valid from..until should be
-// renewed at now: past half its life.
-func renewDue(from, until, now time.Time) bool {
-	return !now.Before(from.Add(until.Sub(from) / 2))
+// renewAt returns when a certificate valid from..until is to be renewed:
+// at half its life counted from its issue (NotBefore is backdated by
+// pki.ClockSkew), or at once when it lives longer than ttl, the lifetime
+// now configured (an operator who shortens cert_ttl is obeyed at once).
+func renewAt(from, until time.Time, ttl time.Duration) time.Time {
+	issued := from.Add(pki.ClockSkew)
+	if !issued.Before(until) {
+		issued = from
+	}
+	life := until.Sub(issued)
+	if life > ttl+time.Minute {
+		return issued
+	}
+	return issued.Add(life / 2)
 }
 
 // renewLoop renews this node's certificate when it is due, retrying every
@@ -32,13 +42,14 @@ func (a *Agent) renewLoop(ctx context.Context) {
 		certPEM := a.bundle.NodeCertPEM
 		a.mu.Unlock()
 		from, until, err := pki.CertLife(certPEM)
-		if err == nil && renewDue(from, until, time.Now()) {
-			if err := a.renew(ctx); err != nil {
-				a.log.Warn("renewing the node certificate failed; will retry", "expires", until, "err", err)
-				wait = 10 * time.Second
-			}
-		} else if err == nil {
-			if d := time.Until(from.Add(until.Sub(from) / 2)); d < wait {
+		if err == nil {
+			at := renewAt(from, until, time.Duration(a.cfg.CertTTL))
+			if !time.Now().Before(at) {
+				if err := a.renew(ctx); err != nil {
+					a.log.Warn("renewing the node certificate failed; will retry", "expires", until, "err", err)
+					wait = 10 * time.Second
+				}
+			} else if d := time.Until(at); d < wait {
 				wait = max(d, time.Second)
 			}
 		}

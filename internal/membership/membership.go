@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -64,6 +65,7 @@ type loadEntry struct {
 // Membership is a running gossip member.
 type Membership struct {
 	ml   atomic.Pointer[memberlist.Memberlist] // set once Create returns
+	keys *memberlist.Keyring
 	q    *memberlist.TransmitLimitedQueue
 	id   string
 	log  *slog.Logger
@@ -88,7 +90,11 @@ func Start(c Config) (*Membership, error) {
 	mc.BindPort = c.Port
 	mc.AdvertiseAddr = c.Advertise
 	mc.AdvertisePort = c.Port
-	mc.SecretKey = c.SecretKey
+	kr, err := memberlist.NewKeyring(nil, c.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key: %w", err)
+	}
+	mc.Keyring, m.keys = kr, kr
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
 	mc.ProbeInterval = c.ProbeInterval
@@ -278,3 +284,26 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 	(*Membership)(e).set(n, st)
 }
+
+// Key rotation, in three steps so that no node drops the others' gossip:
+// every node first accepts the new key (AddKey), then, once all have it,
+// sends with it (UseKey), and at last forgets the others (DropKeysBut).
+
+// AddKey makes gossip encrypted with key readable here.
+func (m *Membership) AddKey(key []byte) error { return m.keys.AddKey(key) }
+
+// UseKey makes this node encrypt its gossip with key (added before).
+func (m *Membership) UseKey(key []byte) error { return m.keys.UseKey(key) }
+
+// DropKeysBut forgets every key but key, so gossip encrypted with any
+// other (a removed node's) is dropped.
+func (m *Membership) DropKeysBut(key []byte) {
+	for _, k := range m.keys.GetKeys() {
+		if !bytes.Equal(k, key) {
+			m.keys.RemoveKey(k)
+		}
+	}
+}
+
+// PrimaryKey returns the key gossip is encrypted with now.
+func (m *Membership) PrimaryKey() []byte { return m.keys.GetPrimaryKey() }

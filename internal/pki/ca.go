@@ -28,6 +28,9 @@ const (
 	// clockSkew backdates NotBefore so that a certificate issued on one
 	// node is already valid on a peer whose clock is a little behind.
 	clockSkew = 5 * time.Minute
+	// ClockSkew is clockSkew for the agent's renewal arithmetic: a node
+	// certificate was issued at NotBefore + ClockSkew.
+	ClockSkew = clockSkew
 	// maxNodeIDLen is the longest DNS name allowed by RFC 1035.
 	maxNodeIDLen = 253
 )

@@ -15,6 +15,7 @@ const (
 	OpTokenCreate = "token-create" // keep a new join token (hashed)
 	OpTokenRevoke = "token-revoke" // revoke a join token
 	OpRemove      = "remove"       // remove a node for good (revokes its certificate)
+	OpGossipKey   = "gossip-key"   // a new gossip key (the master rotates it after a removal)
 )
 
 // Command is one entry of the raft log.
@@ -31,6 +32,8 @@ type Command struct {
 
 	Token   *TokenRec `json:"token,omitempty"`    // OpTokenCreate
 	TokenID string    `json:"token_id,omitempty"` // OpTokenRevoke
+
+	GossipKey string `json:"gossip_key,omitempty"` // OpGossipKey: 64 hex digits
 
 	Number      int    `json:"number,omitempty"` // OpTransition, OpRemove
 	Kind        string `json:"kind,omitempty"`

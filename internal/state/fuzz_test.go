@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"time"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -19,6 +20,7 @@ func fuzzRegistry(t *testing.T) *Registry {
 		regCmd("id-3", "n3", "10.0.0.3"), regCmd("id-4", "n4", "10.0.0.4"),
 		trCmd(1, api.KindJoin, 1), trCmd(2, api.KindJoin, 1), trCmd(3, api.KindJoin, 1),
 		trCmd(2, api.KindDown, 1), trCmd(3, api.KindLeave, 1),
+		{Op: OpTokenCreate, Time: t0, Token: testToken("ab", time.Time{}, 2, false)},
 	} {
 		if _, err := r.Apply(c); err != nil {
 			t.Fatal(err)
@@ -34,6 +36,12 @@ func fuzzRegistry(t *testing.T) *Registry {
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte(`{"op":"init","cluster":"prod"}`))
 	f.Add([]byte(`{"op":"transition","number":1,"kind":"down"}`))
+	h := testToken("ab", time.Time{}, 2, false).Hash
+	f.Add([]byte(`{"op":"register","node":{"id":"id-9","name":"n9","addr":"10.0.0.9"},"token_hash":"` + h + `"}`))
+	f.Add([]byte(`{"op":"token-create","token":{"id":"` + h[:12] + `","hash":"` + h + `","max_uses":1}}`))
+	f.Add([]byte(`{"op":"token-revoke","token_id":"` + h[:12] + `"}`))
+	f.Add([]byte(`{"op":"remove","number":2}`))
+	f.Add([]byte(`{"op":"gossip-key","gossip_key":"` + h + `"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := DecodeCommand(data)
 		if err != nil {

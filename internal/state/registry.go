@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -55,7 +56,14 @@ type Registry struct {
 	Transitions []api.Transition       `json:"transitions"`
 	Tokens      map[string]*TokenRec   `json:"tokens,omitempty"`  // by ID
 	Removed     map[string]*RemovedRec `json:"removed,omitempty"` // by node ID
-	byID        map[string]*NodeRec    // derived
+	// GossipKey is the gossip encryption key (hex) once the master has
+	// rotated it; "" while the one made at `ssi init` is in use. A removal
+	// (at epoch LastRemoval) makes the master rotate it (KeyedAt: the
+	// epoch it was rotated at), so a removed node's copy stops working.
+	GossipKey   string              `json:"gossip_key,omitempty"`
+	KeyedAt     uint64              `json:"keyed_at,omitempty"`
+	LastRemoval uint64              `json:"last_removal,omitempty"`
+	byID        map[string]*NodeRec // derived
 }
 
 // NewRegistry returns an empty registry.
@@ -122,6 +130,7 @@ func (r *Registry) reindex() error {
 // Clone returns a deep copy (for snapshots and readers).
 func (r *Registry) Clone() *Registry {
 	c := &Registry{Cluster: r.Cluster, NextNumber: r.NextNumber, Epoch: r.Epoch,
+		GossipKey: r.GossipKey, KeyedAt: r.KeyedAt, LastRemoval: r.LastRemoval,
 		Nodes: make(map[int]*NodeRec, len(r.Nodes)), byID: make(map[string]*NodeRec, len(r.Nodes))}
 	for k, n := range r.Nodes {
 		cp := *n
@@ -170,6 +179,12 @@ func (r *Registry) Apply(c *Command) (any, error) {
 		return r.revokeToken(c)
 	case OpRemove:
 		return r.remove(c)
+	case OpGossipKey:
+		if b, err := hex.DecodeString(c.GossipKey); err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("%w: gossip key must be 64 hex digits", ErrBadCommand)
+		}
+		r.GossipKey, r.KeyedAt = c.GossipKey, r.Epoch
+		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
 }

@@ -112,10 +112,11 @@ func (r *Registry) createToken(c *Command) (any, error) {
 		return nil, fmt.Errorf("%w: token %s exists", ErrBadCommand, t.ID)
 	}
 	if len(r.Tokens) >= MaxTokens {
-		r.dropDeadToken(c.Time)
-		if len(r.Tokens) >= MaxTokens {
+		dead := r.oldestDeadToken(c.Time)
+		if dead == nil {
 			return nil, fmt.Errorf("%w: %d tokens are kept, all still valid: revoke some", ErrBadCommand, MaxTokens)
 		}
+		delete(r.Tokens, dead.ID)
 	}
 	cp := *t
 	cp.Created = c.Time
@@ -123,17 +124,17 @@ func (r *Registry) createToken(c *Command) (any, error) {
 	return cp.View(c.Time), nil
 }
 
-// dropDeadToken forgets the oldest token that can no longer admit anyone.
-func (r *Registry) dropDeadToken(now time.Time) {
+// oldestDeadToken returns the oldest token that can no longer admit
+// anyone (the first to forget when the table is full), or nil.
+func (r *Registry) oldestDeadToken(now time.Time) *TokenRec {
 	var oldest *TokenRec
 	for _, t := range r.Tokens {
-		if t.status(now) != nil && (oldest == nil || t.Created.Before(oldest.Created)) {
+		if t.status(now) != nil && (oldest == nil || t.Created.Before(oldest.Created) ||
+			t.Created.Equal(oldest.Created) && t.ID < oldest.ID) {
 			oldest = t
 		}
 	}
-	if oldest != nil {
-		delete(r.Tokens, oldest.ID)
-	}
+	return oldest
 }
 
 func (r *Registry) revokeToken(c *Command) (any, error) {
@@ -194,11 +195,16 @@ func (r *Registry) remove(c *Command) (any, error) {
 	t := api.Transition{Epoch: r.Epoch, Kind: api.KindRemove, Node: n.Number, Name: n.Name,
 		Incarnation: n.Incarnation, Time: c.Time, Reason: c.Reason}
 	r.appendTransition(t)
+	r.LastRemoval = r.Epoch
 	r.Removed[n.ID] = &RemovedRec{Number: n.Number, ID: n.ID, Name: n.Name, Time: c.Time, RPCAddr: n.RPCAddr()}
 	delete(r.Nodes, n.Number)
 	delete(r.byID, n.ID)
 	return t, nil
 }
+
+// KeyStale reports whether a node was removed since the gossip key was
+// last rotated: the master then rotates it.
+func (r *Registry) KeyStale() bool { return r.LastRemoval > r.KeyedAt }
 
 // RemovedList returns the removed nodes by number.
 func (r *Registry) RemovedList() []api.Removed {
