@@ -2,10 +2,10 @@ package state
 
 import (
 	"bytes"
-	"time"
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/ssi-cluster/ssi/internal/api"
 )
