@@ -470,7 +470,7 @@ func pingWith(ctx context.Context, conf *tls.Config, addr string) error {
 // own (the voter signs it, members ask the master) and the cluster keeps
 // working past the first certificates' expiry.
 func TestCertRenewal(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 3, Namespaces: true, Members: true, AgentArgs: []string{"--cert-ttl", "1m"}})
+	c, ctx := trustCluster(t, harness.Options{Nodes: 3, Namespaces: true, Members: true, AgentArgs: []string{"--cert-ttl", "1m", "--allow-remote-root", "true"}})
 	first := map[int][]byte{}
 	var last time.Time // when the last of the first one-minute certificates ends
 	for _, n := range c.Nodes {
@@ -499,8 +499,13 @@ func TestCertRenewal(t *testing.T) {
 	// New connections between every pair: a remote run from each node.
 	for _, n := range c.Nodes {
 		target := n.Index%3 + 1
-		out, err := c.CLI(ctx, n.Index, "run", "--node", fmt.Sprint(target), "hostname")
+		cmd := c.Command(n.Index, c.Binary, "--socket", n.Socket, "run", "--node", fmt.Sprint(target), "--", "hostname")
+		cmd.Env = cleanEnv()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil || strings.TrimSpace(string(out)) != c.Nodes[target-1].Name {
+			t.Logf("stderr: %s", stderr.String())
 			t.Errorf("from %s, run --node %d hostname: %q %v", n.Name, target, out, err)
 		}
 	}
