@@ -138,6 +138,9 @@ func refuse(w http.ResponseWriter, r *http.Request, code int, format string, arg
 	h.Set("Connection", "close")
 	w.WriteHeader(code)
 	w.Write(b)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush() // Hijack sends the header, not what the body buffered
+	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return // the server closes it (Connection: close)
