@@ -598,3 +598,76 @@ func TestSilentRunClosed(t *testing.T) {
 		t.Errorf("a 35 s ssi run --node 2: %v; want it to outlive the start deadline and the idle timeout", o)
 	}
 }
+
+// TestHideOtherProcs: with hide_other_procs, a user other than root sees
+// only his own processes (ps, where), root sees all, and the HTTP
+// listener, which cannot tell who asks, refuses to list any.
+func TestHideOtherProcs(t *testing.T) {
+	c, ctx := startCluster(t, 2, "--hide-other-procs", "true")
+	openToOthers(t, c)
+	pid := startNative(t, c, 1, asNobody, "sleep 506 </dev/null >/dev/null 2>&1", nil)
+	list := func(user string) (api.ProcsReply, runOutcome) {
+		var reply api.ProcsReply
+		o := ssiAs(t, c, 1, user, "ps", "-o", "json")
+		if o.code == 0 {
+			json.Unmarshal([]byte(o.stdout), &reply)
+		}
+		return reply, o
+	}
+	var sleep api.Proc
+	err := c.WaitFor(ctx, "nobody's ps to list his sleep", func() (bool, error) {
+		reply, o := list("65534:65534")
+		if o.code != 0 {
+			return false, fmt.Errorf("ssi ps as nobody: %v", o)
+		}
+		for _, p := range reply.Procs {
+			if p.UID != nobodyUID {
+				t.Errorf("nobody sees a process of uid %d: %+v", p.UID, p)
+			}
+			if p.Pid == pid {
+				sleep = p
+			}
+		}
+		return sleep.CPID != 0, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, o := list("1000:1000")
+	if o.code != 0 {
+		t.Fatalf("ssi ps as uid 1000: %v", o)
+	}
+	for _, p := range reply.Procs {
+		if p.UID != 1000 {
+			t.Errorf("uid 1000 sees a process of uid %d: %+v", p.UID, p)
+		}
+	}
+	if o := ssiAs(t, c, 1, "1000:1000", "where", fmt.Sprint(sleep.CPID)); o.code == 0 || !strings.Contains(o.stderr, "no process") {
+		t.Errorf("ssi where of nobody's process as uid 1000: %v; want no process", o)
+	}
+	if o := ssiAs(t, c, 1, "65534:65534", "where", fmt.Sprint(sleep.CPID)); o.code != 0 {
+		t.Errorf("ssi where of his own process as nobody: %v", o)
+	}
+	out, err := c.CLI(ctx, 1, "ps", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all api.ProcsReply
+	json.Unmarshal(out, &all)
+	uids := map[int]bool{}
+	for _, p := range all.Procs {
+		uids[p.UID] = true
+	}
+	if !uids[0] || !uids[nobodyUID] {
+		t.Errorf("root's ps shows uids %v; want root's and nobody's", uids)
+	}
+	// The HTTP listener is inside node 1's network namespace.
+	r := runProc(t, c.Command(1, "curl", "-sS", "http://"+c.Nodes[0].HTTP+"/v1/procs"), time.Minute)
+	if !strings.Contains(r.stdout, "processes are shown only on the agent's Unix socket (hide_other_procs is on)") {
+		t.Errorf("GET /v1/procs on the HTTP listener: %q %q", r.stdout, r.stderr)
+	}
+	r = runProc(t, c.Command(1, "curl", "-sS", "http://"+c.Nodes[0].HTTP+"/v1/nodes"), time.Minute)
+	if !strings.Contains(r.stdout, `"node2"`) {
+		t.Errorf("GET /v1/nodes on the HTTP listener: %q %q", r.stdout, r.stderr)
+	}
+}
