@@ -26,7 +26,9 @@ import (
 // as root, so an image from a user is checked first against what that
 // user may do: its credentials must be the caller's, and every file it
 // opens or maps, its executable and its directory must be open to the
-// caller.
+// caller. The image is spooled to disk as it comes (never held in memory
+// until it is known to be the caller's to restore) within the limits of
+// imageLimit.
 
 func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r) // on the socket, its process visible: guard checked
@@ -59,18 +61,30 @@ func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	if c.UID != 0 {
+		// What the image would be is checked from its metadata, before
+		// its pages are held in memory. The spool file has no name and
+		// only the agent holds it: Decode reads the same bytes again.
+		meta, err := checkpoint.DecodeMeta(f)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, "restore: %v", err)
+			return
+		}
+		if err := imageAllowed(meta, c, caller); err != nil {
+			writeErr(w, http.StatusForbidden, "restore: %v", err)
+			return
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			writeErr(w, http.StatusInsufficientStorage, "restore: %v: %v", errSpool, err)
+			return
+		}
+	}
 	img, err := checkpoint.Decode(f)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "restore: %v", err)
 		return
 	}
 	f.Close() // its space goes back now: the image is in memory
-	if c.UID != 0 {
-		if err := imageAllowed(img, c, caller); err != nil {
-			writeErr(w, http.StatusForbidden, "restore: %v", err)
-			return
-		}
-	}
 	files, err := restoreStdio(img, c, caller, r.URL.Query().Get("out"))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "restore: %v", err)
