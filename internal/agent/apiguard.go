@@ -43,6 +43,9 @@ const (
 	// startFrameTimeout ends a deputy's stream whose start frame has not
 	// come this long after the upgrade.
 	startFrameTimeout = 10 * time.Second
+	// writeStallTimeout ends a checkpoint's stream to a caller who stops
+	// reading the image for this long (the image is held meanwhile).
+	writeStallTimeout = 2 * time.Minute
 	// refusalLogEvery is how often a refused uid is logged at most.
 	refusalLogEvery = 10 * time.Second
 )
@@ -187,6 +190,19 @@ func (s *stallReader) Read(p []byte) (int, error) {
 		err = fmt.Errorf("nothing came for %v", s.stall)
 	}
 	return n, err
+}
+
+// stallWriteConn is a connection each of whose writes must finish within
+// stall: a reader that stops reading ends the stream, not the agent's
+// patience.
+type stallWriteConn struct {
+	net.Conn
+	stall time.Duration
+}
+
+func (c stallWriteConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
+	return c.Conn.Write(p)
 }
 
 // connRefusal is the answer to a connection over its user's cap, written

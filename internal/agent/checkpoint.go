@@ -54,7 +54,9 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer nc.Close()
-	conn := migrate.NewStreamConn(nc, brw.Reader)
+	// A caller that stops reading the image ends the stream (with kill,
+	// the process then runs on) rather than holding it in the agent.
+	conn := migrate.NewStreamConn(stallWriteConn{nc, writeStallTimeout}, brw.Reader)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if p.Node == a.Identity().Number {
