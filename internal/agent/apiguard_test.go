@@ -226,3 +226,43 @@ func TestConnRefusal(t *testing.T) {
 		t.Errorf("%d close=%v %q", resp.StatusCode, resp.Close, e.Error)
 	}
 }
+
+// TestSpoolBook: uploads side by side are promised the disk apart: each
+// one's limit counts what the others hold, until they release it.
+func TestSpoolBook(t *testing.T) {
+	dir := t.TempDir()
+	free := freeSpace(dir)
+	if free < 2<<30 {
+		t.Skipf("%d bytes free in %s: too little to test", free, dir)
+	}
+	var b spoolBook
+	const maxSize = 1 << 50
+	first, r1 := b.take(dir, maxSize, 1000, nil, -1) // unknown size: promised its whole limit
+	if b.held != first.bytes || !strings.Contains(first.why, "free disk space") {
+		t.Fatalf("first: %v, held %d", first, b.held)
+	}
+	second, r2 := b.take(dir, maxSize, 1000, nil, 100)
+	if second.bytes >= free-first.bytes || b.held != first.bytes+100 {
+		t.Errorf("second, beside one promised %d of %d: %v, held %d; want at most the reserve left, 100 more held",
+			first.bytes, free, second, b.held)
+	}
+	r1()
+	r1() // once only
+	if b.held != 100 {
+		t.Errorf("after the first's release: held %d, want 100", b.held)
+	}
+	r2()
+	third, r3 := b.take(dir, maxSize, 1000, nil, 1<<20)
+	if third.bytes < 1<<30 || b.held != 1<<20 {
+		t.Errorf("third: %v, held %d; want the free space, 1 MiB held", third, b.held)
+	}
+	huge, r4 := b.take(dir, 1<<20, 1000, nil, 1<<30) // refused on its size: nothing held for it
+	if huge.bytes != 1<<20 || b.held != 1<<20 {
+		t.Errorf("refused: %v, held %d", huge, b.held)
+	}
+	r3()
+	r4()
+	if b.held != 0 {
+		t.Errorf("after every release: held %d", b.held)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,7 +43,8 @@ func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 		refuse(w, r, http.StatusInsufficientStorage, "restore: %v", err)
 		return
 	}
-	lim := imageLimit(int64(a.cfg.MaxImageSize), c.UID, caller.Rlimits, freeSpace(spool))
+	lim, release := a.spool.take(spool, int64(a.cfg.MaxImageSize), c.UID, caller.Rlimits, r.ContentLength)
+	defer release()
 	if r.ContentLength > lim.bytes {
 		refuse(w, r, http.StatusRequestEntityTooLarge, "restore: the image (%d bytes) is larger than %s", r.ContentLength, lim)
 		return
@@ -180,6 +182,38 @@ func imageLimit(maxSize int64, uid int, rl []rexec.Rlimit, free int64) imageLim 
 		}
 	}
 	return lim
+}
+
+// spoolBook is the disk promised to the images being spooled, so that
+// uploads side by side cannot together fill the disk each would fit.
+type spoolBook struct {
+	mu   sync.Mutex
+	held int64
+}
+
+// take is the limit of an upload of size bytes (< 0 unknown) to dir: the
+// free space counts less what other uploads were promised. It promises
+// this one its size (or, unknown, its limit) until release.
+func (b *spoolBook) take(dir string, maxSize int64, uid int, rl []rexec.Rlimit, size int64) (imageLim, func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	free := freeSpace(dir)
+	if free >= 0 {
+		free = max(free-b.held, 0)
+	}
+	lim := imageLimit(maxSize, uid, rl, free)
+	want := lim.bytes
+	if size >= 0 && size <= lim.bytes {
+		want = size
+	} else if size > lim.bytes {
+		want = 0 // refused: it will not be read
+	}
+	b.held += want
+	return lim, sync.OnceFunc(func() {
+		b.mu.Lock()
+		b.held -= want
+		b.mu.Unlock()
+	})
 }
 
 // freeSpace is the space dir's file system has for root (< 0 unknown).
