@@ -205,11 +205,13 @@ func (c stallWriteConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// connRefusal is the answer to a connection over its user's cap, written
-// before it is closed: an HTTP response, as the CLI reads one.
-func connRefusal(why string) []byte {
-	b, _ := json.Marshal(api.Error{Error: "too many connections: " + why + "; close some, or ask root to raise max_user_conns"})
-	return fmt.Appendf(nil, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s\n", len(b)+1, b)
+// connRefusal is the answer to a connection over a cap set by key,
+// written before it is closed: an HTTP response, as the CLI reads one.
+func connRefusal(key string) func(why string) []byte {
+	return func(why string) []byte {
+		b, _ := json.Marshal(api.Error{Error: "too many connections: " + why + "; close some, or ask root to raise " + key})
+		return fmt.Appendf(nil, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s\n", len(b)+1, b)
+	}
 }
 
 // raiseNoFile raises the soft limit on open files to the hard one and

@@ -212,7 +212,7 @@ func TestUserConnBudget(t *testing.T) {
 // TestConnRefusal: the answer to a connection over its cap is an HTTP
 // response the client reads as an error.
 func TestConnRefusal(t *testing.T) {
-	b := connRefusal("uid 1000 already holds 4 connections (the limit per user)")
+	b := connRefusal("max_user_conns")("uid 1000 already holds 4 connections (the limit per user)")
 	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -69,9 +69,9 @@ func (a *Agent) listenAPI() (*apiServer, error) {
 		a.log.Warn("could not raise the open files limit", "limit", nofile, "err", err)
 	}
 	lim := socketLimits(a.cfg.MaxUserConns, nofile)
-	a.log.Debug("local API limits", "open_files", nofile, "per_user", lim.PerUID, "users_total", lim.Total)
+	a.log.Info("local API limits", "open_files", nofile, "per_user", lim.PerUID, "users_total", lim.Total)
 	throttle := connlimit.NewThrottle(refusalLogEvery)
-	s.unixLn = &connlimit.Listener{Listener: ln, Counter: connlimit.NewCounter(lim), Refuse: connRefusal, Throttle: throttle,
+	s.unixLn = &connlimit.Listener{Listener: ln, Counter: connlimit.NewCounter(lim), Refuse: connRefusal("max_user_conns"), Throttle: throttle,
 		Log: func(uid int, why string, missed int) {
 			a.log.Warn("refused a connection on the socket", "uid", uid, "why", why, "refused_since_last_said", missed)
 		}}
@@ -86,7 +86,7 @@ func (a *Agent) listenAPI() (*apiServer, error) {
 			return nil, fmt.Errorf("http listener %s: %w", a.cfg.HTTP, err)
 		}
 		s.tcpLn = &connlimit.Listener{Listener: tcp, Counter: connlimit.NewCounter(connlimit.Limits{PerUID: a.cfg.MaxHTTPConns}),
-			Creds: func(net.Conn) (unix.Ucred, bool) { return unix.Ucred{}, false }, Refuse: connRefusal, Throttle: throttle,
+			Creds: func(net.Conn) (unix.Ucred, bool) { return unix.Ucred{}, false }, Refuse: connRefusal("max_http_conns"), Throttle: throttle,
 			Log: func(_ int, why string, missed int) {
 				a.log.Warn("refused a connection on the HTTP listener", "addr", a.cfg.HTTP, "why", why, "refused_since_last_said", missed)
 			}}

@@ -43,12 +43,11 @@ func (l Limits) Decide(uid, open, others int) string {
 		}
 		return ""
 	}
-	who := fmt.Sprintf("uid %d", uid)
-	if uid == Anonymous {
-		who = "this listener"
-	}
 	if l.PerUID > 0 && open >= l.PerUID {
-		return fmt.Sprintf("%s already holds %d connections (the limit per user)", who, open)
+		if uid == Anonymous {
+			return fmt.Sprintf("this listener already holds %d connections (its limit)", open)
+		}
+		return fmt.Sprintf("uid %d already holds %d connections (the limit per user)", uid, open)
 	}
 	if l.Total > 0 && others >= l.Total {
 		return fmt.Sprintf("users other than root already hold %d connections (the limit for all of them)", others)

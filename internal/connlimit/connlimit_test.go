@@ -27,7 +27,7 @@ func TestDecide(t *testing.T) {
 		{"root uncapped", l, 0, 100000, 3, ""},
 		{"root capped", Limits{Root: 5}, 0, 5, 0, "root already holds 5 connections"},
 		{"root under its cap", Limits{Root: 5}, 0, 4, 0, ""},
-		{"anonymous capped", Limits{PerUID: 1}, Anonymous, 1, 1, "this listener already holds 1 connections"},
+		{"anonymous capped", Limits{PerUID: 1}, Anonymous, 1, 1, "this listener already holds 1 connections (its limit)"},
 		{"no caps", Limits{}, 1000, 1 << 20, 1 << 20, ""},
 		{"root does not count in total", Limits{Total: 1}, 0, 1, 1, ""},
 	} {
