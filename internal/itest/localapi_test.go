@@ -3,6 +3,7 @@ package itest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -669,5 +670,88 @@ func TestHideOtherProcs(t *testing.T) {
 	r = runProc(t, c.Command(1, "curl", "-sS", "http://"+c.Nodes[0].HTTP+"/v1/nodes"), time.Minute)
 	if !strings.Contains(r.stdout, `"node2"`) {
 		t.Errorf("GET /v1/nodes on the HTTP listener: %q %q", r.stdout, r.stderr)
+	}
+}
+
+// TestHTTPListenerLimits (loopback, no root needed): the TCP listener
+// refuses a change before reading its body (a 1.5 GiB restore is answered
+// 403 and cut off) and holds at most max_http_conns connections.
+func TestHTTPListenerLimits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := harness.Start(ctx, harness.Options{Nodes: 1, Binary: binary, AgentArgs: []string{"--max-http-conns", "4"}})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	defer c.Close()
+	if err := c.WaitFormed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := c.Nodes[0].HTTP
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/restore HTTP/1.1\r\nHost: ssi\r\nContent-Length: %d\r\n\r\n", 1536*mib)
+	cw := &countWriter{w: conn}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(cw, io.LimitReader(pattern{}, 1536*mib))
+		done <- err
+	}()
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the answer to a 1.5 GiB POST on TCP: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Error("the agent read on: the body was still being sent a minute after the refusal")
+	}
+	conn.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "restore: accepted only on the agent's Unix socket") || cw.n.Load() >= 64*mib {
+		t.Errorf("1.5 GiB POST /v1/restore on TCP: %d %s, %d bytes sent", resp.StatusCode, body, cw.n.Load())
+	}
+
+	var held []net.Conn
+	defer func() {
+		for _, h := range held {
+			h.Close()
+		}
+	}()
+	get := func() (net.Conn, int, string) {
+		h, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.SetDeadline(time.Now().Add(time.Minute))
+		io.WriteString(h, "GET /v1/self HTTP/1.1\r\nHost: ssi\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(h), nil)
+		if err != nil {
+			t.Fatalf("GET /v1/self on TCP: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return h, resp.StatusCode, string(b)
+	}
+	// The refused connection above may not be given back yet: wait for
+	// four to be held.
+	err = c.WaitFor(ctx, "four connections held on the HTTP listener", func() (bool, error) {
+		h, code, body := get()
+		if code != http.StatusOK {
+			h.Close()
+			return false, fmt.Errorf("%d %s", code, body)
+		}
+		held = append(held, h)
+		return len(held) == 4, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, code, last := get()
+	h.Close()
+	if code != http.StatusTooManyRequests || !strings.Contains(last, "this listener already holds 4 connections") || !strings.Contains(last, "max_http_conns") {
+		t.Errorf("a fifth connection: %d %s; want 429 naming max_http_conns", code, last)
 	}
 }
