@@ -183,11 +183,14 @@ type stallReader struct {
 	stall time.Duration
 }
 
+// errStalled is a body that stopped coming.
+var errStalled = errors.New("the upload stalled")
+
 func (s *stallReader) Read(p []byte) (int, error) {
 	s.rc.SetReadDeadline(time.Now().Add(s.stall))
 	n, err := s.r.Read(p)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = fmt.Errorf("nothing came for %v", s.stall)
+		err = fmt.Errorf("%w: nothing came for %v", errStalled, s.stall)
 	}
 	return n, err
 }

@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -264,5 +267,41 @@ func TestSpoolBook(t *testing.T) {
 	r4()
 	if b.held != 0 {
 		t.Errorf("after every release: held %d", b.held)
+	}
+}
+
+// TestStallReader: an upload that stops sending ends after the stall
+// time, with an error that says so; the connection is closed after the
+// answer.
+func TestStallReader(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := &stallReader{r: r.Body, rc: http.NewResponseController(w), stall: 200 * time.Millisecond}
+		n, err := io.Copy(io.Discard, body)
+		if errors.Is(err, errStalled) {
+			refuse(w, r, http.StatusRequestTimeout, "after %d bytes: %v", n, err)
+			return
+		}
+		writeErr(w, http.StatusOK, "read %d bytes: %v", n, err)
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // a bound, far above the stall
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e api.Error
+	json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(e.Error, "after 10 bytes: the upload stalled: nothing came for 200ms") {
+		t.Errorf("%d %q", resp.StatusCode, e.Error)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the answer: %v, want EOF (closed)", err)
 	}
 }

@@ -57,6 +57,8 @@ func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 			refuse(w, r, http.StatusRequestEntityTooLarge, "restore: the image is larger than %s", lim)
 		case errors.Is(err, errSpool):
 			refuse(w, r, http.StatusInsufficientStorage, "restore: %v", err)
+		case errors.Is(err, errStalled):
+			refuse(w, r, http.StatusRequestTimeout, "restore: reading the image: %v", err)
 		default:
 			refuse(w, r, http.StatusBadRequest, "restore: reading the image: %v", err)
 		}
