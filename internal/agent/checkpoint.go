@@ -45,6 +45,10 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, httpCode(err), "checkpoint %d: %s", cpid, status.Convert(err).Message())
 		return
 	}
+	if c.UID != 0 && p.UID != c.UID && a.cfg.HideOtherProcs {
+		writeErr(w, http.StatusNotFound, "checkpoint %d: no process %d (node %d, pid %d)", cpid, cpid, cpid.Node(), cpid.Pid())
+		return
+	}
 	if c.UID != 0 && p.UID != c.UID {
 		writeErr(w, http.StatusForbidden, "checkpoint %d: process %d on node %d belongs to uid %d, not to you (uid %d)", cpid, cpid, p.Node, p.UID, c.UID)
 		return

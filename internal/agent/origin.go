@@ -247,6 +247,7 @@ func (a *Agent) handleSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.signal(r.Context(), cpid, req.Group, req.Signal, c.UID); err != nil {
+		err = a.hideOwner(c, cpid, err)
 		writeErr(w, httpCode(err), "kill %d: %s", req.CPID, status.Convert(err).Message())
 		return
 	}

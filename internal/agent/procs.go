@@ -262,6 +262,16 @@ func visibleProcs(procs []api.Proc, c Caller, hide bool) []api.Proc {
 	return kept
 }
 
+// hideOwner turns a refusal for another's process into "no process" when
+// processes are hidden from c (as kill(2) under hidepid=2 says ESRCH):
+// the refusal would tell that it exists, and whose it is.
+func (a *Agent) hideOwner(c Caller, cpid vproc.CPID, err error) error {
+	if a.cfg.HideOtherProcs && c.UID != 0 && status.Code(err) == codes.PermissionDenied {
+		return status.Errorf(codes.NotFound, "no process %d (node %d, pid %d)", cpid, cpid.Node(), cpid.Pid())
+	}
+	return err
+}
+
 func (a *Agent) handleProcs(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	if why := procsRefusal(c, a.cfg.HideOtherProcs); why != "" {

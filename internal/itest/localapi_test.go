@@ -656,6 +656,12 @@ func TestHideOtherProcs(t *testing.T) {
 	if o := ssiAs(t, c, 1, "1000:1000", "where", fmt.Sprint(sleep.CPID)); o.code == 0 || !strings.Contains(o.stderr, "no process") {
 		t.Errorf("ssi where of nobody's process as uid 1000: %v; want no process", o)
 	}
+	for _, args := range [][]string{{"kill", fmt.Sprint(sleep.CPID)}, {"migrate", fmt.Sprint(sleep.CPID), "2"}} {
+		o := ssiAs(t, c, 1, "1000:1000", args...)
+		if o.code == 0 || !strings.Contains(o.stderr, "no process") || strings.Contains(o.stderr, "belongs to") {
+			t.Errorf("ssi %s of nobody's process as uid 1000: %v; want no process (not whose it is)", strings.Join(args, " "), o)
+		}
+	}
 	if o := ssiAs(t, c, 1, "65534:65534", "where", fmt.Sprint(sleep.CPID)); o.code != 0 {
 		t.Errorf("ssi where of his own process as nobody: %v", o)
 	}
