@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,11 +20,18 @@ import (
 // trusted to mint tokens or remove nodes (the master checks that again
 // for commands forwarded to it).
 func (a *Agent) adminRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/tokens", rootOnly("token list", a.handleTokenList))
-	mux.HandleFunc("POST /v1/tokens", rootOnly("token create", a.handleTokenCreate))
-	mux.HandleFunc("DELETE /v1/tokens/{id}", rootOnly("token revoke", a.handleTokenRevoke))
-	mux.HandleFunc("POST /v1/nodes/{n}/remove", rootOnly("node remove", a.handleNodeRemove))
-	mux.HandleFunc("GET /v1/removed", a.handleRemovedList)
+	admin := func(what string, body bool) access {
+		acc := access{what: what, root: true, rootFor: "manage join tokens and nodes"}
+		if body {
+			acc.body = jsonBodyMax
+		}
+		return acc
+	}
+	mux.HandleFunc("GET /v1/tokens", guard(admin("token list", false), a.handleTokenList))
+	mux.HandleFunc("POST /v1/tokens", guard(admin("token create", true), a.handleTokenCreate))
+	mux.HandleFunc("DELETE /v1/tokens/{id}", guard(admin("token revoke", false), a.handleTokenRevoke))
+	mux.HandleFunc("POST /v1/nodes/{n}/remove", guard(admin("node remove", false), a.handleNodeRemove))
+	mux.HandleFunc("GET /v1/removed", guard(readOnly, a.handleRemovedList))
 }
 
 // requireVoter refuses administration on a node that is not a voter.
@@ -81,7 +87,7 @@ func (a *Agent) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.TokenCreate
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		writeErr(w, http.StatusBadRequest, "token create: %v", err)
 		return
 	}

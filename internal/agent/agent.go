@@ -58,7 +58,8 @@ type Agent struct {
 	track     *tracker     // processes run for deputies, here and elsewhere
 	procs     *vproc.Cache // this node's process table, files kept open
 	mig       *migrations
-	shim      string // this binary, run as the exec helper (rexec.ShimArg)
+	shim      string    // this binary, run as the exec helper (rexec.ShimArg)
+	spool     spoolBook // disk promised to images being spooled (restore.go)
 
 	leaveCh   chan struct{} // closed by a `node leave` request
 	leaveOnce sync.Once

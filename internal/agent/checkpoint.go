@@ -45,6 +45,10 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, httpCode(err), "checkpoint %d: %s", cpid, status.Convert(err).Message())
 		return
 	}
+	if c.UID != 0 && p.UID != c.UID && a.cfg.HideOtherProcs {
+		writeErr(w, http.StatusNotFound, "checkpoint %d: no process %d (node %d, pid %d)", cpid, cpid, cpid.Node(), cpid.Pid())
+		return
+	}
 	if c.UID != 0 && p.UID != c.UID {
 		writeErr(w, http.StatusForbidden, "checkpoint %d: process %d on node %d belongs to uid %d, not to you (uid %d)", cpid, cpid, p.Node, p.UID, c.UID)
 		return
@@ -54,7 +58,9 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer nc.Close()
-	conn := migrate.NewStreamConn(nc, brw.Reader)
+	// A caller that stops reading the image ends the stream (with kill,
+	// the process then runs on) rather than holding it in the agent.
+	conn := migrate.NewStreamConn(stallWriteConn{nc, writeStallTimeout}, brw.Reader)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if p.Node == a.Identity().Number {

@@ -57,7 +57,10 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	uc, _ := conn.(*net.UnixConn)
+	// The start frame comes at once from a real deputy: a stream that
+	// sends none holds a descriptor for nothing.
+	conn.SetReadDeadline(time.Now().Add(startFrameTimeout))
+	uc, _ := unixConnOf(conn).(*net.UnixConn)
 	if uc != nil {
 		uc.SetWriteBuffer(streamBuffer) // output waits in the socket, not in frames
 	}
@@ -68,11 +71,14 @@ func (a *Agent) handleRun(w http.ResponseWriter, r *http.Request) {
 	if uc != nil && brw.Reader.Buffered() == 0 {
 		first, fs, err := rexec.ReadFiles(uc, 3)
 		if err != nil {
+			a.log.Info("a deputy's stream ended before its start frame", "uid", c.UID, "pid", c.PID, "err", err)
 			return
 		}
 		files, in = fs, readerOf(first, brw.Reader)
 	}
-	a.serveDeputy(rexec.NewStreamConn(conn, in), c, files)
+	// Once started, a run may last for hours: no deadline (the start
+	// frame is read under it, then it is lifted).
+	a.serveDeputy(rexec.NewStreamConn(conn, in), c, files, func() { conn.SetReadDeadline(time.Time{}) })
 }
 
 // upgrade takes the connection of a request over for the stream protocol
@@ -97,12 +103,17 @@ func upgrade(w http.ResponseWriter, what, proto string) (net.Conn, *bufio.ReadWr
 
 // serveDeputy serves one run request of a deputy until its process ends;
 // files are what came with the request (the deputy's stdio, Spec.Stdio).
-func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller, files []*os.File) {
+// started is called once the start frame is in.
+func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller, files []*os.File, started func()) {
 	f, err := fc.Recv()
 	if err != nil {
 		closeAll(files)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			a.log.Info("closed a deputy's stream: no start frame", "uid", c.UID, "pid", c.PID, "within", startFrameTimeout)
+		}
 		return
 	}
+	started()
 	if f.Type != rexec.TStart {
 		closeAll(files)
 		refuseRun(fc, rexec.ExitCannotRun, fmt.Sprintf("the first frame is %s, not start", f.Type))

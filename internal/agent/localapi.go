@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/connlimit"
 	"github.com/ssi-cluster/ssi/internal/state"
 )
 
@@ -62,17 +63,34 @@ func (a *Agent) listenAPI() (*apiServer, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.unixLn = ln
-	s.unix = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+	// Room for a connection per user and stream (apiguard.go).
+	nofile, err := raiseNoFile()
+	if err != nil {
+		a.log.Warn("could not raise the open files limit", "limit", nofile, "err", err)
+	}
+	lim := socketLimits(a.cfg.MaxUserConns, nofile)
+	a.log.Info("local API limits", "open_files", nofile, "per_user", lim.PerUID, "users_total", lim.Total)
+	throttle := connlimit.NewThrottle(refusalLogEvery)
+	s.unixLn = &connlimit.Listener{Listener: ln, Counter: connlimit.NewCounter(lim), Refuse: connRefusal("max_user_conns"), Throttle: throttle,
+		Log: func(uid int, why string, missed int) {
+			a.log.Warn("refused a connection on the socket", "uid", uid, "why", why, "refused_since_last_said", missed)
+		}}
+	s.unix = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, credKey{}, peerCred(c))
 		}}
 	if a.cfg.HTTP != "" {
-		if s.tcpLn, err = net.Listen("tcp", a.cfg.HTTP); err != nil {
+		tcp, err := net.Listen("tcp", a.cfg.HTTP)
+		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("http listener %s: %w", a.cfg.HTTP, err)
 		}
-		s.tcp = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		s.tcpLn = &connlimit.Listener{Listener: tcp, Counter: connlimit.NewCounter(connlimit.Limits{PerUID: a.cfg.MaxHTTPConns}),
+			Creds: func(net.Conn) (unix.Ucred, bool) { return unix.Ucred{}, false }, Refuse: connRefusal("max_http_conns"), Throttle: throttle,
+			Log: func(_ int, why string, missed int) {
+				a.log.Warn("refused a connection on the HTTP listener", "addr", a.cfg.HTTP, "why", why, "refused_since_last_said", missed)
+			}}
+		s.tcp = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout}
 	}
 	return s, nil
 }
@@ -90,20 +108,16 @@ func removeStaleSocket(path string) error {
 	return os.Remove(path)
 }
 
+// peerCred is who is at the other end of c: the credentials the listener
+// read at accept time (connlimit), or read now.
 func peerCred(c net.Conn) Caller {
-	uc, ok := c.(*net.UnixConn)
+	cred, ok := unix.Ucred{}, false
+	if cc, is := c.(*connlimit.Conn); is {
+		cred, ok = cc.Cred, cc.HasCred
+	} else {
+		cred, ok = connlimit.PeerCred(c)
+	}
 	if !ok {
-		return Caller{}
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return Caller{}
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil || cerr != nil {
 		return Caller{}
 	}
 	return Caller{Unix: true, UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}
@@ -135,29 +149,37 @@ func (s *apiServer) close() {
 	}
 }
 
-func (a *Agent) routes() *http.ServeMux {
+// routes is the local API. Every route says who may call it and what it
+// may send (access, apiguard.go), checked before its body is read.
+func (a *Agent) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/cluster", a.handleCluster)
-	mux.HandleFunc("GET /v1/nodes", a.handleNodes)
-	mux.HandleFunc("GET /v1/nodes/{n}", a.handleNode)
-	mux.HandleFunc("GET /v1/transitions", a.handleTransitions)
-	mux.HandleFunc("GET /v1/self", a.handleSelf)
-	mux.HandleFunc("POST /v1/leave", a.handleLeave)
-	mux.HandleFunc("GET /v1/procs", a.handleProcs)
-	mux.HandleFunc("GET /v1/procs/{cpid}", a.handleWhere)
-	mux.HandleFunc("POST /v1/signal", a.handleSignal)
-	mux.HandleFunc("POST /v1/run", a.handleRun)
-	mux.HandleFunc("GET /v1/place", a.handlePlace)
-	mux.HandleFunc("POST /v1/migrate", a.handleMigrate)
-	mux.HandleFunc("POST /v1/checkpoint", a.handleCheckpoint)
-	mux.HandleFunc("POST /v1/restore", a.handleRestore)
+	mux.HandleFunc("GET /v1/cluster", guard(readOnly, a.handleCluster))
+	mux.HandleFunc("GET /v1/nodes", guard(readOnly, a.handleNodes))
+	mux.HandleFunc("GET /v1/nodes/{n}", guard(readOnly, a.handleNode))
+	mux.HandleFunc("GET /v1/transitions", guard(readOnly, a.handleTransitions))
+	mux.HandleFunc("GET /v1/self", guard(readOnly, a.handleSelf))
+	mux.HandleFunc("POST /v1/leave", guard(access{what: "node leave", root: true, rootFor: "change the cluster"}, a.handleLeave))
+	mux.HandleFunc("GET /v1/procs", guard(readOnly, a.handleProcs))
+	mux.HandleFunc("GET /v1/procs/{cpid}", guard(readOnly, a.handleWhere))
+	mux.HandleFunc("POST /v1/signal", guard(change("kill"), a.handleSignal))
+	mux.HandleFunc("POST /v1/run", guard(access{what: "run", socket: true, pid: true}, a.handleRun))
+	mux.HandleFunc("GET /v1/place", guard(readOnly, a.handlePlace))
+	mux.HandleFunc("POST /v1/migrate", guard(change("migrate"), a.handleMigrate))
+	mux.HandleFunc("POST /v1/checkpoint", guard(access{what: "checkpoint", socket: true}, a.handleCheckpoint))
+	mux.HandleFunc("POST /v1/restore", guard(access{what: "restore", socket: true, pid: true, streamed: true}, a.handleRestore))
+	mux.Handle("GET /metrics", guard(readOnly, promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	a.adminRoutes(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	// Go's profiler, for operators chasing CPU or memory use.
 	// root only, on the socket: profiles show the daemon's internals.
-	mux.HandleFunc("GET /debug/pprof/", rootOnly("profiling", pprof.Index))
-	mux.HandleFunc("GET /debug/pprof/profile", rootOnly("profiling", pprof.Profile))
-	return mux
+	mux.HandleFunc("GET /debug/pprof/", guard(access{what: "profiling", root: true, rootFor: "profile the agent"}, pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", guard(access{what: "profiling", root: true, rootFor: "profile the agent"}, pprof.Profile))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" { // no route: nothing is read either
+			refuse(w, r, http.StatusNotFound, "no such endpoint: %s %s (see GET /v1/... in the docs; methods matter)", r.Method, r.URL.Path)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -297,14 +319,6 @@ func requireRoot(w http.ResponseWriter, r *http.Request, what string) bool {
 		return false
 	}
 	return true
-}
-
-func rootOnly(what string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if requireRoot(w, r, what) {
-			h(w, r)
-		}
-	}
 }
 
 func (a *Agent) handleLeave(w http.ResponseWriter, r *http.Request) {

@@ -119,6 +119,7 @@ func (a *Agent) handleMigrate(w http.ResponseWriter, r *http.Request) {
 	}
 	m, err := a.migrateFor(r.Context(), cpid, req.To, c.UID)
 	if err != nil {
+		err = a.hideOwner(c, cpid, err)
 		writeErr(w, migrateHTTPCode(err), "migrate %d: %s", req.CPID, status.Convert(err).Message())
 		return
 	}

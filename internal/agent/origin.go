@@ -197,6 +197,11 @@ func (a *Agent) askProcs(ctx context.Context, n *state.NodeRec, r *transport.Pro
 }
 
 func (a *Agent) handleWhere(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	if why := procsRefusal(c, a.cfg.HideOtherProcs); why != "" {
+		writeErr(w, http.StatusForbidden, "where: %s", why)
+		return
+	}
 	cpid, err := vproc.Parse(r.PathValue("cpid"))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "%v", err)
@@ -205,6 +210,11 @@ func (a *Agent) handleWhere(w http.ResponseWriter, r *http.Request) {
 	p, err := a.find(r.Context(), cpid)
 	if err != nil {
 		writeErr(w, httpCode(err), "%s", status.Convert(err).Message())
+		return
+	}
+	if len(visibleProcs([]api.Proc{p}, c, a.cfg.HideOtherProcs)) == 0 {
+		// As if it were not there, as hidepid=2 has it.
+		writeErr(w, http.StatusNotFound, "no process %d (node %d, pid %d)", cpid, cpid.Node(), cpid.Pid())
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -237,6 +247,7 @@ func (a *Agent) handleSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.signal(r.Context(), cpid, req.Group, req.Signal, c.UID); err != nil {
+		err = a.hideOwner(c, cpid, err)
 		writeErr(w, httpCode(err), "kill %d: %s", req.CPID, status.Convert(err).Message())
 		return
 	}

@@ -234,7 +234,50 @@ func (a *Agent) procsOf(ctx context.Context, n *state.NodeRec, self, pid int) ([
 	return a.askProcs(ctx, n, &transport.ProcsRequest{Pid: pid})
 }
 
+// Who sees which processes: everyone sees every process as ps shows it
+// (user, state, usage, command line; never an environment, which no
+// route returns). With hide_other_procs, as /proc with hidepid=2: a user
+// other than root sees only his own on the socket, and the HTTP listener,
+// which cannot tell who asks, shows none (refused, saying so).
+
+// procsRefusal is why c may not list processes at all ("" if he may).
+func procsRefusal(c Caller, hide bool) string {
+	if hide && !c.Unix {
+		return "processes are shown only on the agent's Unix socket (hide_other_procs is on)"
+	}
+	return ""
+}
+
+// visibleProcs is what c may see of procs.
+func visibleProcs(procs []api.Proc, c Caller, hide bool) []api.Proc {
+	if !hide || (c.Unix && c.UID == 0) {
+		return procs
+	}
+	kept := make([]api.Proc, 0, len(procs))
+	for _, p := range procs {
+		if c.Unix && p.UID == c.UID {
+			kept = append(kept, p)
+		}
+	}
+	return kept
+}
+
+// hideOwner turns a refusal for another's process into "no process" when
+// processes are hidden from c (as kill(2) under hidepid=2 says ESRCH):
+// the refusal would tell that it exists, and whose it is.
+func (a *Agent) hideOwner(c Caller, cpid vproc.CPID, err error) error {
+	if a.cfg.HideOtherProcs && c.UID != 0 && status.Code(err) == codes.PermissionDenied {
+		return status.Errorf(codes.NotFound, "no process %d (node %d, pid %d)", cpid, cpid.Node(), cpid.Pid())
+	}
+	return err
+}
+
 func (a *Agent) handleProcs(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	if why := procsRefusal(c, a.cfg.HideOtherProcs); why != "" {
+		writeErr(w, http.StatusForbidden, "ps: %s", why)
+		return
+	}
 	only := 0
 	if s := r.URL.Query().Get("node"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -245,6 +288,7 @@ func (a *Agent) handleProcs(w http.ResponseWriter, r *http.Request) {
 		only = n
 	}
 	reply := a.clusterProcs(r.Context(), only, 0)
+	reply.Procs = visibleProcs(reply.Procs, c, a.cfg.HideOtherProcs)
 	if u := r.URL.Query().Get("user"); u != "" {
 		kept := reply.Procs[:0]
 		for _, p := range reply.Procs {

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -24,30 +27,68 @@ import (
 // as root, so an image from a user is checked first against what that
 // user may do: its credentials must be the caller's, and every file it
 // opens or maps, its executable and its directory must be open to the
-// caller.
+// caller. The image is spooled to disk as it comes (never held in memory
+// until it is known to be the caller's to restore) within the limits of
+// imageLimit.
 
 func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
-	c := callerOf(r)
-	if !c.Unix || c.PID <= 0 {
-		writeErr(w, http.StatusForbidden, "restore: accepted only on the agent's Unix socket, from this node")
+	c := callerOf(r) // on the socket, its process visible: guard checked
+	caller, err := rexec.ReadCaller("/proc", c.PID)
+	if err != nil {
+		refuse(w, r, http.StatusForbidden, "restore: reading your credentials: %v", err)
 		return
 	}
-	img, err := checkpoint.Decode(r.Body)
+	spool, err := a.spoolDir()
+	if err != nil {
+		refuse(w, r, http.StatusInsufficientStorage, "restore: %v", err)
+		return
+	}
+	lim, release := a.spool.take(spool, int64(a.cfg.MaxImageSize), c.UID, caller.Rlimits, r.ContentLength)
+	defer release()
+	if r.ContentLength > lim.bytes {
+		refuse(w, r, http.StatusRequestEntityTooLarge, "restore: the image (%d bytes) is larger than %s", r.ContentLength, lim)
+		return
+	}
+	f, err := a.spoolImage(w, r, spool, lim)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			refuse(w, r, http.StatusRequestEntityTooLarge, "restore: the image is larger than %s", lim)
+		case errors.Is(err, errSpool):
+			refuse(w, r, http.StatusInsufficientStorage, "restore: %v", err)
+		case errors.Is(err, errStalled):
+			refuse(w, r, http.StatusRequestTimeout, "restore: reading the image: %v", err)
+		default:
+			refuse(w, r, http.StatusBadRequest, "restore: reading the image: %v", err)
+		}
+		return
+	}
+	defer f.Close()
+	if c.UID != 0 {
+		// What the image would be is checked from its metadata, before
+		// its pages are held in memory. The spool file has no name and
+		// only the agent holds it: Decode reads the same bytes again.
+		meta, err := checkpoint.DecodeMeta(f)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, "restore: %v", err)
+			return
+		}
+		if err := imageAllowed(meta, c, caller); err != nil {
+			writeErr(w, http.StatusForbidden, "restore: %v", err)
+			return
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			writeErr(w, http.StatusInsufficientStorage, "restore: %v: %v", errSpool, err)
+			return
+		}
+	}
+	img, err := checkpoint.Decode(f)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "restore: %v", err)
 		return
 	}
-	caller, err := rexec.ReadCaller("/proc", c.PID)
-	if err != nil {
-		writeErr(w, http.StatusForbidden, "restore: reading your credentials: %v", err)
-		return
-	}
-	if c.UID != 0 {
-		if err := imageAllowed(img, c, caller); err != nil {
-			writeErr(w, http.StatusForbidden, "restore: %v", err)
-			return
-		}
-	}
+	f.Close() // its space goes back now: the image is in memory
 	files, err := restoreStdio(img, c, caller, r.URL.Query().Get("out"))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "restore: %v", err)
@@ -71,6 +112,119 @@ func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 		out.PidErr = res.PidErr.Error()
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// errSpool marks an error of the spool (the disk), not of the upload.
+var errSpool = errors.New("spooling the image")
+
+// spoolDir is where images are spooled: state_dir/spool, root's alone.
+func (a *Agent) spoolDir() (string, error) {
+	dir := filepath.Join(a.cfg.StateDir, "spool")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("%w: %v", errSpool, err)
+	}
+	return dir, nil
+}
+
+// spoolImage writes the request's body to a file in dir that has no name
+// (removed as soon as made: nothing is left behind, whatever happens),
+// at most lim bytes, and returns it at its start. The body may take any
+// time while bytes come; one that stops for bodyStallTimeout ends.
+func (a *Agent) spoolImage(w http.ResponseWriter, r *http.Request, dir string, lim imageLim) (*os.File, error) {
+	f, err := os.CreateTemp(dir, "restore-*.img")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errSpool, err)
+	}
+	os.Remove(f.Name())
+	rc := http.NewResponseController(w)
+	defer rc.SetReadDeadline(time.Time{}) // the restore may take its time
+	body := &stallReader{r: http.MaxBytesReader(w, r.Body, lim.bytes), rc: rc, stall: bodyStallTimeout}
+	n, err := io.Copy(f, body)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		var pe *os.PathError
+		if errors.As(err, &pe) { // the file's, not the body's
+			return nil, fmt.Errorf("%w: %v", errSpool, err)
+		}
+		a.log.Info("restore: upload cut off", "bytes", n, "limit", lim.bytes, "err", err)
+		return nil, err
+	}
+	return f, nil
+}
+
+// imageLim is the largest image a caller may send, and what sets it.
+type imageLim struct {
+	bytes int64
+	why   string
+}
+
+func (l imageLim) String() string { return fmt.Sprintf("%d bytes, %s", l.bytes, l.why) }
+
+// imageLimit is the largest image uid may send: max_image_size; for a
+// user other than root also his file size limit (ulimit -f: ssi
+// checkpoint writes the image as him, so no larger one is his); and the
+// spool's free space (free, < 0 unknown) less a reserve of 1 GiB or a
+// tenth, whichever is smaller.
+func imageLimit(maxSize int64, uid int, rl []rexec.Rlimit, free int64) imageLim {
+	lim := imageLim{maxSize, "the agent's max_image_size"}
+	if uid != 0 {
+		for _, l := range rl {
+			if l.Resource == unix.RLIMIT_FSIZE && l.Cur < uint64(lim.bytes) {
+				lim = imageLim{int64(l.Cur), "your file size limit (ulimit -f)"}
+			}
+		}
+	}
+	if free >= 0 {
+		room := max(free-min(1<<30, free/10), 0)
+		if room < lim.bytes {
+			lim = imageLim{room, "the agent's free disk space"}
+		}
+	}
+	return lim
+}
+
+// spoolBook is the disk promised to the images being spooled, so that
+// uploads side by side cannot together fill the disk each would fit.
+type spoolBook struct {
+	mu   sync.Mutex
+	held int64
+}
+
+// take is the limit of an upload of size bytes (< 0 unknown) to dir: the
+// free space counts less what other uploads were promised. It promises
+// this one its size (or, unknown, its limit) until release.
+func (b *spoolBook) take(dir string, maxSize int64, uid int, rl []rexec.Rlimit, size int64) (imageLim, func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	free := freeSpace(dir)
+	if free >= 0 {
+		free = max(free-b.held, 0)
+	}
+	lim := imageLimit(maxSize, uid, rl, free)
+	want := lim.bytes
+	if size >= 0 && size <= lim.bytes {
+		want = size
+	} else if size > lim.bytes {
+		want = 0 // refused: it will not be read
+	}
+	b.held += want
+	return lim, sync.OnceFunc(func() {
+		b.mu.Lock()
+		b.held -= want
+		b.mu.Unlock()
+	})
+}
+
+// freeSpace is the space dir's file system has for root (< 0 unknown).
+func freeSpace(dir string) int64 {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return -1
+	}
+	return int64(st.Bfree) * st.Bsize
 }
 
 // restoreStdio opens the files that stand for the image's external

@@ -51,6 +51,40 @@ func encode(t testing.TB, img *Image) []byte {
 	return b.Bytes()
 }
 
+// TestDecodeMeta: the metadata alone is the image without its pages, read
+// without reading them (a stream cut right after the metadata will do).
+func TestDecodeMeta(t *testing.T) {
+	img := sampleImage()
+	b := encode(t, img)
+	meta, err := DecodeMeta(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *img
+	want.Mappings = append([]Mapping(nil), img.Mappings...)
+	for i := range want.Mappings {
+		want.Mappings[i].Data = meta.Mappings[i].Data
+		if meta.Mappings[i].Data != nil && len(meta.Mappings[i].Data) != 0 {
+			t.Errorf("mapping %d has %d bytes of data from DecodeMeta", i, len(meta.Mappings[i].Data))
+		}
+	}
+	if !reflect.DeepEqual(meta, &want) {
+		t.Fatalf("DecodeMeta:\n got %+v\nwant %+v", meta, &want)
+	}
+	// A stream cut in its pages: Decode refuses it, DecodeMeta never
+	// gets there.
+	cut := b[:len(b)-100]
+	if _, err := Decode(bytes.NewReader(cut)); err == nil {
+		t.Fatal("Decode of a cut stream: no error")
+	}
+	if _, err := DecodeMeta(bytes.NewReader(cut)); err != nil {
+		t.Errorf("DecodeMeta of a stream cut in its pages: %v", err)
+	}
+	if _, err := DecodeMeta(bytes.NewReader(b[:40])); err == nil {
+		t.Error("DecodeMeta of a cut metadata section: no error")
+	}
+}
+
 func TestCodecRoundTrip(t *testing.T) {
 	img := sampleImage()
 	got, err := Decode(bytes.NewReader(encode(t, img)))

@@ -15,7 +15,16 @@ import (
 // ErrBadMagic, ErrVersion, ErrTruncated, ErrChecksum or ErrCorrupt and
 // naming the section at fault, anything that is not a complete, intact
 // stream of version 1 to 4.
-func Decode(r io.Reader) (*Image, error) {
+func Decode(r io.Reader) (*Image, error) { return decode(r, false) }
+
+// DecodeMeta reads the metadata of an image from r (everything before its
+// pages: credentials, limits, files, mappings without their data, the
+// executable, the directory) and stops there, so that what an image would
+// be can be checked before its pages are held in memory. It refuses what
+// Decode refuses in those sections; the rest of the stream is not read.
+func DecodeMeta(r io.Reader) (*Image, error) { return decode(r, true) }
+
+func decode(r io.Reader, metaOnly bool) (*Image, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var hdr [12]byte
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -89,11 +98,17 @@ func Decode(r io.Reader) (*Image, error) {
 				return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, where, d.err)
 			}
 		case secPages:
+			if metaOnly {
+				return img, nil
+			}
 			if err := img.readPages(br, length, where); err != nil {
 				return nil, err
 			}
 			pending--
 		case secEnd:
+			if metaOnly {
+				return img, nil
+			}
 			if length != 0 {
 				return nil, fmt.Errorf("%w: %s: end section not empty", ErrCorrupt, where)
 			}

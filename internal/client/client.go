@@ -34,7 +34,10 @@ func New(socket string) *Client {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},
-		MaxIdleConns: 4,
+		// A request that says Expect: 100-continue (restore) waits this
+		// long for the agent's go-ahead before it sends its body anyway.
+		ExpectContinueTimeout: 10 * time.Second,
+		MaxIdleConns:          4,
 	}
 	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
 }

@@ -111,6 +111,20 @@ func (c *Client) Restore(ctx context.Context, r io.Reader, out string) (api.Rest
 		return res, err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
+	// The size first, and the image only once the agent has said it
+	// takes it (100 Continue): a refusal (who you are, the size) comes
+	// before a byte of the image is sent.
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			if pos, err := f.Seek(0, io.SeekCurrent); err == nil && pos <= st.Size() {
+				req.ContentLength = st.Size() - pos
+				if req.ContentLength == 0 {
+					req.Body = http.NoBody
+				}
+			}
+		}
+	}
+	req.Header.Set("Expect", "100-continue")
 	return res, c.send(req, "/v1/restore", &res)
 }
 

@@ -39,6 +39,70 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText writes the duration as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
+// Size is a number of bytes, written 1073741824, "1073741824", "1GiB",
+// "512MiB", "64KiB" or "16G" (G, M, K are binary too) in the file.
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	shift  uint
+}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"T", 40}, {"G", 30}, {"M", 20}, {"K", 10}, {"B", 0}}
+
+// ParseSize parses a Size written as a whole number of bytes or of KiB,
+// MiB, GiB or TiB.
+func ParseSize(s string) (Size, error) {
+	num, shift := strings.TrimSpace(s), uint(0)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, shift = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("%q is not a size (like 1048576, 512MiB or 16GiB)", s)
+	}
+	return Size(n << shift), nil
+}
+
+// String writes the size in the largest binary unit that divides it.
+func (z Size) String() string {
+	for _, u := range sizeUnits[:4] {
+		if z != 0 && z%(1<<u.shift) == 0 {
+			return strconv.FormatInt(int64(z)>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(z), 10)
+}
+
+// UnmarshalText parses a size written as a string.
+func (z *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*z = v
+	return nil
+}
+
+// UnmarshalTOML takes a size written as a TOML integer or string.
+func (z *Size) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 {
+			return fmt.Errorf("%d is not a size", x)
+		}
+		*z = Size(x)
+		return nil
+	case string:
+		return z.UnmarshalText([]byte(x))
+	}
+	return fmt.Errorf("%v is not a size (like 1048576, 512MiB or 16GiB)", v)
+}
+
+// MarshalText writes the size as String does.
+func (z Size) MarshalText() ([]byte, error) { return []byte(z.String()), nil }
+
 // Config is everything an agent can be told. The toml tag is the key in the
 // file, the flag name and (upper-cased, SSI_ prefixed) the environment
 // variable.
@@ -63,6 +127,12 @@ type Config struct {
 	// AllowRemoteRoot lets root on another node run processes here as root
 	// (`ssi run` by uid 0). Off: such a request is refused.
 	AllowRemoteRoot bool `toml:"allow_remote_root" help:"accept ssi run from root on other nodes, running as root here (true or false)"`
+
+	// The local API's limits (see docs/install.md, "Local users").
+	MaxUserConns   int  `toml:"max_user_conns" help:"connections each user other than root may hold open on the agent's socket at once (each ssi run holds one while it runs)"`
+	MaxHTTPConns   int  `toml:"max_http_conns" help:"connections the HTTP listener (--http) holds open at once, all callers together"`
+	MaxImageSize   Size `toml:"max_image_size" help:"largest image ssi restore may send (bytes, or like 512MiB, 16GiB); the agent spools it on disk, never in memory"`
+	HideOtherProcs bool `toml:"hide_other_procs" help:"show users other than root only their own processes (like /proc's hidepid=2); the HTTP listener then shows none (true or false)"`
 
 	// Failure detection and agreement timings.
 	ProbeInterval     Duration `toml:"probe_interval" help:"gossip failure-detector probe interval"`
@@ -98,6 +168,9 @@ func Defaults() Config {
 		VoterReplaceAfter: Duration(30 * time.Second),
 		MaxVoters:         5,
 		CertTTL:           Duration(72 * time.Hour),
+		MaxUserConns:      1024,
+		MaxHTTPConns:      256,
+		MaxImageSize:      16 << 30,
 	}
 }
 
@@ -183,6 +256,13 @@ func (c *Config) Set(key, value string, reset bool) error {
 
 func setValue(f reflect.Value, s string, reset bool) error {
 	switch f.Interface().(type) {
+	case Size:
+		z, err := ParseSize(s)
+		if err != nil {
+			return err
+		}
+		f.Set(reflect.ValueOf(z))
+		return nil
 	case Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -234,6 +314,8 @@ func formatValue(f reflect.Value) string {
 	switch x := f.Interface().(type) {
 	case Duration:
 		return time.Duration(x).String()
+	case Size:
+		return x.String()
 	case []string:
 		return strings.Join(x, ",")
 	}
@@ -331,6 +413,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxVoters < 1 || c.MaxVoters > 7 || c.MaxVoters%2 == 0 {
 		return fmt.Errorf("max_voters: %d must be 1, 3, 5 or 7", c.MaxVoters)
+	}
+	if c.MaxUserConns < 4 || c.MaxUserConns > 1<<20 {
+		return fmt.Errorf("max_user_conns: %d is not in 4-1048576", c.MaxUserConns)
+	}
+	if c.MaxHTTPConns < 4 || c.MaxHTTPConns > 1<<20 {
+		return fmt.Errorf("max_http_conns: %d is not in 4-1048576", c.MaxHTTPConns)
+	}
+	if c.MaxImageSize < 1<<20 {
+		return fmt.Errorf("max_image_size: %s is below the minimum 1MiB", c.MaxImageSize)
 	}
 	return nil
 }

@@ -37,6 +37,10 @@ raft_heartbeat = "1s"
 voter_replace_after = "2m"
 max_voters = 3
 cert_ttl = "24h"
+max_user_conns = 64
+max_http_conns = 32
+max_image_size = "2GiB"
+hide_other_procs = true
 `
 
 func goodConfig() Config {
@@ -64,6 +68,10 @@ func goodConfig() Config {
 		VoterReplaceAfter: Duration(2 * time.Minute),
 		MaxVoters:         3,
 		CertTTL:           Duration(24 * time.Hour),
+		MaxUserConns:      64,
+		MaxHTTPConns:      32,
+		MaxImageSize:      2 << 30,
+		HideOtherProcs:    true,
 	}
 }
 
@@ -272,6 +280,12 @@ func TestValidate(t *testing.T) {
 		{"max voters -1", func(c *Config) { c.MaxVoters = -1 }, "max_voters: -1"},
 		{"max voters 1", func(c *Config) { c.MaxVoters = 1 }, ""},
 		{"max voters 7", func(c *Config) { c.MaxVoters = 7 }, ""},
+		{"max user conns 3", func(c *Config) { c.MaxUserConns = 3 }, "max_user_conns: 3 is not in 4-1048576"},
+		{"max user conns 4", func(c *Config) { c.MaxUserConns = 4 }, ""},
+		{"max user conns huge", func(c *Config) { c.MaxUserConns = 1<<20 + 1 }, "max_user_conns:"},
+		{"max http conns 0", func(c *Config) { c.MaxHTTPConns = 0 }, "max_http_conns: 0 is not in 4-1048576"},
+		{"max image size small", func(c *Config) { c.MaxImageSize = 1<<20 - 1 }, "max_image_size: 1048575 is below the minimum 1MiB"},
+		{"max image size 1MiB", func(c *Config) { c.MaxImageSize = 1 << 20 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -350,6 +364,7 @@ func TestKeys(t *testing.T) {
 	for name, want := range map[string]string{
 		"gossip_port": "7946", "probe_interval": "100ms", "voter_replace_after": "30s",
 		"join": "", "name": "", "log_level": "info", "speed": "0",
+		"max_image_size": "16GiB", "max_user_conns": "1024", "hide_other_procs": "false",
 	} {
 		if got := byName[name].Default; got != want {
 			t.Errorf("default of %s = %q, want %q", name, got, want)
@@ -388,6 +403,14 @@ func TestSet(t *testing.T) {
 		{"probe_interval", "250ms", func(c Config) bool { return c.ProbeInterval == Duration(250*time.Millisecond) }, ""},
 		{"probe_interval", "250", nil, `probe_interval: "250" is not a duration`},
 		{"join", " a , ,b,", func(c Config) bool { return reflect.DeepEqual(c.Join, []string{"a", "b"}) }, ""},
+		{"max_image_size", "1GiB", func(c Config) bool { return c.MaxImageSize == 1<<30 }, ""},
+		{"max_image_size", "1536M", func(c Config) bool { return c.MaxImageSize == 1536<<20 }, ""},
+		{"max_image_size", "4096", func(c Config) bool { return c.MaxImageSize == 4096 }, ""},
+		{"max_image_size", "1.5GiB", nil, `max_image_size: "1.5GiB" is not a size`},
+		{"max_image_size", "-1", nil, "max_image_size:"},
+		{"max_image_size", "99999999999TiB", nil, "max_image_size:"},
+		{"hide_other_procs", "true", func(c Config) bool { return c.HideOtherProcs }, ""},
+		{"max_user_conns", "256", func(c Config) bool { return c.MaxUserConns == 256 }, ""},
 		{"no_such_key", "1", nil, `unknown setting "no_such_key"`},
 		{"probe-interval", "1s", nil, "unknown setting"}, // flag form is not a key
 		{"", "1", nil, "unknown setting"},
@@ -512,4 +535,53 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("re-parse: %v\n%s", err, buf.String())
 		}
 	})
+}
+
+func TestSize(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want Size
+		ok   bool
+		out  string
+	}{
+		{"0", 0, true, "0"},
+		{"1048576", 1 << 20, true, "1MiB"},
+		{"1000", 1000, true, "1000"},
+		{"16GiB", 16 << 30, true, "16GiB"},
+		{"16G", 16 << 30, true, "16GiB"},
+		{" 512 MiB ", 512 << 20, true, "512MiB"},
+		{"3KiB", 3 << 10, true, "3KiB"},
+		{"2TiB", 2 << 40, true, "2TiB"},
+		{"1536MiB", 1536 << 20, true, "1536MiB"},
+		{"7B", 7, true, "7"},
+		{"", 0, false, ""},
+		{"GiB", 0, false, ""},
+		{"1.5GiB", 0, false, ""},
+		{"-1", 0, false, ""},
+		{"1PiB", 0, false, ""},
+		{"4194305TiB", 0, false, ""},
+	} {
+		got, err := ParseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+			continue
+		}
+		if tc.ok && got.String() != tc.out {
+			t.Errorf("Size(%d).String() = %q, want %q", got, got.String(), tc.out)
+		}
+	}
+	// In the file: an integer or a string.
+	for _, doc := range []string{"max_image_size = 1073741824", `max_image_size = "1GiB"`, `max_image_size = "1G"`} {
+		c := Defaults()
+		if err := c.Parse([]byte(doc)); err != nil || c.MaxImageSize != 1<<30 {
+			t.Errorf("Parse(%q): %d, %v", doc, c.MaxImageSize, err)
+		}
+	}
+	for _, doc := range []string{"max_image_size = -1", "max_image_size = 1.5", `max_image_size = "lots"`} {
+		c := Defaults()
+		if err := c.Parse([]byte(doc)); err == nil {
+			t.Errorf("Parse(%q) accepted %d", doc, c.MaxImageSize)
+		}
+	}
 }
