@@ -157,3 +157,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeMeta: the agent reads an image's metadata, from any local
+// user, before its pages (to check the image against the user's rights):
+// nothing panics, and whatever Decode accepts, DecodeMeta accepts with the
+// same metadata.
+func FuzzDecodeMeta(f *testing.F) {
+	f.Add(encode(f, sampleImage()))
+	f.Add(encode(f, &Image{}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		meta, merr := DecodeMeta(bytes.NewReader(in))
+		img, err := Decode(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		if merr != nil {
+			t.Fatalf("Decode accepts what DecodeMeta refuses: %v", merr)
+		}
+		if meta.Pid != img.Pid || meta.Cwd != img.Cwd || len(meta.Mappings) != len(img.Mappings) {
+			t.Fatalf("metadata differs: pid %d/%d, %d/%d mappings", meta.Pid, img.Pid, len(meta.Mappings), len(img.Mappings))
+		}
+	})
+}
