@@ -85,8 +85,19 @@ func (h *rpcHandler) Admit(ctx context.Context, r *transport.AdmitRequest) (*tra
 }
 
 // join serves a join that reached this node: the master admits it, any
-// other member relays it to the master.
+// other member relays it to the master. The token is checked first, against
+// this node's copy of the registry, so nothing else of an unauthenticated
+// request is read before the caller has shown a valid token.
 func (a *Agent) join(ctx context.Context, r *transport.JoinRequest, src string) (*transport.JoinResponse, error) {
+	if len(r.Secret) != 16 {
+		return nil, status.Error(codes.InvalidArgument, "join request: secret must be 16 bytes")
+	}
+	hash := pki.HashSecret(r.Secret)
+	var terr error
+	a.store.FSM.Read(func(reg *state.Registry) { terr = reg.CheckToken(hex.EncodeToString(hash[:]), time.Now()) })
+	if terr != nil {
+		return nil, status.Error(codes.PermissionDenied, terr.Error())
+	}
 	if err := validJoin(r); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "join request: "+err.Error())
 	}

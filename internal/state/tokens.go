@@ -148,9 +148,16 @@ func (r *Registry) revokeToken(c *Command) (any, error) {
 	return t.View(c.Time), nil
 }
 
-// useToken checks the token whose secret hashes to hash and counts one
-// use. It returns the token.
-func (r *Registry) useToken(hash string, now time.Time) (*TokenRec, error) {
+// CheckToken says whether the token whose secret hashes to hash (hex)
+// admits a node at now, without counting a use: any member checks a join's
+// token this way before it reads the rest of the request; the master's
+// register is what counts.
+func (r *Registry) CheckToken(hash string, now time.Time) error {
+	_, err := r.findToken(hash, now)
+	return err
+}
+
+func (r *Registry) findToken(hash string, now time.Time) (*TokenRec, error) {
 	if len(hash) != 64 {
 		return nil, ErrTokenUnknown
 	}
@@ -159,6 +166,16 @@ func (r *Registry) useToken(hash string, now time.Time) (*TokenRec, error) {
 		return nil, ErrTokenUnknown
 	}
 	if err := t.status(now); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// useToken checks the token whose secret hashes to hash and counts one
+// use. It returns the token.
+func (r *Registry) useToken(hash string, now time.Time) (*TokenRec, error) {
+	t, err := r.findToken(hash, now)
+	if err != nil {
 		return nil, err
 	}
 	t.Uses++
