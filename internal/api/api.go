@@ -14,6 +14,11 @@
 //	GET  /v1/procs?node=N&user=U  []Proc of every node (or one)
 //	GET  /v1/procs/{cpid}     Proc: where a process runs
 //	POST /v1/signal           SignalRequest: signal a process or group (owner or root)
+//	GET  /v1/tokens           (root) []Token: the join tokens, never their secrets
+//	POST /v1/tokens           (root, on a voter) TokenCreate -> TokenCreated
+//	DELETE /v1/tokens/{id}    (root, on a voter) Token: revoked
+//	POST /v1/nodes/{n}/remove (root, on a voter) Transition: node n removed for good
+//	GET  /v1/removed          []Removed
 //
 // Errors are returned as an Error body with a non-2xx status.
 package api
