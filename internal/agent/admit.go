@@ -126,8 +126,12 @@ func (a *Agent) admit(ctx context.Context, r *transport.JoinRequest, src string)
 		return nil, status.Error(codes.InvalidArgument, "join request: "+err.Error())
 	}
 	hash := pki.HashSecret(r.Secret)
+	keyHash, err := pki.CSRKeyHash(r.CSR)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "join request: "+err.Error())
+	}
 	cmd := &state.Command{Op: state.OpRegister, TokenHash: hex.EncodeToString(hash[:]),
-		Node: &state.NodeRec{ID: r.NodeID, Name: r.Name, Addr: r.Addr,
+		Node: &state.NodeRec{ID: r.NodeID, Name: r.Name, Addr: r.Addr, KeyHash: keyHash,
 			GossipPort: r.GossipPort, RPCPort: r.RPCPort, RaftPort: r.RaftPort}}
 	res, err := a.apply(ctx, cmd)
 	if err != nil {
@@ -189,6 +193,11 @@ func (h *rpcHandler) Renew(ctx context.Context, r *transport.RenewRequest) (*tra
 	}
 	if len(r.CSR) == 0 || len(r.CSR) > 8192 {
 		return nil, status.Error(codes.InvalidArgument, "bad certificate request")
+	}
+	if kh, err := pki.CSRKeyHash(r.CSR); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "renewal: "+err.Error())
+	} else if rec.KeyHash != "" && kh != rec.KeyHash {
+		return nil, status.Errorf(codes.PermissionDenied, "renewal: node %d must keep its key", rec.Number)
 	}
 	cert, err := a.bundle.CA.SignCSR(r.CSR, caller, []net.IP{net.ParseIP(rec.Addr)}, time.Duration(a.cfg.CertTTL))
 	if err != nil {

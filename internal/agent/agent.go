@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	id, err := LoadIdentity(cfg.StateDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if id, err = a.joinCluster(ctx, nil); err != nil {
+		if id, err = a.joinCluster(ctx, nil, nil); err != nil {
 			return nil, err
 		}
 	case err != nil:

@@ -86,11 +86,12 @@ func hostOf(addr string) string {
 }
 
 // joinCluster runs the join handshake for a node that has no identity yet,
-// or (old set) one whose certificate expired while it was away: it pins
+// or (old and oldBundle set) one whose certificate expired while it was
+// away: it pins
 // the CA by the token, proves the token's secret, has its certificate
 // signed and receives the cluster's keys. A node that joins again keeps its
 // node ID, and so its number.
-func (a *Agent) joinCluster(ctx context.Context, old *Identity) (*Identity, error) {
+func (a *Agent) joinCluster(ctx context.Context, old *Identity, oldBundle *pki.Bundle) (*Identity, error) {
 	tokStr, err := a.token()
 	if err != nil {
 		return nil, err
@@ -124,7 +125,13 @@ func (a *Agent) joinCluster(ctx context.Context, old *Identity) (*Identity, erro
 	} else if nodeID, err = NewNodeID(); err != nil {
 		return nil, err
 	}
-	key, err := pki.NewNodeKey()
+	// A node coming back keeps its key: the registry binds its ID to it.
+	var key *ecdsa.PrivateKey
+	if oldBundle != nil {
+		key, err = oldBundle.NodeKey()
+	} else {
+		key, err = pki.NewNodeKey()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -182,9 +182,10 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 		return
 	}
 	if reg.ByID(a.id.ID) == nil {
+		keyHash, _ := pki.CertKeyHash(a.nodeCertPEM())
 		a.leaderApply(ctx, &state.Command{Op: state.OpRegister, Node: &state.NodeRec{ID: a.id.ID, Name: a.id.Name,
 			Addr: a.advertise, GossipPort: a.cfg.GossipPort, RPCPort: a.cfg.RPCPort, RaftPort: a.cfg.RaftPort,
-			Voter: a.bundle.HoldsCAKey()}})
+			Voter: a.bundle.HoldsCAKey(), KeyHash: keyHash}})
 		return
 	}
 	if reg.KeyStale() {

@@ -38,10 +38,7 @@ func renewAt(from, until time.Time, ttl time.Duration) time.Time {
 func (a *Agent) renewLoop(ctx context.Context) {
 	for {
 		wait := time.Minute
-		a.mu.Lock()
-		certPEM := a.bundle.NodeCertPEM
-		a.mu.Unlock()
-		from, until, err := pki.CertLife(certPEM)
+		from, until, err := pki.CertLife(a.nodeCertPEM())
 		if err == nil {
 			at := renewAt(from, until, time.Duration(a.cfg.CertTTL))
 			if !time.Now().Before(at) {
@@ -59,6 +56,13 @@ func (a *Agent) renewLoop(ctx context.Context) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// nodeCertPEM returns the node certificate in use.
+func (a *Agent) nodeCertPEM() []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bundle.NodeCertPEM
 }
 
 // renew gets a new certificate for this node and puts it in use.
@@ -140,7 +144,7 @@ func (a *Agent) renewExpired(ctx context.Context, id *Identity, b *pki.Bundle) (
 		return b, nil
 	}
 	a.log.Warn("this node's certificate expired while the agent was stopped; joining again with a token", "expired", until)
-	if _, err := a.joinCluster(ctx, id); err != nil {
+	if _, err := a.joinCluster(ctx, id, b); err != nil {
 		return nil, fmt.Errorf("this node's certificate expired at %s (it was away longer than its lifetime): %w",
 			until.UTC().Format(time.RFC3339), err)
 	}

@@ -43,7 +43,7 @@ func (h *rpcHandler) Forward(ctx context.Context, r *transport.ForwardRequest) (
 			rec = &cp
 		}
 	})
-	if err := forwardAllowed(c, rec); err != nil {
+	if err := state.MayForward(c, rec); err != nil {
 		a.log.Warn("refused a forwarded command", "from", caller, "op", c.Op, "err", err)
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
@@ -59,28 +59,6 @@ func (h *rpcHandler) Forward(ctx context.Context, r *transport.ForwardRequest) (
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &transport.ForwardResponse{Result: b}, nil
-}
-
-// forwardAllowed says whether a member may have the master commit c: its
-// own leave, and, for a voter (a node trusted with the CA key), the
-// administrator's commands. Everything else the master proposes itself.
-func forwardAllowed(c *state.Command, caller *state.NodeRec) error {
-	if caller == nil {
-		return errors.New("only a registered member may forward commands")
-	}
-	switch c.Op {
-	case state.OpTransition:
-		if c.Kind == api.KindLeave && c.Number == caller.Number {
-			return nil
-		}
-		return fmt.Errorf("node %d may commit only its own leave, not %s of node %d", caller.Number, c.Kind, c.Number)
-	case state.OpTokenCreate, state.OpTokenRevoke, state.OpRemove:
-		if caller.Voter {
-			return nil
-		}
-		return fmt.Errorf("node %d is not a voter: tokens and removals are managed on voters only", caller.Number)
-	}
-	return fmt.Errorf("node %d may not forward %q commands", caller.Number, c.Op)
 }
 
 // peerAddrs lists the gossip addresses of members that are up.

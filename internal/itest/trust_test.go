@@ -330,6 +330,37 @@ func TestRogueNode(t *testing.T) {
 		sameEverywhere(t, ctx, c, []int{1, 2, 3})
 	})
 
+	t.Run("cannot take another node's identity", func(t *testing.T) {
+		// A valid token and node 2's ID (listed by ssi nodes): refused,
+		// as only the holder of node 2's key may join under its ID.
+		nodes, err := c.ListNodes(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := cl.CreateToken(ctx, api.TokenCreate{TTL: "1h", MaxUses: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ft, _ := pki.ParseToken(fresh.Secret)
+		key, _ := pki.NewNodeKey()
+		csr, _ := pki.CreateCSR(key, nodes[1].ID)
+		jc, err := transport.DialJoin(masterAddr, pki.JoinClientTLS(ft.CASum))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer jc.Close()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err = jc.Join(cctx, &transport.JoinRequest{Secret: ft.Secret[:], NodeID: nodes[1].ID, Name: nodes[1].Name,
+			Addr: c.Nodes[2].Addr, GossipPort: 17946, RPCPort: 17947, RaftPort: 17948, CSR: csr})
+		if status.Code(err) != codes.AlreadyExists {
+			t.Errorf("a join under node 2's ID: %v, want AlreadyExists", err)
+		}
+		after, _ := c.ListNodes(ctx, 1)
+		if after[1].Address != nodes[1].Address {
+			t.Errorf("node 2's address changed: %s -> %s", nodes[1].Address, after[1].Address)
+		}
+	})
 	t.Run("node remove locks it out within a second", func(t *testing.T) {
 		if _, err := cl.RemoveNode(ctx, self.Number); err != nil {
 			t.Fatalf("node remove: %v", err)

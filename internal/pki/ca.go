@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -381,3 +382,40 @@ func (b *Bundle) CSR(nodeID string) ([]byte, error) {
 	}
 	return CreateCSR(key, nodeID)
 }
+
+// KeyHash returns the hex SHA-256 of a public key's DER form: the
+// registry binds each node ID to its key's hash, so that only the holder
+// of that key can join again under that ID or renew its certificate.
+func KeyHash(pub *ecdsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(der)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// CSRKeyHash returns the KeyHash of a checked certificate request's key.
+func CSRKeyHash(csrDER []byte) (string, error) {
+	pub, err := parseCSR(csrDER)
+	if err != nil {
+		return "", err
+	}
+	return KeyHash(pub)
+}
+
+// CertKeyHash returns the KeyHash of a PEM certificate's key.
+func CertKeyHash(certPEM []byte) (string, error) {
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return "", err
+	}
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	if !ok {
+		return "", errors.New("certificate key is not ECDSA")
+	}
+	return KeyHash(pub)
+}
+
+// NodeKey returns the bundle's node private key.
+func (b *Bundle) NodeKey() (*ecdsa.PrivateKey, error) { return parseKeyPEM(b.NodeKeyPEM) }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ssi-cluster/ssi/internal/api"
 )
 
 // Ops of a Command.
@@ -113,3 +115,26 @@ type appliedError struct {
 
 func (e *appliedError) Error() string { return e.msg }
 func (e *appliedError) Unwrap() error { return e.base }
+
+// MayForward says whether a member may have the master commit c: its
+// own leave, and, for a voter (a node trusted with the CA key), the
+// administrator's commands. Everything else the master proposes itself.
+func MayForward(c *Command, caller *NodeRec) error {
+	if caller == nil {
+		return errors.New("only a registered member may forward commands")
+	}
+	switch c.Op {
+	case OpTransition:
+		if c.Kind == api.KindLeave && c.Number == caller.Number {
+			return nil
+		}
+		return fmt.Errorf("node %d may commit only its own leave, not %s of node %d", caller.Number, c.Kind, c.Number)
+	case OpTokenCreate, OpTokenRevoke, OpRemove:
+		if caller.Voter {
+			return nil
+		}
+		return fmt.Errorf("node %d is not a voter: tokens and removals are managed on voters only", caller.Number)
+	}
+	return fmt.Errorf("node %d may not forward %q commands", caller.Number, c.Op)
+}
+

@@ -36,6 +36,9 @@ type NodeRec struct {
 	// Voter: the node may vote in raft and holds the CA key (made by
 	// `ssi init`, or admitted with a voter token).
 	Voter bool `json:"voter,omitempty"`
+	// KeyHash binds the node ID to its key (pki.KeyHash): a join under a
+	// registered ID, and a renewal, must come with the same key.
+	KeyHash string `json:"key_hash,omitempty"`
 }
 
 // RPCAddr is the node's gRPC address.
@@ -209,6 +212,11 @@ func (r *Registry) register(c *Command) (any, error) {
 			return nil, fmt.Errorf("%w: %q is node %d (state %s)", ErrDuplicateName, n.Name, other.Number, other.State)
 		}
 	}
+	// A join under a registered ID is that node coming back (its
+	// certificate expired while it was away): it must hold the same key.
+	if old := r.byID[n.ID]; old != nil && c.TokenHash != "" && (old.KeyHash == "" || old.KeyHash != n.KeyHash) {
+		return nil, fmt.Errorf("%w: node ID %s is node %d; only the holder of its key may join again under it", ErrDuplicateName, n.ID, old.Number)
+	}
 	// Every check that can refuse comes before the token's use is counted.
 	voter := n.Voter
 	if c.TokenHash != "" {
@@ -229,12 +237,15 @@ func (r *Registry) register(c *Command) (any, error) {
 		old.Name, old.Addr = n.Name, n.Addr
 		old.GossipPort, old.RPCPort, old.RaftPort = n.GossipPort, n.RPCPort, n.RaftPort
 		old.Voter = old.Voter || voter
+		if old.KeyHash == "" {
+			old.KeyHash = n.KeyHash
+		}
 		return old.Number, nil
 	}
 	rec := &NodeRec{
 		Number: r.NextNumber, ID: n.ID, Name: n.Name, Addr: n.Addr,
 		GossipPort: n.GossipPort, RPCPort: n.RPCPort, RaftPort: n.RaftPort,
-		State: StateJoining, Incarnation: n.Incarnation, Since: c.Time, Voter: voter,
+		State: StateJoining, Incarnation: n.Incarnation, Since: c.Time, Voter: voter, KeyHash: n.KeyHash,
 	}
 	r.NextNumber++
 	r.Nodes[rec.Number] = rec

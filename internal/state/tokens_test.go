@@ -24,6 +24,11 @@ func joinCmd(id, name, hash string, at time.Time) *Command {
 	return c
 }
 
+func withKey(c *Command, key string) *Command {
+	c.Node.KeyHash = key
+	return c
+}
+
 func TestTokens(t *testing.T) {
 	later := t0.Add(time.Hour)
 	type step struct {
@@ -106,6 +111,28 @@ func TestTokens(t *testing.T) {
 					t.Errorf("gossip key %q, stale %v", r.GossipKey, r.KeyStale())
 				}
 			}},
+		{name: "a join under a registered ID with another key is refused", steps: []step{create(member),
+			{cmd: withKey(joinCmd("id-a", "a", member.Hash, t0), "k1")},
+			{cmd: withKey(joinCmd("id-a", "evil", member.Hash, t0), "k2"), wantErr: ErrDuplicateName}},
+			check: func(t *testing.T, r *Registry) {
+				if n := r.ByID("id-a"); n.Name != "a" || n.Addr != "10.0.1.1" {
+					t.Errorf("node a was rewritten: %+v", n)
+				}
+				if u := r.Tokens[member.ID].Uses; u != 1 {
+					t.Errorf("uses = %d, want 1", u)
+				}
+			}},
+		{name: "a join under an ID registered without a key is refused", steps: []step{create(member),
+			{cmd: regCmd("id-a", "a", "10.0.1.1")},
+			{cmd: withKey(joinCmd("id-a", "a", member.Hash, t0), "k1"), wantErr: ErrDuplicateName}}},
+		{name: "the holder of the key joins again (expired certificate)", steps: []step{create(member),
+			{cmd: withKey(joinCmd("id-a", "a", member.Hash, t0), "k1")},
+			{cmd: withKey(joinCmd("id-a", "a", member.Hash, t0), "k1")}},
+			check: func(t *testing.T, r *Registry) {
+				if n := r.ByID("id-a"); n == nil || n.Number != 1 || len(r.Nodes) != 1 {
+					t.Errorf("the returning node got %+v (%d nodes), want number 1 again", n, len(r.Nodes))
+				}
+			}},
 		{name: "remove an unknown node", steps: []step{{cmd: &Command{Op: OpRemove, Time: t0, Number: 7}, wantErr: ErrUnknownNode}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,5 +197,36 @@ func TestTokenTableFull(t *testing.T) {
 	}
 	if len(r.Tokens) != MaxTokens {
 		t.Errorf("%d tokens kept, want %d", len(r.Tokens), MaxTokens)
+	}
+}
+
+func TestMayForward(t *testing.T) {
+	member := &NodeRec{Number: 4, ID: "id-4"}
+	voter := &NodeRec{Number: 2, ID: "id-2", Voter: true}
+	for _, tc := range []struct {
+		name   string
+		c      *Command
+		caller *NodeRec
+		ok     bool
+	}{
+		{"own leave", trCmd(4, api.KindLeave, 1), member, true},
+		{"another's leave", trCmd(2, api.KindLeave, 1), member, false},
+		{"another's down", trCmd(2, api.KindDown, 1), member, false},
+		{"own down", trCmd(4, api.KindDown, 1), member, false},
+		{"own return", trCmd(4, api.KindReturn, 1), member, false},
+		{"register", regCmd("id-9", "n9", "10.0.0.9"), voter, false},
+		{"init", &Command{Op: OpInit, Cluster: "x"}, voter, false},
+		{"gossip key", &Command{Op: OpGossipKey, GossipKey: "00"}, voter, false},
+		{"token by a member", &Command{Op: OpTokenCreate}, member, false},
+		{"token by a voter", &Command{Op: OpTokenCreate}, voter, true},
+		{"revoke by a member", &Command{Op: OpTokenRevoke}, member, false},
+		{"remove by a member", &Command{Op: OpRemove, Number: 2}, member, false},
+		{"remove by a voter", &Command{Op: OpRemove, Number: 4}, voter, true},
+		{"an unregistered caller", trCmd(4, api.KindLeave, 1), nil, false},
+		{"an unknown op", &Command{Op: "Transition"}, voter, false},
+	} {
+		if err := MayForward(tc.c, tc.caller); (err == nil) != tc.ok {
+			t.Errorf("%s: MayForward = %v, want ok %v", tc.name, err, tc.ok)
+		}
 	}
 }
