@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/rexec"
@@ -37,6 +38,8 @@ func (h *rpcHandler) Migrate(st transport.Stream) error {
 	if m.Kind != migrate.KBegin || m.Parse(&b) != nil {
 		return status.Errorf(codes.InvalidArgument, "the first message is %s, not begin", m.Kind)
 	}
+	// The source is the caller, known from its certificate: a Begin
+	// that names another node is refused.
 	peer, _ := transport.PeerFrom(st.Context())
 	if src := a.nodeNumber(peer); src == 0 || src != b.Source {
 		return status.Errorf(codes.PermissionDenied, "node %q may send only its own processes (it says it is node %d)", peer, b.Source)
@@ -44,6 +47,12 @@ func (h *rpcHandler) Migrate(st transport.Stream) error {
 	if why := a.acceptMove(&b); why != "" {
 		a.log.Warn("refused a migration", "cpid", showCPID(b.CPID), "from", b.Source, "why", why)
 		return conn.Send(migrate.Text(migrate.KRefuse, "%s", why))
+	}
+	// The policy, on what the source says of the process's owner first
+	// (the image's own credentials are checked once they come, in
+	// receiveMove): a refusal is the stream's status, PermissionDenied.
+	if err := a.decideMoveIn(&b, authz.OwnedBy(b.UID)); err != nil {
+		return err
 	}
 	if err := conn.Send(migrate.Msg{Kind: migrate.KAccept}); err != nil {
 		return err
@@ -71,10 +80,37 @@ func (a *Agent) acceptMove(b *migrate.Begin) string {
 		return "the run's description is not valid"
 	case a.mig.session(b.CPID) != nil:
 		return fmt.Sprintf("process %d already runs on node %d", b.CPID, self)
-	case b.UID == 0 && home != self && !a.cfg.AllowRemoteRoot:
-		return fmt.Sprintf("node %d does not run processes as root for other nodes (allow_remote_root is off)", self)
 	}
 	return ""
+}
+
+// decideMoveIn applies the policy to the process of b, owned by owner,
+// coming from b.Source (the caller, from its certificate) for b.UID. A
+// process of this node's own (its cluster pid's node) that this node's
+// records say is away on b.Source comes home, whoever owns it.
+func (a *Agent) decideMoveIn(b *migrate.Begin, owner authz.Owner) error {
+	cpid := vproc.CPID(b.CPID)
+	home := false
+	if cpid.Node() == a.Identity().Number {
+		r, ok := a.track.homeOf(cpid.Pid())
+		home = ok && r.CPID == b.CPID && r.Node == b.Source
+		home = home || a.mig.sentTo(b.CPID) == b.Source
+	}
+	return a.decide(authz.MigrateIn, actor{uid: b.UID, node: b.Source}, b.CPID, owner, home)
+}
+
+// imageOwner are the uids an image's process is restored with: the
+// image's, or (an image without credentials keeps those of the agent's
+// stager) root's.
+func imageOwner(img *checkpoint.Image) authz.Owner {
+	if img.Creds == nil {
+		return authz.OwnedBy(0)
+	}
+	var o authz.Owner
+	for i, id := range img.Creds.Uid {
+		o[i] = int(min(id, 1<<31-1))
+	}
+	return o
 }
 
 // stdioPipes are the new pipes of a run's process: its ends (files for
@@ -172,6 +208,14 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		st.Abort()
 		drop()
 		fail("%v", err)
+		return
+	}
+	// The image's credentials are what the process gets: the policy
+	// decides on them, not on what the source said (Begin.UID).
+	if err := a.decideMoveIn(b, imageOwner(img)); err != nil {
+		st.Abort()
+		drop()
+		fail("%s", status.Convert(err).Message())
 		return
 	}
 	t0 := time.Now()

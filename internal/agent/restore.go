@@ -10,8 +10,10 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/vproc"
@@ -40,6 +42,12 @@ func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 	caller, err := rexec.ReadCaller("/proc", c.PID)
 	if err != nil {
 		writeErr(w, http.StatusForbidden, "restore: reading your credentials: %v", err)
+		return
+	}
+	// Restore is local only: a user restores an image of its own (the
+	// policy), and then only what it could run itself (imageAllowed).
+	if err := a.decide(authz.Restore, a.local(c.UID), 0, imageOwner(img), false); err != nil {
+		writeErr(w, http.StatusForbidden, "restore: %s", status.Convert(err).Message())
 		return
 	}
 	if c.UID != 0 {

@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ssi-cluster/ssi/internal/authz"
+	"github.com/ssi-cluster/ssi/internal/transport"
+)
+
+// The node that owns a process decides what is done to it: every path
+// that signals, freezes, dumps, moves, runs or restores a process here
+// ends in decide (package authz holds the policy), with the acting
+// user the request carries and the node it comes from, known from that
+// node's certificate.
+
+// actor is who acts: a user (uid, as its own node's kernel gave it) on
+// a node (by number; this node's own for a local caller).
+type actor struct {
+	uid  int
+	node int
+}
+
+func (c actor) String() string { return fmt.Sprintf("%s on node %d", authz.User(c.uid), c.node) }
+
+// local is a caller of this node's local API.
+func (a *Agent) local(uid int) actor { return actor{uid: uid, node: a.Identity().Number} }
+
+// decide applies the policy to act doing what on process cpid (0: not
+// a process yet) owned by owner; home: see authz.Request.Home. A
+// refusal is a PermissionDenied status whose message says it all, and
+// is logged.
+func (a *Agent) decide(what authz.Action, act actor, cpid int64, owner authz.Owner, home bool) error {
+	d := authz.Decide(authz.Request{Action: what, UID: act.uid, From: act.node, Node: a.Identity().Number,
+		Process: cpid, Owner: owner, Home: home, AllowRemoteRoot: a.cfg.AllowRemoteRoot})
+	if d.Allowed {
+		return nil
+	}
+	msg := d.Message()
+	a.log.Warn("refused", "action", what.String(), "cpid", cpid, "uid", act.uid, "from", act.node, "owner", owner[:], "why", msg)
+	return status.Error(codes.PermissionDenied, msg)
+}
+
+// callerNode is the number of the node that calls an RPC, from its
+// certificate (the only source of a caller's identity; what a request
+// says about its sender is checked against it). claimed, when not 0, is
+// the number the request says it comes from.
+func (a *Agent) callerNode(ctx context.Context, claimed int) (int, error) {
+	id, _ := transport.PeerFrom(ctx)
+	num := a.nodeNumber(id)
+	switch {
+	case num == 0:
+		return 0, status.Errorf(codes.PermissionDenied, "node %q is not in the registry of node %d", id, a.Identity().Number)
+	case claimed != 0 && claimed != num:
+		return 0, status.Errorf(codes.PermissionDenied, "node %d refuses a request from node %d that says it comes from node %d", a.Identity().Number, num, claimed)
+	}
+	return num, nil
+}
