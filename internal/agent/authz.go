@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os/user"
+	"strconv"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -34,14 +36,42 @@ func (a *Agent) local(uid int) actor { return actor{uid: uid, node: a.Identity()
 // refusal is a PermissionDenied status whose message says it all, and
 // is logged.
 func (a *Agent) decide(what authz.Action, act actor, cpid int64, owner authz.Owner, home bool) error {
+	return a.decideRun(what, act, cpid, owner, home, nil)
+}
+
+// decideRun is decide for a process to run here (an execution, a
+// migration in) with gids: they must be act's groups in this node's user
+// database (authz rule 4).
+func (a *Agent) decideRun(what authz.Action, act actor, cpid int64, owner authz.Owner, home bool, gids []int) error {
+	var groups []int
+	if len(gids) > 0 && act.uid != 0 && act.node != a.Identity().Number {
+		groups = userGroups(act.uid)
+	}
 	d := authz.Decide(authz.Request{Action: what, UID: act.uid, From: act.node, Node: a.Identity().Number,
-		Process: cpid, Owner: owner, Home: home, AllowRemoteRoot: a.cfg.AllowRemoteRoot})
+		Process: cpid, Owner: owner, Home: home, AllowRemoteRoot: a.cfg.AllowRemoteRoot, GIDs: gids, Groups: groups})
 	if d.Allowed {
 		return nil
 	}
 	msg := d.Message()
 	a.log.Warn("refused", "action", what.String(), "cpid", cpid, "uid", act.uid, "from", act.node, "owner", owner[:], "why", msg)
 	return status.Error(codes.PermissionDenied, msg)
+}
+
+// userGroups are the groups this node's user database gives uid: its
+// primary group and the others; nil if uid has no account here.
+func userGroups(uid int) []int {
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return nil
+	}
+	out := []int{}
+	ids, _ := u.GroupIds() // without them, the primary group only
+	for _, s := range append([]string{u.Gid}, ids...) {
+		if g, err := strconv.Atoi(s); err == nil {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // callerNode is the number of the node that calls an RPC, from its

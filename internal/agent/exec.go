@@ -101,7 +101,8 @@ func (a *Agent) serveExec(ctx context.Context, spec *rexec.Spec, conn rexec.Conn
 func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	self := a.Identity().Number
 	// spec.Home is the caller (checked by Exec) or this node.
-	if err := a.decide(authz.Exec, actor{uid: spec.UID, node: spec.Home}, spec.CPID, authz.OwnedBy(spec.UID), false); err != nil {
+	gids := append([]int{spec.GID}, spec.Groups...)
+	if err := a.decideRun(authz.Exec, actor{uid: spec.UID, node: spec.Home}, spec.CPID, authz.OwnedBy(spec.UID), false, gids); err != nil {
 		refuseRun(conn, rexec.ExitCannotRun, status.Convert(err).Message())
 		return
 	}

@@ -51,7 +51,7 @@ func (h *rpcHandler) Migrate(st transport.Stream) error {
 	// The policy, on what the source says of the process's owner first
 	// (the image's own credentials are checked once they come, in
 	// receiveMove): a refusal is the stream's status, PermissionDenied.
-	if err := a.decideMoveIn(&b, authz.OwnedBy(b.UID)); err != nil {
+	if err := a.decideMoveIn(&b, authz.OwnedBy(b.UID), nil); err != nil {
 		return err
 	}
 	if err := conn.Send(migrate.Msg{Kind: migrate.KAccept}); err != nil {
@@ -88,7 +88,7 @@ func (a *Agent) acceptMove(b *migrate.Begin) string {
 // coming from b.Source (the caller, from its certificate) for b.UID. A
 // process of this node's own (its cluster pid's node) that this node's
 // records say is away on b.Source comes home, whoever owns it.
-func (a *Agent) decideMoveIn(b *migrate.Begin, owner authz.Owner) error {
+func (a *Agent) decideMoveIn(b *migrate.Begin, owner authz.Owner, gids []int) error {
 	cpid := vproc.CPID(b.CPID)
 	home := false
 	if cpid.Node() == a.Identity().Number {
@@ -96,7 +96,21 @@ func (a *Agent) decideMoveIn(b *migrate.Begin, owner authz.Owner) error {
 		home = ok && r.CPID == b.CPID && r.Node == b.Source
 		home = home || a.mig.sentTo(b.CPID) == b.Source
 	}
-	return a.decide(authz.MigrateIn, actor{uid: b.UID, node: b.Source}, b.CPID, owner, home)
+	return a.decideRun(authz.MigrateIn, actor{uid: b.UID, node: b.Source}, b.CPID, owner, home, gids)
+}
+
+// imageGIDs are the gids an image's process is restored with (real,
+// effective, saved, supplementary); nil for an image without
+// credentials (its owner is root: imageOwner).
+func imageGIDs(img *checkpoint.Image) []int {
+	if img.Creds == nil {
+		return nil
+	}
+	var out []int
+	for _, g := range append(img.Creds.Gid[:], img.Creds.Groups...) {
+		out = append(out, int(min(g, 1<<31-1)))
+	}
+	return out
 }
 
 // imageOwner are the uids an image's process is restored with: the
@@ -212,7 +226,7 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 	}
 	// The image's credentials are what the process gets: the policy
 	// decides on them, not on what the source said (Begin.UID).
-	if err := a.decideMoveIn(b, imageOwner(img)); err != nil {
+	if err := a.decideMoveIn(b, imageOwner(img), imageGIDs(img)); err != nil {
 		st.Abort()
 		drop()
 		fail("%s", status.Convert(err).Message())

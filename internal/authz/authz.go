@@ -22,9 +22,13 @@
 //  3. A user who is not root may act only on processes it owns, as
 //     kill(2) has it: the acting uid (the real or effective uid of the
 //     sender) matches the real or saved uid of the target.
-//  4. Details (what ps shows) are open to all; details that carry a
+//  4. A process that another node has run or moved here for a user who
+//     is not root gets only groups that this node's user database gives
+//     that user: a node's word for a user's groups is not taken (a
+//     group such as disk or shadow is as good as root).
+//  5. Details (what ps shows) are open to all; details that carry a
 //     process's environment or other secrets only to whom rules 1-3
-//     allow (see Details).
+//     allow (see PsOnly).
 //
 // A cluster member whose machine is compromised holds a member
 // certificate and can claim any uid in a request: rule 2 is what keeps
@@ -33,7 +37,10 @@
 // any of them anyway).
 package authz
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Action is what is asked of a process.
 type Action int
@@ -117,6 +124,11 @@ type Request struct {
 	Home bool
 	// AllowRemoteRoot is this node's allow_remote_root.
 	AllowRemoteRoot bool
+	// GIDs, for an execution or a migration in, are the gids the
+	// process is to run with (real, effective, saved and supplementary);
+	// Groups are those this node's user database gives UID (its primary
+	// group and the others; nil: no account here). Rule 4.
+	GIDs, Groups []int
 }
 
 // Remote reports whether the request comes from another node.
@@ -134,6 +146,8 @@ const (
 	RuleRemoteRoot = "allow_remote_root is off"
 	RuleNotOwner   = "the process belongs to uid %d, not to uid %d"
 	RuleBadRequest = "the request is not valid"
+	RuleGroup      = "gid %d is not one of uid %d's groups on node %d"
+	RuleNoAccount  = "uid %d has no account on node %d"
 )
 
 // Decide applies the policy to r.
@@ -150,12 +164,26 @@ func Decide(r Request) Decision {
 		d.Rule = RuleRemoteRoot
 	case r.UID == 0: // root, allowed here
 		d.Allowed = true
+	case r.Remote() && (r.Action == Exec || r.Action == MigrateIn) && len(r.GIDs) > 0 && r.Groups == nil: // rule 4
+		d.Rule = fmt.Sprintf(RuleNoAccount, r.UID, r.Node)
+	case r.Remote() && (r.Action == Exec || r.Action == MigrateIn) && foreignGID(r.GIDs, r.Groups) >= 0:
+		d.Rule = fmt.Sprintf(RuleGroup, foreignGID(r.GIDs, r.Groups), r.UID, r.Node)
 	case r.UID == r.Owner[0] || r.UID == r.Owner[2]: // rule 3, as kill(2)
 		d.Allowed = true
 	default:
 		d.Rule = fmt.Sprintf(RuleNotOwner, r.Owner[0], r.UID)
 	}
 	return d
+}
+
+// foreignGID is the first of gids not in groups, -1 if none.
+func foreignGID(gids, groups []int) int {
+	for _, g := range gids {
+		if !slices.Contains(groups, g) {
+			return g
+		}
+	}
+	return -1
 }
 
 // Message is the refusal's text: which node refuses what, of which

@@ -82,6 +82,39 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+func TestGroups(t *testing.T) {
+	base := Request{UID: 1000, From: 3, Node: 2, Owner: OwnedBy(1000)}
+	for _, tc := range []struct {
+		name         string
+		action       Action
+		from         int
+		uid          int
+		gids, groups []int
+		allow        bool // allow_remote_root
+		want         string
+	}{
+		{"its own groups", Exec, 3, 1000, []int{1000, 27}, []int{1000, 27, 100}, false, ""},
+		{"no gids said", MigrateIn, 3, 1000, nil, nil, false, ""},
+		{"group root", Exec, 3, 1000, []int{1000, 0}, []int{1000}, false, "gid 0 is not one of uid 1000's groups on node 2"},
+		{"group disk, allow_remote_root on", Exec, 3, 1000, []int{6}, []int{1000}, true, "gid 6 is not one of uid 1000's groups on node 2"},
+		{"migration in with shadow", MigrateIn, 3, 1000, []int{1000, 1000, 42}, []int{1000}, false, "gid 42 is not"},
+		{"no account", Exec, 3, 1000, []int{1000}, nil, false, "uid 1000 has no account on node 2"},
+		{"local: the kernel's groups", Exec, 2, 1000, []int{0, 6}, []int{1000}, false, ""},
+		{"signals carry no groups", Signal, 3, 1000, []int{0}, []int{1000}, false, ""},
+		{"root, allowed", Exec, 3, 0, []int{0, 6}, []int{0}, true, ""},
+	} {
+		r := base
+		r.Action, r.From, r.UID, r.GIDs, r.Groups, r.AllowRemoteRoot = tc.action, tc.from, tc.uid, tc.gids, tc.groups, tc.allow
+		if tc.uid == 0 {
+			r.Owner = OwnedBy(0)
+		}
+		d := Decide(r)
+		if d.Allowed != (tc.want == "") || !strings.Contains(d.Rule, tc.want) {
+			t.Errorf("%s: allowed %v, rule %q; want %q", tc.name, d.Allowed, d.Rule, tc.want)
+		}
+	}
+}
+
 func TestMessage(t *testing.T) {
 	d := Decide(Request{Action: Checkpoint, UID: 0, From: 4, Node: 3, Process: 3<<22 | 1234, Owner: OwnedBy(0)})
 	if want := "node 3 refuses checkpoint of process 12584146 for root from node 4: allow_remote_root is off"; d.Message() != want {
