@@ -233,26 +233,31 @@ func TestRogueNode(t *testing.T) {
 
 	t.Run("exec as root", func(t *testing.T) {
 		marker := filepath.Join(shortTemp(t), "pwned")
-		run := func(home int) (string, int, error) {
+		run := func(home, uid int, groups ...int) (string, int, error) {
 			cctx, cancel := call()
 			defer cancel()
 			s, err := r.bulk.Exec(cctx)
 			if err != nil {
 				return "", 0, err
 			}
-			spec := rexec.Spec{Argv: []string{"/bin/sh", "-c", "echo pwned >" + marker}, Dir: "/", UID: 0, GID: 0,
-				Home: home, CPID: int64(home)<<22 | 4000}
+			spec := rexec.Spec{Argv: []string{"/bin/sh", "-c", "echo pwned >" + marker}, Dir: "/", UID: uid, GID: uid,
+				Groups: groups, Home: home, CPID: int64(home)<<22 | 4000}
 			start := rexec.JSON(rexec.TStart, spec)
 			if err := s.SendMsg(&start); err != nil {
 				return "", 0, err
 			}
 			return execFrames(s)
 		}
-		msg, code, err := run(3)
+		msg, code, err := run(3, 0)
 		if err != nil || code != rexec.ExitCannotRun || !strings.Contains(msg, "node 2 refuses execution of process "+strconv.Itoa(3<<22|4000)+" for root"+offRule) {
 			t.Errorf("exec as root: %q, exit %d, %v; want node 2's refusal and exit 126", msg, code, err)
 		}
-		_, _, err = run(2) // its home says node 2: not the caller
+		// As a user, with the groups root and disk, which it is not in.
+		msg, code, err = run(3, 65534, 0, 6)
+		if want := "node 2 refuses execution of process " + strconv.Itoa(3<<22|4000) + " for uid 65534 from node 3: gid 0 is not one of uid 65534's groups on node 2"; err != nil || code != rexec.ExitCannotRun || !strings.Contains(msg, want) {
+			t.Errorf("exec as nobody in group root: %q, exit %d, %v; want %q and exit 126", msg, code, err, want)
+		}
+		_, _, err = run(2, 0) // its home says node 2: not the caller
 		refused(t, "exec with node 2 as its home", err, "may run processes only with its own home")
 		time.Sleep(200 * time.Millisecond)
 		if exists(marker) {
@@ -334,7 +339,7 @@ func TestRogueNode(t *testing.T) {
 	})
 
 	b, _ := os.ReadFile(c.Nodes[1].Log)
-	if n := strings.Count(string(b), `msg=refused`); !t.Failed() && n < 10 {
+	if n := strings.Count(string(b), `msg=refused`); !t.Failed() && n < 11 {
 		t.Errorf("node 2 logged %d refusals, want every one", n)
 	}
 	stillRuns(t, ctx, c, cpid, 2, pid)
@@ -409,6 +414,7 @@ func TestOwnerDecidesForUsers(t *testing.T) {
 			if o.code == 0 || !strings.Contains(o.stderr, want) {
 				t.Errorf("%s as %s on node 1: %v; want %q", v.args[0], who.name, o, want)
 			}
+			t.Logf("%s as %s: %s", v.args[0], who.name, strings.TrimSpace(o.stderr))
 			stillRuns(t, ctx, c, cpid, 2, pid)
 		}
 	}
@@ -430,13 +436,20 @@ func TestOwnerDecidesForUsers(t *testing.T) {
 	if o := ssiAs(t, c, 1, nobody, "checkpoint", id, img); o.code != 0 || !exists(img) {
 		t.Fatalf("checkpoint by its owner: %v", o)
 	}
+	// Another user may not restore it (the image made readable to it).
+	os.Chmod(img, 0o644)
+	o := ssiAs(t, c, 2, "1000:1000", "restore", img)
+	if want := "node 2 refuses restore for uid 1000 on this node: the process belongs to uid 65534, not to uid 1000"; o.code == 0 || !strings.Contains(o.stderr, want) {
+		t.Errorf("restore by uid 1000: %v; want %q", o, want)
+	}
+	t.Logf("restore as uid 1000: %s", strings.TrimSpace(o.stderr))
 	if o := ssiAs(t, c, 1, nobody, "migrate", id, "1"); o.code != 0 {
 		t.Fatalf("migrate by its owner: %v", o)
 	}
 	waitWhere(t, ctx, c, 2, cpid, 1)
 	// Now node 1 owns it: root on node 2 is refused there, its owner on
 	// node 2 is not.
-	o := ssiAs(t, c, 2, "", "kill", "-KILL", id)
+	o = ssiAs(t, c, 2, "", "kill", "-KILL", id)
 	if want := "node 1 refuses signal of process " + id + " for root from node 2: allow_remote_root is off"; o.code == 0 || !strings.Contains(o.stderr, want) {
 		t.Errorf("kill as root on node 2: %v; want %q", o, want)
 	}
