@@ -77,13 +77,19 @@ func userGroups(uid int) []int {
 // callerNode is the number of the node that calls an RPC, from its
 // certificate (the only source of a caller's identity; what a request
 // says about its sender is checked against it). claimed, when not 0, is
-// the number the request says it comes from.
+// the number the request says it comes from. A call with this node's
+// own identity is refused: an agent never calls itself (it acts
+// locally), and a certificate minted for this node's ID by another
+// member (every member holds the CA key) must not pass for a local
+// caller, whom the policy trusts more.
 func (a *Agent) callerNode(ctx context.Context, claimed int) (int, error) {
 	id, _ := transport.PeerFrom(ctx)
-	num := a.nodeNumber(id)
+	num, self := a.nodeNumber(id), a.Identity().Number
 	switch {
 	case num == 0:
-		return 0, status.Errorf(codes.PermissionDenied, "node %q is not in the registry of node %d", id, a.Identity().Number)
+		return 0, status.Errorf(codes.PermissionDenied, "node %q is not in the registry of node %d", id, self)
+	case num == self:
+		return 0, status.Errorf(codes.PermissionDenied, "node %d refuses a call made with its own identity: it never calls itself", self)
 	case claimed != 0 && claimed != num:
 		return 0, status.Errorf(codes.PermissionDenied, "node %d refuses a request from node %d that says it comes from node %d", a.Identity().Number, num, claimed)
 	}

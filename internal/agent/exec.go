@@ -63,8 +63,11 @@ func (h *rpcHandler) Exec(s transport.Stream) error {
 	// The home is the caller, known from its certificate: a spec that
 	// names another home, or a cluster pid of another node, is refused.
 	peer, _ := transport.PeerFrom(s.Context())
-	home := a.nodeNumber(peer)
-	if home == 0 || spec.Home != home || vproc.CPID(spec.CPID).Node() != home {
+	home, err := a.callerNode(s.Context(), 0)
+	if err != nil {
+		return err
+	}
+	if spec.Home != home || vproc.CPID(spec.CPID).Node() != home {
 		return status.Errorf(codes.PermissionDenied, "node %q may run processes only with its own home and cluster pids", peer)
 	}
 	a.serveExec(s.Context(), spec, conn)

@@ -41,7 +41,11 @@ func (h *rpcHandler) Migrate(st transport.Stream) error {
 	// The source is the caller, known from its certificate: a Begin
 	// that names another node is refused.
 	peer, _ := transport.PeerFrom(st.Context())
-	if src := a.nodeNumber(peer); src == 0 || src != b.Source {
+	src, err := a.callerNode(st.Context(), 0)
+	if err != nil {
+		return err
+	}
+	if src != b.Source {
 		return status.Errorf(codes.PermissionDenied, "node %q may send only its own processes (it says it is node %d)", peer, b.Source)
 	}
 	if why := a.acceptMove(&b); why != "" {

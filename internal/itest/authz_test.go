@@ -2,6 +2,7 @@ package itest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -110,6 +111,13 @@ func newRogue(t *testing.T, c *harness.Cluster, as, of int) *rogue {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rogueWith(t, c, as, of, conf)
+}
+
+// rogueWith is newRogue with the TLS configuration conf.
+func rogueWith(t *testing.T, c *harness.Cluster, as, of int, conf *tls.Config) *rogue {
+	t.Helper()
+	var err error
 	addr := netnsProxy(t, c.Nodes[as-1].Netns, net.JoinHostPort(c.Nodes[of-1].Addr, "7947"))
 	pool := transport.NewPool(conf)
 	t.Cleanup(pool.Close)
@@ -338,8 +346,46 @@ func TestRogueNode(t *testing.T) {
 		}
 	})
 
+	// Every member holds the CA key: node 3 mints certificates for node
+	// 2's own ID and for node 1's. Node 2 takes neither for a local
+	// caller.
+	t.Run("minted identities", func(t *testing.T) {
+		cctx, cancel := call()
+		defer cancel()
+		b, err := pki.LoadBundle(c.Nodes[2].StateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{2, 1} {
+			ping, err := newRogue(t, c, 3, n).control.Ping(cctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			certPEM, keyPEM, err := b.CA.IssueNode(ping.NodeID, []net.IP{net.ParseIP(c.Nodes[2].Addr)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf, err := pki.ClientTLS(certPEM, keyPEM, b.CA.Pool())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fake := rogueWith(t, c, 3, 2, conf)
+			_, err = fake.control.Signal(cctx, &transport.SignalRequest{Pid: pid, Signal: int(unix.SIGKILL), UID: 0})
+			want := "node 2 refuses a call made with its own identity"
+			if n == 1 {
+				want = "node 2 refuses signal of " + proc + " for root from node 1: allow_remote_root is off"
+			}
+			refused(t, fmt.Sprintf("SIGKILL as node %d", n), err, want)
+			if n == 2 {
+				_, err = fake.bulk.Move(cctx, &transport.MoveRequest{CPID: cpid, To: 3, UID: 0})
+				refused(t, "move as node 2", err, want)
+			}
+		}
+		stillRuns(t, ctx, c, cpid, 2, pid)
+	})
+
 	b, _ := os.ReadFile(c.Nodes[1].Log)
-	if n := strings.Count(string(b), `msg=refused`); !t.Failed() && n < 11 {
+	if n := strings.Count(string(b), `msg=refused`); !t.Failed() && n < 12 {
 		t.Errorf("node 2 logged %d refusals, want every one", n)
 	}
 	stillRuns(t, ctx, c, cpid, 2, pid)
