@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"os/user"
 	"strconv"
 
@@ -25,8 +24,6 @@ type actor struct {
 	uid  int
 	node int
 }
-
-func (c actor) String() string { return fmt.Sprintf("%s on node %d", authz.User(c.uid), c.node) }
 
 // local is a caller of this node's local API.
 func (a *Agent) local(uid int) actor { return actor{uid: uid, node: a.Identity().Number} }
