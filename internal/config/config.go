@@ -61,9 +61,11 @@ type Config struct {
 	LogLevel   string   `toml:"log_level" help:"debug, info, warn or error"`
 	LogFormat  string   `toml:"log_format" help:"text or json"`
 
-	// AllowRemoteRoot lets root on another node run processes here as root
-	// (`ssi run` by uid 0). Off: such a request is refused.
-	AllowRemoteRoot bool `toml:"allow_remote_root" help:"accept ssi run from root on other nodes, running as root here (true or false)"`
+	// AllowRemoteRoot lets root on another node act here (run processes
+	// as root, signal, freeze, checkpoint or move processes), and anyone
+	// on another node act on root's processes here (package authz). Off:
+	// such a request is refused.
+	AllowRemoteRoot bool `toml:"allow_remote_root" help:"accept from other nodes what root asks, and anything asked of root's processes: ssi run as root, kill, freeze, checkpoint, migrate (true or false)"`
 
 	// Failure detection and agreement timings.
 	ProbeInterval     Duration `toml:"probe_interval" help:"gossip failure-detector probe interval"`
