@@ -236,6 +236,18 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		fail("%s", status.Convert(err).Message())
 		return
 	}
+	// The restore opens the process's files as root: a process of a user
+	// who is not root gets only what that user may open here, as for ssi
+	// restore (its groups were checked above).
+	if o := imageOwner(img); !o.Root() {
+		if err := imageAllowed(img, Caller{UID: o[0], GID: int(img.Creds.Gid[0])}, rexec.Caller{Groups: imageGIDs(img)}); err != nil {
+			st.Abort()
+			drop()
+			a.log.Warn("refused", "action", authz.MigrateIn.String(), "cpid", b.CPID, "uid", o[0], "from", b.Source, "why", err)
+			fail("node %d refuses migration in of process %d for uid %d from node %d: %v", a.Identity().Number, b.CPID, o[0], b.Source, err)
+			return
+		}
+	}
 	t0 := time.Now()
 	res, err := st.Finish(img, opts)
 	if pipes != nil {
