@@ -493,6 +493,23 @@ func TestOwnerDecidesForUsers(t *testing.T) {
 		t.Fatalf("migrate by its owner: %v", o)
 	}
 	waitWhere(t, ctx, c, 2, cpid, 1)
+
+	// A process of nobody's holding a file that only root may open (its
+	// stdin, opened by a root shell) does not move: the target would
+	// open it for it as root.
+	rootOnly := filepath.Join(dir, "root-only")
+	if err := os.WriteFile(rootOnly, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pid2 := startNative(t, c, 2, asNobody, "sleep 613 <"+rootOnly+" >/dev/null 2>&1", nil)
+	id2 := strconv.FormatInt(int64(2)<<22|int64(pid2), 10)
+	o = ssiAs(t, c, 1, nobody, "migrate", id2, "1")
+	if want := "node 1 refuses migration in of process " + id2 + " for uid 65534 from node 2: " + rootOnly + ": permission denied"; o.code == 0 || !strings.Contains(o.stderr, want) {
+		t.Errorf("migrate with a file only root may open: %v; want %q", o, want)
+	}
+	t.Logf("migrate with a root-only file: %s", strings.TrimSpace(o.stderr))
+	stillRuns(t, ctx, c, int64(2)<<22|int64(pid2), 2, pid2)
+
 	// Now node 1 owns it: root on node 2 is refused there, its owner on
 	// node 2 is not.
 	o = ssiAs(t, c, 2, "", "kill", "-KILL", id)
