@@ -49,10 +49,6 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "checkpoint %d: no process %d (node %d, pid %d)", cpid, cpid, cpid.Node(), cpid.Pid())
 		return
 	}
-	if c.UID != 0 && p.UID != c.UID {
-		writeErr(w, http.StatusForbidden, "checkpoint %d: process %d on node %d belongs to uid %d, not to you (uid %d)", cpid, cpid, p.Node, p.UID, c.UID)
-		return
-	}
 	nc, brw, ok := upgrade(w, "checkpoint", api.UpgradeCheckpoint)
 	if !ok {
 		return
@@ -64,7 +60,9 @@ func (a *Agent) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if p.Node == a.Identity().Number {
-		a.dumpLocal(&req, conn)
+		if err := a.dumpLocal(&req, conn, a.local(c.UID)); err != nil {
+			conn.Send(migrate.Text(migrate.KFailed, "%s", status.Convert(err).Message()))
+		}
 		return
 	}
 	a.dumpRemote(ctx, p.Node, &req, conn)
@@ -121,8 +119,13 @@ func (a *Agent) dumpRemote(ctx context.Context, num int, req *migrate.DumpReques
 	}
 }
 
-// Dump serves a dump of one of this node's processes to the calling node.
+// Dump serves a dump of one of this node's processes to the calling node
+// (known from its certificate), for the user the request names.
 func (h *rpcHandler) Dump(st transport.Stream) error {
+	from, err := h.agent().callerNode(st.Context(), 0)
+	if err != nil {
+		return err
+	}
 	conn := &msgConn{s: st}
 	m, err := conn.Recv()
 	if err != nil {
@@ -132,19 +135,21 @@ func (h *rpcHandler) Dump(st transport.Stream) error {
 	if m.Kind != migrate.KDumpRequest || m.Parse(&req) != nil || req.UID < 0 {
 		return status.Errorf(codes.InvalidArgument, "the first message is %s, not a dump request", m.Kind)
 	}
-	h.agent().dumpLocal(&req, conn)
-	return nil
+	// A refusal is the stream's status (PermissionDenied), which the
+	// calling node passes on to its caller.
+	return h.agent().dumpLocal(&req, conn, actor{uid: req.UID, node: from})
 }
 
-// dumpLocal dumps a local process and sends its image on conn; then, with
-// req.Kill, kills it once the caller says the image is safe (Commit).
-func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn) {
+// dumpLocal dumps a local process for act and sends its image on conn;
+// then, with req.Kill, kills it once the caller says the image is safe
+// (Commit). It returns why it may not (nothing sent); later failures
+// are sent (Failed).
+func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn, act actor) error {
 	cpid := vproc.CPID(req.CPID)
 	fail := func(err error) { conn.Send(migrate.Text(migrate.KFailed, "%s", status.Convert(err).Message())) }
-	mv, err := a.dumpable(cpid, req.UID)
+	mv, err := a.dumpable(cpid, act)
 	if err != nil {
-		fail(err)
-		return
+		return err
 	}
 	if mv.sess != nil {
 		mv.sess.p.HoldWait()
@@ -153,12 +158,12 @@ func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn) {
 	p, err := checkpoint.FreezeWith(mv.pid, mv.opts)
 	if err != nil {
 		fail(migrateError(cpid, err))
-		return
+		return nil
 	}
 	img, err := p.Dump() // on error it runs on
 	if err != nil {
 		fail(migrateError(cpid, err))
-		return
+		return nil
 	}
 	if !req.Kill {
 		p.Resume()
@@ -166,7 +171,7 @@ func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn) {
 	n, err := sendFrozen(conn, img, &checkpoint.FinishStats{}, nil, false) // the image and End
 	a.log.Info("checkpoint", "cpid", showCPID(req.CPID), "pid", mv.pid, "bytes", n, "kill", req.Kill, "err", err)
 	if !req.Kill {
-		return
+		return nil
 	}
 	var m migrate.Msg
 	var rerr error
@@ -176,16 +181,17 @@ func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn) {
 	if err != nil || rerr != nil || m.Kind != migrate.KCommit {
 		a.log.Warn("checkpoint not saved by the caller; the process runs on", "cpid", showCPID(req.CPID), "err", fmt.Sprint(err, rerr))
 		p.Resume()
-		return
+		return nil
 	}
 	p.Kill()
 	conn.Send(migrate.Msg{Kind: migrate.KDone})
+	return nil
 }
 
 // dumpable is movable for a dump: the process stays where it is, so a
 // pinned one or one on a terminal may be dumped.
-func (a *Agent) dumpable(cpid vproc.CPID, uid int) (*moving, error) {
-	return a.checkProcess(cpid, uid, false)
+func (a *Agent) dumpable(cpid vproc.CPID, act actor) (*moving, error) {
+	return a.checkProcess(cpid, act, false)
 }
 
 // recvWithin is Recv that gives up after d. The Recv goes on until its

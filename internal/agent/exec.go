@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
@@ -59,9 +60,14 @@ func (h *rpcHandler) Exec(s transport.Stream) error {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	// The home is the caller, known from its certificate: a spec that
+	// names another home, or a cluster pid of another node, is refused.
 	peer, _ := transport.PeerFrom(s.Context())
-	home := a.nodeNumber(peer)
-	if home == 0 || spec.Home != home || vproc.CPID(spec.CPID).Node() != home {
+	home, err := a.callerNode(s.Context(), 0)
+	if err != nil {
+		return err
+	}
+	if spec.Home != home || vproc.CPID(spec.CPID).Node() != home {
 		return status.Errorf(codes.PermissionDenied, "node %q may run processes only with its own home and cluster pids", peer)
 	}
 	a.serveExec(s.Context(), spec, conn)
@@ -97,9 +103,10 @@ func (a *Agent) serveExec(ctx context.Context, spec *rexec.Spec, conn rexec.Conn
 // output is discarded.
 func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	self := a.Identity().Number
-	if spec.UID == 0 && spec.Home != self && !a.cfg.AllowRemoteRoot {
-		a.log.Warn("refused to run as root for another node", "home", spec.Home, "argv", spec.Argv)
-		refuseRun(conn, rexec.ExitCannotRun, fmt.Sprintf("node %d does not run processes as root for other nodes (allow_remote_root is off)", self))
+	// spec.Home is the caller (checked by Exec) or this node.
+	gids := append([]int{spec.GID}, spec.Groups...)
+	if err := a.decideRun(authz.Exec, actor{uid: spec.UID, node: spec.Home}, spec.CPID, authz.OwnedBy(spec.UID), false, gids); err != nil {
+		refuseRun(conn, rexec.ExitCannotRun, status.Convert(err).Message())
 		return
 	}
 	p, err := rexec.Start(spec, a.shim)

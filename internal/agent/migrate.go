@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/transport"
@@ -38,9 +39,10 @@ type migrations struct {
 	ended map[int64]*runSession
 	fault *migrate.Fault
 	// Signals to moving processes (migrate_signal.go).
-	held   map[int64][]heldSignal
-	owners map[int64]int
-	gone   map[int64]movedTo
+	held    map[int64][]heldSignal
+	owners  map[int64]authz.Owner
+	targets map[int64]int // where each moves
+	gone    map[int64]movedTo
 	// Decisions of migrations sent (migrate_outcome.go).
 	outcomes map[uint64]outcome
 }
@@ -138,15 +140,12 @@ func migrateHTTPCode(err error) int {
 	return httpCode(err)
 }
 
-// migrateFor finds cpid, checks that uid may move it, resolves to and
-// asks the node where it runs to move it.
+// migrateFor finds cpid, resolves to and asks the node where it runs to
+// move it for uid (a local caller); that node decides whether uid may.
 func (a *Agent) migrateFor(ctx context.Context, cpid vproc.CPID, to string, uid int) (*api.Migration, error) {
 	p, err := a.find(ctx, cpid)
 	if err != nil {
 		return nil, err
-	}
-	if uid != 0 && p.UID != uid {
-		return nil, status.Errorf(codes.PermissionDenied, "process %d on node %d belongs to uid %d, not to you (uid %d)", cpid, p.Node, p.UID, uid)
 	}
 	num, err := a.resolveTarget(to, cpid)
 	if err != nil {
@@ -162,7 +161,7 @@ func (a *Agent) migrateFor(ctx context.Context, cpid vproc.CPID, to string, uid 
 	req := &transport.MoveRequest{CPID: int64(cpid), To: num, UID: uid, From: a.Identity().Number}
 	var resp *transport.MoveResponse
 	if p.Node == a.Identity().Number {
-		resp, err = a.moveOut(ctx, req)
+		resp, err = a.moveOut(ctx, req, a.local(uid))
 	} else {
 		n, uerr := a.upNode(p.Node)
 		if uerr != nil {
@@ -207,21 +206,47 @@ func (a *Agent) resolveTarget(to string, cpid vproc.CPID) (int, error) {
 	return num, nil
 }
 
-// Move migrates one of this node's processes for a user of the cluster.
+// Move migrates one of this node's processes for a user of the cluster,
+// on the calling node: the one its certificate names, which the request's
+// From must be (callerNode).
 func (h *rpcHandler) Move(ctx context.Context, r *transport.MoveRequest) (*transport.MoveResponse, error) {
-	if vproc.CPID(r.CPID).Node() < 1 || r.To < 1 || r.UID < 0 {
+	if vproc.CPID(r.CPID).Node() < 1 || r.To < 1 || r.UID < 0 || r.From < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "move %d to node %d for uid %d: out of range", r.CPID, r.To, r.UID)
 	}
-	return h.agent().moveOut(ctx, r)
+	from, err := h.agent().callerNode(ctx, r.From)
+	if err != nil {
+		return nil, err
+	}
+	return h.agent().moveOut(ctx, r, actor{uid: r.UID, node: from})
 }
 
 // Moved notes where a process whose origin is this node runs now (Node
 // 0: it ended).
 func (h *rpcHandler) Moved(ctx context.Context, r *transport.MovedRequest) (*transport.MovedResponse, error) {
 	a := h.agent()
+	self := a.Identity().Number
 	cpid := vproc.CPID(r.CPID)
-	if cpid.Node() != a.Identity().Number || cpid.Pid() < 1 || r.Node < 0 || r.Pid < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "moved %d to node %d pid %d: not a process of node %d", r.CPID, r.Node, r.Pid, a.Identity().Number)
+	if cpid.Node() != self || cpid.Pid() < 1 || r.Node < 0 || r.Pid < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "moved %d to node %d pid %d: not a process of node %d", r.CPID, r.Node, r.Pid, self)
+	}
+	from, err := a.callerNode(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	// Only the node a process now runs on says so, and only of a process
+	// this node knows left (it sent it there, or tracks it elsewhere);
+	// only the node this node tracks it on says it ended there. The
+	// caller is known from its certificate.
+	rec, tracked := a.track.homeOf(cpid.Pid())
+	tracked = tracked && rec.CPID == r.CPID
+	switch {
+	case r.Node == 0 && (!tracked || rec.Node == from):
+	case r.Node == 0:
+		return nil, status.Errorf(codes.PermissionDenied, "node %d refuses node %d's word that process %d ended: it runs on node %d", self, from, r.CPID, rec.Node)
+	case r.Node != from:
+		return nil, status.Errorf(codes.PermissionDenied, "node %d refuses node %d's word that process %d runs on node %d: only that node may say so", self, from, r.CPID, r.Node)
+	case !tracked && a.mig.sentTo(r.CPID) != from:
+		return nil, status.Errorf(codes.PermissionDenied, "node %d refuses node %d's word that process %d runs there: it did not leave node %d", self, from, r.CPID, self)
 	}
 	a.trackMoved(cpid, r.Node, r.Pid)
 	return &transport.MovedResponse{}, nil

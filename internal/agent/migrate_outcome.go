@@ -17,11 +17,12 @@ const outcomeMemory = 5 * time.Minute
 
 type outcome struct {
 	commit bool
+	to     int // the target, the only node told
 	at     time.Time
 }
 
-// decide records the decision of migration id.
-func (m *migrations) decide(id uint64, commit bool) {
+// decide records the decision of migration id to node to.
+func (m *migrations) decide(id uint64, to int, commit bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.outcomes == nil {
@@ -32,16 +33,25 @@ func (m *migrations) decide(id uint64, commit bool) {
 			delete(m.outcomes, k)
 		}
 	}
-	m.outcomes[id] = outcome{commit, time.Now()}
+	m.outcomes[id] = outcome{commit, to, time.Now()}
 }
 
-// MoveOutcome answers a target about migration r.ID.
+// MoveOutcome answers a target about migration r.ID: only the target of
+// that migration, known from its certificate; to any other node it is a
+// migration not decided.
 func (h *rpcHandler) MoveOutcome(ctx context.Context, r *transport.MoveOutcomeRequest) (*transport.MoveOutcomeResponse, error) {
+	from, err := h.agent().callerNode(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
 	m := h.agent().mig
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, ok := m.outcomes[r.ID]
-	return &transport.MoveOutcomeResponse{Decided: ok, Commit: o.commit}, nil
+	if !ok || o.to != from {
+		return &transport.MoveOutcomeResponse{}, nil
+	}
+	return &transport.MoveOutcomeResponse{Decided: true, Commit: o.commit}, nil
 }
 
 // askOutcome finds out, after the stream to source src broke, whether

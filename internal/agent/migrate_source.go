@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/procstat"
@@ -42,16 +43,17 @@ type moving struct {
 	cpid    vproc.CPID
 	pid     int
 	sess    *runSession // nil: a process this agent did not start
-	uid     int
+	uid     int         // its real uid
+	owner   authz.Owner // its uids
 	stopped bool
 	opts    checkpoint.Options
 }
 
-// moveOut migrates the local process cpid to node req.To for req.UID.
-func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest) (*transport.MoveResponse, error) {
+// moveOut migrates the local process cpid to node req.To for act.
+func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest, act actor) (*transport.MoveResponse, error) {
 	t0 := time.Now()
 	self := a.Identity().Number
-	mv, err := a.movable(vproc.CPID(req.CPID), req.UID)
+	mv, err := a.movable(vproc.CPID(req.CPID), act)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +91,8 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest) (*trans
 	}
 	m, err := recvTimeout(conn, answerTimout, cancel)
 	switch {
+	case status.Code(err) == codes.PermissionDenied:
+		return nil, err // the target's policy refuses it: its message says it all
 	case err != nil:
 		return nil, status.Errorf(codes.Unavailable, "node %d did not answer: %v", req.To, err)
 	case m.Kind == migrate.KRefuse:
@@ -113,15 +117,17 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest) (*trans
 }
 
 // movable finds the local process cpid and refuses, with the reasons,
-// what cannot move: another user's, pinned, on a terminal, with
-// children, or what the checkpoint engine refuses.
-func (a *Agent) movable(cpid vproc.CPID, uid int) (*moving, error) {
-	return a.checkProcess(cpid, uid, true)
+// what cannot move: what the policy does not allow act (another user's;
+// root's, or for root, from another node without allow_remote_root),
+// pinned, on a terminal, with children, or what the checkpoint engine
+// refuses.
+func (a *Agent) movable(cpid vproc.CPID, act actor) (*moving, error) {
+	return a.checkProcess(cpid, act, true)
 }
 
 // checkProcess is movable; a process that stays (move false: a dump) may
 // be pinned or on a terminal.
-func (a *Agent) checkProcess(cpid vproc.CPID, uid int, move bool) (*moving, error) {
+func (a *Agent) checkProcess(cpid vproc.CPID, act actor, move bool) (*moving, error) {
 	self := a.Identity().Number
 	mv := &moving{cpid: cpid}
 	pid, rec, isRun := a.track.runByCPID(int64(cpid))
@@ -140,13 +146,17 @@ func (a *Agent) checkProcess(cpid vproc.CPID, uid int, move bool) (*moving, erro
 	default:
 		return nil, status.Errorf(codes.NotFound, "process %d does not run on node %d", cpid, self)
 	}
-	owner, err := vproc.Owner("/proc", mv.pid)
+	owner, err := vproc.UIDs("/proc", mv.pid)
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "no process %d on node %d", cpid, self)
 	}
-	mv.uid = owner
-	if uid != 0 && owner != uid {
-		return nil, status.Errorf(codes.PermissionDenied, "process %d on node %d belongs to uid %d, not to you (uid %d)", cpid, self, owner, uid)
+	mv.uid, mv.owner = owner[0], owner
+	what := authz.Checkpoint
+	if move {
+		what = authz.MigrateOut
+	}
+	if err := a.decide(what, act, int64(cpid), owner, false); err != nil {
+		return nil, err
 	}
 	if mv.pid == os.Getpid() || a.track.hidden()[mv.pid] {
 		return nil, refusal(cpid, "it is part of ssi (the agent, a deputy or an exec helper)")
@@ -226,7 +236,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	}
 	tf := time.Now()
 	migrate.Frozen(conn)
-	a.mig.holdSignals(int64(mv.cpid), mv.uid)
+	a.mig.holdSignals(int64(mv.cpid), mv.owner, to)
 	fp, img, fst, err := pc.Finish()
 	if err != nil {
 		a.deliverHeld(mv.cpid, mv.pid, 0, a.mig.releaseSignals(int64(mv.cpid), 0))
@@ -240,7 +250,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	var pending []byte
 	var eof bool
 	abort := func(why error) (*transport.MoveResponse, error) {
-		a.mig.decide(id, false)
+		a.mig.decide(id, to, false)
 		conn.Send(migrate.Text(migrate.KAbort, "%v", why))
 		cancel()
 		fp.Resume()
@@ -284,7 +294,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	}
 	// SIGKILL to a process stopped under ptrace: it never runs again. Its
 	// end (freeing its memory) is awaited after the commit.
-	a.mig.decide(id, true)
+	a.mig.decide(id, to, true)
 	unix.Kill(mv.pid, unix.SIGKILL)
 	if err := conn.Send(migrate.Msg{Kind: migrate.KCommit}); err != nil {
 		a.log.Warn("migration: the commit did not reach the target, which will ask", "cpid", showCPID(int64(mv.cpid)), "err", err)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/rexec"
@@ -37,13 +38,25 @@ func (h *rpcHandler) Migrate(st transport.Stream) error {
 	if m.Kind != migrate.KBegin || m.Parse(&b) != nil {
 		return status.Errorf(codes.InvalidArgument, "the first message is %s, not begin", m.Kind)
 	}
+	// The source is the caller, known from its certificate: a Begin
+	// that names another node is refused.
 	peer, _ := transport.PeerFrom(st.Context())
-	if src := a.nodeNumber(peer); src == 0 || src != b.Source {
+	src, err := a.callerNode(st.Context(), 0)
+	if err != nil {
+		return err
+	}
+	if src != b.Source {
 		return status.Errorf(codes.PermissionDenied, "node %q may send only its own processes (it says it is node %d)", peer, b.Source)
 	}
 	if why := a.acceptMove(&b); why != "" {
 		a.log.Warn("refused a migration", "cpid", showCPID(b.CPID), "from", b.Source, "why", why)
 		return conn.Send(migrate.Text(migrate.KRefuse, "%s", why))
+	}
+	// The policy, on what the source says of the process's owner first
+	// (the image's own credentials are checked once they come, in
+	// receiveMove): a refusal is the stream's status, PermissionDenied.
+	if err := a.decideMoveIn(&b, authz.OwnedBy(b.UID), nil); err != nil {
+		return err
 	}
 	if err := conn.Send(migrate.Msg{Kind: migrate.KAccept}); err != nil {
 		return err
@@ -71,10 +84,51 @@ func (a *Agent) acceptMove(b *migrate.Begin) string {
 		return "the run's description is not valid"
 	case a.mig.session(b.CPID) != nil:
 		return fmt.Sprintf("process %d already runs on node %d", b.CPID, self)
-	case b.UID == 0 && home != self && !a.cfg.AllowRemoteRoot:
-		return fmt.Sprintf("node %d does not run processes as root for other nodes (allow_remote_root is off)", self)
 	}
 	return ""
+}
+
+// decideMoveIn applies the policy to the process of b, owned by owner,
+// coming from b.Source (the caller, from its certificate) for b.UID. A
+// process of this node's own (its cluster pid's node) that this node's
+// records say is away on b.Source comes home, whoever owns it.
+func (a *Agent) decideMoveIn(b *migrate.Begin, owner authz.Owner, gids []int) error {
+	cpid := vproc.CPID(b.CPID)
+	home := false
+	if cpid.Node() == a.Identity().Number {
+		r, ok := a.track.homeOf(cpid.Pid())
+		home = ok && r.CPID == b.CPID && r.Node == b.Source
+		home = home || a.mig.sentTo(b.CPID) == b.Source
+	}
+	return a.decideRun(authz.MigrateIn, actor{uid: b.UID, node: b.Source}, b.CPID, owner, home, gids)
+}
+
+// imageGIDs are the gids an image's process is restored with (real,
+// effective, saved, supplementary); nil for an image without
+// credentials (its owner is root: imageOwner).
+func imageGIDs(img *checkpoint.Image) []int {
+	if img.Creds == nil {
+		return nil
+	}
+	var out []int
+	for _, g := range append(img.Creds.Gid[:], img.Creds.Groups...) {
+		out = append(out, int(min(g, 1<<31-1)))
+	}
+	return out
+}
+
+// imageOwner are the uids an image's process is restored with: the
+// image's, or (an image without credentials keeps those of the agent's
+// stager) root's.
+func imageOwner(img *checkpoint.Image) authz.Owner {
+	if img.Creds == nil {
+		return authz.OwnedBy(0)
+	}
+	var o authz.Owner
+	for i, id := range img.Creds.Uid {
+		o[i] = int(min(id, 1<<31-1))
+	}
+	return o
 }
 
 // stdioPipes are the new pipes of a run's process: its ends (files for
@@ -173,6 +227,26 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		drop()
 		fail("%v", err)
 		return
+	}
+	// The image's credentials are what the process gets: the policy
+	// decides on them, not on what the source said (Begin.UID).
+	if err := a.decideMoveIn(b, imageOwner(img), imageGIDs(img)); err != nil {
+		st.Abort()
+		drop()
+		fail("%s", status.Convert(err).Message())
+		return
+	}
+	// The restore opens the process's files as root: a process of a user
+	// who is not root gets only what that user may open here, as for ssi
+	// restore (its groups were checked above).
+	if o := imageOwner(img); !o.Root() {
+		if err := imageAllowed(img, Caller{UID: o[0], GID: int(img.Creds.Gid[0])}, rexec.Caller{Groups: imageGIDs(img)}); err != nil {
+			st.Abort()
+			drop()
+			a.log.Warn("refused", "action", authz.MigrateIn.String(), "cpid", b.CPID, "uid", o[0], "from", b.Source, "why", err)
+			fail("node %d refuses migration in of process %d for uid %d from node %d: %v", a.Identity().Number, b.CPID, o[0], b.Source, err)
+			return
+		}
 	}
 	t0 := time.Now()
 	res, err := st.Finish(img, opts)

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -246,7 +245,7 @@ func (a *Agent) handleSignal(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "kill: %d is not a cluster pid", req.CPID)
 		return
 	}
-	if err := a.signal(r.Context(), cpid, req.Group, req.Signal, c.UID); err != nil {
+	if err := a.signal(r.Context(), cpid, req.Group, req.Signal, a.local(c.UID)); err != nil {
 		err = a.hideOwner(c, cpid, err)
 		writeErr(w, httpCode(err), "kill %d: %s", req.CPID, status.Convert(err).Message())
 		return
@@ -254,15 +253,16 @@ func (a *Agent) handleSignal(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// signal delivers sig for uid to cpid (or its group) through its origin,
-// or through the surrogate while the origin is down.
-func (a *Agent) signal(ctx context.Context, cpid vproc.CPID, group bool, sig, uid int) error {
+// signal delivers sig for act (a local caller) to cpid (or its group)
+// through its origin, or through the surrogate while the origin is down.
+// The node where the process runs decides (signalLocal).
+func (a *Agent) signal(ctx context.Context, cpid vproc.CPID, group bool, sig int, act actor) error {
 	self := a.Identity().Number
 	origin := cpid.Node()
 	if origin == self {
-		return a.signalOrigin(ctx, cpid.Pid(), group, sig, uid, fmt.Sprintf("local uid %d", uid))
+		return a.signalOrigin(ctx, cpid.Pid(), group, sig, act)
 	}
-	req := &transport.SignalRequest{Pid: cpid.Pid(), Group: group, Signal: sig, UID: uid, From: self}
+	req := &transport.SignalRequest{Pid: cpid.Pid(), Group: group, Signal: sig, UID: act.uid, From: self}
 	n, err := a.upNode(origin)
 	if status.Code(err) == codes.NotFound {
 		return err
@@ -272,9 +272,9 @@ func (a *Agent) signal(ctx context.Context, cpid vproc.CPID, group bool, sig, ui
 			return err
 		}
 		if n.Number == self {
-			return a.signalSurrogate(ctx, int64(cpid), sig, uid, fmt.Sprintf("local uid %d", uid))
+			return a.signalSurrogate(ctx, int64(cpid), sig, act)
 		}
-		req = &transport.SignalRequest{CPID: int64(cpid), Surrogate: true, Signal: sig, UID: uid, From: self}
+		req = &transport.SignalRequest{CPID: int64(cpid), Surrogate: true, Signal: sig, UID: act.uid, From: self}
 	}
 	return a.callSignal(ctx, n, req)
 }
@@ -292,24 +292,24 @@ func (a *Agent) callSignal(ctx context.Context, n *state.NodeRec, r *transport.S
 
 // signalOrigin delivers a signal addressed to origin part pid: to the
 // process group of the process it tracks, where that runs, or locally.
-func (a *Agent) signalOrigin(ctx context.Context, pid int, group bool, sig, uid int, from string) error {
+func (a *Agent) signalOrigin(ctx context.Context, pid int, group bool, sig int, act actor) error {
 	rec, ok := a.track.homeOf(pid)
 	if !ok {
 		if c, err := vproc.Make(a.Identity().Number, pid); err == nil && !group {
-			if moving, err := a.moveSignal(int64(c), sig, uid, from); moving {
+			if moving, err := a.moveSignal(int64(c), sig, act); moving {
 				return err
 			}
 		}
-		return a.signalLocal(pid, group, sig, uid, from)
+		return a.signalLocal(pid, group, sig, act)
 	}
 	if rec.Pid == 0 {
 		return status.Errorf(codes.Unavailable, "process %d is still starting", rec.CPID)
 	}
-	err := a.signalOn(ctx, rec.Node, rec.CPID, sig, uid, from)
+	err := a.signalOn(ctx, rec.Node, rec.CPID, sig, act)
 	if status.Code(err) == codes.NotFound && !rec.Deputy {
 		// Tracked without a deputy, and gone: forget it.
 		a.track.dropStale(pid, rec.CPID)
-		return a.signalLocal(pid, group, sig, uid, from)
+		return a.signalLocal(pid, group, sig, act)
 	}
 	return err
 }
@@ -319,8 +319,8 @@ func (a *Agent) signalOrigin(ctx context.Context, pid int, group bool, sig, uid 
 // another session), so the kernel would discard SIGTSTP, SIGTTIN and
 // SIGTTOU: they become SIGSTOP. With a tty the exec helper leading the
 // session stops with its command and is continued with it.
-func (a *Agent) signalRun(cpid int64, sig, uid int, from string) error {
-	if moving, err := a.moveSignal(cpid, sig, uid, from); moving {
+func (a *Agent) signalRun(cpid int64, sig int, act actor) error {
+	if moving, err := a.moveSignal(cpid, sig, act); moving {
 		return err // held during a move's freeze, or sent where it went
 	}
 	pid, rec, ok := a.track.runByCPID(cpid)
@@ -330,7 +330,7 @@ func (a *Agent) signalRun(cpid int64, sig, uid int, from string) error {
 	if rec.Helper == 0 && (sig == int(unix.SIGTSTP) || sig == int(unix.SIGTTIN) || sig == int(unix.SIGTTOU)) {
 		sig = int(unix.SIGSTOP)
 	}
-	if err := a.signalLocal(pid, true, sig, uid, from); err != nil {
+	if err := a.signalLocal(pid, true, sig, act); err != nil {
 		return err
 	}
 	if rec.Helper != 0 && (sig == int(unix.SIGCONT) || sig == int(unix.SIGKILL)) {
@@ -340,24 +340,26 @@ func (a *Agent) signalRun(cpid int64, sig, uid int, from string) error {
 }
 
 // signalSurrogate finds cpid on the nodes and signals it there.
-func (a *Agent) signalSurrogate(ctx context.Context, cpid int64, sig, uid int, from string) error {
+func (a *Agent) signalSurrogate(ctx context.Context, cpid int64, sig int, act actor) error {
 	p, err := a.surrogateFind(ctx, cpid)
 	if err != nil {
 		return err
 	}
-	return a.signalOn(ctx, p.Node, cpid, sig, uid, from)
+	return a.signalOn(ctx, p.Node, cpid, sig, act)
 }
 
-// signalOn signals cpid, run on node (this one or another), for uid.
-func (a *Agent) signalOn(ctx context.Context, node int, cpid int64, sig, uid int, from string) error {
+// signalOn signals cpid, run on node (this one or another), for act. A
+// signal passed on to another node comes from this one there: that node
+// decides with the acting user and this node's number.
+func (a *Agent) signalOn(ctx context.Context, node int, cpid int64, sig int, act actor) error {
 	if node == a.Identity().Number {
-		return a.signalRun(cpid, sig, uid, from)
+		return a.signalRun(cpid, sig, act)
 	}
 	n, err := a.upNode(node)
 	if err != nil {
 		return err
 	}
-	return a.callSignal(ctx, n, &transport.SignalRequest{CPID: cpid, Signal: sig, UID: uid, From: a.Identity().Number})
+	return a.callSignal(ctx, n, &transport.SignalRequest{CPID: cpid, Signal: sig, UID: act.uid, From: a.Identity().Number})
 }
 
 // adoptLoop takes tracking back after this agent (re)starts: once this

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os/user"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
 	"github.com/ssi-cluster/ssi/internal/vproc"
@@ -125,18 +125,26 @@ func (h *rpcHandler) Procs(ctx context.Context, r *transport.ProcsRequest) (*tra
 	return &transport.ProcsResponse{Procs: procs}, nil
 }
 
+// Signal delivers a signal for a user of another node. The calling
+// node is the one its certificate names: a request that says it comes
+// from another is refused (callerNode).
 func (h *rpcHandler) Signal(ctx context.Context, r *transport.SignalRequest) (*transport.SignalResponse, error) {
-	from, _ := transport.PeerFrom(ctx)
-	who := fmt.Sprintf("node %d (%s)", r.From, from)
 	a := h.agent()
-	var err error
+	if r.UID < 0 || r.From < 0 || r.CPID < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "signal for uid %d from node %d to cpid %d: out of range", r.UID, r.From, r.CPID)
+	}
+	from, err := a.callerNode(ctx, r.From)
+	if err != nil {
+		return nil, err
+	}
+	act := actor{uid: r.UID, node: from}
 	switch {
 	case r.Surrogate:
-		err = a.signalSurrogate(ctx, r.CPID, r.Signal, r.UID, who)
+		err = a.signalSurrogate(ctx, r.CPID, r.Signal, act)
 	case r.CPID != 0:
-		err = a.signalRun(r.CPID, r.Signal, r.UID, who)
+		err = a.signalRun(r.CPID, r.Signal, act)
 	default:
-		err = a.signalOrigin(ctx, r.Pid, r.Group, r.Signal, r.UID, who)
+		err = a.signalOrigin(ctx, r.Pid, r.Group, r.Signal, act)
 	}
 	if err != nil {
 		return nil, err
@@ -144,10 +152,10 @@ func (h *rpcHandler) Signal(ctx context.Context, r *transport.SignalRequest) (*t
 	return &transport.SignalResponse{}, nil
 }
 
-// signalLocal delivers sig to a local process (or group) for uid, which
-// must own every process it reaches unless it is root. Errors are gRPC
-// statuses that name the problem.
-func (a *Agent) signalLocal(pid int, group bool, sig, uid int, from string) error {
+// signalLocal delivers sig to a local process (or group) for act, whom
+// the policy must allow on every process it reaches (decide). Errors are
+// gRPC statuses that name the problem.
+func (a *Agent) signalLocal(pid int, group bool, sig int, act actor) error {
 	if sig < 0 || sig > 64 {
 		return status.Errorf(codes.InvalidArgument, "signal %d is not a signal", sig)
 	}
@@ -171,14 +179,14 @@ func (a *Agent) signalLocal(pid int, group bool, sig, uid int, from string) erro
 			return status.Errorf(codes.NotFound, "no process group %d on node %d", pid, num)
 		}
 	}
+	runs := a.track.runsSnapshot()
 	for _, t := range targets {
-		owner, err := vproc.Owner("/proc", t)
+		owner, err := vproc.UIDs("/proc", t)
 		if err != nil {
 			return status.Errorf(codes.NotFound, "no process %d on node %d", t, num)
 		}
-		if uid != 0 && owner != uid {
-			a.log.Warn("refused a signal", "pid", t, "signal", sig, "uid", uid, "owner", owner, "from", from)
-			return status.Errorf(codes.PermissionDenied, "process %d on node %d belongs to uid %d, not to you (uid %d)", t, num, owner, uid)
+		if err := a.decide(authz.SignalAction(sig), act, cpidOf(runs, num, t), owner, false); err != nil {
+			return err
 		}
 	}
 	target := pid
@@ -191,7 +199,7 @@ func (a *Agent) signalLocal(pid int, group bool, sig, uid int, from string) erro
 		}
 		return status.Errorf(codes.PermissionDenied, "kill %d on node %d: %v", target, num, err)
 	}
-	a.log.Info("signal delivered", "pid", target, "signal", sig, "uid", uid, "from", from)
+	a.log.Info("signal delivered", "pid", target, "signal", sig, "uid", act.uid, "from", act.node)
 	return nil
 }
 

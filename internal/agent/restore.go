@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/vproc"
@@ -72,6 +74,12 @@ func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 		meta, err := checkpoint.DecodeMeta(f)
 		if err != nil {
 			writeErr(w, http.StatusBadRequest, "restore: %v", err)
+			return
+		}
+		// Restore is local only: a user restores an image of its own (the
+		// policy), and then only what it could run itself (imageAllowed).
+		if err := a.decide(authz.Restore, a.local(c.UID), 0, imageOwner(meta), false); err != nil {
+			writeErr(w, http.StatusForbidden, "restore: %s", status.Convert(err).Message())
 			return
 		}
 		if err := imageAllowed(meta, c, caller); err != nil {

@@ -154,7 +154,7 @@ func (a *Agent) passedOutput(ctx context.Context, w *os.File, f rexec.Frame, cpi
 		go func() {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			a.signal(ctx, vproc.CPID(cpid), false, int(unix.SIGPIPE), uid)
+			a.signal(ctx, vproc.CPID(cpid), false, int(unix.SIGPIPE), a.local(uid))
 		}()
 	}
 }

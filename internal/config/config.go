@@ -124,9 +124,11 @@ type Config struct {
 	LogLevel   string   `toml:"log_level" help:"debug, info, warn or error"`
 	LogFormat  string   `toml:"log_format" help:"text or json"`
 
-	// AllowRemoteRoot lets root on another node run processes here as root
-	// (`ssi run` by uid 0). Off: such a request is refused.
-	AllowRemoteRoot bool `toml:"allow_remote_root" help:"accept ssi run from root on other nodes, running as root here (true or false)"`
+	// AllowRemoteRoot lets root on another node act here (run processes
+	// as root, signal, freeze, checkpoint or move processes), and anyone
+	// on another node act on root's processes here (package authz). Off:
+	// such a request is refused.
+	AllowRemoteRoot bool `toml:"allow_remote_root" help:"accept from other nodes what root asks, and anything asked of root's processes: ssi run as root, kill, freeze, checkpoint, migrate (true or false)"`
 
 	// The local API's limits (see docs/install.md, "Local users").
 	MaxUserConns   int  `toml:"max_user_conns" help:"connections each user other than root may hold open on the agent's socket at once (each ssi run holds one while it runs)"`

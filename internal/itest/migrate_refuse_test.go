@@ -100,7 +100,7 @@ func TestMigrateRefusals(t *testing.T) {
 			if w, err := whereJSON(ctx, c, 2, p.CPID); err != nil || w.Node != 1 || w.Pid != p.Pid || w.State == "T" {
 				t.Errorf("after the refusal: %+v, %v; want it running on node 1 as pid %d", w, err, p.Pid)
 			}
-			ssiAs(t, c, 2, "", "kill", "-KILL", strconv.FormatInt(p.CPID, 10))
+			ssiAs(t, c, 2, "65534:65534", "kill", "-KILL", strconv.FormatInt(p.CPID, 10))
 		})
 	}
 
@@ -116,8 +116,9 @@ func TestMigrateRefusals(t *testing.T) {
 	// The target refuses root's process: allow_remote_root is off.
 	t.Run("root to a node that refuses it", func(t *testing.T) {
 		pid := startNative(t, c, 1, "", "sleep 505 </dev/null >/dev/null 2>&1", nil)
-		o := ssiAs(t, c, 1, "", "migrate", strconv.FormatInt(int64(1)<<22|int64(pid), 10), "2")
-		if o.code == 0 || !strings.Contains(o.stderr, "node 2 refuses it: node 2 does not run processes as root for other nodes (allow_remote_root is off)") {
+		cpid := strconv.FormatInt(int64(1)<<22|int64(pid), 10)
+		o := ssiAs(t, c, 1, "", "migrate", cpid, "2")
+		if o.code == 0 || !strings.Contains(o.stderr, "node 2 refuses migration in of process "+cpid+" for root from node 1: allow_remote_root is off") {
 			t.Errorf("migrate: %v; want node 2's refusal", o)
 		}
 	})
@@ -126,7 +127,8 @@ func TestMigrateRefusals(t *testing.T) {
 		startDeputy(t, c, 2, asNobody+"ssi run --node 1 sleep 506")
 		p := findRun(t, ctx, c, 2, "sleep 506")
 		o := ssiAs(t, c, 2, "1000:1000", "migrate", strconv.FormatInt(p.CPID, 10), "2")
-		if o.code == 0 || !strings.Contains(o.stderr, "belongs to uid 65534, not to you (uid 1000)") {
+		want := "node 1 refuses migration of process " + strconv.FormatInt(p.CPID, 10) + " for uid 1000 from node 2: the process belongs to uid 65534, not to uid 1000"
+		if o.code == 0 || !strings.Contains(o.stderr, want) {
 			t.Errorf("migrate by uid 1000: %v", o)
 		}
 		o = ssiAs(t, c, 2, "65534:65534", "migrate", strconv.FormatInt(p.CPID, 10), "1")

@@ -16,7 +16,8 @@ import (
 // with cluster pids; `where` names the node; a user cannot signal another
 // user's process, root can, and the signal reaches the process on its node.
 func TestPsWhereKill(t *testing.T) {
-	c, ctx := startCluster(t, 3)
+	// Root signals from another node below: allowed by allow_remote_root.
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
 	// A process of user nobody on node 2.
 	sleeper := c.Command(2, "su", "nobody", "-s", "/bin/sh", "-c", "exec sleep 300")
 	if err := sleeper.Start(); err != nil {
@@ -79,7 +80,7 @@ func TestPsWhereKill(t *testing.T) {
 	kill.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1, Gid: 1}}
 	kill.Env = cleanEnv()
 	b, err := kill.CombinedOutput()
-	if err == nil || !strings.Contains(string(b), "belongs to uid 65534, not to you (uid 1)") {
+	if err == nil || !strings.Contains(string(b), "node 2 refuses signal of process "+cpid+" for uid 1 from node 1: the process belongs to uid 65534, not to uid 1") {
 		t.Errorf("kill as uid 1: %v, %s; want a refusal naming the owner", err, b)
 	}
 	select {
@@ -87,7 +88,8 @@ func TestPsWhereKill(t *testing.T) {
 		t.Fatalf("the process died after a refused kill: %v", err)
 	default:
 	}
-	// Root may; the signal reaches the process on node 2.
+	// Root may (allow_remote_root is on); the signal reaches the process
+	// on node 2.
 	if out, err := c.CLI(ctx, 1, "kill", "-KILL", fmt.Sprintf("%d:%d", target.Node, target.Pid)); err != nil {
 		t.Fatalf("kill as root: %v, %s", err, out)
 	}

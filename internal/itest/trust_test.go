@@ -62,17 +62,17 @@ func trustCluster(t *testing.T, o harness.Options) (*harness.Cluster, context.Co
 
 // rogue is an extra agent started inside a node's namespace, on its own
 // ports, as an attacker with a token would start one.
-type rogue struct {
+type rogueAgent struct {
 	dir, state, sock, log string
 	cmd                   *exec.Cmd
 	done                  chan struct{} // closed when the agent has exited
 	err                   error         // its exit, once done is closed
 }
 
-func startRogue(t *testing.T, c *harness.Cluster, node int, name, token string) *rogue {
+func startRogue(t *testing.T, c *harness.Cluster, node int, name, token string) *rogueAgent {
 	t.Helper()
 	dir := shortTemp(t)
-	r := &rogue{dir: dir, state: filepath.Join(dir, "state"), sock: filepath.Join(dir, "s"), log: filepath.Join(dir, "agent.log")}
+	r := &rogueAgent{dir: dir, state: filepath.Join(dir, "state"), sock: filepath.Join(dir, "s"), log: filepath.Join(dir, "agent.log")}
 	addr := c.Nodes[node-1].Addr
 	r.cmd = c.Command(node, binary, "agent", "--config", os.DevNull, "--state-dir", r.state,
 		"--socket", r.sock, "--bind", addr, "--advertise", addr, "--http", "", "--name", name,
@@ -97,7 +97,7 @@ func startRogue(t *testing.T, c *harness.Cluster, node int, name, token string) 
 }
 
 // member waits until the rogue agent is a member of the cluster.
-func (r *rogue) member(t *testing.T, ctx context.Context) api.Self {
+func (r *rogueAgent) member(t *testing.T, ctx context.Context) api.Self {
 	t.Helper()
 	cl := client.New(r.sock)
 	defer cl.Close()
@@ -254,10 +254,10 @@ func TestStolenTokens(t *testing.T) {
 	})
 }
 
-// TestRogueNode: a node admitted with a valid member token gets no CA key,
+// TestRogueMember: a node admitted with a valid member token gets no CA key,
 // never votes, cannot mint tokens or commit for others; `ssi node remove`
 // locks it out of every node within a second, for good.
-func TestRogueNode(t *testing.T) {
+func TestRogueMember(t *testing.T) {
 	c, ctx := trustCluster(t, harness.Options{Nodes: 3}) // loopback: the test calls RPCs itself
 	cl, err := c.Client(1)
 	if err != nil {

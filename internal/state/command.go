@@ -137,4 +137,3 @@ func MayForward(c *Command, caller *NodeRec) error {
 	}
 	return fmt.Errorf("node %d may not forward %q commands", caller.Number, c.Op)
 }
-

@@ -299,6 +299,41 @@ func Owner(procDir string, pid int) (int, error) {
 	return uid, err
 }
 
+// UIDs returns the real, effective and saved uids of process pid (what
+// the kernel's kill permission check looks at).
+func UIDs(procDir string, pid int) ([3]int, error) {
+	b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return [3]int{}, err
+	}
+	return parseUIDs(b)
+}
+
+// parseUIDs reads the first three fields of the Uid line of a status
+// file.
+func parseUIDs(b []byte) ([3]int, error) {
+	var out [3]int
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k != "Uid" {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) < 3 {
+			return out, fmt.Errorf("status: Uid has %d fields", len(f))
+		}
+		for i := range out {
+			n, err := strconv.Atoi(f[i])
+			if err != nil || n < 0 {
+				return out, fmt.Errorf("status: Uid: %q", f[i])
+			}
+			out[i] = n
+		}
+		return out, nil
+	}
+	return out, errors.New("status: no Uid")
+}
+
 // readSmall reads a small /proc file into buf with open, one read and
 // close (os.ReadFile also stats it and reads until end of file): a process
 // table reads two files of each process, so system calls are most of its

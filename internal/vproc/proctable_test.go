@@ -454,3 +454,27 @@ func BenchmarkTable(b *testing.B) {
 		run(b, c.Table)
 	})
 }
+
+func TestParseUIDs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want [3]int
+		ok   bool
+	}{
+		{"Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t1\t1\t1\t1\n", [3]int{1000, 0, 0}, true},
+		{"Uid:\t1\t2\t3\t4\n", [3]int{1, 2, 3}, true},
+		{"Uid:\t1\t2\n", [3]int{}, false},
+		{"Uid:\t1\t-2\t3\t4\n", [3]int{}, false},
+		{"Gid:\t1\t2\t3\t4\n", [3]int{}, false},
+		{"", [3]int{}, false},
+	} {
+		got, err := parseUIDs([]byte(tc.in))
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("parseUIDs(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	self, err := UIDs("/proc", os.Getpid())
+	if err != nil || self[0] != os.Getuid() || self[1] != os.Geteuid() {
+		t.Errorf("UIDs of this process: %v, %v", self, err)
+	}
+}
