@@ -10,14 +10,18 @@
 // member's certificate exactly when the CA signed it.
 //
 // Each node has its own ECDSA P-256 key and a node certificate signed by the
-// CA, valid for five years. The certificate's common name is the node ID, it
-// carries the DNS names {nodeID, [ServerName]} and the node's IP addresses,
-// and it is good for both TLS server and client authentication. Agents talk
-// gRPC over mutual TLS 1.3: a client checks that the server's certificate
-// chains to the CA and names [ServerName]; a server checks that the client's
-// certificate chains to the CA and reads the client's node ID from it with
-// [PeerNodeID]. The CA signs nothing but node certificates, so any
-// certificate it signed is a member.
+// CA, valid for a short time (DefaultCertTTL, 72 h; the agent renews it at
+// half its life). The certificate's common name is the node ID, it carries
+// the DNS names {nodeID, [ServerName]} and the node's IP addresses, and it
+// is good for both TLS server and client authentication. Agents talk gRPC
+// over mutual TLS 1.3 with [Creds]: the current certificate is read at each
+// handshake (so a renewal needs no restart), a client checks that the
+// server's certificate chains to the CA and names [ServerName], a server
+// checks that the client's certificate chains to the CA and reads the
+// client's node ID from it with [PeerNodeID], and both refuse a peer whose
+// node ID was removed from the cluster ([Creds.SetRevoked]); the connections
+// a removed node holds are closed ([Creds.CloseConns]). The CA signs nothing
+// but node certificates, so any certificate it signed is a member's.
 //
 // # Joining
 //
@@ -30,33 +34,32 @@
 // [JoinClientTLS], which accepts the server only if the chain it presents
 // ends in a certificate with that hash and the server's certificate verifies
 // against it, so a joiner cannot be talked into joining an impostor. Over that
-// connection it sends the token's secret, which the member checks with
-// [Token.SecretMatches], and a certificate signing request made with
-// [CreateCSR]; the member answers with a certificate from [CA.SignCSR]. The
-// private key never leaves the joiner. The join listener accepts clients
-// without certificates ([ServerTLS] with allowUnauthenticated); the RPC layer
-// then demands a verified client certificate on every method except Join.
+// connection it sends the token's secret and a certificate signing request
+// made with [CreateCSR]. The cluster keeps tokens hashed ([Token.Hash]); the
+// master checks the secret's hash against them and answers with a
+// certificate from [CA.SignCSR]. The private key never leaves the joiner.
+// The join listener accepts clients without certificates ([Creds.ServerTLS]
+// with allowUnauthenticated); the RPC layer then demands a verified client
+// certificate on every method except Join.
 //
-// # Every member holds the CA key
+// # Only voters hold the CA key
 //
-// Each member keeps a copy of the CA key, so any member can admit joiners and
-// the cluster has no special node that must be up for a node to join. This is
-// a deliberate trade-off: the CA key is then only as safe as the least safe
-// member. We accept it because an attacker with root on any member can already
-// act as the cluster (the node key, the gossip key and the join secret are on
-// the same disk), so keeping the CA key off members would add little while
-// making joins depend on one node.
+// The CA key is kept by voters only: the first node and nodes admitted with
+// a voter token. The master, which signs every certificate, is always a
+// voter. A member that is not a voter keeps the CA certificate alone
+// ([CA.CertOnly]), so a rogue or compromised member cannot issue
+// certificates; see docs/security.md.
 //
 // # State directory
 //
 // [Bundle.Save] writes, and [LoadBundle] reads, these files:
 //
 //	ca.pem        CA certificate (PEM), mode 0644
-//	ca-key.pem    CA private key (PEM, SEC 1 "EC PRIVATE KEY"), mode 0600
+//	ca-key.pem    CA private key (PEM, SEC 1 "EC PRIVATE KEY"), mode 0600: voters only
 //	node.pem      this node's certificate (PEM), mode 0644
 //	node-key.pem  this node's private key (PEM, SEC 1), mode 0600
 //	gossip.key    32-byte AES-256 key for memberlist gossip, one line of hex, mode 0600
-//	join-token    the cluster's join token, one line, mode 0600
+//	join-token    the first join token (written by `ssi init` alone, SaveToken), mode 0600
 //
 // Each file is replaced atomically (written to a temporary file in the same
 // directory, synced, then renamed), so a crash leaves either the old or the
