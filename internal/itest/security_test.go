@@ -44,17 +44,26 @@ const startupRaceBug = "regression: Agent.fenced must start as \"starting\", not
 // mode, waits until it is formed and closes it at the end of the test.
 func secCluster(t *testing.T, n int, namespaces bool) (*harness.Cluster, context.Context) {
 	t.Helper()
-	if namespaces {
+	return clusterWith(t, harness.Options{Nodes: n, Namespaces: namespaces})
+}
+
+// clusterWith starts a cluster with o's options (the test binary's ssi),
+// waits until it is formed, and closes it at the end of the test, showing
+// the nodes' logs if the test failed.
+func clusterWith(t *testing.T, o harness.Options) (*harness.Cluster, context.Context) {
+	t.Helper()
+	if o.Namespaces {
 		needRoot(t)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
-	c, err := harness.Start(ctx, harness.Options{Nodes: n, Binary: binary, Namespaces: namespaces})
+	o.Binary = binary
+	c, err := harness.Start(ctx, o)
 	if err != nil {
 		if strings.Contains(err.Error(), "this node is fenced (not registered yet)") {
-			t.Fatalf("%s\n(start %d-node cluster: %v)", startupRaceBug, n, err)
+			t.Fatalf("%s\n(start %d-node cluster: %v)", startupRaceBug, o.Nodes, err)
 		}
-		t.Fatalf("start %d-node cluster: %v", n, err)
+		t.Fatalf("start %d-node cluster: %v", o.Nodes, err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -404,25 +413,7 @@ func TestHTTPAPIReadOnly(t *testing.T) {
 func TestNonRootReadOnly(t *testing.T) {
 	c, ctx := secCluster(t, 3, true)
 	sock := c.Nodes[0].Socket
-	// Let others reach the socket and run the binary: the harness's own
-	// directories only (it removes them), never the system's.
-	for d := filepath.Dir(sock); strings.HasPrefix(d, c.Dir); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for d := filepath.Dir(c.Dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			t.Skipf("%s is not searchable by other users; cannot test a non-root client", d)
-		}
-		if d == "/" {
-			break
-		}
-	}
+	openToOthers(t, c)
 	bin := filepath.Join(c.Dir, "ssi")
 	if b, err := os.ReadFile(binary); err != nil {
 		t.Fatal(err)

@@ -28,38 +28,6 @@ import (
 // revoked, a rogue node admitted with a valid token, and a node removed
 // for good. Each runs on the namespace harness, as root.
 
-// trustCluster starts a cluster with o's options, in namespace mode unless
-// o says loopback: a test that calls the agents' RPC ports itself needs
-// loopback mode, as the namespace nodes' addresses are reachable only
-// from inside the nodes.
-func trustCluster(t *testing.T, o harness.Options) (*harness.Cluster, context.Context) {
-	t.Helper()
-	if o.Namespaces {
-		needRoot(t)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	o.Binary = binary
-	c, err := harness.Start(ctx, o)
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, nd := range c.Nodes {
-				t.Logf("---- %s log (end) ----\n%s", nd.Name, logTail(nd.Log, 6000))
-			}
-		}
-		if err := c.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	if err := c.WaitFormed(ctx); err != nil {
-		t.Fatalf("cluster did not form: %v", err)
-	}
-	return c, ctx
-}
-
 // rogue is an extra agent started inside a node's namespace, on its own
 // ports, as an attacker with a token would start one.
 type rogueAgent struct {
@@ -151,7 +119,7 @@ func secretOf(t *testing.T, token string) string {
 // TestTokenNotVisible: no token reaches a command line, a process list,
 // the HTTP API or a member's state directory.
 func TestTokenNotVisible(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 3, Namespaces: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 3, Namespaces: true})
 	var secrets []string
 	for _, f := range []string{filepath.Join(c.Nodes[0].StateDir, pki.TokenFile), c.TokenFile()} {
 		b, err := os.ReadFile(f)
@@ -208,7 +176,7 @@ func TestTokenNotVisible(t *testing.T) {
 // TestStolenTokens: expired, used-up and revoked tokens are refused, each
 // with its reason; the refusals change nothing.
 func TestStolenTokens(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Namespaces: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Namespaces: true})
 	cl, err := c.Client(1)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +226,7 @@ func TestStolenTokens(t *testing.T) {
 // never votes, cannot mint tokens or commit for others; `ssi node remove`
 // locks it out of every node within a second, for good.
 func TestRogueMember(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 3}) // loopback: the test calls RPCs itself
+	c, ctx := clusterWith(t, harness.Options{Nodes: 3}) // loopback: the test calls RPCs itself
 	cl, err := c.Client(1)
 	if err != nil {
 		t.Fatal(err)
@@ -501,7 +469,7 @@ func pingWith(ctx context.Context, conf *tls.Config, addr string) error {
 // own (the voter signs it, members ask the master) and the cluster keeps
 // working past the first certificates' expiry.
 func TestCertRenewal(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 3, Namespaces: true, Members: true, AgentArgs: []string{"--cert-ttl", "1m", "--allow-remote-root", "true"}})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 3, Namespaces: true, Members: true, AgentArgs: []string{"--cert-ttl", "1m", "--allow-remote-root", "true"}})
 	first := map[int][]byte{}
 	var last time.Time // when the last of the first one-minute certificates ends
 	for _, n := range c.Nodes {
