@@ -60,13 +60,17 @@ type RefusalError struct {
 }
 
 func (e *RefusalError) Error() string {
-	return fmt.Sprintf("checkpoint: process %d cannot move: %s", e.Pid, FormatReasons(e.Reasons))
+	why := FormatReasons(e.Reasons)
+	if !strings.HasPrefix(why, "\n") {
+		why = " " + why
+	}
+	return fmt.Sprintf("checkpoint: process %d cannot move:%s", e.Pid, why)
 }
 
 // FormatReasons groups reasons by kind, in the order each kind first
 // appears: "kind: detail; detail" for one kind; for several, one such line
 // per kind, each on a line of its own after a newline and two spaces, so
-// that "cannot move: " + FormatReasons(rs) reads
+// that "cannot move:" + FormatReasons(rs) reads
 //
 //	cannot move:
 //	  lock: holds a write lock (POSIX) on /db.sqlite; holds an exclusive lock (flock) on /x
