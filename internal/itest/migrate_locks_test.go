@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -86,6 +87,29 @@ func TestRefuseLocksAndGoneCwd(t *testing.T) {
 		if held, err := writeLocked(file); !held {
 			t.Errorf("the lock is free after the refusal (%v)", err)
 		}
+	})
+
+	t.Run("several kinds, one line each", func(t *testing.T) {
+		file := filepath.Join(dir, "several.db")
+		os.WriteFile(file, nil, 0o666)
+		os.Chmod(file, 0o666)
+		// Its stdout is a pipe of the test's: a reason of another kind.
+		pid := startNative(t, c, 1, asNobody, bins["locker"]+" flock "+file+" </dev/null 2>/dev/null", &bytes.Buffer{})
+		cpid := int64(1)<<22 | int64(pid)
+		if err := c.WaitFor(ctx, "the flock", func() (bool, error) {
+			held, err := flocked(file)
+			return check(held, "flocked %v, %v", held, err)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		o := ssiAs(t, c, 1, nobody, "migrate", strconv.FormatInt(cpid, 10), "2")
+		want := "cannot move:\n  pipe: fd 1: pipe:["
+		want2 := "]\n  lock: holds an exclusive lock (flock) on " + file + "\n"
+		if o.code == 0 || !strings.Contains(o.stderr, want) || !strings.Contains(o.stderr, want2) {
+			t.Errorf("migrate: %v; want a refusal with %q and %q", o, want, want2)
+		}
+		t.Logf("%s", o.stderr)
+		stillRuns(t, ctx, c, cpid, 1)
 	})
 
 	t.Run("flock, ssi run", func(t *testing.T) {
