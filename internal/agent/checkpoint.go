@@ -147,7 +147,7 @@ func (h *rpcHandler) Dump(st transport.Stream) error {
 func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn, act actor) error {
 	cpid := vproc.CPID(req.CPID)
 	fail := func(err error) { conn.Send(migrate.Text(migrate.KFailed, "%s", status.Convert(err).Message())) }
-	mv, err := a.dumpable(cpid, act)
+	mv, err := a.dumpable(cpid, act, req.Kill)
 	if err != nil {
 		return err
 	}
@@ -189,9 +189,13 @@ func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn, act actor
 }
 
 // dumpable is movable for a dump: the process stays where it is, so a
-// pinned one or one on a terminal may be dumped.
-func (a *Agent) dumpable(cpid vproc.CPID, act actor) (*moving, error) {
-	return a.checkProcess(cpid, act, false)
+// pinned one or one on a terminal may be dumped; one that runs on after
+// it (no kill) keeps its file locks, which are then no refusal reason
+// (the image does not carry them). With kill, what a restore could not
+// bring back refuses it before it is frozen: it is never killed for an
+// image that cannot be restored.
+func (a *Agent) dumpable(cpid vproc.CPID, act actor, kill bool) (*moving, error) {
+	return a.checkProcess(cpid, act, false, !kill)
 }
 
 // recvWithin is Recv that gives up after d. The Recv goes on until its

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -302,7 +303,13 @@ func (a *Agent) nativeEnded(cpid int64) {
 	go a.tellOrigin(vproc.CPID(cpid), 0, 0)
 }
 
-// refusal makes the gRPC status of a refusal to move.
+// refusal makes the gRPC status of a refusal to move. Reasons of several
+// kinds come one kind a line, each line after a newline (see
+// checkpoint.FormatReasons).
 func refusal(cpid vproc.CPID, format string, args ...any) error {
-	return status.Errorf(codes.FailedPrecondition, "process %d cannot move: %s", cpid, fmt.Sprintf(format, args...))
+	why := fmt.Sprintf(format, args...)
+	if !strings.HasPrefix(why, "\n") {
+		why = " " + why
+	}
+	return status.Errorf(codes.FailedPrecondition, "process %d cannot move:%s", cpid, why)
 }

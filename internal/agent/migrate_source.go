@@ -122,12 +122,13 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest, act act
 // pinned, on a terminal, with children, or what the checkpoint engine
 // refuses.
 func (a *Agent) movable(cpid vproc.CPID, act actor) (*moving, error) {
-	return a.checkProcess(cpid, act, true)
+	return a.checkProcess(cpid, act, true, false)
 }
 
 // checkProcess is movable; a process that stays (move false: a dump) may
-// be pinned or on a terminal.
-func (a *Agent) checkProcess(cpid vproc.CPID, act actor, move bool) (*moving, error) {
+// be pinned or on a terminal, and one that runs on after the dump (runsOn:
+// a checkpoint without kill) may hold file locks.
+func (a *Agent) checkProcess(cpid vproc.CPID, act actor, move, runsOn bool) (*moving, error) {
 	self := a.Identity().Number
 	mv := &moving{cpid: cpid}
 	pid, rec, isRun := a.track.runByCPID(int64(cpid))
@@ -173,6 +174,7 @@ func (a *Agent) checkProcess(cpid vproc.CPID, act actor, move bool) (*moving, er
 	if mv.sess != nil && !mv.sess.native() {
 		mv.opts.External = []int{0, 1, 2}
 	}
+	mv.opts.RunsOn = runsOn
 	if err := checkpoint.CheckWith(mv.pid, mv.opts); err != nil {
 		return nil, migrateError(cpid, err) // a RefusalError: the reasons
 	}
@@ -430,11 +432,7 @@ func migrateError(cpid vproc.CPID, err error) error {
 	}
 	var re *checkpoint.RefusalError
 	if errors.As(err, &re) {
-		var why []string
-		for _, r := range re.Reasons {
-			why = append(why, r.String())
-		}
-		return refusal(cpid, "%s", strings.Join(why, "; "))
+		return refusal(cpid, "%s", checkpoint.FormatReasons(re.Reasons)) // one line per kind
 	}
 	return status.Errorf(codes.Aborted, "process %d: %v", cpid, err)
 }

@@ -28,11 +28,14 @@ const (
 	Unsupported                         // another object the engine cannot restore
 	Gone                                // the process does not exist or cannot be read
 	Timers                              // POSIX timers from timer_create (not yet handled)
+	Locks                               // a file lock or lease (POSIX, OFD, flock, lease, delegation): not carried
+	Unrestorable                        // a restore could not reopen what it has: working directory, files, root
 )
 
 var reasonNames = map[ReasonCode]string{MultiThreaded: "multi-threaded", SharedMemory: "shared memory",
 	Socket: "socket", Traced: "traced", Device: "device", IOUring: "io_uring", Pipe: "pipe",
-	DeletedFile: "deleted file", Unsupported: "unsupported", Gone: "gone", Timers: "timers"}
+	DeletedFile: "deleted file", Unsupported: "unsupported", Gone: "gone", Timers: "timers",
+	Locks: "lock", Unrestorable: "not restorable"}
 
 func (c ReasonCode) String() string {
 	if s, ok := reasonNames[c]; ok {
@@ -57,11 +60,38 @@ type RefusalError struct {
 }
 
 func (e *RefusalError) Error() string {
-	s := make([]string, len(e.Reasons))
-	for i, r := range e.Reasons {
-		s[i] = r.String()
+	why := FormatReasons(e.Reasons)
+	if !strings.HasPrefix(why, "\n") {
+		why = " " + why
 	}
-	return fmt.Sprintf("checkpoint: process %d cannot move: %s", e.Pid, strings.Join(s, "; "))
+	return fmt.Sprintf("checkpoint: process %d cannot move:%s", e.Pid, why)
+}
+
+// FormatReasons groups reasons by kind, in the order each kind first
+// appears: "kind: detail; detail" for one kind; for several, one such line
+// per kind, each on a line of its own after a newline and two spaces, so
+// that "cannot move:" + FormatReasons(rs) reads
+//
+//	cannot move:
+//	  lock: holds a write lock (POSIX) on /db.sqlite; holds an exclusive lock (flock) on /x
+//	  socket: fd 3: socket:[77]
+func FormatReasons(rs []Reason) string {
+	var codes []ReasonCode
+	by := map[ReasonCode][]string{}
+	for _, r := range rs {
+		if _, ok := by[r.Code]; !ok {
+			codes = append(codes, r.Code)
+		}
+		by[r.Code] = append(by[r.Code], r.Detail)
+	}
+	lines := make([]string, len(codes))
+	for i, c := range codes {
+		lines[i] = c.String() + ": " + strings.Join(by[c], "; ")
+	}
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	return "\n  " + strings.Join(lines, "\n  ")
 }
 
 // Has reports whether the refusal includes code.
@@ -81,6 +111,8 @@ type procView struct {
 	Maps      []Mapping
 	Fds       []fdView
 	Timers    int // POSIX timers listed in /proc/PID/timers
+	Locks     []heldLock
+	Restore   restoreView
 }
 
 // fdView is one open descriptor: its /proc/PID/fd link, file mode and,
@@ -90,6 +122,7 @@ type fdView struct {
 	Target string
 	Mode   fs.FileMode
 	Rdev   uint64
+	ID     fileID // the file's device and inode (zero if unknown)
 }
 
 // refusals is the pure decision: every reason the process in v cannot move.
@@ -141,7 +174,10 @@ func refusals(v procView) []Reason {
 			add(Unsupported, "%s", where)
 		}
 	}
-	return rs
+	for _, l := range v.Locks {
+		add(Locks, "%s", l.describe())
+	}
+	return append(rs, unrestorable(v.Restore, v.Fds, v.Maps)...)
 }
 
 // Check reports whether the process pid can be checkpointed, reading only
@@ -171,7 +207,13 @@ func readProcView(pid int) (procView, error) {
 	if v.Fds, err = readFds(pid); err != nil {
 		return v, err
 	}
-	v.Timers, err = countTimers(dir + "/timers")
+	if v.Timers, err = countTimers(dir + "/timers"); err != nil {
+		return v, err
+	}
+	if v.Locks, err = readLocks(pid, v.Fds); err != nil {
+		return v, err
+	}
+	v.Restore, err = readRestoreView(pid, v.Fds, v.Maps)
 	return v, err
 }
 
@@ -213,7 +255,7 @@ func readFds(pid int) ([]fdView, error) {
 		}
 		f := fdView{Fd: fd, Target: target}
 		if fi, err := os.Stat(dir + e.Name()); err == nil {
-			f.Mode = fi.Mode()
+			f.Mode, f.ID = fi.Mode(), idOf(fi)
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 				f.Rdev = st.Rdev
 			}

@@ -12,12 +12,23 @@
 // other than /dev/null, io_uring, other anonymous inodes (eventfd, epoll,
 // signalfd...), files or mappings whose file was deleted, and POSIX
 // timers from timer_create (listed in /proc/PID/timers; reason Timers,
-// "2 POSIX timers (timer_create): not yet supported"). Freeze runs
-// Check before it stops anything and looks again once the process is
-// stopped. (MultiThreaded is no longer reported: threads move.)
+// "2 POSIX timers (timer_create): not yet supported"), file locks and
+// leases (reason Locks, "holds a write lock (POSIX) on /db.sqlite": POSIX,
+// OFD, flock, leases and delegations, from the "lock:" lines of
+// /proc/PID/fdinfo/N, which list the locks held through each descriptor,
+// and the POSIX locks of /proc/locks with the process's pid; see
+// locks.go), and whatever a restore could not bring back (reason
+// Unrestorable: a working directory, executable, open or mapped file
+// whose path no longer leads to the same device and inode, deleted or
+// replaced or in the /proc/N of a process that ended; a root directory
+// other than ours; a path too long for the restorer; see restorable.go).
+// Freeze runs Check before it stops anything and looks again once the
+// process is stopped. (MultiThreaded is no longer reported: threads
+// move.) The reasons are grouped by kind in the error (FormatReasons).
 // CheckWith and FreezeWith take Options: the descriptors listed in
 // Options.External (the deputy's stdio) are no refusal reason (see
-// below).
+// below), nor, with Options.RunsOn (a dump after which the process runs
+// on), its locks: no image carries them.
 //
 // # Dump
 //

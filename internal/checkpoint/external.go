@@ -21,6 +21,19 @@ type Options struct {
 	// objects: RestoreWith installs the files its caller gives in their
 	// place. A listed descriptor that is not open is ignored.
 	External []int
+	// RunsOn says the process runs on after the dump (a checkpoint that
+	// does not kill it): the file locks and leases it holds are then no
+	// refusal reason. No image carries them: a copy restored from it
+	// runs without them (the process itself keeps them).
+	RunsOn bool
+}
+
+// apply drops from v what o makes no refusal reason.
+func (o Options) apply(v *procView) {
+	v.Fds = dropFds(v.Fds, o.External)
+	if o.RunsOn {
+		v.Locks = nil
+	}
 }
 
 // CheckWith is Check with options: the descriptors in o.External are no
@@ -30,7 +43,7 @@ func CheckWith(pid int, o Options) error {
 	if err != nil {
 		return &RefusalError{Pid: pid, Reasons: []Reason{{Gone, err.Error()}}}
 	}
-	v.Fds = dropFds(v.Fds, o.External)
+	o.apply(&v)
 	if rs := refusals(v); len(rs) > 0 {
 		return &RefusalError{Pid: pid, Reasons: rs}
 	}

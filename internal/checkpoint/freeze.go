@@ -72,7 +72,7 @@ func FreezeWith(pid int, o Options) (*Process, error) {
 	v, err := readProcView(pid)
 	if err == nil {
 		v.TracerPid = 0 // that is us
-		v.Fds = dropFds(v.Fds, o.External)
+		o.apply(&v)
 		if rs := refusals(v); len(rs) > 0 {
 			err = &RefusalError{Pid: pid, Reasons: rs}
 		}

@@ -9,6 +9,17 @@ import (
 	"time"
 )
 
+// goodRestore is a restoreView in which the working directory (/), the
+// executable (/bin/x) and paths lead to the files the process has (all
+// of ID zero, as the test views' descriptors).
+func goodRestore(paths ...string) restoreView {
+	r := restoreView{Cwd: "/", Root: "/", Exe: "/bin/x", Now: map[string]pathNow{"/": {}, "/bin/x": {}}}
+	for _, p := range paths {
+		r.Now[p] = pathNow{}
+	}
+	return r
+}
+
 func TestRefusals(t *testing.T) {
 	anon := Mapping{Start: 0x1000, End: 0x2000, Prot: ProtRead | ProtWrite, Kind: KindAnon}
 	shared := anon
@@ -24,7 +35,8 @@ func TestRefusals(t *testing.T) {
 	ring := shared
 	ring.Path = "anon_inode:[io_uring]"
 	ok := procView{Threads: 1, Maps: []Mapping{anon, fileShared},
-		Fds: []fdView{{0, "/dev/null", fs.ModeDevice | fs.ModeCharDevice, 0}, {1, "/tmp/out", 0, 0}, {3, "/tmp", fs.ModeDir, 0}}}
+		Fds:     []fdView{{0, "/dev/null", fs.ModeDevice | fs.ModeCharDevice, 0, fileID{}}, {1, "/tmp/out", 0, 0, fileID{}}, {3, "/tmp", fs.ModeDir, 0, fileID{}}},
+		Restore: goodRestore("/tmp/out", "/tmp")}
 	with := func(f func(v *procView)) procView {
 		v := ok
 		v.Maps = append([]Mapping(nil), ok.Maps...)
@@ -45,19 +57,19 @@ func TestRefusals(t *testing.T) {
 		{"memfd", with(func(v *procView) { v.Maps = append(v.Maps, memfd) }), []ReasonCode{SharedMemory}},
 		{"deleted map", with(func(v *procView) { v.Maps = append(v.Maps, deleted) }), []ReasonCode{DeletedFile}},
 		{"io_uring map", with(func(v *procView) { v.Maps = append(v.Maps, ring) }), []ReasonCode{IOUring}},
-		{"socket", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "socket:[77]", fs.ModeSocket, 0}) }), []ReasonCode{Socket}},
-		{"pipe", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "pipe:[77]", fs.ModeNamedPipe, 0}) }), []ReasonCode{Pipe}},
-		{"fifo", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/fifo", fs.ModeNamedPipe, 0}) }), []ReasonCode{Pipe}},
+		{"socket", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "socket:[77]", fs.ModeSocket, 0, fileID{}}) }), []ReasonCode{Socket}},
+		{"pipe", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "pipe:[77]", fs.ModeNamedPipe, 0, fileID{}}) }), []ReasonCode{Pipe}},
+		{"fifo", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/fifo", fs.ModeNamedPipe, 0, fileID{}}) }), []ReasonCode{Pipe}},
 		{"tty", with(func(v *procView) {
-			v.Fds = append(v.Fds, fdView{4, "/dev/pts/0", fs.ModeDevice | fs.ModeCharDevice, 0})
+			v.Fds = append(v.Fds, fdView{4, "/dev/pts/0", fs.ModeDevice | fs.ModeCharDevice, 0, fileID{}})
 		}), []ReasonCode{Device}},
-		{"io_uring fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[io_uring]", 0, 0}) }), []ReasonCode{IOUring}},
-		{"eventfd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[eventfd]", 0, 0}) }), []ReasonCode{Unsupported}},
-		{"deleted fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0, 0}) }), []ReasonCode{DeletedFile}},
+		{"io_uring fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[io_uring]", 0, 0, fileID{}}) }), []ReasonCode{IOUring}},
+		{"eventfd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[eventfd]", 0, 0, fileID{}}) }), []ReasonCode{Unsupported}},
+		{"deleted fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0, 0, fileID{}}) }), []ReasonCode{DeletedFile}},
 		{"posix timers", with(func(v *procView) { v.Timers = 2 }), []ReasonCode{Timers}},
 		{"several", with(func(v *procView) {
 			v.Threads = 2
-			v.Fds = append(v.Fds, fdView{5, "socket:[1]", fs.ModeSocket, 0})
+			v.Fds = append(v.Fds, fdView{5, "socket:[1]", fs.ModeSocket, 0, fileID{}})
 		}), []ReasonCode{Socket}},
 	}
 	for _, tt := range tests {

@@ -55,7 +55,7 @@ func (r *restorer) write(off uint64, b []byte) error {
 
 // open opens path in the new process and returns the descriptor.
 func (r *restorer) open(path string, flags uint32) (uint64, error) {
-	if len(path) >= scratchStruct-scratchPath {
+	if len(path) > maxRestorePath {
 		return 0, fmt.Errorf("checkpoint: path too long: %q", path)
 	}
 	if err := r.write(scratchPath, append([]byte(path), 0)); err != nil {
@@ -187,6 +187,9 @@ func (r *restorer) process(img *Image) error {
 	if err := r.files(img.Files); err != nil {
 		return err
 	}
+	if len(img.Cwd) > maxRestorePath { // it would run over the scratch page's other areas
+		return fmt.Errorf("checkpoint: working directory path too long: %q", img.Cwd)
+	}
 	if err := r.write(scratchPath, append([]byte(img.Cwd), 0)); err != nil {
 		return err
 	}
@@ -234,7 +237,11 @@ func (r *restorer) process(img *Image) error {
 			return fmt.Errorf("checkpoint: rseq: %w", err)
 		}
 	}
-	if err := r.write(scratchPath, append([]byte(img.Comm), 0)); err != nil {
+	comm := img.Comm
+	if len(comm) > 15 { // TASK_COMM_LEN - 1; an image is not to be trusted
+		comm = comm[:15]
+	}
+	if err := r.write(scratchPath, append([]byte(comm), 0)); err != nil {
 		return err
 	}
 	in.call(unix.SYS_PRCTL, unix.PR_SET_NAME, r.scratch+scratchPath)
