@@ -17,22 +17,6 @@ import (
 // certificate's life cannot renew (no peer accepts an expired
 // certificate): it joins again with a token, keeping its node ID.
 
-// renewAt returns when a certificate valid from..until is to be renewed:
-// at half its life counted from its issue (NotBefore is backdated by
-// pki.ClockSkew), or at once when it lives longer than ttl, the lifetime
-// now configured (an operator who shortens cert_ttl is obeyed at once).
-func renewAt(from, until time.Time, ttl time.Duration) time.Time {
-	issued := from.Add(pki.ClockSkew)
-	if !issued.Before(until) {
-		issued = from
-	}
-	life := until.Sub(issued)
-	if life > ttl+time.Minute {
-		return issued
-	}
-	return issued.Add(life / 2)
-}
-
 // renewLoop renews this node's certificate when it is due, retrying every
 // 10 s while it cannot.
 func (a *Agent) renewLoop(ctx context.Context) {
@@ -40,7 +24,7 @@ func (a *Agent) renewLoop(ctx context.Context) {
 		wait := time.Minute
 		from, until, err := pki.CertLife(a.nodeCertPEM())
 		if err == nil {
-			at := renewAt(from, until, time.Duration(a.cfg.CertTTL))
+			at := pki.RenewAt(from, until, time.Duration(a.cfg.CertTTL))
 			if !time.Now().Before(at) {
 				if err := a.renew(ctx); err != nil {
 					a.log.Warn("renewing the node certificate failed; will retry", "expires", until, "err", err)

@@ -419,3 +419,19 @@ func CertKeyHash(certPEM []byte) (string, error) {
 
 // NodeKey returns the bundle's node private key.
 func (b *Bundle) NodeKey() (*ecdsa.PrivateKey, error) { return parseKeyPEM(b.NodeKeyPEM) }
+
+// RenewAt returns when a certificate valid from..until is to be renewed:
+// at half its life counted from its issue (NotBefore is backdated by
+// ClockSkew), or at once when it lives longer than ttl, the lifetime
+// now configured (an operator who shortens cert_ttl is obeyed at once).
+func RenewAt(from, until time.Time, ttl time.Duration) time.Time {
+	issued := from.Add(clockSkew)
+	if !issued.Before(until) {
+		issued = from
+	}
+	life := until.Sub(issued)
+	if life > ttl+time.Minute {
+		return issued
+	}
+	return issued.Add(life / 2)
+}
