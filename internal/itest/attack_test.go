@@ -1,0 +1,124 @@
+package itest
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/harness"
+	"github.com/ssi-cluster/ssi/internal/pki"
+	"github.com/ssi-cluster/ssi/internal/transport"
+)
+
+// Attacks on the claims of docs/security.md that got through. Each test
+// here fails while the hole it shows is open. They run in loopback mode
+// (the test process calls the agents' RPC ports itself).
+
+// joinAs joins through addr with a token's secret under node ID id and name
+// name, with a fresh key, and returns the master's answer.
+func joinAs(t *testing.T, ctx context.Context, addr, token, id, name, ip string) (*transport.JoinResponse, error) {
+	t.Helper()
+	tok, err := pki.ParseToken(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.NewNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.CreateCSR(key, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jc, err := transport.DialJoin(addr, pki.JoinClientTLS(tok.CASum))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jc.Close()
+	// A token just made may not have reached the node addr yet.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := jc.Join(cctx, &transport.JoinRequest{Secret: tok.Secret[:], NodeID: id, Name: name,
+			Addr: ip, GossipPort: 17946, RPCPort: 17947, RaftPort: 17948, CSR: csr})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "not one of this cluster's") || time.Now().After(deadline) {
+			return resp, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestAttackJoinUnderExistingID: the holder of a plain member token joins
+// under the node ID of an existing voter (node IDs are public: `ssi nodes
+// -o json` shows them to any local user, and every agent's TLS certificate
+// names its own). docs/security.md says such a holder joins "as a member"
+// and "cannot get the CA key ... or get a certificate for another node ID".
+//
+// The master's register treats a known ID as a re-join and refreshes that
+// node's record; the node stays a voter, so the join response carries the
+// CA key, a certificate for the voter's ID, and the voter's record now
+// points at the attacker's address.
+func TestAttackJoinUnderExistingID(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	cl, err := c.Client(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cl.CreateToken(ctx, api.TokenCreate{TTL: "1h", MaxUses: 2, Description: "stolen member token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := c.ListNodes(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var voter, member api.Node
+	for _, n := range nodes {
+		if n.Voter {
+			voter = n
+		} else {
+			member = n
+		}
+	}
+	if voter.ID == "" || member.ID == "" {
+		t.Fatalf("want a voter and a member: %+v", nodes)
+	}
+	// Through the member (which relays to the master with Admit).
+	addr := net.JoinHostPort(c.Nodes[member.Number-1].Addr, "7947")
+
+	// The member's ID first: the voter's hijack below moves the master's
+	// address to the attacker's, after which no relayed join reaches it.
+	t.Run("member ID", func(t *testing.T) {
+		resp, err := joinAs(t, ctx, addr, tok.Secret, member.ID, "evil2", "127.0.0.98")
+		if err != nil {
+			t.Logf("refused: %v (the claim holds)", err)
+			return
+		}
+		if resp.Number == member.Number {
+			t.Errorf("a join under member %d's ID got a certificate for that ID (node %d)", member.Number, resp.Number)
+		}
+	})
+	t.Run("voter ID with a member token", func(t *testing.T) {
+		resp, err := joinAs(t, ctx, addr, tok.Secret, voter.ID, "evil", "127.0.0.99")
+		if err != nil {
+			t.Logf("refused: %v (the claim holds)", err)
+			return
+		}
+		if len(resp.CAKeyPEM) > 0 {
+			t.Errorf("a member token joined under voter %d's ID got the CA key (%d bytes of PEM), voter=%v", voter.Number, len(resp.CAKeyPEM), resp.Voter)
+		}
+		if resp.Number == voter.Number {
+			t.Errorf("the join was admitted as node %d (the voter) with a certificate for its ID", resp.Number)
+		}
+		after, _ := c.ListNodes(ctx, 1)
+		for _, n := range after {
+			if n.ID == voter.ID && (n.Name != voter.Name || n.Address != voter.Address) {
+				t.Errorf("the voter's record was rewritten by the join: %+v, was %+v", n, voter)
+			}
+		}
+	})
+}
