@@ -1,11 +1,17 @@
 package itest
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/harness"
@@ -121,4 +127,96 @@ func TestAttackJoinUnderExistingID(t *testing.T) {
 			}
 		}
 	})
+}
+
+// gossipPacket builds a memberlist UDP packet: one message of type typ
+// (memberlist's messageType) with body encoded as memberlist does, sealed
+// with key as memberlist's encryption version 1 (AES-GCM, no label).
+func gossipPacket(t *testing.T, key []byte, typ byte, body any) []byte {
+	t.Helper()
+	var msg bytes.Buffer
+	msg.WriteByte(typ)
+	if err := codec.NewEncoder(&msg, &codec.MsgpackHandle{}).Encode(body); err != nil {
+		t.Fatal(err)
+	}
+	blk, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := cipher.NewGCM(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, 12)
+	rand.Read(nonce)
+	out := append([]byte{1}, nonce...)
+	return gcm.Seal(out, nonce, msg.Bytes(), nil)
+}
+
+// TestAttackGossipForgedLeave: a rogue member holds the gossip key, and
+// memberlist does not authenticate which node a message speaks for. One
+// forged "dead" message about another node, with an incarnation above the
+// victim's, sent by UDP to the master's gossip port, makes the master's
+// memberlist declare the victim dead and the master commit "down ...
+// failure detected" for it within ~100 ms (seen: the victim then fences,
+// "excluded by the cluster"), though docs/security.md says a rogue node
+// cannot "commit anything but its own leave". Sent again and again, such
+// packets keep any node, voters included, out of the cluster.
+func TestAttackGossipForgedLeave(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 3, Members: true})
+	rogueState := c.Nodes[2].StateDir // node 3 plays the rogue member: its gossip key
+	b, err := pki.LoadBundle(rogueState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := c.ListNodes(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim api.Node
+	for _, n := range nodes {
+		if n.Number == 2 {
+			victim = n
+		}
+	}
+	masterNum, err := masterOf(ctx, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(c.Nodes[masterNum-1].Addr, "7946"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialUDP("udp", nil, ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const deadMsg = 5 // memberlist's messageType
+	type dead struct {
+		Incarnation uint32
+		Node        string
+		From        string
+	}
+	inc := uint32(1 << 20)
+	excluded := ""
+	for start := time.Now(); time.Since(start) < 10*time.Second && excluded == ""; {
+		for i := 0; i < 5; i++ {
+			inc++
+			conn.Write(gossipPacket(t, b.GossipKey, deadMsg, dead{Incarnation: inc, Node: victim.ID, From: victim.ID}))
+		}
+		time.Sleep(20 * time.Millisecond)
+		ns, err := c.ListNodes(ctx, masterNum)
+		if err != nil {
+			continue
+		}
+		for _, n := range ns {
+			if n.Number == victim.Number && n.State != api.StateUp {
+				excluded = n.State
+			}
+		}
+	}
+	if excluded != "" {
+		t.Errorf("forged gossip from a member made the master commit node %d (%s) %s", victim.Number, victim.Name, excluded)
+	}
 }
