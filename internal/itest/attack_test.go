@@ -6,7 +6,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +220,77 @@ func TestAttackGossipForgedLeave(t *testing.T) {
 	}
 	if excluded != "" {
 		t.Errorf("forged gossip from a member made the master commit node %d (%s) %s", victim.Number, victim.Name, excluded)
+	}
+}
+
+// helperBigHeaders opens H_COUNT connections to H_SOCKET as nobody and on
+// each sends the start of a GET with nearly 1 MiB of header lines, never
+// the blank line that ends them; it holds them 3 s (inside the agent's 5 s
+// header timeout) and returns.
+func helperBigHeaders() (helperResult, error) {
+	var res helperResult
+	n := int(envInt("H_COUNT"))
+	if err := becomeNobody(uint64(n+256), 0); err != nil {
+		return res, err
+	}
+	var head bytes.Buffer
+	head.WriteString("GET /v1/self HTTP/1.1\r\nHost: ssi\r\n")
+	val := strings.Repeat("a", 4000)
+	for i := 0; head.Len() < 1000*1000; i++ {
+		fmt.Fprintf(&head, "X-%d: %s\r\n", i, val)
+	}
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("unix", os.Getenv("H_SOCKET"))
+		if err != nil {
+			res.Other++
+			res.OtherErr = err.Error()
+			continue
+		}
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		w, err := c.Write(head.Bytes())
+		res.Written += int64(w)
+		if err != nil {
+			res.Other++
+			res.OtherErr = err.Error()
+			c.Close()
+			continue
+		}
+		res.OK++
+		conns = append(conns, c)
+	}
+	time.Sleep(3 * time.Second)
+	for _, c := range conns {
+		c.Close()
+	}
+	return res, nil
+}
+
+// TestAttackHeaderMemory: the local API's guard reads no body before it
+// has authorized a request, but the HTTP server reads headers up to Go's
+// default MaxHeaderBytes (1 MiB) on every connection, and a user who is
+// not root may hold max_user_conns (1024) of them for the 5 s header
+// timeout, again and again. docs/security.md ("Bounded bodies", "the
+// server's own 4 KiB header buffer aside") promises the agent's memory
+// does not follow what a user sends. Here uid 65534 with 400 connections
+// (well under its cap) makes the agent hold hundreds of MiB.
+func TestAttackHeaderMemory(t *testing.T) {
+	c, _ := startCluster(t, 1)
+	openToOthers(t, c)
+	pid, err := c.AgentPID(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := vmRSS(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := rssWatch(pid)
+	res := runHelperCmd(t, helper(c, 1, "big-headers", "H_SOCKET="+c.Nodes[0].Socket, "H_COUNT=400"))
+	peak := stop()
+	t.Logf("uid %d: %d connections each with ~1 MB of headers (%d MB sent, %d failed: %s); agent VmRSS %d MiB before, %d MiB peak",
+		nobodyUID, res.OK, res.Written/1e6, res.Other, res.OtherErr, before/mib, peak/mib)
+	if peak-before > 50*mib {
+		t.Errorf("agent VmRSS grew by %d MiB from a non-root user's unfinished headers", (peak-before)/mib)
 	}
 }
