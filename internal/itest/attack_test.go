@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/harness"
@@ -292,5 +294,57 @@ func TestAttackHeaderMemory(t *testing.T) {
 		nobodyUID, res.OK, res.Written/1e6, res.Other, res.OtherErr, before/mib, peak/mib)
 	if peak-before > 50*mib {
 		t.Errorf("agent VmRSS grew by %d MiB from a non-root user's unfinished headers", (peak-before)/mib)
+	}
+}
+
+// TestAttackAdmitSkipsJoinLimits: Admit, the call by which a member relays
+// a join to the master, is open to any member and skips everything that
+// guards Join: the per-source and global limits of failed joins, the
+// token pre-check before anything is read (each wrong secret costs a raft
+// commit of a failing register, written and replicated by every voter),
+// and the source in the master's log is whatever the caller says. A rogue
+// member thus tries wrong secrets at whatever rate the master's raft
+// takes; docs/security.md: "failed joins are slowed per source address (5
+// at once, then waits of 1 s doubling to 30 s) and to 50 a second across
+// all addresses".
+func TestAttackAdmitSkipsJoinLimits(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2: a member, played by the attacker
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := b.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterNum, err := masterOf(ctx, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := transport.NewPool(conf)
+	defer pool.Close()
+	mc, err := pool.Client(net.JoinHostPort(c.Nodes[masterNum-1].Addr, "7947"), transport.Control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.NewNodeKey()
+	csr, _ := pki.CreateCSR(key, "attacker-node-0001")
+	const tries = 200
+	codesSeen := map[codes.Code]int{}
+	start := time.Now()
+	for i := 0; i < tries; i++ {
+		secret := make([]byte, 16)
+		rand.Read(secret)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := mc.Admit(cctx, &transport.AdmitRequest{Source: "203.0.113.7", Join: transport.JoinRequest{
+			Secret: secret, NodeID: "attacker-node-0001", Name: "attacker", Addr: "127.0.0.97",
+			GossipPort: 17946, RPCPort: 17947, RaftPort: 17948, CSR: csr}})
+		cancel()
+		codesSeen[status.Code(err)]++
+	}
+	elapsed := time.Since(start)
+	t.Logf("%d Admit calls with wrong secrets from member %s in %v: %v", tries, c.Nodes[1].Name, elapsed.Round(time.Millisecond), codesSeen)
+	if codesSeen[codes.ResourceExhausted] == 0 {
+		t.Errorf("%d failed joins by Admit (%.0f a second) were never slowed: %v", tries, tries/elapsed.Seconds(), codesSeen)
 	}
 }
