@@ -6,7 +6,11 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -14,12 +18,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/harness"
 	"github.com/ssi-cluster/ssi/internal/pki"
+	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
 )
 
@@ -347,4 +353,97 @@ func TestAttackAdmitSkipsJoinLimits(t *testing.T) {
 	if codesSeen[codes.ResourceExhausted] == 0 {
 		t.Errorf("%d failed joins by Admit (%.0f a second) were never slowed: %v", tries, tries/elapsed.Seconds(), codesSeen)
 	}
+}
+
+// TestAttackRaftFromMember: the raft port wants a certificate of the
+// cluster CA, and a member has one: nothing checks that the peer is one
+// of raft's servers, or the leader it says it is. A rogue member speaks
+// raft to the voter itself: an AppendEntries with a higher term and one
+// log entry of its choice (here: a voter token whose secret it knows),
+// committed at once (LeaderCommitIndex). The voter steps down, applies the
+// entry, wins the next election and keeps it; the member then joins with
+// its forged voter token and gets the CA key. docs/security.md: a rogue
+// node cannot "make tokens ... or commit anything but its own leave".
+func TestAttackRaftFromMember(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2, a member, played by the attacker
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := b.ServerTLS(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := b.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := transport.NewRaftLayer("127.0.0.1:0", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, srv, cli, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trans := raft.NewNetworkTransport(layer, 2, 10*time.Second, io.Discard)
+	defer trans.Close()
+
+	nodes, err := c.ListNodes(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var voter api.Node
+	for _, n := range nodes {
+		if n.Voter {
+			voter = n
+		}
+	}
+	target := raft.ServerAddress(net.JoinHostPort(c.Nodes[voter.Number-1].Addr, "7948"))
+	hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("rogue"), Addr: []byte("127.0.0.1:1")}
+
+	// A probe with term 0 is refused, saying the term and the last index.
+	var probe raft.AppendEntriesResponse
+	if err := trans.AppendEntries(raft.ServerID(voter.ID), target, &raft.AppendEntriesRequest{RPCHeader: hdr}, &probe); err != nil {
+		t.Fatalf("the voter's raft port refused a member's certificate (the claim holds): %v", err)
+	}
+	t.Logf("voter %d: term %d, last log %d", voter.Number, probe.Term, probe.LastLog)
+
+	var secret [16]byte
+	rand.Read(secret[:])
+	forged := pki.Token{Secret: secret, CASum: sha256.Sum256(caDER(t, b.CA.CertPEM))}
+	h := forged.Hash()
+	cmd, err := (&state.Command{Op: state.OpTokenCreate, Time: time.Now().UTC(),
+		Token: &state.TokenRec{ID: forged.ID(), Hash: hex.EncodeToString(h[:]), Voter: true, Description: "forged over raft"}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, idx := probe.Term+1, probe.LastLog+1
+	var resp raft.AppendEntriesResponse
+	err = trans.AppendEntries(raft.ServerID(voter.ID), target, &raft.AppendEntriesRequest{RPCHeader: hdr, Term: term,
+		Entries:           []*raft.Log{{Index: idx, Term: term, Type: raft.LogCommand, Data: cmd, AppendedAt: time.Now()}},
+		LeaderCommitIndex: idx}, &resp)
+	t.Logf("forged AppendEntries (term %d, index %d): success %v, term %d, last %d, err %v", term, idx, resp.Success, resp.Term, resp.LastLog, err)
+	if err == nil && resp.Success {
+		t.Errorf("voter %d accepted a log entry from member %s over raft", voter.Number, c.Nodes[1].Name)
+	}
+
+	// Wait for a master again, then use the token.
+	c.WaitFor(ctx, "a master", func() (bool, error) {
+		ci, err := c.ClusterInfo(ctx, 1)
+		return err == nil && ci.Master != 0, nil
+	})
+	addr := net.JoinHostPort(c.Nodes[voter.Number-1].Addr, "7947")
+	jr, err := joinAs(t, ctx, addr, forged.String(), "forged-voter-0001", "forged", "127.0.0.95")
+	if err == nil {
+		t.Errorf("joined with a token forged over raft: node %d, voter %v, CA key %d bytes", jr.Number, jr.Voter, len(jr.CAKeyPEM))
+	} else {
+		t.Logf("join with the forged token: %v", err)
+	}
+}
+
+// caDER is the DER of a PEM certificate.
+func caDER(t *testing.T, p []byte) []byte {
+	t.Helper()
+	blk, _ := pem.Decode(p)
+	if blk == nil {
+		t.Fatal("no PEM certificate")
+	}
+	return blk.Bytes
 }
