@@ -13,12 +13,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -446,4 +448,70 @@ func caDER(t *testing.T, p []byte) []byte {
 		t.Fatal("no PEM certificate")
 	}
 	return blk.Bytes
+}
+
+// TestAttackRemovedNodeGetsNewGossipKey: after `ssi node remove`, the
+// master commits the new gossip key (reconcile: KeyStale) before it takes
+// the removed node out of raft (RemoveServer comes after), and its raft
+// replication to that node runs over the connection it opened before the
+// removal, which nothing closes (Creds.CloseConns closes accepted
+// connections only). So the removed node's raft log receives the very key
+// that was meant to lock it out of the gossip. The agent here is honest and
+// stops when it applies its removal; a rogue one would just keep reading.
+// docs/security.md: "the master changes the gossip key ... with no way back".
+func TestAttackRemovedNodeGetsNewGossipKey(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	cl, err := c.Client(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cl.CreateToken(ctx, api.TokenCreate{TTL: "1h", MaxUses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startRogue(t, c, 2, "evil", tok.Secret)
+	self := r.member(t, ctx)
+	time.Sleep(3 * time.Second) // a raft non-voter by now
+	if _, err := cl.RemoveNode(ctx, self.Number); err != nil {
+		t.Fatalf("node remove: %v", err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the removed agent did not stop")
+	}
+	old := bundleKeyFile(t, r.state)
+	var newKey string
+	err = c.WaitFor(ctx, "the new gossip key", func() (bool, error) {
+		k, err := os.ReadFile(filepath.Join(c.Nodes[0].StateDir, pki.GossipKeyFile))
+		if err != nil {
+			return false, err
+		}
+		newKey = strings.TrimSpace(string(k))
+		return !bytes.Equal(k, old), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(r.state, "raft", "raft.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	first, _ := logs.FirstIndex()
+	last, _ := logs.LastIndex()
+	for i := first; i <= last && i > 0; i++ {
+		var l raft.Log
+		if logs.GetLog(i, &l) != nil || l.Type != raft.LogCommand {
+			continue
+		}
+		if cmd, err := state.DecodeCommand(l.Data); err == nil && cmd.Op == state.OpGossipKey {
+			if cmd.GossipKey == newKey {
+				t.Errorf("the removed node's raft log (entry %d of %d..%d) holds the gossip key that replaced the one it had", i, first, last)
+			} else {
+				t.Logf("entry %d: a gossip key other than the one in use", i)
+			}
+		}
+	}
+	t.Logf("the removed node's raft log: entries %d..%d", first, last)
 }
