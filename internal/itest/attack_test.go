@@ -7,6 +7,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -15,12 +16,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -532,4 +536,113 @@ func TestAttackRemovedNodeGetsNewGossipKey(t *testing.T) {
 		}
 	}
 	t.Logf("the removed node's raft log: entries %d..%d", first, last)
+}
+
+// TestAttackUnauthenticatedRPCMemory: the RPC port takes connections
+// without a certificate (for Join), and gRPC reads a request whole, up to
+// MaxMessage (4 MiB), before the interceptor asks for a certificate and
+// before Join's rate limits are consulted; its flow-control windows (16 MiB
+// a stream, 64 MiB a connection) let a client push that much before the
+// server reads anything. A network attacker without credentials opens a
+// few TLS connections and on each starts streams of a call whose 4 MiB
+// message never ends: the agent holds what it was sent. docs/security.md:
+// a network attacker can "connect to the agents' ports, send garbage" and
+// "cannot call any RPC but Join"; failed joins are slowed per source.
+func TestAttackUnauthenticatedRPCMemory(t *testing.T) {
+	c, _ := trustCluster(t, harness.Options{Nodes: 1})
+	pid, err := c.AgentPID(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := vmRSS(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(c.Nodes[0].Addr, "7947")
+	const conns, streams = 8, 15
+	chunk := make([]byte, 16<<10)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	stop := rssWatch(pid)
+	sent := 0
+	for i := 0; i < conns; i++ {
+		tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, tc)
+		io.WriteString(tc, http2.ClientPreface)
+		fr := http2.NewFramer(tc, tc)
+		fr.WriteSettings()
+		// Read (and acknowledge) what the server says; go on once it has
+		// opened its connection window.
+		ready := make(chan struct{})
+		var wmu sync.Mutex
+		go func() {
+			var once sync.Once
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					once.Do(func() { close(ready) })
+					return
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						wmu.Lock()
+						fr.WriteSettingsAck()
+						wmu.Unlock()
+					}
+				case *http2.WindowUpdateFrame:
+					if f.StreamID == 0 {
+						once.Do(func() { close(ready) })
+					}
+				case *http2.GoAwayFrame:
+					t.Logf("conn %d: GOAWAY %v %q", i, f.ErrCode, f.DebugData())
+				case *http2.RSTStreamFrame:
+					t.Logf("conn %d: RST_STREAM %d %v", i, f.StreamID, f.ErrCode)
+				}
+			}
+		}()
+		select {
+		case <-ready:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server did not open its window")
+		}
+		wmu.Lock()
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for s := 0; s < streams; s++ {
+			id := uint32(2*s + 1)
+			hb.Reset()
+			for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":path", transport.MethodForward},
+				{":authority", "ssi-node"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+				enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+				t.Fatal(err)
+			}
+			// The 5-byte gRPC prefix says 4 MiB - 1; all but its last byte come.
+			fr.WriteData(id, false, []byte{0, 0x00, 0x3f, 0xff, 0xff})
+			for left := 4<<20 - 2; left > 0; left -= len(chunk) {
+				n := min(left, len(chunk))
+				if err := fr.WriteData(id, false, chunk[:n]); err != nil {
+					t.Fatalf("conn %d stream %d: %v", i, s, err)
+				}
+				sent += n
+			}
+		}
+		wmu.Unlock()
+	}
+	time.Sleep(2 * time.Second)
+	peak := stop()
+	t.Logf("%d connections without a certificate, %d unfinished 4 MiB calls each (%d MiB sent): agent VmRSS %d MiB before, %d MiB peak",
+		conns, streams, sent/mib, before/mib, peak/mib)
+	if peak-before > 100*mib {
+		t.Errorf("an unauthenticated client grew the agent by %d MiB", (peak-before)/mib)
+	}
 }
