@@ -31,8 +31,10 @@ import (
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/harness"
 	"github.com/ssi-cluster/ssi/internal/pki"
+	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
+	"github.com/ssi-cluster/ssi/internal/vproc"
 )
 
 // Attacks on the claims of docs/security.md that got through. Each test
@@ -644,5 +646,70 @@ func TestAttackUnauthenticatedRPCMemory(t *testing.T) {
 		conns, streams, sent/mib, before/mib, peak/mib)
 	if peak-before > 100*mib {
 		t.Errorf("an unauthenticated client grew the agent by %d MiB", (peak-before)/mib)
+	}
+}
+
+// TestAttackRemoteRootGroup: a node vouches for the identity of the users
+// it runs processes for, and the executing node refuses only uid 0 from
+// another node (allow_remote_root off). A rogue member asks another node
+// to run a process as uid 65534 with gid 0 and supplementary group 0 (and
+// may add any group, such as shadow): it runs there with root's group and
+// reads a file of root's that only root's group may read. NFS's root
+// squash, the model docs/security.md names, squashes gid 0 too; the page
+// says a rogue node cannot "act as root on another node" unless that node
+// sets allow_remote_root.
+func TestAttackRemoteRootGroup(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	secret := filepath.Join(dir, "root-group-only")
+	if err := os.WriteFile(secret, []byte("root group secret\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(secret, 0, 0)
+	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2, a member, played by the attacker
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := b.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := transport.NewPool(conf)
+	defer pool.Close()
+	cl, err := pool.Client(net.JoinHostPort(c.Nodes[0].Addr, "7947"), transport.Bulk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpid, _ := vproc.Make(2, 4242)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	stream, err := cl.Exec(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := rexec.JSON(rexec.TStart, &rexec.Spec{Argv: []string{"/bin/sh", "-c", "id; cat " + secret}, Dir: "/",
+		Env: []string{"PATH=/usr/bin:/bin"}, UID: nobodyUID, GID: 0, Groups: []int{0}, Umask: 0o22, Home: 2, CPID: int64(cpid)})
+	if err := stream.SendMsg(&start); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for {
+		var f rexec.Frame
+		if err := stream.RecvMsg(&f); err != nil {
+			break
+		}
+		switch f.Type {
+		case rexec.TStdout, rexec.TStderr, rexec.TError:
+			out.Write(f.Data)
+		}
+		if f.Type == rexec.TExit {
+			break
+		}
+	}
+	t.Logf("node 1 ran for member node 2:\n%s", out.String())
+	if strings.Contains(out.String(), "root group secret") || strings.Contains(out.String(), "gid=0(") {
+		t.Errorf("a member had node 1 (allow_remote_root off) run a process with root's group")
 	}
 }
