@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -711,5 +712,48 @@ func TestAttackRemoteRootGroup(t *testing.T) {
 	t.Logf("node 1 ran for member node 2:\n%s", out.String())
 	if strings.Contains(out.String(), "root group secret") || strings.Contains(out.String(), "gid=0(") {
 		t.Errorf("a member had node 1 (allow_remote_root off) run a process with root's group")
+	}
+}
+
+// TestAttackRemoteSignalAsRoot: Signal takes the caller's uid from the
+// request ("as its own node saw it"), and the executing node lets uid 0
+// signal any process, with no allow_remote_root check. A rogue member
+// sends SIGKILL for a root-owned process of another node (here a sleep
+// the test runs as root; it could be sshd, or the agent) with uid 0, and
+// it dies. docs/security.md: a rogue node cannot "act as root on another
+// node, or on root's processes there, unless that node sets
+// allow_remote_root".
+func TestAttackRemoteSignalAsRoot(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	victim := exec.Command("sleep", "300")
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	died := make(chan error, 1)
+	go func() { died <- victim.Wait() }()
+	t.Cleanup(func() { victim.Process.Kill() })
+
+	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2, a member, played by the attacker
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := b.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := transport.NewPool(conf)
+	defer pool.Close()
+	cl, err := pool.Client(net.JoinHostPort(c.Nodes[0].Addr, "7947"), transport.Control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = cl.Signal(cctx, &transport.SignalRequest{Pid: victim.Process.Pid, Signal: 9, UID: 0, From: 2})
+	t.Logf("Signal(pid %d, SIGKILL, uid 0) from member node 2 to node 1: %v", victim.Process.Pid, err)
+	select {
+	case werr := <-died:
+		t.Errorf("a member killed root's process %d on node 1 (allow_remote_root off): %v", victim.Process.Pid, werr)
+	case <-time.After(2 * time.Second):
 	}
 }
