@@ -31,6 +31,7 @@ import (
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/harness"
+	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/pki"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/state"
@@ -755,5 +756,75 @@ func TestAttackRemoteSignalAsRoot(t *testing.T) {
 	case werr := <-died:
 		t.Errorf("a member killed root's process %d on node 1 (allow_remote_root off): %v", victim.Process.Pid, werr)
 	case <-time.After(2 * time.Second):
+	}
+}
+
+// TestAttackRemoteDumpAsRoot: Dump, like Signal, takes the caller's uid
+// from the request, and uid 0 passes the owner check. A rogue member asks
+// another node for the checkpoint image of a root-owned process there (a
+// sleep the test runs as root with a secret in its environment) and reads
+// the secret out of the image: any root daemon's memory (keys,
+// passwords) is as open. docs/security.md: a rogue node cannot act "on
+// root's processes there, unless that node sets allow_remote_root".
+func TestAttackRemoteDumpAsRoot(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	var sb [16]byte
+	rand.Read(sb[:])
+	secret := "SSI_ATTACK_SECRET=" + hex.EncodeToString(sb[:])
+	victim := exec.Command("sleep", "300")
+	victim.Env = []string{secret}
+	victim.Stdin, victim.Stdout, victim.Stderr = nil, nil, nil
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
+
+	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2, a member, played by the attacker
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := b.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := transport.NewPool(conf)
+	defer pool.Close()
+	cl, err := pool.Client(net.JoinHostPort(c.Nodes[0].Addr, "7947"), transport.Bulk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpid, _ := vproc.Make(1, victim.Process.Pid)
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	stream, err := cl.Dump(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := migrate.JSON(migrate.KDumpRequest, migrate.DumpRequest{CPID: int64(cpid), UID: 0})
+	if err := stream.SendMsg(&req); err != nil {
+		t.Fatal(err)
+	}
+	var image bytes.Buffer
+	var last string
+	for {
+		var m migrate.Msg
+		if err := stream.RecvMsg(&m); err != nil {
+			last = err.Error()
+			break
+		}
+		image.Write(m.Head)
+		image.Write(m.Data)
+		last = m.Kind.String()
+		if m.Kind == migrate.KFailed {
+			last += ": " + string(m.Data)
+			break
+		}
+		if m.Kind == migrate.KEnd {
+			break
+		}
+	}
+	t.Logf("Dump of root's pid %d on node 1 for member node 2 (uid 0): %d bytes, last %s", victim.Process.Pid, image.Len(), last)
+	if bytes.Contains(image.Bytes(), []byte(secret)) {
+		t.Errorf("a member read root's process memory on node 1 (allow_remote_root off): the image holds %q", secret)
 	}
 }
