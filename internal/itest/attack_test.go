@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/api"
+	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/harness"
 	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/pki"
@@ -826,5 +827,156 @@ func TestAttackRemoteDumpAsRoot(t *testing.T) {
 	t.Logf("Dump of root's pid %d on node 1 for member node 2 (uid 0): %d bytes, last %s", victim.Process.Pid, image.Len(), last)
 	if bytes.Contains(image.Bytes(), []byte(secret)) {
 		t.Errorf("a member read root's process memory on node 1 (allow_remote_root off): the image holds %q", secret)
+	}
+}
+
+// TestAttackMigrateInRoot: the target of a migration checks the uid the
+// source states in Begin (uid 0 is refused from another node with
+// allow_remote_root off), then restores the process with the credentials
+// in the image, which it never compares with that uid (imageAllowed does
+// so only for a user's local restore). A rogue member takes the image of
+// a root process of its own (here got with Dump from its own agent), and
+// migrates it to node 1 stating uid 65534: node 1 restores it running as
+// root. docs/security.md: a rogue node cannot "act as root on another
+// node".
+func TestAttackMigrateInRoot(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	victim := exec.Command("sleep", "300") // root's, on "node 2" (loopback: the host)
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
+
+	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2, a member, played by the attacker
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := b.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := transport.NewPool(conf)
+	defer pool.Close()
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+
+	// The image of a root process of node 2's own.
+	own, err := pool.Client(net.JoinHostPort(c.Nodes[1].Addr, "7947"), transport.Bulk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpid, _ := vproc.Make(2, victim.Process.Pid)
+	ds, err := own.Dump(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := migrate.JSON(migrate.KDumpRequest, migrate.DumpRequest{CPID: int64(cpid), UID: 0})
+	if err := ds.SendMsg(&req); err != nil {
+		t.Fatal(err)
+	}
+	var image []migrate.Msg
+	for {
+		var m migrate.Msg
+		if err := ds.RecvMsg(&m); err != nil {
+			t.Fatalf("dump: %v", err)
+		}
+		if m.Kind == migrate.KFailed {
+			t.Fatalf("dump: %s", m.Data)
+		}
+		image = append(image, migrate.Msg{Kind: m.Kind, Data: append([]byte(nil), m.Data...), Head: append([]byte(nil), m.Head...)})
+		if m.Kind == migrate.KEnd {
+			break
+		}
+	}
+
+	// The layout the target stages first, from the image itself.
+	img, err := checkpoint.Decode(migrate.NewImageReader(&sliceConn{msgs: image}))
+	if err != nil {
+		t.Fatalf("decoding the dumped image: %v", err)
+	}
+	if img.Creds != nil {
+		t.Logf("the image's credentials: uid %v gid %v", img.Creds.Uid, img.Creds.Gid)
+	}
+	lay := make([]checkpoint.Mapping, len(img.Mappings))
+	for i, mp := range img.Mappings {
+		if mp.Kind != checkpoint.KindVDSO && mp.Kind != checkpoint.KindVVAR {
+			mp.Data = nil
+		}
+		lay[i] = mp
+	}
+
+	// Node 1 is told it is uid 65534's.
+	cl, err := pool.Client(net.JoinHostPort(c.Nodes[0].Addr, "7947"), transport.Bulk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := cl.Migrate(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := migrate.JSON(migrate.KBegin, migrate.Begin{ID: 1, CPID: int64(cpid), Source: 2, Pid: victim.Process.Pid, UID: nobodyUID})
+	if err := ms.SendMsg(&begin); err != nil {
+		t.Fatal(err)
+	}
+	var m migrate.Msg
+	if err := ms.RecvMsg(&m); err != nil || m.Kind != migrate.KAccept {
+		t.Logf("node 1 did not accept: %v %s %s (the claim holds)", err, m.Kind, m.Data)
+		return
+	}
+	layout := migrate.JSON(migrate.KLayout, migrate.Layout{Pid: victim.Process.Pid, Mappings: lay})
+	if err := ms.SendMsg(&layout); err != nil {
+		t.Fatal(err)
+	}
+	m = migrate.Msg{}
+	if err := ms.RecvMsg(&m); err != nil || m.Kind != migrate.KStaged {
+		t.Logf("node 1 did not stage it: %v %s %s (the claim holds)", err, m.Kind, m.Data)
+		return
+	}
+	for i := range image {
+		if err := ms.SendMsg(&image[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m = migrate.Msg{}
+	if err := ms.RecvMsg(&m); err != nil || m.Kind != migrate.KRestored {
+		t.Logf("node 1 did not restore it: %v %s %s (the claim holds)", err, m.Kind, m.Data)
+		return
+	}
+	var rs migrate.Restored
+	m.Parse(&rs)
+	commit := migrate.Msg{Kind: migrate.KCommit}
+	ms.SendMsg(&commit)
+	ms.RecvMsg(&m)
+	defer unixKill(rs.Pid)
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", rs.Pid))
+	if err != nil {
+		t.Fatalf("the restored process %d: %v", rs.Pid, err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if strings.HasPrefix(line, "Uid:") || strings.HasPrefix(line, "Name:") {
+			t.Logf("restored on node 1 as pid %d: %s", rs.Pid, line)
+		}
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "Uid:" && (f[1] == "0" || f[2] == "0") {
+			t.Errorf("node 1 (allow_remote_root off) restored a process for member node 2, stated uid %d, running as root (%s)", nobodyUID, line)
+		}
+	}
+}
+
+// sliceConn is a migrate.Conn that receives msgs, in order.
+type sliceConn struct{ msgs []migrate.Msg }
+
+func (c *sliceConn) Send(migrate.Msg) error { return nil }
+func (c *sliceConn) Recv() (migrate.Msg, error) {
+	if len(c.msgs) == 0 {
+		return migrate.Msg{}, io.EOF
+	}
+	m := c.msgs[0]
+	c.msgs = c.msgs[1:]
+	return m, nil
+}
+
+func unixKill(pid int) {
+	if p, err := os.FindProcess(pid); err == nil && pid > 1 {
+		p.Kill()
 	}
 }
