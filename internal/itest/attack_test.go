@@ -980,3 +980,60 @@ func unixKill(pid int) {
 		p.Kill()
 	}
 }
+
+// TestAttackStolenKeyRenews: docs/security.md, "Certificates": "a stolen
+// node key is thus good for at most 72 h even if nobody notices". Renew
+// signs any certificate request for the caller's node ID, with any key:
+// whoever holds a member's key and certificate gets a fresh certificate,
+// for a key of its own, before the stolen one ends, and again before that
+// one ends, for as long as nobody removes the node.
+func TestAttackStolenKeyRenews(t *testing.T) {
+	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2's key and certificate, stolen
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stolenUntil, err := pki.CertLife(b.NodeCertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := b.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterNum, err := masterOf(ctx, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := transport.NewPool(conf)
+	defer pool.Close()
+	mc, err := pool.Client(net.JoinHostPort(c.Nodes[masterNum-1].Addr, "7947"), transport.Control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	key, _ := pki.NewNodeKey() // the thief's own key
+	nodes, _ := c.ListNodes(ctx, 1)
+	var id string
+	for _, n := range nodes {
+		if n.Number == 2 {
+			id = n.ID
+		}
+	}
+	csr, err := pki.CreateCSR(key, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := mc.Renew(cctx, &transport.RenewRequest{CSR: csr})
+	if err != nil {
+		t.Logf("Renew refused: %v (the claim holds)", err)
+		return
+	}
+	_, until, _ := pki.CertLife(resp.CertPEM)
+	t.Logf("stolen certificate valid until %v; the thief's new one, for a key of its own, until %v", stolenUntil.UTC(), until.UTC())
+	if until.After(stolenUntil) {
+		t.Errorf("with node 2's stolen key the thief got a certificate for a new key outliving the stolen one by %v", until.Sub(stolenUntil).Round(time.Second))
+	}
+}
