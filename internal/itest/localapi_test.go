@@ -67,6 +67,8 @@ func runHelper(mode string) int {
 		res, err = helperHold()
 	case "silent-run":
 		res, err = helperSilentRun()
+	case "big-headers":
+		res, err = helperBigHeaders()
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
