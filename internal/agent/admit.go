@@ -76,12 +76,45 @@ func (h *rpcHandler) Join(ctx context.Context, r *transport.JoinRequest) (*trans
 	return resp, err
 }
 
+// Admit is a join relayed by a member. The relaying member is known by its
+// certificate; its relays go through the same gate as joins (keyed on the
+// member), and the token is checked before anything is committed.
 func (h *rpcHandler) Admit(ctx context.Context, r *transport.AdmitRequest) (*transport.JoinResponse, error) {
 	a := h.agent()
 	if !a.isLeader() {
 		return nil, status.Error(codes.FailedPrecondition, "not the master")
 	}
-	return a.admit(ctx, &r.Join, r.Source)
+	caller, _ := transport.PeerFrom(ctx)
+	key := "node " + caller
+	if ok, wait := a.joins.allow(key, time.Now()); !ok {
+		return nil, status.Errorf(codes.ResourceExhausted, "too many failed joins relayed by %s; retry in %s", caller, max(time.Second, wait.Round(time.Second)))
+	}
+	resp, err := a.admitChecked(ctx, &r.Join, fmt.Sprintf("%s (relayed by %s)", r.Source, caller))
+	a.joins.done(key, time.Now(), status.Code(err), status.Convert(err).Message(), a.log)
+	return resp, err
+}
+
+// checkJoinToken checks a join's token against this node's copy of the
+// registry, without counting a use.
+func (a *Agent) checkJoinToken(secret []byte) error {
+	if len(secret) != 16 {
+		return status.Error(codes.InvalidArgument, "join request: secret must be 16 bytes")
+	}
+	hash := pki.HashSecret(secret)
+	var err error
+	a.store.FSM.Read(func(reg *state.Registry) { err = reg.CheckToken(hex.EncodeToString(hash[:]), time.Now()) })
+	if err != nil {
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	return nil
+}
+
+// admitChecked is admit after the token's check.
+func (a *Agent) admitChecked(ctx context.Context, r *transport.JoinRequest, src string) (*transport.JoinResponse, error) {
+	if err := a.checkJoinToken(r.Secret); err != nil {
+		return nil, err
+	}
+	return a.admit(ctx, r, src)
 }
 
 // join serves a join that reached this node: the master admits it, any
@@ -89,14 +122,8 @@ func (h *rpcHandler) Admit(ctx context.Context, r *transport.AdmitRequest) (*tra
 // this node's copy of the registry, so nothing else of an unauthenticated
 // request is read before the caller has shown a valid token.
 func (a *Agent) join(ctx context.Context, r *transport.JoinRequest, src string) (*transport.JoinResponse, error) {
-	if len(r.Secret) != 16 {
-		return nil, status.Error(codes.InvalidArgument, "join request: secret must be 16 bytes")
-	}
-	hash := pki.HashSecret(r.Secret)
-	var terr error
-	a.store.FSM.Read(func(reg *state.Registry) { terr = reg.CheckToken(hex.EncodeToString(hash[:]), time.Now()) })
-	if terr != nil {
-		return nil, status.Error(codes.PermissionDenied, terr.Error())
+	if err := a.checkJoinToken(r.Secret); err != nil {
+		return nil, err
 	}
 	if err := validJoin(r); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "join request: "+err.Error())
@@ -158,7 +185,11 @@ func (a *Agent) admit(ctx context.Context, r *transport.JoinRequest, src string)
 			voter = n.Voter
 		}
 	})
-	cert, err := a.bundle.CA.SignCSR(r.CSR, r.NodeID, []net.IP{net.ParseIP(r.Addr)}, time.Duration(a.cfg.CertTTL))
+	sign := a.bundle.CA.SignCSR
+	if voter {
+		sign = a.bundle.CA.SignVoterCSR
+	}
+	cert, err := sign(r.CSR, r.NodeID, []net.IP{net.ParseIP(r.Addr)}, time.Duration(a.cfg.CertTTL))
 	if err != nil {
 		return nil, status.Error(codes.Internal, "signing the certificate: "+err.Error())
 	}
@@ -199,7 +230,11 @@ func (h *rpcHandler) Renew(ctx context.Context, r *transport.RenewRequest) (*tra
 	} else if rec.KeyHash != "" && kh != rec.KeyHash {
 		return nil, status.Errorf(codes.PermissionDenied, "renewal: node %d must keep its key", rec.Number)
 	}
-	cert, err := a.bundle.CA.SignCSR(r.CSR, caller, []net.IP{net.ParseIP(rec.Addr)}, time.Duration(a.cfg.CertTTL))
+	sign := a.bundle.CA.SignCSR
+	if rec.Voter {
+		sign = a.bundle.CA.SignVoterCSR
+	}
+	cert, err := sign(r.CSR, caller, []net.IP{net.ParseIP(rec.Addr)}, time.Duration(a.cfg.CertTTL))
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "renewal: "+err.Error())
 	}

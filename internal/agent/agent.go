@@ -172,7 +172,7 @@ func (a *Agent) open() error {
 	a.rpc = transport.NewServer(a.creds.ServerTLS(true), (*rpcHandler)(a))
 
 	raftAdv := &net.TCPAddr{IP: net.ParseIP(a.advertise), Port: cfg.RaftPort}
-	layer, err := transport.NewRaftLayer(a.hostPort(cfg.RaftPort), raftAdv, a.creds.ServerTLS(false), cliTLS, a.creds.Track)
+	layer, err := transport.NewRaftLayer(a.hostPort(cfg.RaftPort), raftAdv, a.creds.RaftServerTLS(), cliTLS, a.creds.Track)
 	if err != nil {
 		return fmt.Errorf("raft listener: %w", err)
 	}

@@ -29,12 +29,15 @@ import (
 // most max_user_conns connections (package connlimit).
 
 const (
+	// maxHeaderBytes bounds a request's headers (Go's default is 1 MiB,
+	// which a user could hold on each of its connections).
+	maxHeaderBytes = 16 << 10
 	// headerTimeout bounds the wait for a request's headers.
 	headerTimeout = 5 * time.Second
 	// idleTimeout ends a keep-alive connection with no request.
 	idleTimeout = 30 * time.Second
 	// jsonBodyMax bounds a JSON request body.
-	jsonBodyMax = 1 << 20
+	jsonBodyMax = 64 << 10
 	// jsonBodyTimeout bounds the reading of a JSON request body.
 	jsonBodyTimeout = 10 * time.Second
 	// bodyStallTimeout ends an upload (an image) that sends nothing for

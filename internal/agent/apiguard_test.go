@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,8 +59,8 @@ func TestGuard(t *testing.T) {
 		{"read-only with a chunked body", readOnly, user, "abc", -1, 413, "takes no request body", 0},
 		{"change on TCP", change("kill"), tcp, `{"cpid":1}`, -2, 403, "kill: accepted only on the agent's Unix socket", 0},
 		{"change by a user", change("kill"), user, `{"cpid":1}`, -2, 200, "", 10},
-		{"change with a body too big, said", change("kill"), user, big, -2, 413, "larger than the 1048576 accepted", 0},
-		{"change with a body too big, chunked", change("kill"), user, big, -1, 413, "larger than the 1048576 bytes accepted", 1<<20 + 1},
+		{"change with a body too big, said", change("kill"), user, big, -2, 413, "larger than the " + strconv.Itoa(jsonBodyMax) + " accepted", 0},
+		{"change with a body too big, chunked", change("kill"), user, big, -1, 413, "larger than the " + strconv.Itoa(jsonBodyMax) + " bytes accepted", jsonBodyMax + 1},
 		{"root route by a user", access{what: "node leave", root: true, rootFor: "change the cluster"}, user, "", -2, 403,
 			"node leave: permission denied: only root may change the cluster (you are uid 1000)", 0},
 		{"root route by a user with a big body", access{what: "node leave", root: true, rootFor: "change the cluster"}, user, big, -2, 403,

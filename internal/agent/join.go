@@ -141,21 +141,54 @@ func (a *Agent) joinCluster(ctx context.Context, old *Identity, oldBundle *pki.B
 	}
 	req := &transport.JoinRequest{Secret: tok.Secret[:], NodeID: nodeID, Name: name, Addr: a.advertise,
 		GossipPort: a.cfg.GossipPort, RPCPort: a.cfg.RPCPort, RaftPort: a.cfg.RaftPort, CSR: csr}
-	var errs []string
-	for _, h := range hosts {
-		addr := withPort(h, a.cfg.RPCPort)
-		resp, err := joinVia(ctx, addr, tok, req)
-		if err != nil {
+	// A member that answers but is busy (its join limits, a master being
+	// elected) is tried again for a while; refusals and addresses nobody
+	// answers on end the join at once.
+	deadline := time.Now().Add(joinRetryFor)
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
+		var errs []string
+		busy := false
+		for _, h := range hosts {
+			addr := withPort(h, a.cfg.RPCPort)
+			resp, err := joinVia(ctx, addr, tok, req)
+			if err == nil {
+				return a.saveJoin(resp, tok, key, nodeID, name, old)
+			}
 			if c := status.Code(err); c == codes.PermissionDenied || c == codes.AlreadyExists || c == codes.InvalidArgument {
 				return nil, fmt.Errorf("join via %s refused: %s", addr, status.Convert(err).Message())
 			}
 			a.log.Warn("join attempt failed", "via", addr, "err", err)
 			errs = append(errs, fmt.Sprintf("%s: %s", addr, status.Convert(err).Message()))
-			continue
+			busy = busy || joinBusy(err)
 		}
-		return a.saveJoin(resp, tok, key, nodeID, name, old)
+		if !busy || time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("could not join the cluster through any address: %s", strings.Join(errs, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	return nil, fmt.Errorf("could not join the cluster through any address: %s", strings.Join(errs, "; "))
+}
+
+// joinRetryFor bounds how long a join is tried again on busy members.
+const joinRetryFor = 30 * time.Second
+
+// joinBusy reports whether a failed join reached a member that could not
+// take it now: its limits, no master yet, or its TLS allowance for
+// joiners taken.
+func joinBusy(err error) bool {
+	switch status.Code(err) {
+	case codes.ResourceExhausted, codes.FailedPrecondition:
+		return true
+	case codes.Unavailable:
+		msg := status.Convert(err).Message()
+		return !strings.Contains(msg, "connection refused") && !strings.Contains(msg, "no route to host") &&
+			!strings.Contains(msg, "no such host") && !strings.Contains(msg, "i/o timeout") &&
+			!strings.Contains(msg, "CA does not match")
+	}
+	return false
 }
 
 func joinVia(ctx context.Context, addr string, tok pki.Token, req *transport.JoinRequest) (*transport.JoinResponse, error) {

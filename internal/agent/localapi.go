@@ -75,7 +75,7 @@ func (a *Agent) listenAPI() (*apiServer, error) {
 		Log: func(uid int, why string, missed int) {
 			a.log.Warn("refused a connection on the socket", "uid", uid, "why", why, "refused_since_last_said", missed)
 		}}
-	s.unix = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout,
+	s.unix = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, credKey{}, peerCred(c))
 		}}
@@ -90,7 +90,7 @@ func (a *Agent) listenAPI() (*apiServer, error) {
 			Log: func(_ int, why string, missed int) {
 				a.log.Warn("refused a connection on the HTTP listener", "addr", a.cfg.HTTP, "why", why, "refused_since_last_said", missed)
 			}}
-		s.tcp = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout}
+		s.tcp = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	}
 	return s, nil
 }

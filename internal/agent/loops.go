@@ -188,13 +188,6 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 			Voter: a.bundle.HoldsCAKey(), KeyHash: keyHash}})
 		return
 	}
-	if reg.KeyStale() {
-		// A node was removed: it holds the gossip key; change it.
-		key, err := pki.NewGossipKey()
-		if err == nil {
-			a.leaderApply(ctx, &state.Command{Op: state.OpGossipKey, GossipKey: hex.EncodeToString(key)})
-		}
-	}
 	members := map[string]membership.Member{}
 	for _, m := range a.gossip.Members() {
 		members[m.ID] = m
@@ -212,9 +205,16 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 	v := view{Self: a.id.ID, Now: time.Now(), LeaderSince: since, Nodes: reg.Sorted(), Members: members,
 		Servers: servers, Removed: removed, MaxVoters: a.cfg.MaxVoters, ReplaceAfter: time.Duration(a.cfg.VoterReplaceAfter),
 		Grace: 3 * time.Second}
+	if reg.KeyStale() && !removedInRaft(servers, reg) {
+		// A node was removed: it holds the gossip key; change it, once the
+		// removed node is out of raft, so the new key never reaches it.
+		if key, err := pki.NewGossipKey(); err == nil {
+			a.leaderApply(ctx, &state.Command{Op: state.OpGossipKey, GossipKey: hex.EncodeToString(key)})
+		}
+	}
 	// Transitions first, together; then raft configuration changes, which
 	// raft takes one at a time.
-	acts := plan(v)
+	acts := a.confirmDowns(ctx, plan(v), reg)
 	var batch []*state.Command
 	for _, act := range acts {
 		if act.Raft == "" {
@@ -284,4 +284,14 @@ func (a *Agent) leaderApply(ctx context.Context, c *state.Command) {
 	if c.Op == state.OpTransition {
 		a.log.Info("transition committed", "kind", c.Kind, "node", c.Number, "reason", c.Reason)
 	}
+}
+
+// removedInRaft reports whether a removed node is still a raft server.
+func removedInRaft(servers map[string]Server, reg *state.Registry) bool {
+	for id := range servers {
+		if reg.IsRemoved(id) {
+			return true
+		}
+	}
+	return false
 }

@@ -43,6 +43,10 @@ type action struct {
 	Kind        string
 	Incarnation uint64
 	Reason      string
+	// Confirm: gossip alone says the node died. Any member can forge that
+	// (every member holds the gossip key), so the master checks it over
+	// mutual TLS before committing it (confirmDowns).
+	Confirm bool
 	// or a raft configuration change
 	Raft string // "voter", "nonvoter", "remove"
 	ID   string
@@ -82,7 +86,9 @@ func planNode(v view, n *state.NodeRec) (action, bool) {
 		case alive && m.Meta.Incarnation > n.Incarnation:
 			return tr(api.KindDown, fmt.Sprintf("restarted as incarnation %d", m.Meta.Incarnation), n.Incarnation)
 		case seen && m.Status == membership.Dead:
-			return tr(api.KindDown, "failure detected", n.Incarnation)
+			a, ok := tr(api.KindDown, "failure detected", n.Incarnation)
+			a.Confirm = true
+			return a, ok
 		case seen && m.Status == membership.Left:
 			return tr(api.KindLeave, "left", n.Incarnation)
 		case !seen && n.ID != v.Self && v.Now.Sub(v.LeaderSince) > v.Grace:

@@ -80,7 +80,7 @@ func TestPlanNode(t *testing.T) {
 		{"joining suspect waits", rec(2, state.StateJoining, 0, tLong), []membership.Member{mem(2, membership.Suspect, 1)}, time.Time{}, none, false},
 		{"joining dead waits", rec(2, state.StateJoining, 0, tLong), []membership.Member{mem(2, membership.Dead, 1)}, time.Time{}, none, false},
 		{"up dead goes down", rec(2, api.StateUp, 3, tLong), []membership.Member{mem(2, membership.Dead, 3)}, time.Time{},
-			action{Number: 2, Kind: api.KindDown, Incarnation: 3, Reason: "failure detected"}, true},
+			action{Number: 2, Kind: api.KindDown, Incarnation: 3, Reason: "failure detected", Confirm: true}, true},
 		{"up suspect stays", rec(2, api.StateUp, 3, tLong), []membership.Member{mem(2, membership.Suspect, 3)}, time.Time{}, none, false},
 		{"up left leaves", rec(2, api.StateUp, 3, tLong), []membership.Member{mem(2, membership.Left, 3)}, time.Time{},
 			action{Number: 2, Kind: api.KindLeave, Incarnation: 3, Reason: "left"}, true},
@@ -311,7 +311,7 @@ func TestPlan(t *testing.T) {
 	v.Servers = servers([]int{1, 3, 4}, []int{5})
 	want := []action{
 		{Number: 2, Kind: api.KindJoin, Incarnation: 1, Reason: "joined"},
-		{Number: 3, Kind: api.KindDown, Incarnation: 2, Reason: "failure detected"},
+		{Number: 3, Kind: api.KindDown, Incarnation: 2, Reason: "failure detected", Confirm: true},
 		{Raft: "remove", ID: "id4"},
 		{Raft: "nonvoter", ID: "id2", Addr: "10.0.0.2:7948"},
 		{Raft: "voter", ID: "id5", Addr: "10.0.0.5:7948"},

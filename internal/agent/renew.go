@@ -58,7 +58,7 @@ func (a *Agent) renew(ctx context.Context) error {
 	}
 	var cert []byte
 	if a.bundle.HoldsCAKey() {
-		cert, err = a.bundle.CA.SignCSR(csr, id.ID, []net.IP{net.ParseIP(a.advertise)}, time.Duration(a.cfg.CertTTL))
+		cert, err = a.bundle.CA.SignVoterCSR(csr, id.ID, []net.IP{net.ParseIP(a.advertise)}, time.Duration(a.cfg.CertTTL))
 	} else {
 		cert, err = a.renewAtMaster(ctx, csr)
 	}
@@ -117,7 +117,7 @@ func (a *Agent) renewExpired(ctx context.Context, id *Identity, b *pki.Bundle) (
 		if ip := net.ParseIP(a.advertise); ip != nil {
 			ips = append(ips, ip)
 		}
-		cert, err := b.CA.SignCSR(csr, id.ID, ips, time.Duration(a.cfg.CertTTL))
+		cert, err := b.CA.SignVoterCSR(csr, id.ID, ips, time.Duration(a.cfg.CertTTL))
 		if err != nil {
 			return nil, err
 		}

@@ -121,7 +121,7 @@ func writeCluster(dir, cluster, name string, ips []net.IP, tokenExpires time.Tim
 	if err != nil {
 		return pki.Token{}, err
 	}
-	cert, key, err := ca.IssueNode(nodeID, ips, 0)
+	cert, key, err := ca.IssueVoter(nodeID, ips, 0)
 	if err != nil {
 		return pki.Token{}, err
 	}

@@ -90,7 +90,7 @@ func joinAs(t *testing.T, ctx context.Context, addr, token, id, name, ip string)
 // CA key, a certificate for the voter's ID, and the voter's record now
 // points at the attacker's address.
 func TestAttackJoinUnderExistingID(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	cl, err := c.Client(1)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +184,7 @@ func gossipPacket(t *testing.T, key []byte, typ byte, body any) []byte {
 // cannot "commit anything but its own leave". Sent again and again, such
 // packets keep any node, voters included, out of the cluster.
 func TestAttackGossipForgedLeave(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 3, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 3, Members: true})
 	rogueState := c.Nodes[2].StateDir // node 3 plays the rogue member: its gossip key
 	b, err := pki.LoadBundle(rogueState)
 	if err != nil {
@@ -274,7 +274,7 @@ func helperBigHeaders() (helperResult, error) {
 			res.OtherErr = err.Error()
 			continue
 		}
-		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		w, err := c.Write(head.Bytes())
 		res.Written += int64(w)
 		if err != nil {
@@ -299,8 +299,8 @@ func helperBigHeaders() (helperResult, error) {
 // not root may hold max_user_conns (1024) of them for the 5 s header
 // timeout, again and again. docs/security.md ("Bounded bodies", "the
 // server's own 4 KiB header buffer aside") promises the agent's memory
-// does not follow what a user sends. Here uid 65534 with 400 connections
-// (well under its cap) makes the agent hold hundreds of MiB; the same
+// does not follow what a user sends. Here uid 65534 with 100 connections
+// (well under its cap) made the agent hold over 100 MiB; the same
 // with JSON bodies of 1 MiB (the bound) sent but for their last byte, each
 // held in the agent's memory for the 10 s a body may take.
 func TestAttackHeaderMemory(t *testing.T) {
@@ -316,7 +316,7 @@ func TestAttackHeaderMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := []string{"H_SOCKET=" + c.Nodes[0].Socket, "H_COUNT=400"}
+			env := []string{"H_SOCKET=" + c.Nodes[0].Socket, "H_COUNT=100"}
 			if what == "JSON bodies" {
 				env = append(env, "H_BODY=1")
 			}
@@ -343,7 +343,7 @@ func TestAttackHeaderMemory(t *testing.T) {
 // at once, then waits of 1 s doubling to 30 s) and to 50 a second across
 // all addresses".
 func TestAttackAdmitSkipsJoinLimits(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2: a member, played by the attacker
 	if err != nil {
 		t.Fatal(err)
@@ -394,7 +394,7 @@ func TestAttackAdmitSkipsJoinLimits(t *testing.T) {
 // its forged voter token and gets the CA key. docs/security.md: a rogue
 // node cannot "make tokens ... or commit anything but its own leave".
 func TestAttackRaftFromMember(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2, a member, played by the attacker
 	if err != nil {
 		t.Fatal(err)
@@ -430,7 +430,8 @@ func TestAttackRaftFromMember(t *testing.T) {
 	// A probe with term 0 is refused, saying the term and the last index.
 	var probe raft.AppendEntriesResponse
 	if err := trans.AppendEntries(raft.ServerID(voter.ID), target, &raft.AppendEntriesRequest{RPCHeader: hdr}, &probe); err != nil {
-		t.Fatalf("the voter's raft port refused a member's certificate (the claim holds): %v", err)
+		t.Logf("the voter's raft port refused a member's certificate (the claim holds): %v", err)
+		return
 	}
 	t.Logf("voter %d: term %d, last log %d", voter.Number, probe.Term, probe.LastLog)
 
@@ -487,7 +488,7 @@ func caDER(t *testing.T, p []byte) []byte {
 // stops when it applies its removal; a rogue one would just keep reading.
 // docs/security.md: "the master changes the gossip key ... with no way back".
 func TestAttackRemovedNodeGetsNewGossipKey(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	cl, err := c.Client(1)
 	if err != nil {
 		t.Fatal(err)
@@ -554,7 +555,7 @@ func TestAttackRemovedNodeGetsNewGossipKey(t *testing.T) {
 // a network attacker can "connect to the agents' ports, send garbage" and
 // "cannot call any RPC but Join"; failed joins are slowed per source.
 func TestAttackUnauthenticatedRPCMemory(t *testing.T) {
-	c, _ := trustCluster(t, harness.Options{Nodes: 1})
+	c, _ := clusterWith(t, harness.Options{Nodes: 1})
 	pid, err := c.AgentPID(1)
 	if err != nil {
 		t.Fatal(err)
@@ -574,10 +575,21 @@ func TestAttackUnauthenticatedRPCMemory(t *testing.T) {
 	}()
 	stop := rssWatch(pid)
 	sent := 0
+conns:
 	for i := 0; i < conns; i++ {
 		tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		if err == nil {
+			// TLS 1.3: a refusal by the server arrives with the first read.
+			tc.SetReadDeadline(time.Now().Add(time.Second))
+			_, err = tc.Read(make([]byte, 0))
+			tc.SetReadDeadline(time.Time{})
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				err = nil
+			}
+		}
 		if err != nil {
-			t.Fatal(err)
+			t.Logf("connection %d without a certificate refused (the claim holds): %v", i, err)
+			break
 		}
 		held = append(held, tc)
 		io.WriteString(tc, http2.ClientPreface)
@@ -629,14 +641,18 @@ func TestAttackUnauthenticatedRPCMemory(t *testing.T) {
 				enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 			}
 			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
-				t.Fatal(err)
+				t.Logf("conn %d stream %d: %v (the server closed the connection)", i, s, err)
+				wmu.Unlock()
+				continue conns
 			}
 			// The 5-byte gRPC prefix says 4 MiB - 1; all but its last byte come.
 			fr.WriteData(id, false, []byte{0, 0x00, 0x3f, 0xff, 0xff})
 			for left := 4<<20 - 2; left > 0; left -= len(chunk) {
 				n := min(left, len(chunk))
 				if err := fr.WriteData(id, false, chunk[:n]); err != nil {
-					t.Fatalf("conn %d stream %d: %v", i, s, err)
+					t.Logf("conn %d stream %d: %v (the server stopped reading)", i, s, err)
+					wmu.Unlock()
+					continue conns
 				}
 				sent += n
 			}
@@ -662,7 +678,7 @@ func TestAttackUnauthenticatedRPCMemory(t *testing.T) {
 // says a rogue node cannot "act as root on another node" unless that node
 // sets allow_remote_root.
 func TestAttackRemoteRootGroup(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	os.Chmod(filepath.Dir(dir), 0o755)
@@ -726,7 +742,7 @@ func TestAttackRemoteRootGroup(t *testing.T) {
 // node, or on root's processes there, unless that node sets
 // allow_remote_root".
 func TestAttackRemoteSignalAsRoot(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	victim := exec.Command("sleep", "300")
 	if err := victim.Start(); err != nil {
 		t.Fatal(err)
@@ -768,7 +784,7 @@ func TestAttackRemoteSignalAsRoot(t *testing.T) {
 // passwords) is as open. docs/security.md: a rogue node cannot act "on
 // root's processes there, unless that node sets allow_remote_root".
 func TestAttackRemoteDumpAsRoot(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	var sb [16]byte
 	rand.Read(sb[:])
 	secret := "SSI_ATTACK_SECRET=" + hex.EncodeToString(sb[:])
@@ -840,7 +856,7 @@ func TestAttackRemoteDumpAsRoot(t *testing.T) {
 // root. docs/security.md: a rogue node cannot "act as root on another
 // node".
 func TestAttackMigrateInRoot(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	victim := exec.Command("sleep", "300") // root's, on "node 2" (loopback: the host)
 	if err := victim.Start(); err != nil {
 		t.Fatal(err)
@@ -860,34 +876,26 @@ func TestAttackMigrateInRoot(t *testing.T) {
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 
-	// The image of a root process of node 2's own.
-	own, err := pool.Client(net.JoinHostPort(c.Nodes[1].Addr, "7947"), transport.Bulk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The image of a root process of node 2's own, taken by root on node 2
+	// (local root may checkpoint anything there).
 	cpid, _ := vproc.Make(2, victim.Process.Pid)
-	ds, err := own.Dump(sctx)
+	imgFile := filepath.Join(shortTemp(t), "img")
+	if out, err := exec.Command(binary, "--socket", c.Nodes[1].Socket, "checkpoint", fmt.Sprint(int64(cpid)), imgFile).CombinedOutput(); err != nil {
+		t.Fatalf("ssi checkpoint on node 2: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(imgFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := migrate.JSON(migrate.KDumpRequest, migrate.DumpRequest{CPID: int64(cpid), UID: 0})
-	if err := ds.SendMsg(&req); err != nil {
+	col := &collectConn{}
+	w := migrate.NewImageWriter(col)
+	if _, err := w.Write(data); err != nil {
 		t.Fatal(err)
 	}
-	var image []migrate.Msg
-	for {
-		var m migrate.Msg
-		if err := ds.RecvMsg(&m); err != nil {
-			t.Fatalf("dump: %v", err)
-		}
-		if m.Kind == migrate.KFailed {
-			t.Fatalf("dump: %s", m.Data)
-		}
-		image = append(image, migrate.Msg{Kind: m.Kind, Data: append([]byte(nil), m.Data...), Head: append([]byte(nil), m.Head...)})
-		if m.Kind == migrate.KEnd {
-			break
-		}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
+	image := append(col.msgs, migrate.JSON(migrate.KEnd, migrate.End{ImageBytes: int64(len(data))}))
 
 	// The layout the target stages first, from the image itself.
 	img, err := checkpoint.Decode(migrate.NewImageReader(&sliceConn{msgs: image}))
@@ -962,6 +970,15 @@ func TestAttackMigrateInRoot(t *testing.T) {
 	}
 }
 
+// collectConn is a migrate.Conn that keeps what is sent on it.
+type collectConn struct{ msgs []migrate.Msg }
+
+func (c *collectConn) Send(m migrate.Msg) error {
+	c.msgs = append(c.msgs, migrate.Msg{Kind: m.Kind, Data: append([]byte(nil), m.Data...), Head: append([]byte(nil), m.Head...)})
+	return nil
+}
+func (c *collectConn) Recv() (migrate.Msg, error) { return migrate.Msg{}, io.EOF }
+
 // sliceConn is a migrate.Conn that receives msgs, in order.
 type sliceConn struct{ msgs []migrate.Msg }
 
@@ -988,7 +1005,7 @@ func unixKill(pid int) {
 // for a key of its own, before the stolen one ends, and again before that
 // one ends, for as long as nobody removes the node.
 func TestAttackStolenKeyRenews(t *testing.T) {
-	c, ctx := trustCluster(t, harness.Options{Nodes: 2, Members: true})
+	c, ctx := clusterWith(t, harness.Options{Nodes: 2, Members: true})
 	b, err := pki.LoadBundle(c.Nodes[1].StateDir) // node 2's key and certificate, stolen
 	if err != nil {
 		t.Fatal(err)

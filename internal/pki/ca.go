@@ -136,6 +136,20 @@ func (ca *CA) Pool() *x509.CertPool {
 // joiner is. nodeID must be 1 to 253 characters of letters, digits, '-', '.'
 // and '_', and the key must be ECDSA P-256 or P-384.
 func (ca *CA) SignCSR(csrDER []byte, nodeID string, ips []net.IP, ttl time.Duration) (certPEM []byte, err error) {
+	return ca.signCSR(csrDER, nodeID, ips, ttl, false)
+}
+
+// VoterOU is the organizational unit of a voter's certificate: raft
+// listeners accept only certificates that carry it ([PeerIsVoter]), so a
+// member, which never votes, cannot speak raft to anyone.
+const VoterOU = "ssi-voter"
+
+// SignVoterCSR is SignCSR for a voter: the certificate carries VoterOU.
+func (ca *CA) SignVoterCSR(csrDER []byte, nodeID string, ips []net.IP, ttl time.Duration) (certPEM []byte, err error) {
+	return ca.signCSR(csrDER, nodeID, ips, ttl, true)
+}
+
+func (ca *CA) signCSR(csrDER []byte, nodeID string, ips []net.IP, ttl time.Duration, voter bool) (certPEM []byte, err error) {
 	if ca.Key == nil {
 		return nil, ErrNoCAKey
 	}
@@ -159,7 +173,7 @@ func (ca *CA) SignCSR(csrDER []byte, nodeID string, ips []net.IP, ttl time.Durat
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: nodeID},
+		Subject:               pkix.Name{CommonName: nodeID, OrganizationalUnit: voterOU(voter)},
 		DNSNames:              dnsNames(nodeID),
 		IPAddresses:           ips,
 		NotBefore:             now.Add(-clockSkew),
@@ -175,9 +189,26 @@ func (ca *CA) SignCSR(csrDER []byte, nodeID string, ips []net.IP, ttl time.Durat
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
-// IssueNode creates a new node key and a certificate for it signed by ca.
-// `ssi init` uses it for the first node, which has no one to join.
+func voterOU(voter bool) []string {
+	if voter {
+		return []string{VoterOU}
+	}
+	return nil
+}
+
+// IssueVoter is IssueNode for a voter. `ssi init` uses it for the first
+// node, which has no one to join.
+func (ca *CA) IssueVoter(nodeID string, ips []net.IP, ttl time.Duration) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(nodeID, ips, ttl, true)
+}
+
+// IssueNode creates a new node key and a member's certificate for it
+// signed by ca.
 func (ca *CA) IssueNode(nodeID string, ips []net.IP, ttl time.Duration) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(nodeID, ips, ttl, false)
+}
+
+func (ca *CA) issue(nodeID string, ips []net.IP, ttl time.Duration, voter bool) (certPEM, keyPEM []byte, err error) {
 	key, err := NewNodeKey()
 	if err != nil {
 		return nil, nil, err
@@ -186,7 +217,7 @@ func (ca *CA) IssueNode(nodeID string, ips []net.IP, ttl time.Duration) (certPEM
 	if err != nil {
 		return nil, nil, err
 	}
-	if certPEM, err = ca.SignCSR(csr, nodeID, ips, ttl); err != nil {
+	if certPEM, err = ca.signCSR(csr, nodeID, ips, ttl, voter); err != nil {
 		return nil, nil, err
 	}
 	if keyPEM, err = KeyPEM(key); err != nil {

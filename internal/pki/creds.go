@@ -23,14 +23,24 @@ type Creds struct {
 	cert    atomic.Pointer[tls.Certificate]
 	revoked atomic.Pointer[func(nodeID string) bool]
 
-	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	unauth map[string]int // connections without a certificate (joiners), by source IP
 }
+
+// Connections without a certificate (only Join may be called on them) are
+// few and short: at most MaxUnauthPerIP from one address and
+// MaxUnauthTotal in all, so that nobody without credentials can hold much
+// of an agent's memory or descriptors.
+const (
+	MaxUnauthPerIP = 4
+	MaxUnauthTotal = 64
+)
 
 // NewCreds returns credentials for the CA ca and the node certificate and
 // key in PEM form.
 func NewCreds(ca *CA, certPEM, keyPEM []byte) (*Creds, error) {
-	c := &Creds{pool: ca.Pool(), conns: map[*trackedConn]struct{}{}}
+	c := &Creds{pool: ca.Pool(), conns: map[*trackedConn]struct{}{}, unauth: map[string]int{}}
 	if err := c.SetCert(certPEM, keyPEM); err != nil {
 		return nil, err
 	}
@@ -107,16 +117,51 @@ func (c *Creds) ServerTLS(allowUnauthenticated bool) *tls.Config {
 			cfg := base.Clone()
 			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 				id, err := c.checkPeer(cs)
-				if err == nil && id != "" {
-					if tc := findTracked(hello.Conn); tc != nil {
-						tc.peer.Store(&id)
-					}
+				if err != nil {
+					return err
 				}
-				return err
+				tc := findTracked(hello.Conn)
+				if tc == nil {
+					return nil
+				}
+				if id != "" {
+					tc.peer.Store(&id)
+					return nil
+				}
+				return c.admitUnauth(tc)
 			}
 			return cfg, nil
 		},
 	}
+}
+
+// RaftServerTLS returns the raft listener's configuration: a client must
+// present a certificate of the CA that names a voter (VoterOU) and a node
+// not removed. Only voters ever open raft connections (a leader to its
+// followers, a candidate to the voters), so a member is refused at the
+// handshake: it cannot send AppendEntries, RequestVote or snapshots.
+func (c *Creds) RaftServerTLS() *tls.Config {
+	cfg := c.ServerTLS(false)
+	get := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		pc, err := get(hello)
+		if err != nil {
+			return nil, err
+		}
+		check := pc.VerifyConnection
+		pc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if err := check(cs); err != nil {
+				return err
+			}
+			if !PeerIsVoter(cs) {
+				id, _ := PeerNodeID(cs)
+				return fmt.Errorf("node %s is not a voter: raft is spoken by voters only", id)
+			}
+			return nil
+		}
+		return pc, nil
+	}
+	return cfg
 }
 
 // ClientTLS returns the mutual-TLS client configuration: it presents the
@@ -156,6 +201,30 @@ func (c *Creds) CloseConns(nodeID string) int {
 	return len(victims)
 }
 
+// admitUnauth counts a connection without a certificate against its
+// source's and the total allowance, or refuses it.
+func (c *Creds) admitUnauth(tc *trackedConn) error {
+	ip := tc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(ip); err == nil {
+		ip = h
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := 0
+	for _, n := range c.unauth {
+		total += n
+	}
+	switch {
+	case c.unauth[ip] >= MaxUnauthPerIP:
+		return fmt.Errorf("%s already holds %d connections without a certificate", ip, MaxUnauthPerIP)
+	case total >= MaxUnauthTotal:
+		return fmt.Errorf("%d connections without a certificate are open already", MaxUnauthTotal)
+	}
+	c.unauth[ip]++
+	tc.unauthIP = ip
+	return nil
+}
+
 // findTracked finds the tracked connection under conn, through wrappers
 // that expose what they wrap with NetConn (as tls.Conn does).
 func findTracked(conn net.Conn) *trackedConn {
@@ -192,15 +261,21 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 // trackedConn is an accepted connection that forgets itself when closed.
 type trackedConn struct {
 	net.Conn
-	c    *Creds
-	peer atomic.Pointer[string] // the verified peer's node ID, once known
-	once sync.Once
+	c        *Creds
+	peer     atomic.Pointer[string] // the verified peer's node ID, once known
+	unauthIP string                 // set (under c.mu) when counted as without a certificate
+	once     sync.Once
 }
 
 func (tc *trackedConn) Close() error {
 	tc.once.Do(func() {
 		tc.c.mu.Lock()
 		delete(tc.c.conns, tc)
+		if ip := tc.unauthIP; ip != "" {
+			if tc.c.unauth[ip]--; tc.c.unauth[ip] <= 0 {
+				delete(tc.c.unauth, ip)
+			}
+		}
 		tc.c.mu.Unlock()
 	})
 	return tc.Conn.Close()

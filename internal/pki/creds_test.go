@@ -133,3 +133,52 @@ func TestCredsRenewal(t *testing.T) {
 		t.Error("SetCert took a certificate of another CA")
 	}
 }
+
+// TestRaftServerTLS: the raft listener admits voters' certificates only.
+func TestRaftServerTLS(t *testing.T) {
+	ca := testCA(t, "raft")
+	mk := func(id string, voter bool) *Creds {
+		issue := ca.IssueNode
+		if voter {
+			issue = ca.IssueVoter
+		}
+		cert, key, err := issue(id, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := NewCreds(ca.CertOnly(), cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	server := mk("server-node", true)
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := tls.NewListener(server.Track(raw), server.RaftServerTLS())
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer conn.Close(); io.Copy(conn, conn) }()
+		}
+	}()
+	for _, tc := range []struct {
+		id    string
+		voter bool
+	}{{"a-voter", true}, {"a-member", false}} {
+		conn, err := tls.Dial("tcp", raw.Addr().String(), mk(tc.id, tc.voter).ClientTLS())
+		if err == nil {
+			err = roundTrip(conn)
+			conn.Close()
+		}
+		if (err == nil) != tc.voter {
+			t.Errorf("%s (voter %v) on the raft listener: %v", tc.id, tc.voter, err)
+		}
+	}
+}

@@ -115,6 +115,20 @@ func PeerNodeID(cs tls.ConnectionState) (string, bool) {
 	return id, id != ""
 }
 
+// PeerIsVoter reports whether the peer's verified certificate is a
+// voter's (it carries VoterOU).
+func PeerIsVoter(cs tls.ConnectionState) bool {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return false
+	}
+	for _, ou := range cs.VerifiedChains[0][0].Subject.OrganizationalUnit {
+		if ou == VoterOU {
+			return true
+		}
+	}
+	return false
+}
+
 // nodeKeyPair loads a node certificate and key, checks that the certificate
 // is signed by ca and good for usage, and returns it with the chain up to
 // and including the CA certificate.

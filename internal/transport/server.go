@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/ssi-cluster/ssi/internal/pki"
 )
@@ -35,6 +36,11 @@ func NewServer(tlsConf *tls.Config, h Handler) *grpc.Server {
 		grpc.MaxRecvMsgSize(MaxMessage),
 		grpc.UnaryInterceptor(authorize),
 		grpc.StreamInterceptor(authorizeStream),
+		// Before a message is read: a caller without a certificate may
+		// call Join alone, so it cannot make the server buffer a large
+		// message for any other method (authorize runs only once the
+		// whole message is in).
+		grpc.InTapHandle(joinOnlyWithoutCert),
 		// Lenient: clients keep their own (stricter) watch; see dial.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 30 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
@@ -66,6 +72,16 @@ func callerID(ctx context.Context) (string, error) {
 		return "", status.Error(codes.Unauthenticated, "a cluster certificate is required for this call")
 	}
 	return id, nil
+}
+
+func joinOnlyWithoutCert(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName == MethodJoin {
+		return ctx, nil
+	}
+	if _, err := callerID(ctx); err != nil {
+		return nil, err
+	}
+	return ctx, nil
 }
 
 func authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {

@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ssi-cluster/ssi/internal/state"
+	"github.com/ssi-cluster/ssi/internal/transport"
+)
+
+// confirmTimeout bounds the master's check of a death that gossip reports.
+// A crashed agent refuses the connection (or its open one breaks) at once;
+// only a node cut off costs the whole wait, added to its detection.
+const confirmTimeout = 250 * time.Millisecond
+
+// confirmDowns drops from acts the downs that gossip alone reports
+// (action.Confirm) of nodes that still answer a Ping over mutual TLS as
+// themselves: gossip can be forged by any member, which holds its key, and
+// is mistaken on a saturated machine; an answer with the node's own
+// certificate cannot be either. The pings run together.
+func (a *Agent) confirmDowns(ctx context.Context, acts []action, reg *state.Registry) []action {
+	var wg sync.WaitGroup
+	alive := make([]bool, len(acts))
+	for i, act := range acts {
+		rec := reg.Nodes[act.Number]
+		if !act.Confirm || rec == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			alive[i] = a.answers(ctx, rec)
+		}()
+	}
+	wg.Wait()
+	out := acts[:0:0]
+	for i, act := range acts {
+		if alive[i] {
+			a.log.Warn("gossip says a node failed, but it answers over TLS: not committing it down", "node", act.Number)
+			continue
+		}
+		out = append(out, act)
+	}
+	return out
+}
+
+// answers reports whether node rec answers a Ping, as itself, in time.
+func (a *Agent) answers(ctx context.Context, rec *state.NodeRec) bool {
+	c, err := a.pool.Client(rec.RPCAddr(), transport.Control)
+	if err != nil {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, confirmTimeout)
+	defer cancel()
+	resp, err := c.Ping(cctx)
+	return err == nil && resp.NodeID == rec.ID
+}
