@@ -348,20 +348,7 @@ func TestAttackAdmitSkipsJoinLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := b.ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	masterNum, err := masterOf(ctx, c, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := transport.NewPool(conf)
-	defer pool.Close()
-	mc, err := pool.Client(net.JoinHostPort(c.Nodes[masterNum-1].Addr, "7947"), transport.Control)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := masterClientWith(t, ctx, c, b)
 	key, _ := pki.NewNodeKey()
 	csr, _ := pki.CreateCSR(key, "attacker-node-0001")
 	const tries = 200
@@ -1014,20 +1001,7 @@ func TestAttackStolenKeyRenews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := b.ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	masterNum, err := masterOf(ctx, c, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := transport.NewPool(conf)
-	defer pool.Close()
-	mc, err := pool.Client(net.JoinHostPort(c.Nodes[masterNum-1].Addr, "7947"), transport.Control)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := masterClientWith(t, ctx, c, b)
 	time.Sleep(2 * time.Second)
 	key, _ := pki.NewNodeKey() // the thief's own key
 	nodes, _ := c.ListNodes(ctx, 1)
@@ -1053,4 +1027,26 @@ func TestAttackStolenKeyRenews(t *testing.T) {
 	if until.After(stolenUntil) {
 		t.Errorf("with node 2's stolen key the thief got a certificate for a new key outliving the stolen one by %v", until.Sub(stolenUntil).Round(time.Second))
 	}
+}
+
+// masterClientWith is a client of the master's RPC port that presents b's
+// certificate (a loopback cluster: the test process dials it); the pool is
+// closed at the end of the test.
+func masterClientWith(t *testing.T, ctx context.Context, c *harness.Cluster, b *pki.Bundle) *transport.Client {
+	t.Helper()
+	conf, err := b.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterNum, err := masterOf(ctx, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := transport.NewPool(conf)
+	t.Cleanup(pool.Close)
+	mc, err := pool.Client(net.JoinHostPort(c.Nodes[masterNum-1].Addr, "7947"), transport.Control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
 }
