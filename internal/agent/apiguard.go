@@ -87,7 +87,7 @@ func guard(acc access, h http.HandlerFunc) http.HandlerFunc {
 		case (acc.socket || acc.root) && !c.Unix:
 			refuse(w, r, http.StatusForbidden, "%s: accepted only on the agent's Unix socket", what)
 			return
-		case acc.root && c.UID != 0:
+		case acc.root && !isAdmin(c.UID):
 			refuse(w, r, http.StatusForbidden, "%s: permission denied: only root may %s (you are uid %d)", what, acc.rootFor, c.UID)
 			return
 		case acc.pid && c.PID <= 0:
@@ -254,3 +254,8 @@ func userConnBudget(nofile uint64) int {
 func socketLimits(perUID int, nofile uint64) connlimit.Limits {
 	return connlimit.Limits{PerUID: perUID, Total: userConnBudget(nofile)}
 }
+
+// isAdmin reports whether uid administers this agent: root, or the user an
+// agent runs as when it does not run as root (ssi dev without root, where
+// each agent is its user's).
+func isAdmin(uid int) bool { return uid == 0 || uid == os.Geteuid() }

@@ -314,7 +314,7 @@ func requireRoot(w http.ResponseWriter, r *http.Request, what string) bool {
 		writeErr(w, http.StatusForbidden, "%s: changes are accepted only on the agent's Unix socket", what)
 		return false
 	}
-	if c.UID != 0 {
+	if !isAdmin(c.UID) {
 		writeErr(w, http.StatusForbidden, "%s: permission denied: only root may change the cluster (you are uid %d)", what, c.UID)
 		return false
 	}
