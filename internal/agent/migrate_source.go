@@ -168,6 +168,11 @@ func (a *Agent) checkProcess(cpid vproc.CPID, act actor, move, runsOn bool) (*mo
 	if move && isRun && rec.Helper != 0 {
 		return nil, refusal(cpid, "it runs on a terminal (ssi run from a terminal gives it a pty under the exec helper, its parent and session leader, which cannot move with it); run it with stdin or stdout redirected to move it")
 	}
+	if move {
+		if why := a.parentWaits(mv.pid); why != "" {
+			return nil, refusal(cpid, "%s", why)
+		}
+	}
 	if kids := children(mv.pid); len(kids) > 0 {
 		return nil, refusal(cpid, "it has child processes (pid %s): a process moves alone, not with its children", strings.Join(kids, ", "))
 	}

@@ -25,12 +25,15 @@ func ssiAs(t *testing.T, c *harness.Cluster, on int, user string, args ...string
 }
 
 // startNative starts `sh -c script` in node on, not through ssi (a native
-// process of that node), as user, and returns its pid there.
+// process of that node), as user, detached from its parent (a shell that
+// starts it in the background and exits, so it is init's, as a daemon is:
+// ssi refuses to move a process whose parent waits for it), and returns
+// its pid there.
 func startNative(t *testing.T, c *harness.Cluster, on int, user, script string, stdout io.Writer) int {
 	t.Helper()
 	pidFile := filepath.Join(shortTemp(t), "pid")
 	os.Chmod(filepath.Dir(pidFile), 0o777)
-	cmd := c.Command(on, "sh", "-c", fmt.Sprintf("echo $$ >%s; exec %s%s", pidFile, user, script))
+	cmd := c.Command(on, "sh", "-c", `sh -c "$0" &`, fmt.Sprintf("echo $$ >%s; exec %s%s", pidFile, user, script))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
