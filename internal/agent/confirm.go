@@ -45,12 +45,15 @@ func (a *Agent) confirmDowns(ctx context.Context, acts []action, reg *state.Regi
 	return out
 }
 
-// answers reports whether node rec answers a Ping, as itself, in time.
+// answers reports whether node rec answers a Ping, as itself, in time,
+// over a connection of its own (not the pool's, which a failed dial would
+// leave in reconnect backoff after the node comes back).
 func (a *Agent) answers(ctx context.Context, rec *state.NodeRec) bool {
-	c, err := a.pool.Client(rec.RPCAddr(), transport.Control)
+	c, err := transport.DialOnce(rec.RPCAddr(), a.creds.ClientTLS())
 	if err != nil {
 		return false
 	}
+	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, confirmTimeout)
 	defer cancel()
 	resp, err := c.Ping(cctx)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/statedir"
 )
@@ -20,22 +21,38 @@ import (
 const RemovedFile = "removed"
 
 // removalLoop acts on nodes removed from the cluster as soon as the
-// removal is applied here: their certificate is already refused at every
+// removal is applied here (and lets connections to a node that came back
+// try again at once): their certificate is already refused at every
 // new handshake (Creds.SetRevoked reads the registry); this closes the
 // connections they hold to this node and drops this node's connections to
 // them. When this very node is the one removed, it stops for good.
 func (a *Agent) removalLoop(ctx context.Context) {
 	done := map[string]bool{}
+	upSince := map[string]uint64{} // node ID -> epoch it was last seen up at
 	for {
 		ch := a.store.FSM.Changed()
 		var removed []state.RemovedRec
+		var back []string
 		a.store.FSM.Read(func(reg *state.Registry) {
 			for id, n := range reg.Removed {
 				if !done[id] {
 					removed = append(removed, *n)
 				}
 			}
+			// A node up at a new epoch (joined or back): connections to it
+			// try again at once, not after their reconnect backoff.
+			for _, n := range reg.Nodes {
+				if n.State == api.StateUp && upSince[n.ID] != n.Epoch {
+					if _, seen := upSince[n.ID]; seen {
+						back = append(back, n.RPCAddr())
+					}
+					upSince[n.ID] = n.Epoch
+				}
+			}
 		})
+		for _, addr := range back {
+			a.pool.ResetBackoff(addr)
+		}
 		for _, n := range removed {
 			done[n.ID] = true
 			if n.ID == a.id.ID {

@@ -63,6 +63,18 @@ func (p *Pool) Client(addr string, ch Channel) (*Client, error) {
 	return &Client{cc: cc}, nil
 }
 
+// ResetBackoff makes the connections to addr try again at once (a peer
+// that came back), instead of after their reconnect backoff.
+func (p *Pool) ResetBackoff(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, cc := range p.conns {
+		if k.addr == addr {
+			cc.ResetConnectBackoff()
+		}
+	}
+}
+
 // Forget closes the connections to addr (after the peer went away).
 func (p *Pool) Forget(addr string) {
 	p.mu.Lock()
@@ -144,7 +156,12 @@ type Client struct{ cc *grpc.ClientConn }
 // DialJoin returns a one-off client for the join handshake: the server is
 // verified against the CA pinned by the join token; no client certificate.
 // Close it after use.
-func DialJoin(addr string, tlsConf *tls.Config) (*Client, error) {
+func DialJoin(addr string, tlsConf *tls.Config) (*Client, error) { return DialOnce(addr, tlsConf) }
+
+// DialOnce returns a one-off client of addr with tlsConf, apart from any
+// pool (a probe of a node that may be dead must not leave a pooled
+// connection in reconnect backoff). Close it after use.
+func DialOnce(addr string, tlsConf *tls.Config) (*Client, error) {
 	cc, err := dial(addr, credentials.NewTLS(tlsConf), tos[Control], false)
 	if err != nil {
 		return nil, err
