@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -109,6 +110,12 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 		refuseRun(conn, rexec.ExitCannotRun, status.Convert(err).Message())
 		return
 	}
+	if spec.Home != self && spec.UID != 0 {
+		// Another node vouches for its user, not for privileges this
+		// node does not give such a user: no raised priority, no limit
+		// above this node's own.
+		spec.Confine(hardLimit)
+	}
 	p, err := rexec.Start(spec, a.shim)
 	var ee *rexec.ExecError
 	if errors.As(err, &ee) {
@@ -195,4 +202,13 @@ func (a *Agent) logOutput(spec *rexec.Spec, r io.Reader, t rexec.Type) {
 func refuseRun(conn rexec.Conn, code int, msg string) {
 	conn.Send(rexec.Frame{Type: rexec.TError, Data: []byte(msg)})
 	conn.Send(rexec.JSON(rexec.TExit, rexec.Status{Code: code}))
+}
+
+// hardLimit returns this node's (the agent's) hard limit of a resource.
+func hardLimit(resource int) (uint64, bool) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(resource, &rl); err != nil {
+		return 0, false
+	}
+	return rl.Max, true
 }

@@ -2,6 +2,7 @@ package rexec
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -73,6 +74,38 @@ func TestPermits(t *testing.T) {
 	for _, tc := range tests {
 		if got := permits(tc.st, tc.s, 0o1); got != tc.want {
 			t.Errorf("%s: permits = %v", tc.name, got)
+		}
+	}
+}
+
+func TestConfine(t *testing.T) {
+	hard := func(res int) (uint64, bool) {
+		switch res {
+		case 7: // RLIMIT_NOFILE
+			return 4096, true
+		case 3: // RLIMIT_STACK
+			return ^uint64(0), true
+		}
+		return 0, false
+	}
+	for _, tc := range []struct {
+		name     string
+		nice     int
+		in, want []Rlimit
+		wantNice int
+	}{
+		{"nice -20 becomes 0", -20, nil, nil, 0},
+		{"nice 10 stays", 10, nil, nil, 10},
+		{"nofile above the node's hard limit", 0, []Rlimit{{7, 1 << 20, 1 << 20}}, []Rlimit{{7, 4096, 4096}}, 0},
+		{"nofile within it", 0, []Rlimit{{7, 1024, 2048}}, []Rlimit{{7, 1024, 2048}}, 0},
+		{"soft above a lowered hard", 0, []Rlimit{{7, 8192, 10000}}, []Rlimit{{7, 4096, 4096}}, 0},
+		{"unlimited where the node is unlimited", 0, []Rlimit{{3, ^uint64(0), ^uint64(0)}}, []Rlimit{{3, ^uint64(0), ^uint64(0)}}, 0},
+		{"unknown resource left as asked", 0, []Rlimit{{9, 5, 6}}, []Rlimit{{9, 5, 6}}, 0},
+	} {
+		s := Spec{Nice: tc.nice, Rlimits: tc.in}
+		s.Confine(hard)
+		if s.Nice != tc.wantNice || !reflect.DeepEqual(s.Rlimits, tc.want) {
+			t.Errorf("%s: nice %d, limits %v; want %d, %v", tc.name, s.Nice, s.Rlimits, tc.wantNice, tc.want)
 		}
 	}
 }

@@ -140,3 +140,22 @@ func (s *Spec) Validate() error {
 	}
 	return nil
 }
+
+// Confine lowers, for a request that another node makes for a user who is
+// not root, what it asks beyond what such a user may have here: no
+// negative nice value (a user may not raise its priority) and no resource
+// limit above this node's own hard limit for it (hard returns it; ok false
+// when unknown: the limit is left as asked). The asking node vouches for
+// its user's identity, not for privileges this node does not give.
+func (s *Spec) Confine(hard func(resource int) (max uint64, ok bool)) {
+	if s.Nice < 0 {
+		s.Nice = 0
+	}
+	for i := range s.Rlimits {
+		r := &s.Rlimits[i]
+		if h, ok := hard(r.Resource); ok && r.Max > h {
+			r.Max = h
+		}
+		r.Cur = min(r.Cur, r.Max)
+	}
+}
