@@ -678,12 +678,7 @@ func TestAttackRemoteRootGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := b.ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := transport.NewPool(conf)
-	defer pool.Close()
+	pool := poolWith(t, b)
 	cl, err := pool.Client(net.JoinHostPort(c.Nodes[0].Addr, "7947"), transport.Bulk)
 	if err != nil {
 		t.Fatal(err)
@@ -742,12 +737,7 @@ func TestAttackRemoteSignalAsRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := b.ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := transport.NewPool(conf)
-	defer pool.Close()
+	pool := poolWith(t, b)
 	cl, err := pool.Client(net.JoinHostPort(c.Nodes[0].Addr, "7947"), transport.Control)
 	if err != nil {
 		t.Fatal(err)
@@ -787,12 +777,7 @@ func TestAttackRemoteDumpAsRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := b.ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := transport.NewPool(conf)
-	defer pool.Close()
+	pool := poolWith(t, b)
 	cl, err := pool.Client(net.JoinHostPort(c.Nodes[0].Addr, "7947"), transport.Bulk)
 	if err != nil {
 		t.Fatal(err)
@@ -854,12 +839,7 @@ func TestAttackMigrateInRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := b.ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := transport.NewPool(conf)
-	defer pool.Close()
+	pool := poolWith(t, b)
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 
@@ -1034,19 +1014,26 @@ func TestAttackStolenKeyRenews(t *testing.T) {
 // closed at the end of the test.
 func masterClientWith(t *testing.T, ctx context.Context, c *harness.Cluster, b *pki.Bundle) *transport.Client {
 	t.Helper()
-	conf, err := b.ClientTLS()
+	masterNum, err := masterOf(ctx, c, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	masterNum, err := masterOf(ctx, c, 1)
+	mc, err := poolWith(t, b).Client(net.JoinHostPort(c.Nodes[masterNum-1].Addr, "7947"), transport.Control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
+
+// poolWith is a connection pool that presents b's certificate, closed at
+// the end of the test.
+func poolWith(t *testing.T, b *pki.Bundle) *transport.Pool {
+	t.Helper()
+	conf, err := b.ClientTLS()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := transport.NewPool(conf)
 	t.Cleanup(pool.Close)
-	mc, err := pool.Client(net.JoinHostPort(c.Nodes[masterNum-1].Addr, "7947"), transport.Control)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mc
+	return pool
 }
