@@ -22,6 +22,7 @@ import (
 	"github.com/ssi-cluster/ssi/internal/membership"
 	"github.com/ssi-cluster/ssi/internal/migrate"
 	"github.com/ssi-cluster/ssi/internal/pki"
+	"github.com/ssi-cluster/ssi/internal/ratelimit"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
 	"github.com/ssi-cluster/ssi/internal/vproc"
@@ -39,6 +40,8 @@ type Agent struct {
 	bundle    *pki.Bundle // NodeCertPEM (renewal) and GossipKey (rotation) change: under mu
 	creds     *pki.Creds
 	joins     *joinGate // failed joins per source address
+	// confirmLog samples the master's log of gossip deaths it refused.
+	confirmLog *ratelimit.Sampler
 
 	mu      sync.Mutex
 	id      *Identity
@@ -113,6 +116,7 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 		return nil, fmt.Errorf("credentials in %s: %w", cfg.StateDir, err)
 	}
 	a.joins = newJoinGate()
+	a.confirmLog = ratelimit.NewSampler(time.Minute, 1024)
 	if cfg.Name != "" && cfg.Name != id.Name {
 		log.Warn("the configured name differs from the name this node joined with; keeping the joined name",
 			"configured", cfg.Name, "name", id.Name)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,7 +38,11 @@ func (a *Agent) confirmDowns(ctx context.Context, acts []action, reg *state.Regi
 	out := acts[:0:0]
 	for i, act := range acts {
 		if alive[i] {
-			a.log.Warn("gossip says a node failed, but it answers over TLS: not committing it down", "node", act.Number)
+			// The reconciler runs every 200 ms: say it once a minute.
+			if ok, n := a.confirmLog.Log(strconv.Itoa(act.Number), time.Now()); ok {
+				a.log.Warn("gossip says a node failed, but it answers over TLS: not committing it down",
+					"node", act.Number, "said_before", n)
+			}
 			continue
 		}
 		out = append(out, act)
