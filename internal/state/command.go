@@ -37,6 +37,8 @@ type Command struct {
 
 	GossipKey string `json:"gossip_key,omitempty"` // OpGossipKey: 64 hex digits
 
+	Migration *MigrationRec `json:"migration,omitempty"` // OpMigration
+
 	Number      int    `json:"number,omitempty"` // OpTransition, OpRemove
 	Kind        string `json:"kind,omitempty"`
 	Incarnation uint64 `json:"incarnation,omitempty"`
@@ -134,6 +136,8 @@ func MayForward(c *Command, caller *NodeRec) error {
 			return nil
 		}
 		return fmt.Errorf("node %d is not a voter: tokens and removals are managed on voters only", caller.Number)
+	case OpMigration:
+		return mayForwardMigration(c, caller)
 	}
 	return fmt.Errorf("node %d may not forward %q commands", caller.Number, c.Op)
 }

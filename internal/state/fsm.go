@@ -43,7 +43,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.seen[t.Epoch] = time.Now()
 		delete(f.seen, t.Epoch-MaxTransitions)
 	}
-	if err == nil {
+	if err == nil && c.Op != OpMigration { // outcomes change no one's membership view
 		close(f.changed)
 		f.changed = make(chan struct{})
 	}

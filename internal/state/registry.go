@@ -63,10 +63,12 @@ type Registry struct {
 	// rotated it; "" while the one made at `ssi init` is in use. A removal
 	// (at epoch LastRemoval) makes the master rotate it (KeyedAt: the
 	// epoch it was rotated at), so a removed node's copy stops working.
-	GossipKey   string              `json:"gossip_key,omitempty"`
-	KeyedAt     uint64              `json:"keyed_at,omitempty"`
-	LastRemoval uint64              `json:"last_removal,omitempty"`
-	byID        map[string]*NodeRec // derived
+	GossipKey   string `json:"gossip_key,omitempty"`
+	KeyedAt     uint64 `json:"keyed_at,omitempty"`
+	LastRemoval uint64 `json:"last_removal,omitempty"`
+	// Migrations are the agreed outcomes of recent migrations, by ID.
+	Migrations map[uint64]*MigrationRec `json:"migrations,omitempty"`
+	byID       map[string]*NodeRec      // derived
 }
 
 // NewRegistry returns an empty registry.
@@ -118,6 +120,11 @@ func (r *Registry) reindex() error {
 			return fmt.Errorf("%w: inconsistent removed node %q", ErrBadCommand, id)
 		}
 	}
+	for id, m := range r.Migrations {
+		if m == nil || m.ID != id {
+			return fmt.Errorf("%w: inconsistent migration %x", ErrBadCommand, id)
+		}
+	}
 	for num, n := range r.Nodes {
 		if n == nil || n.Number != num || num <= 0 || num >= r.NextNumber || n.ID == "" {
 			return fmt.Errorf("%w: inconsistent node %d", ErrBadCommand, num)
@@ -145,6 +152,13 @@ func (r *Registry) Clone() *Registry {
 	for k, t := range r.Tokens {
 		cp := *t
 		c.Tokens[k] = &cp
+	}
+	if r.Migrations != nil {
+		c.Migrations = make(map[uint64]*MigrationRec, len(r.Migrations))
+		for k, m := range r.Migrations {
+			cp := *m
+			c.Migrations[k] = &cp
+		}
 	}
 	c.Removed = make(map[string]*RemovedRec, len(r.Removed))
 	for k, n := range r.Removed {
@@ -182,6 +196,8 @@ func (r *Registry) Apply(c *Command) (any, error) {
 		return r.revokeToken(c)
 	case OpRemove:
 		return r.remove(c)
+	case OpMigration:
+		return r.decideMigration(c)
 	case OpGossipKey:
 		if b, err := hex.DecodeString(c.GossipKey); err != nil || len(b) != 32 {
 			return nil, fmt.Errorf("%w: gossip key must be 64 hex digits", ErrBadCommand)
