@@ -72,13 +72,25 @@ type step struct {
 	w    world
 }
 
+// sDo calls f on the source's side, then carries out what it returns
+// (in that order: the action sees the side's new phase).
+func (w world) sDo(f func(*Source) Action, answerLost bool) world {
+	a := f(&w.s)
+	return w.sAct(a, answerLost)
+}
+
+func (w world) tDo(f func(*Target) Action, answerLost bool) world {
+	a := f(&w.t)
+	return w.tAct(a, answerLost)
+}
+
 // sAct carries out a source action; answerLost: a proposal reached the
 // agreed state but its answer did not come back.
 func (w world) sAct(a Action, answerLost bool) world {
 	switch a {
 	case ProposeCommit, ProposeAbort:
 		if w.cutS {
-			return w.sAct(w.s.NoAnswer(), false)
+			return w.sDo(func(s *Source) Action { return s.NoAnswer() }, false)
 		}
 		p := Commit
 		if a == ProposeAbort {
@@ -86,9 +98,9 @@ func (w world) sAct(a Action, answerLost bool) world {
 		}
 		w.agreed = Arbitrate(w.agreed, p)
 		if answerLost {
-			return w.sAct(w.s.NoAnswer(), false)
+			return w.sDo(func(s *Source) Action { return s.NoAnswer() }, false)
 		}
-		return w.sAct(w.s.Decided(w.agreed), false)
+		return w.sDo(func(s *Source) Action { return s.Decided(w.agreed) }, false)
 	case ResumeCopy:
 		if w.sCopy == cFrozen || w.sCopy == cStopped {
 			w.sCopy = cRunning
@@ -116,16 +128,16 @@ func (w world) tAct(a Action, answerLost bool) world {
 		if w.sAlive && !w.cutST {
 			ans = w.s.Answer()
 		}
-		return w.tAct(w.t.SourceSaid(ans), answerLost)
+		return w.tDo(func(t *Target) Action { return t.SourceSaid(ans) }, answerLost)
 	case ProposeAbort:
 		if w.cutT {
-			return w.tAct(w.t.NoAnswer(), false)
+			return w.tDo(func(t *Target) Action { return t.NoAnswer() }, false)
 		}
 		w.agreed = Arbitrate(w.agreed, Abort)
 		if answerLost {
-			return w.tAct(w.t.NoAnswer(), false)
+			return w.tDo(func(t *Target) Action { return t.NoAnswer() }, false)
 		}
-		return w.tAct(w.t.Decided(w.agreed), false)
+		return w.tDo(func(t *Target) Action { return t.Decided(w.agreed) }, false)
 	case ReleaseCopy:
 		if w.tCopy == cFrozen || w.tCopy == cStopped {
 			w.tCopy = cRunning
@@ -151,10 +163,10 @@ func (w world) steps(faults bool) []step {
 	// The source's timers and proposals.
 	if w.sAlive && w.s.Phase != Resolved {
 		n := w
-		add("S stalls", n.sAct(n.s.Stalled(), false))
+		add("S stalls", n.sDo(func(s *Source) Action { return s.Stalled() }, false))
 		if fault && w.s.Phase == Proposed {
 			n := w
-			add("S stalls, answer lost", f(n.sAct(n.s.Stalled(), true)))
+			add("S stalls, answer lost", f(n.sDo(func(s *Source) Action { return s.Stalled() }, true)))
 		}
 	}
 	// The target restores (or fails) while receiving.
@@ -167,14 +179,14 @@ func (w world) steps(faults bool) []step {
 		}
 		add("T restored", n)
 		n = w
-		add("T fails", n.tAct(n.t.Failed(), false))
+		add("T fails", n.tDo(func(t *Target) Action { return t.Failed() }, false))
 	}
 	if w.tAlive && w.t.Phase == Held {
 		n := w
-		add("T lost", n.tAct(n.t.Lost(), false))
+		add("T lost", n.tDo(func(t *Target) Action { return t.Lost() }, false))
 		if fault {
 			n := w
-			add("T lost, answer lost", f(n.tAct(n.t.Lost(), true)))
+			add("T lost, answer lost", f(n.tDo(func(t *Target) Action { return t.Lost() }, true)))
 		}
 	}
 	// Messages: delivered, or lost (a fault).
@@ -193,21 +205,21 @@ func (w world) steps(faults bool) []step {
 		switch m {
 		case mRestored:
 			if n.sAlive {
-				n = n.sAct(n.s.Restored(), false)
+				n = n.sDo(func(s *Source) Action { return s.Restored() }, false)
 				add("S gets restored", n)
 				if fault && w.s.Phase == Sending {
 					n := w
 					n.inFlight &^= m
-					add("S gets restored, answer lost", f(n.sAct(n.s.Restored(), true)))
+					add("S gets restored, answer lost", f(n.sDo(func(s *Source) Action { return s.Restored() }, true)))
 				}
 			}
 		case mCommit:
 			if n.tAlive {
-				add("T gets commit", n.tAct(n.t.Told(Commit), false))
+				add("T gets commit", n.tDo(func(t *Target) Action { return t.Told(Commit) }, false))
 			}
 		case mAbort:
 			if n.tAlive {
-				add("T gets abort", n.tAct(n.t.Told(Abort), false))
+				add("T gets abort", n.tDo(func(t *Target) Action { return t.Told(Abort) }, false))
 			}
 		}
 	}
