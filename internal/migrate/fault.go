@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -125,4 +126,66 @@ func (c *faultyConn) Send(m Msg) error {
 		time.Sleep(StallTime)
 	}
 	return c.Conn.Send(m)
+}
+
+// StepEnv names the environment variable of the TEST-ONLY step hook: the
+// path of a file that the integration tests write before a migration,
+// holding one "SIDE:ACTION@STEP" (SIDE source or target, ACTION crash or
+// pause). The agent on that side of the next migration to reach STEP
+// removes the file and acts: crash kills the agent (SIGKILL, as kill -9
+// would); pause writes PATH.paused and waits (at most PauseLimit) until
+// the test removes it, the test meanwhile cutting the network or stopping
+// an agent. Like FaultEnv, it must never be set in production.
+//
+// The steps of the source: frozen (the copy guarded and journalled, the
+// image not sent), sent (the image sent, the target's answer not read),
+// restored (the target holds its copy; nothing proposed), decided (the
+// agreed state committed; the copy here not killed), committed (killed;
+// the target not told). Of the target: image (received, not restored),
+// held (restored, guarded, the source told), commit (the commit received,
+// the copy not released).
+const StepEnv = "SSITEST_MIGRATE_STEP_FILE"
+
+// PauseLimit bounds a pause of the step hook.
+const PauseLimit = time.Minute
+
+// StepHook is the parsed step hook (nil: none).
+type StepHook struct{ path string }
+
+// StepHookFromEnv reads StepEnv.
+func StepHookFromEnv() *StepHook {
+	if p := os.Getenv(StepEnv); p != "" {
+		return &StepHook{path: p}
+	}
+	return nil
+}
+
+// At acts if the hook's file names this side and step.
+func (h *StepHook) At(side, step string) {
+	if h == nil {
+		return
+	}
+	b, err := os.ReadFile(h.path)
+	if err != nil || strings.TrimSpace(string(b)) == "" {
+		return
+	}
+	s, rest, _ := strings.Cut(strings.TrimSpace(string(b)), ":")
+	action, at, _ := strings.Cut(rest, "@")
+	if s != side || at != step || os.Remove(h.path) != nil {
+		return
+	}
+	switch action {
+	case "crash":
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	case "pause":
+		marker := h.path + ".paused"
+		os.WriteFile(marker, []byte(side+"@"+step+"\n"), 0o644)
+		for end := time.Now().Add(PauseLimit); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(marker); err != nil {
+				return
+			}
+		}
+		os.Remove(marker)
+	}
 }
