@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"path/filepath"
 	"testing"
 )
 
@@ -72,5 +73,40 @@ func BenchmarkRestore(b *testing.B) {
 		b.StopTimer()
 		reap(b, np)
 		b.StartTimer()
+	}
+}
+
+// BenchmarkGuard times Guard alone on a frozen, dumped process with one
+// thread and with five (the freeze, dump and resume are not counted).
+func BenchmarkGuard(b *testing.B) {
+	needTracing(b)
+	for _, c := range []struct{ name, bin, flag string }{{"1thread", "counter", ""}, {"5threads", "mtcount", "-pthread"}} {
+		b.Run(c.name, func(b *testing.B) {
+			var flags []string
+			if c.flag != "" {
+				flags = append(flags, c.flag)
+			}
+			cmd, _ := start(b, buildC(b, c.bin, flags...), filepath.Join(b.TempDir(), "out"))
+			for b.Loop() {
+				b.StopTimer()
+				p, err := Freeze(cmd.Process.Pid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.Dump(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				err = p.Guard()
+				b.StopTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := p.Resume(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
 	}
 }

@@ -19,6 +19,9 @@ func (p *Process) Dump() (*Image, error) {
 	if p.spent {
 		return nil, errors.New("checkpoint: process already released")
 	}
+	if len(p.parked) > 0 {
+		return nil, errGuarded
+	}
 	var img *Image
 	err := p.t.do(func() error {
 		var err error

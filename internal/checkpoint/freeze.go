@@ -25,6 +25,10 @@ type Process struct {
 	// fill, when set, supplies the contents of a mapping in place of
 	// reading it all (pre-copy, see PreCopier).
 	fill func(m *Mapping, mem *os.File) error
+	// parked are the threads the guard parked (guard.go); guarded is
+	// set once all are.
+	parked  map[int]bool
+	guarded bool
 }
 
 // Pid is the process id.
@@ -92,14 +96,17 @@ func (p *Process) Resume() error {
 	p.spent = true
 	err := p.t.do(func() error {
 		var err error
+		// A parked thread has its registers (and maybe a signal
+		// handler's frame) set already; detaching it with 0 cancels the
+		// guard's SIGSTOP.
 		for _, tid := range p.tids {
-			if r, ok := p.tregs[tid]; ok {
+			if r, ok := p.tregs[tid]; ok && !p.parked[tid] {
 				setRegs(tid, r)
 			}
 			ptrace(unix.PTRACE_DETACH, tid, 0, 0)
 		}
-		if e := setRegs(p.pid, p.saved); e != nil {
-			err = e
+		if !p.parked[p.pid] {
+			err = setRegs(p.pid, p.saved)
 		}
 		if e := ptrace(unix.PTRACE_DETACH, p.pid, 0, 0); e != nil && err == nil {
 			err = e

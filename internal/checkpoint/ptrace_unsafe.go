@@ -16,6 +16,7 @@ const (
 	ptraceGetRseqConfig = 0x420f
 	ptracePeekSiginfo   = 0x4209
 	peekSiginfoShared   = 1
+	cldTrapped          = 4 // si_code of a ptrace stop
 	ntX86XState         = 0x202
 	xstateMax           = 16 << 10 // larger than any XSAVE area the kernel reports today
 )
@@ -123,4 +124,27 @@ func peekSiginfo(pid int) ([]PendingSignal, error) {
 		}
 	}
 	return out, nil
+}
+
+// peekStop waits for the next stop (or exit) of tracee pid without
+// consuming it (WNOWAIT) and returns its code as the kernel keeps it: a
+// signal number for a signal-delivery-stop, sig|event<<8 for an event
+// stop. A stop collected by wait(2) has that code zeroed, so that the
+// tracer's death would resume the tracee with no signal.
+func peekStop(pid int) (int, error) {
+	for {
+		var si unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &si, unix.WSTOPPED|unix.WEXITED|unix.WNOWAIT|unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if si.Code != cldTrapped {
+			return 0, errExited
+		}
+		// siginfo_t for SIGCHLD: si_pid, si_uid, then si_status at 24.
+		return int(*(*int32)(unsafe.Add(unsafe.Pointer(&si), 24))), nil
+	}
 }

@@ -267,7 +267,10 @@ func (r *restorer) complete(s *restoreState, img *Image, x *stubExternal, o *Res
 		}
 	}
 	if o.Hold {
-		return nil
+		// Guarded before RestoreWith returns: no caller can forget it,
+		// and until then the agent's death kills the process
+		// (PTRACE_O_EXITKILL), which is what an unfinished restore needs.
+		return s.guard()
 	}
 	return s.detach()
 }

@@ -110,6 +110,8 @@ type restoreState struct {
 	stub int   // the stub, until it is gone (0)
 	pid  int   // the process being restored: the stub or its copy
 	tids []int // threads created in it
+	// guarded: held, every thread parked (guard.go)
+	guarded bool
 }
 
 // kill kills and reaps everything the restore created.

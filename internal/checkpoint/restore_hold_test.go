@@ -26,6 +26,22 @@ func frozenCounter(t *testing.T) (cmd *exec.Cmd, old *lineReader, out string, p 
 	return cmd, old, out, p
 }
 
+// dumpedCounter dumps and kills a counter started by frozenCounter and
+// returns its image, the lines it wrote and its output file.
+func dumpedCounter(t *testing.T) (img *Image, lines []string, out string) {
+	t.Helper()
+	cmd, old, out, p := frozenCounter(t)
+	img, err := p.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	return img, old.all(t), out
+}
+
 // statFields returns the fields of /proc/PID/stat after the command name
 // (state first).
 func statFields(t *testing.T, pid int) []string {
@@ -43,16 +59,7 @@ func statFields(t *testing.T, pid int) []string {
 func TestRestoreHoldAndNewGroup(t *testing.T) {
 	needTracing(t)
 	stub := buildC(t, "stub")
-	cmd, old, out, p := frozenCounter(t)
-	img, err := p.Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	lines := old.all(t)
+	img, lines, out := dumpedCounter(t)
 
 	r2, w2 := pipe(t)
 	res, err := RestoreWith(img, stub, RestoreOptions{Files: nullStdio(t, w2), Hold: true, NewGroup: true})

@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"fmt"
 	"runtime"
+
+	"golang.org/x/sys/unix"
 )
 
 // tracer is the one goroutine that owns a tracee. It locks itself to its
@@ -10,18 +12,31 @@ import (
 // the tracee's ptrace parent, exits with the goroutine: no other goroutine
 // ever runs on a thread with ptrace state.
 type tracer struct {
-	reqs chan func()
-	done chan struct{}
+	reqs   chan func()
+	done   chan struct{}
+	locked chan struct{} // closed once loop holds a thread other than the main one
 }
 
 func newTracer() *tracer {
-	t := &tracer{reqs: make(chan func()), done: make(chan struct{})}
+	t := &tracer{reqs: make(chan func()), done: make(chan struct{}), locked: make(chan struct{})}
 	go t.loop()
 	return t
 }
 
 func (t *tracer) loop() {
 	runtime.LockOSThread() // never unlocked: the thread dies with us
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread: Go never ends it (it parks it for good), so
+		// its tracees would stay attached after close, and a tracer's
+		// death could not be had. Hold it until another goroutine holds
+		// a thread of its own (not this one, ours until we unlock), then
+		// hand it back, untouched by ptrace.
+		go t.loop()
+		<-t.locked
+		runtime.UnlockOSThread()
+		return
+	}
+	close(t.locked)
 	defer close(t.done)
 	for f := range t.reqs {
 		f()

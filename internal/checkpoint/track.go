@@ -66,6 +66,9 @@ func (p *Process) TrackDirty() (*Tracker, error) {
 	if p.spent {
 		return nil, errors.New("checkpoint: process already released")
 	}
+	if len(p.parked) > 0 {
+		return nil, errGuarded
+	}
 	var t *Tracker
 	err := p.t.do(func() error {
 		var err error
