@@ -82,6 +82,7 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), stopped: make(chan struct{}),
 		track: newTracker(), mig: newMigrations(), procs: vproc.NewCache("/proc")}
+	a.mig.step = migrate.StepHookFromEnv()
 	if a.mig.fault, err = migrate.FaultFromEnv(); err != nil {
 		return nil, err
 	}
@@ -256,7 +257,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.httpAPI.start(errc)
 	var wg sync.WaitGroup
 	for _, loop := range []func(context.Context){a.joinLoop, a.loadLoop, a.leaderLoop, a.fenceLoop, a.selfLoop, a.adoptLoop,
-		a.renewLoop, a.removalLoop, a.gossipKeyLoop} {
+		a.renewLoop, a.removalLoop, a.gossipKeyLoop, a.recoverMigrations} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}

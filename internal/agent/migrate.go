@@ -39,6 +39,7 @@ type migrations struct {
 	// homes re-attached, kept for them for attachWait (retire).
 	ended map[int64]*runSession
 	fault *migrate.Fault
+	step  *migrate.StepHook // test-only (migrate.StepEnv)
 	// Signals to moving processes (migrate_signal.go).
 	held    map[int64][]heldSignal
 	owners  map[int64]authz.Owner

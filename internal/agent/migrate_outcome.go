@@ -9,8 +9,10 @@ import (
 
 // The decision of a migration, for a target that lost its stream after
 // it restored the process and before it heard the decision: the source
-// remembers what it decided, the target asks (MoveOutcome) and waits
-// while the source is up and has not decided.
+// remembers what it did (a local abort, or the agreed outcome it acted
+// on), and the target asks it first (MoveOutcome); when the source does
+// not know or cannot be reached, the target asks the agreed state
+// (migrate_commit.go).
 
 // outcomeMemory is how long a source remembers a decision.
 const outcomeMemory = 5 * time.Minute
@@ -52,28 +54,4 @@ func (h *rpcHandler) MoveOutcome(ctx context.Context, r *transport.MoveOutcomeRe
 		return &transport.MoveOutcomeResponse{}, nil
 	}
 	return &transport.MoveOutcomeResponse{Decided: true, Commit: o.commit}, nil
-}
-
-// askOutcome finds out, after the stream to source src broke, whether
-// migration id committed: yes if the source's node goes down (its copy
-// died with it) or says it killed its copy; no if it says it resumed it,
-// or does not decide within a minute.
-func (a *Agent) askOutcome(ctx context.Context, src int, id uint64) bool {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if n, err := a.upNode(src); err == nil {
-			if c, err := a.peer(n); err == nil {
-				cctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-				r, err := c.MoveOutcome(cctx, &transport.MoveOutcomeRequest{ID: id})
-				cancel()
-				if err == nil && r.Decided {
-					return r.Commit
-				}
-			}
-		}
-		if a.sourceDown(ctx, src) { // waits up to downGrace
-			return true
-		}
-	}
-	return false
 }

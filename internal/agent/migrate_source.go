@@ -19,6 +19,7 @@ import (
 	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/migrate"
+	"github.com/ssi-cluster/ssi/internal/migrate/commit"
 	"github.com/ssi-cluster/ssi/internal/procstat"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/transport"
@@ -82,7 +83,7 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest, act act
 		}
 	}()
 	conn := migrate.WithFault(&msgConn{s: stream}, a.mig.fault.Next(), func() { stream.CloseSend() })
-	begin := migrate.Begin{ID: rand.Uint64(), CPID: int64(mv.cpid), Source: self, Pid: mv.pid, UID: mv.uid, Stopped: mv.stopped}
+	begin := migrate.Begin{ID: rand.Uint64() | 1, CPID: int64(mv.cpid), Source: self, Pid: mv.pid, UID: mv.uid, Stopped: mv.stopped}
 	if mv.sess != nil && !mv.sess.native() {
 		begin.Run = mv.sess.spec
 	}
@@ -254,6 +255,8 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 		return nil, migrateError(mv.cpid, err)
 	}
 	resp.DumpUS = time.Since(tf).Microseconds()
+	entry := &commit.Entry{ID: id, Role: commit.RoleSource, CPID: int64(mv.cpid), Pid: mv.pid,
+		Source: a.Identity().Number, Target: to, Stopped: mv.stopped}
 	var pending []byte
 	var eof bool
 	abort := func(why error) (*transport.MoveResponse, error) {
@@ -261,6 +264,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 		conn.Send(migrate.Text(migrate.KAbort, "%v", why))
 		cancel()
 		fp.Resume()
+		a.journal().Remove(entry) // after the resume: a crash between the two resumes it again, harmlessly
 		a.deliverHeld(mv.cpid, mv.pid, 0, a.mig.releaseSignals(int64(mv.cpid), 0))
 		if run {
 			s.p.Undrain(pending)
@@ -268,29 +272,57 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 		}
 		return nil, why
 	}
+	// From here the target may come to hold a copy: this one is guarded
+	// (if this agent dies, it stays stopped) and in the journal (so that
+	// the agent that starts next resolves it).
+	if err := a.guard(fp, entry); err != nil {
+		return abort(status.Errorf(codes.Aborted, "process %d: %v", mv.cpid, err))
+	}
+	a.mig.step.At("source", "frozen")
 	if run {
 		if pending, eof, err = s.p.DrainStdin(); err != nil {
 			return abort(status.Errorf(codes.Aborted, "process %d: its input: %v", mv.cpid, err))
 		}
 	}
+	// The freeze is bounded: nothing sent or received for frozenBound
+	// abandons the transfer (the source alone decides until the target
+	// has restored the process).
+	watch := watchStalls(conn, cancel)
+	stalled := func(err error) error {
+		if watch.stop() {
+			return fmt.Errorf("nothing moved for %v while the process was frozen (%v)", frozenBound, err)
+		}
+		return err
+	}
 	ts := time.Now()
-	if resp.Bytes, err = sendFrozen(conn, img, fst, pending, eof); err != nil {
+	if resp.Bytes, err = sendFrozen(watch, img, fst, pending, eof); err != nil {
 		if why := targetReason(conn, cancel); why != "" {
 			return abort(status.Errorf(codes.Aborted, "node %d could not restore process %d: %s", to, mv.cpid, why))
 		}
-		return abort(status.Errorf(codes.Aborted, "sending process %d to node %d: %v", mv.cpid, to, err))
+		return abort(status.Errorf(codes.Aborted, "sending process %d to node %d: %v", mv.cpid, to, stalled(err)))
 	}
-	m, err := recvTimeout(conn, answerTimout, cancel)
+	a.mig.step.At("source", "sent")
+	m, err := recvTimeout(watch, answerTimout, cancel)
 	resp.SendUS = time.Since(ts).Microseconds()
 	var rs migrate.Restored
 	switch {
 	case err != nil:
-		return abort(status.Errorf(codes.Aborted, "node %d did not restore process %d: %v", to, mv.cpid, err))
+		return abort(status.Errorf(codes.Aborted, "node %d did not restore process %d: %v", to, mv.cpid, stalled(err)))
 	case m.Kind == migrate.KFailed:
+		watch.stop()
 		return abort(status.Errorf(codes.Aborted, "node %d could not restore process %d: %s", to, mv.cpid, m.Data))
 	case m.Kind != migrate.KRestored || m.Parse(&rs) != nil || rs.Pid < 1:
+		watch.stop()
 		return abort(status.Errorf(codes.Aborted, "node %d answered %s, not restored", to, m.Kind))
 	}
+	watch.stop()
+	a.mig.step.At("source", "restored")
+	// The target holds a copy: the outcome is the agreed state's now.
+	src := commit.Source{}
+	if a.resolve(context.Background(), src.Restored(), entry, &src, nil) != commit.KillCopy {
+		return abort(status.Errorf(codes.Aborted, "node %d restored process %d but gave up waiting for the commit: the cluster recorded an abort", to, mv.cpid))
+	}
+	a.mig.step.At("source", "decided")
 	resp.NewPid, resp.PidKept, resp.RestoreUS = rs.Pid, rs.PidKept, rs.RestoreMicros
 	resp.Written, resp.WriteUS = rs.Written, rs.WriteMicros
 	resp.SendUS -= rs.RestoreMicros
@@ -303,6 +335,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	// end (freeing its memory) is awaited after the commit.
 	a.mig.decide(id, to, true)
 	unix.Kill(mv.pid, unix.SIGKILL)
+	a.mig.step.At("source", "committed")
 	if err := conn.Send(migrate.Msg{Kind: migrate.KCommit}); err != nil {
 		a.log.Warn("migration: the commit did not reach the target, which will ask", "cpid", showCPID(int64(mv.cpid)), "err", err)
 	} else if m, err := recvTimeout(conn, doneTimeout, cancel); err != nil || m.Kind != migrate.KDone {
@@ -311,6 +344,7 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	resp.FreezeUS = time.Since(tf).Microseconds()
 	go a.deliverHeld(mv.cpid, mv.pid, to, a.mig.releaseSignals(int64(mv.cpid), to))
 	fp.Kill()
+	a.journal().Remove(entry)
 	return resp, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/ssi-cluster/ssi/internal/authz"
 	"github.com/ssi-cluster/ssi/internal/checkpoint"
 	"github.com/ssi-cluster/ssi/internal/migrate"
+	"github.com/ssi-cluster/ssi/internal/migrate/commit"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/transport"
 	"github.com/ssi-cluster/ssi/internal/vproc"
@@ -228,6 +229,7 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		fail("%v", err)
 		return
 	}
+	a.mig.step.At("target", "image")
 	// The image's credentials are what the process gets: the policy
 	// decides on them, not on what the source said (Begin.UID).
 	if err := a.decideMoveIn(b, imageOwner(img), imageGIDs(img)); err != nil {
@@ -261,6 +263,17 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 	if b.Stopped {
 		unix.Kill(res.Pid, unix.SIGSTOP) // it stops as it is let go
 	}
+	// The copy here is guarded (if this agent dies, it stays stopped) and
+	// in the journal before the source hears of it.
+	entry := &commit.Entry{ID: b.ID, Role: commit.RoleTarget, CPID: b.CPID, Pid: res.Pid,
+		Source: b.Source, Target: a.Identity().Number, Stopped: b.Stopped}
+	if err := a.guard(res, entry); err != nil {
+		res.Kill()
+		drop()
+		a.journal().Remove(entry)
+		fail("node %d cannot hold the restored copy: %v", a.Identity().Number, err)
+		return
+	}
 	rs := migrate.Restored{Pid: res.Pid, PidKept: res.PidKept, RestoreMicros: time.Since(t0).Microseconds(),
 		Written: wst.n, WriteMicros: wst.d.Microseconds()}
 	if res.PidErr != nil {
@@ -269,21 +282,33 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 	if err := conn.Send(migrate.JSON(migrate.KRestored, rs)); err != nil {
 		a.log.Warn("migration in: the source is gone before the decision", "cpid", cpid, "err", err)
 	}
-	m, err = conn.Recv()
-	commit := err == nil && m.Kind == migrate.KCommit
-	if err != nil {
-		// The decision did not come: the source's node died (its copy
-		// died with it) or says what it decided.
-		commit = a.askOutcome(ctx, b.Source, b.ID)
-		a.log.Warn("migration in: the stream broke before the decision; asked the source", "cpid", cpid, "from", b.Source, "commit", commit)
+	// The copy here runs only on a commit: the source's word, or the
+	// agreed state's (commit.Target).
+	a.mig.step.At("target", "held")
+	tgt := commit.Target{}
+	tgt.Restored()
+	var act commit.Action
+	m, err = recvWithin(conn, decisionWait)
+	switch {
+	case err == nil && m.Kind == migrate.KCommit:
+		act = tgt.Told(commit.Commit)
+	case err == nil && m.Kind == migrate.KAbort:
+		act = tgt.Told(commit.Abort)
+	default:
+		a.log.Warn("migration in: no decision from the source; asking", "cpid", cpid, "from", b.Source, "err", err, "kind", m.Kind)
+		act = tgt.Lost()
 	}
-	if !commit {
+	if act = a.resolve(context.Background(), act, entry, nil, &tgt); act != commit.ReleaseCopy {
 		res.Kill()
 		drop()
-		a.log.Warn("migration in abandoned by the source; restored copy killed", "cpid", cpid, "from", b.Source, "err", err)
+		a.journal().Remove(entry)
+		a.log.Warn("migration in abandoned by the source; restored copy killed", "cpid", cpid, "from", b.Source)
 		return
 	}
-	if err := res.Release(); err != nil {
+	a.mig.step.At("target", "commit")
+	err = res.Release()
+	a.journal().Remove(entry)
+	if err != nil {
 		drop()
 		a.log.Error("migration in: the restored process could not be let go", "cpid", cpid, "err", err)
 		return
@@ -398,14 +423,6 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 		return nil, nil, end, fmt.Errorf("the stream was cut: %d image bytes and %d of input received, %d and %d sent", r.N, len(stdin), end.ImageBytes, end.StdinBytes)
 	}
 	return img, stdin, end, werr
-}
-
-// sourceDown reports whether node src is, or within downGrace becomes,
-// not up.
-func (a *Agent) sourceDown(ctx context.Context, src int) bool {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), downGrace)
-	defer cancel()
-	return a.waitNodeGone(wctx, src, nil) != ""
 }
 
 // adoptMoved makes the restored process a session of this agent: a run

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // ErrNeedNamespaces is returned by the network faults in loopback mode.
@@ -134,4 +135,28 @@ func (c *Cluster) faultable(i int, what string) error {
 		return fmt.Errorf("%s node %d: %w", what, i, ErrNeedNamespaces)
 	}
 	return nil
+}
+
+// PauseAgent stops node i's agent (SIGSTOP), as a long stall would: it
+// stays a member until the cluster notices. ResumeAgent undoes it.
+func (c *Cluster) PauseAgent(i int) error {
+	_, pid, err := c.agentPID(i)
+	if err != nil {
+		return err
+	}
+	return syscall.Kill(pid, syscall.SIGSTOP)
+}
+
+// ResumeAgent continues node i's agent and, in namespace mode, the
+// nsenter that forked it (it stops itself when its child stops, and a
+// stopped nsenter could not reap the agent when the node is torn down).
+func (c *Cluster) ResumeAgent(i int) error {
+	p, pid, err := c.agentPID(i)
+	if err != nil {
+		return err
+	}
+	if c.Namespaces {
+		syscall.Kill(p.pid(), syscall.SIGCONT)
+	}
+	return syscall.Kill(pid, syscall.SIGCONT)
 }
