@@ -81,15 +81,16 @@ func (p *Process) Guard() error {
 		if err := p.keepSIGCONT(); err != nil {
 			return err
 		}
-		var held []unix.Signal
-		for _, s := range p.held {
+		var keep []unix.Signal
+		for i, s := range p.held {
 			if s == unix.SIGCONT {
-				held = append(held, s)
+				keep = append(keep, s)
 			} else if err := unix.Kill(p.pid, s); err != nil {
+				p.held = append(keep, p.held[i:]...)
 				return err
 			}
 		}
-		p.held = held
+		p.held = keep
 		for _, tid := range append([]int{p.pid}, p.tids...) {
 			if p.parked[tid] {
 				continue // by a Guard that failed after it
