@@ -145,36 +145,33 @@ func planRaft(v view) []action {
 			voters--
 		}
 	}
-	// Add up nodes that raft does not know, promote non-voters while voters
-	// are missing. Lowest node numbers first, so the choice is stable.
+	// Add nodes that raft does not know as non-voters; promote non-voters
+	// while voters are missing. Lowest node numbers first, so the choice is
+	// stable.
 	for _, n := range v.Nodes {
-		// A joining node that gossip sees alive runs raft already: add it
-		// now, so the log reaches it while its join commits.
-		if n.State != api.StateUp && n.State != state.StateJoining {
-			continue
-		}
-		if m, ok := v.Members[n.ID]; !ok || m.Status != membership.Alive {
+		if m, ok := v.Members[n.ID]; !ok || m.Status != membership.Alive || n.ID == v.Self || v.Removed[n.ID] {
 			continue
 		}
 		s, known := v.Servers[n.ID]
 		switch {
-		case n.State == state.StateJoining:
-			// Not caught up yet: receive the log, vote later.
-			if !known {
-				out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
-			}
-		case known && s.Voter:
-		case !n.Voter:
-			// Admitted with a member token: it never votes (a voter can
-			// become master, and the master holds the CA key).
-			if !known {
-				out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
-			}
+		case n.State == api.StateLeft:
+		case !known:
+			// A joining node runs raft already: it receives the log while
+			// its join commits. A node that returns, up or still down
+			// (cut off long enough to be removed from raft, it does not
+			// know yet that it was excluded), learns its fate from the
+			// log: it fences itself and comes back as a new incarnation.
+			// Every node starts as a non-voter, so that it catches up
+			// before it counts in a quorum.
+			out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
+		case s.Voter || n.State != api.StateUp || !n.Voter:
+			// A member (admitted with a member token) never votes: a
+			// voter can become master, and the master holds the CA key.
 		case voters < v.MaxVoters:
+			// An up non-voter has applied the log up to its own return:
+			// caught up enough to vote.
 			out = append(out, action{Raft: "voter", ID: n.ID, Addr: n.RaftAddr()})
 			voters++
-		case !known:
-			out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
 		}
 	}
 	return out

@@ -151,18 +151,18 @@ func TestPlanRaft(t *testing.T) {
 		want    []action
 	}{
 		{
-			name:    "up node unknown to raft becomes a voter while voters are missing",
+			name:    "up node unknown to raft is a non-voter first, even while voters are missing",
 			nodes:   func() []*state.NodeRec { r, _ := upAlive(1, 2); return r }(),
 			members: func() []membership.Member { _, m := upAlive(1, 2); return m }(),
 			servers: servers([]int{1}, nil), max: 3,
-			want: []action{voter(2)},
+			want: []action{nonvoter(2)},
 		},
 		{
-			name:    "lowest numbers get the voter seats, the rest join as non-voters",
+			name:    "lowest numbers get the voter seats",
 			nodes:   func() []*state.NodeRec { r, _ := upAlive(1, 2, 3, 4, 5); return r }(),
 			members: func() []membership.Member { _, m := upAlive(1, 2, 3, 4, 5); return m }(),
-			servers: servers([]int{1}, nil), max: 3,
-			want: []action{voter(2), voter(3), nonvoter(4), nonvoter(5)},
+			servers: servers([]int{1}, []int{2, 3, 4, 5}), max: 3,
+			want: []action{voter(2), voter(3)},
 		},
 		{
 			name:    "enough voters: non-voter",
@@ -193,11 +193,41 @@ func TestPlanRaft(t *testing.T) {
 			want: nil,
 		},
 		{
-			name:    "a joining node receives the log as a non-voter; a down node is not added",
-			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, state.StateJoining, 1, tLong), rec(3, api.StateDown, 1, tLong)},
-			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1)},
+			name:    "a joining node receives the log as a non-voter",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, state.StateJoining, 1, tLong)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1)},
 			servers: servers([]int{1}, nil), max: 3,
 			want: []action{nonvoter(2)},
+		},
+		{
+			// Cut off past ReplaceAfter and removed from raft, it cannot
+			// learn that it was excluded until it receives the log again.
+			name:    "a down node alive again, unknown to raft, receives the log as a non-voter",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateDown, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1)},
+			servers: servers([]int{1, 2}, nil), max: 3,
+			want: []action{nonvoter(3)},
+		},
+		{
+			name:    "a down node alive again, a non-voter, is not promoted before it returns",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateDown, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1)},
+			servers: servers([]int{1, 2}, []int{3}), max: 3,
+			want: nil,
+		},
+		{
+			name:    "a returned node, a non-voter, is promoted while voters are missing",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateUp, 2, tLong)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 2)},
+			servers: servers([]int{1, 2}, []int{3}), max: 3,
+			want: []action{voter(3)},
+		},
+		{
+			name:    "a down node not alive in gossip, a left node, a removed node are not added",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateDown, 1, past), rec(3, api.StateLeft, 1, past), rec(4, api.StateDown, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Suspect, 1), mem(3, membership.Alive, 1), mem(4, membership.Alive, 1)},
+			servers: servers([]int{1}, nil), removed: map[string]bool{"id4": true}, max: 3,
+			want: nil,
 		},
 		{
 			name:    "left voter removed and its seat given to a non-voter",
@@ -259,7 +289,7 @@ func TestPlanRaft(t *testing.T) {
 			name:    "members never vote, even with seats free",
 			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), member(2, api.StateUp, 1, tLong), member(3, api.StateUp, 1, tLong), rec(4, api.StateUp, 1, tLong)},
 			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1), mem(4, membership.Alive, 1)},
-			servers: servers([]int{1}, []int{3}), max: 3,
+			servers: servers([]int{1}, []int{3, 4}), max: 3,
 			want: []action{nonvoter(2), voter(4)},
 		},
 		{
