@@ -147,6 +147,7 @@ func TestPlanRaft(t *testing.T) {
 		members []membership.Member
 		servers map[string]Server
 		removed map[string]bool
+		answers map[string]bool
 		max     int
 		want    []action
 	}{
@@ -221,6 +222,22 @@ func TestPlanRaft(t *testing.T) {
 			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 2)},
 			servers: servers([]int{1, 2}, []int{3}), max: 3,
 			want: []action{voter(3)},
+		},
+		{
+			// The gossip key changed while it was away: gossip cannot
+			// read it, but it answers the master over mutual TLS.
+			name:    "a down node out of raft that answers over TLS receives the log as a non-voter",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateDown, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Dead, 1)},
+			servers: servers([]int{1, 2}, nil), answers: map[string]bool{"id3": true}, max: 3,
+			want: []action{nonvoter(3)},
+		},
+		{
+			name:    "answering over TLS neither adds an up or left node nor promotes a known one",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateLeft, 1, past), rec(4, api.StateUp, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1)},
+			servers: servers([]int{1}, []int{2}), answers: map[string]bool{"id2": true, "id3": true, "id4": true}, max: 3,
+			want: nil,
 		},
 		{
 			name:    "a down node not alive in gossip, a left node, a removed node are not added",
@@ -319,11 +336,36 @@ func TestPlanRaft(t *testing.T) {
 			t.Parallel()
 			v := baseView()
 			v.Nodes, v.Members, v.Servers, v.MaxVoters = tc.nodes, members(tc.members...), tc.servers, tc.max
-			v.Removed = tc.removed
+			v.Removed, v.Answers = tc.removed, tc.answers
 			if got := planRaft(v); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("planRaft =\n%v\nwant\n%v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestHealTargets(t *testing.T) {
+	t.Parallel()
+	v := baseView()
+	v.Nodes = []*state.NodeRec{
+		rec(1, api.StateDown, 1, tLong), // self
+		rec(2, api.StateDown, 1, tLong), // out of raft, dead in gossip: asked
+		rec(3, api.StateDown, 1, tLong), // out of raft, unseen: asked
+		rec(4, api.StateDown, 1, tLong), // out of raft, alive in gossip: gossip says it
+		rec(5, api.StateDown, 1, tLong), // a raft non-voter: the log reaches it
+		rec(6, api.StateUp, 1, tLong),   // up
+		rec(7, api.StateLeft, 1, tLong), // left
+		rec(8, api.StateDown, 1, tLong), // removed for good
+	}
+	v.Members = members(mem(2, membership.Dead, 1), mem(4, membership.Alive, 1))
+	v.Servers = servers([]int{6}, []int{5})
+	v.Removed = map[string]bool{"id8": true}
+	var got []int
+	for _, n := range healTargets(v) {
+		got = append(got, n.Number)
+	}
+	if want := []int{2, 3}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("healTargets = %v, want %v", got, want)
 	}
 }
 

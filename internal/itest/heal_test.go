@@ -1,15 +1,18 @@
 package itest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/harness"
+	"github.com/ssi-cluster/ssi/internal/pki"
 )
 
 // The partition tests cut a node off for longer than voter_replace_after
@@ -59,8 +62,10 @@ func nodeOf(t *testing.T, ctx context.Context, c *harness.Cluster, from, i int) 
 // raft (or, for a node that does not vote, down), keeps it cut off for cut
 // more, heals, and checks that it comes back by itself: up on every node,
 // a member again, its process running on with the same cluster pid, and
-// reachable by ssi run. It returns whether the node votes again.
-func cutAndHeal(t *testing.T, c *harness.Cluster, victim int, cut time.Duration) bool {
+// reachable by ssi run. during, if not nil, runs while the node is cut off
+// and returns the nodes it took out of the cluster. cutAndHeal returns
+// whether the node votes again.
+func cutAndHeal(t *testing.T, c *harness.Cluster, victim int, cut time.Duration, during func() []int) bool {
 	t.Helper()
 	ctx := phase(t, 3*time.Minute)
 	survivors := others(c, victim)
@@ -86,6 +91,10 @@ func cutAndHeal(t *testing.T, c *harness.Cluster, victim int, cut time.Duration)
 		t.Logf("%s: down and no longer a voter %.1f s after the cut", name, time.Since(start).Seconds())
 	}
 	waitMember(t, ctx, c, victim, false)
+	var gone []int
+	if during != nil {
+		gone = during()
+	}
 	time.Sleep(cut)
 	cutFor := time.Since(start)
 	if err := c.Heal(victim); err != nil {
@@ -94,7 +103,9 @@ func cutAndHeal(t *testing.T, c *harness.Cluster, victim int, cut time.Duration)
 	healed := time.Now()
 
 	ctx = phase(t, 3*time.Minute)
-	waitState(t, ctx, c, others(c), name, api.StateUp)
+	survivors = others(c, append(gone, victim)...)
+	all := others(c, gone...)
+	waitState(t, ctx, c, all, name, api.StateUp)
 	waitMember(t, ctx, c, victim, true)
 	t.Logf("%s: cut off for %.1f s, a member again %.1f s after the heal", name, cutFor.Seconds(), time.Since(healed).Seconds())
 	after := nodeOf(t, ctx, c, survivors[0], victim)
@@ -102,8 +113,8 @@ func cutAndHeal(t *testing.T, c *harness.Cluster, victim int, cut time.Duration)
 		t.Errorf("%s came back as node %d incarnation %d; was node %d incarnation %d, want the same number and a new incarnation",
 			name, after.Number, after.Incarnation, before.Number, before.Incarnation)
 	}
-	for _, from := range others(c) {
-		stillRuns(t, ctx, c, cpid, victim, pid)
+	stillRuns(t, ctx, c, cpid, victim, pid)
+	for _, from := range all {
 		if w, err := whereJSON(ctx, c, from, cpid); err != nil || w.Node != victim || w.Pid != pid {
 			t.Errorf("where %d from node %d: %+v, %v; want node %d pid %d", cpid, from, w, err, victim, pid)
 		}
@@ -113,7 +124,7 @@ func cutAndHeal(t *testing.T, c *harness.Cluster, victim int, cut time.Duration)
 			t.Errorf("ssi run --node %d true from node %d: %v", victim, from, o)
 		}
 	}
-	sameEverywhere(t, ctx, c, others(c))
+	sameEverywhere(t, ctx, c, all)
 	return after.Voter
 }
 
@@ -147,7 +158,7 @@ func TestPartitionHeals(t *testing.T) {
 		if victim == master {
 			victim = 2
 		}
-		cutAndHeal(t, c, victim, cut)
+		cutAndHeal(t, c, victim, cut, nil)
 		waitVoter(t, c, master, victim, true)
 	})
 	t.Run("master", func(t *testing.T) {
@@ -155,7 +166,7 @@ func TestPartitionHeals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cutAndHeal(t, c, master, cut)
+		cutAndHeal(t, c, master, cut, nil)
 		waitVoter(t, c, others(c, master)[0], master, true)
 	})
 }
@@ -195,14 +206,14 @@ func TestPartitionHealsNonvoter(t *testing.T) {
 		for victim == master || victim == nonvoter {
 			victim++
 		}
-		if cutAndHeal(t, c, victim, cut) {
+		if cutAndHeal(t, c, victim, cut, nil) {
 			t.Errorf("node %d votes again; the cluster had its three voters", victim)
 		}
 		waitVoter(t, c, master, nonvoter, true)
 		nonvoter = victim
 	})
 	t.Run("non-voter", func(t *testing.T) {
-		if cutAndHeal(t, c, nonvoter, cut) {
+		if cutAndHeal(t, c, nonvoter, cut, nil) {
 			t.Errorf("node %d votes; the cluster had its three voters", nonvoter)
 		}
 	})
@@ -213,7 +224,52 @@ func TestPartitionHealsNonvoter(t *testing.T) {
 func TestPartitionHealsMember(t *testing.T) {
 	args, cut := healArgs(t, "--allow-remote-root", "true")
 	c, _ := clusterWith(t, harness.Options{Nodes: 3, Members: true, Namespaces: true, AgentArgs: args})
-	if cutAndHeal(t, c, 3, cut) {
+	if cutAndHeal(t, c, 3, cut, nil) {
 		t.Errorf("member node 3 votes")
 	}
+}
+
+// TestPartitionHealsNewGossipKey: while a voter is cut off (and out of
+// raft), another node is removed for good, so the gossip key changes: the
+// cut-off node's gossip is unreadable when the network returns. The master
+// finds it back over mutual TLS, the node receives the log and the new key,
+// and comes back.
+func TestPartitionHealsNewGossipKey(t *testing.T) {
+	args, cut := healArgs(t, "--allow-remote-root", "true")
+	// The others forget the old key 20 s after they take the new one
+	// (agent.keyDropDelay): heal after that.
+	cut = max(cut, 25*time.Second)
+	c, ctx := startCluster(t, 4, args...)
+	master, err := masterOf(ctx, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := others(c, master)
+	victim, removed := rest[0], rest[1]
+	keyFile := filepath.Join(c.Nodes[master-1].StateDir, pki.GossipKeyFile)
+	old, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutAndHeal(t, c, victim, cut, func() []int {
+		ctx := phase(t, time.Minute)
+		if err := c.KillNode(removed); err != nil {
+			t.Fatal(err)
+		}
+		cl, err := c.Client(master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.RemoveNode(ctx, removed); err != nil {
+			t.Fatalf("node remove %d: %v", removed, err)
+		}
+		err = c.WaitFor(ctx, "the new gossip key", func() (bool, error) {
+			k, err := os.ReadFile(keyFile)
+			return err == nil && !bytes.Equal(k, old), err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []int{removed}
+	})
 }
