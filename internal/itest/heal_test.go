@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,9 @@ func cutAndHeal(t *testing.T, c *harness.Cluster, victim int, cut time.Duration,
 		t.Logf("%s: down and no longer a voter %.1f s after the cut", name, time.Since(start).Seconds())
 	}
 	waitMember(t, ctx, c, victim, false)
+	if o := ssiAs(t, c, victim, "", "nodes"); o.code != 0 || !strings.Contains(o.stderr, "is fenced: no contact with a master since") {
+		t.Errorf("ssi nodes on node %d, cut off: %v; want a word that it is fenced", victim, o)
+	}
 	var gone []int
 	if during != nil {
 		gone = during()
@@ -112,6 +116,9 @@ func cutAndHeal(t *testing.T, c *harness.Cluster, victim int, cut time.Duration,
 	if after.Number != before.Number || after.Incarnation <= before.Incarnation {
 		t.Errorf("%s came back as node %d incarnation %d; was node %d incarnation %d, want the same number and a new incarnation",
 			name, after.Number, after.Incarnation, before.Number, before.Incarnation)
+	}
+	if o := ssiAs(t, c, victim, "", "nodes"); o.code != 0 || o.stderr != "" {
+		t.Errorf("ssi nodes on node %d, back: %v", victim, o)
 	}
 	stillRuns(t, ctx, c, cpid, victim, pid)
 	for _, from := range all {
