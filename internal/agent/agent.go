@@ -42,6 +42,7 @@ type Agent struct {
 	joins     *joinGate // failed joins per source address
 	// confirmLog samples the master's log of gossip deaths it refused.
 	confirmLog *ratelimit.Sampler
+	healer     healProber // the master's probes of down nodes out of raft (heal.go)
 
 	mu      sync.Mutex
 	id      *Identity

@@ -22,7 +22,8 @@ type fenceInput struct {
 	Rec         *state.NodeRec // this node in the registry, nil if absent
 	Incarnation uint64         // this agent's incarnation
 	Leader      bool
-	LastContact time.Duration // since the last contact with the leader
+	Now         time.Time
+	LastContact time.Time // the last contact with the leader
 	MaxSilence  time.Duration
 }
 
@@ -35,8 +36,11 @@ func fenceState(in fenceInput) (reason string, excluded bool) {
 	}
 	// A short election is not a partition: only a silence longer than
 	// MaxSilence fences.
-	if !in.Leader && in.LastContact > in.MaxSilence {
-		return fmt.Sprintf("no contact with a master for %s (minority partition?)", in.LastContact.Round(time.Millisecond)), false
+	// The reason names the time of the last contact, not the silence so
+	// far: it stays the same while the silence lasts (the agent logs each
+	// new reason once).
+	if !in.Leader && in.Now.Sub(in.LastContact) > in.MaxSilence {
+		return fmt.Sprintf("no contact with a master since %s (minority partition?)", in.LastContact.UTC().Format("15:04:05 MST")), false
 	}
 	if in.Rec.State != api.StateUp || in.Rec.Incarnation < in.Incarnation {
 		if (in.Rec.State == api.StateDown || in.Rec.State == api.StateLeft) && in.Rec.Incarnation >= in.Incarnation {
@@ -76,13 +80,13 @@ func (a *Agent) checkFence() {
 			rec = &cp
 		}
 	})
-	last := time.Since(a.store.Raft.LastContact())
-	if a.store.Raft.LastContact().IsZero() {
-		last = time.Since(a.started)
+	last := a.store.Raft.LastContact()
+	if last.IsZero() {
+		last = a.started
 	}
 	a.mu.Lock()
 	in := fenceInput{Rec: rec, Incarnation: a.id.Incarnation, Leader: a.store.Raft.State() == raft.Leader,
-		LastContact: last, MaxSilence: 3 * time.Duration(a.cfg.RaftHeartbeat)}
+		Now: time.Now(), LastContact: last, MaxSilence: 3 * time.Duration(a.cfg.RaftHeartbeat)}
 	reason, excluded := fenceState(in)
 	if reason != a.fenced {
 		if reason == "" {

@@ -15,6 +15,8 @@ func TestFenceState(t *testing.T) {
 		return &state.NodeRec{Number: 2, ID: "id2", Name: "n2", State: st, Incarnation: inc, Epoch: 17}
 	}
 	const silence = 1200 * time.Millisecond
+	now := time.Date(2026, 12, 7, 6, 14, 30, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	for _, tc := range []struct {
 		name     string
 		in       fenceInput
@@ -24,19 +26,21 @@ func TestFenceState(t *testing.T) {
 		{"not registered", fenceInput{Rec: nil, Incarnation: 1, Leader: true}, "not registered yet", false},
 		{"not registered, no leader", fenceInput{Rec: nil, Incarnation: 1}, "not registered yet", false},
 		{"follower with no leader past MaxSilence", fenceInput{Rec: node(api.StateUp, 1), Incarnation: 1,
-			LastContact: 1500 * time.Millisecond, MaxSilence: silence}, "no contact with a master for 1.5s", false},
-		{"silence is rounded to the millisecond", fenceInput{Rec: node(api.StateUp, 1), Incarnation: 1,
-			LastContact: 2*time.Second + 345678*time.Nanosecond, MaxSilence: silence}, "for 2s ", false},
+			Now: now, LastContact: ago(1500 * time.Millisecond), MaxSilence: silence}, "no contact with a master since 06:14:28 UTC", false},
+		// Each new reason is logged: the reason must not change while
+		// the silence lasts.
+		{"the reason stays the same while the silence lasts", fenceInput{Rec: node(api.StateUp, 1), Incarnation: 1,
+			Now: now.Add(time.Hour), LastContact: ago(1500 * time.Millisecond), MaxSilence: silence}, "no contact with a master since 06:14:28 UTC", false},
 		{"follower silent too long though excluded: not excluded", fenceInput{Rec: node(api.StateDown, 1), Incarnation: 1,
-			LastContact: 2 * time.Second, MaxSilence: silence}, "no contact with a master", false},
+			Now: now, LastContact: ago(2 * time.Second), MaxSilence: silence}, "no contact with a master", false},
 		{"follower in a short election is a member", fenceInput{Rec: node(api.StateUp, 1), Incarnation: 1,
-			LastContact: 300 * time.Millisecond, MaxSilence: silence}, "", false},
+			Now: now, LastContact: ago(300 * time.Millisecond), MaxSilence: silence}, "", false},
 		{"follower at the silence limit is a member", fenceInput{Rec: node(api.StateUp, 1), Incarnation: 1,
-			LastContact: silence, MaxSilence: silence}, "", false},
+			Now: now, LastContact: ago(silence), MaxSilence: silence}, "", false},
 		{"follower up, same incarnation", fenceInput{Rec: node(api.StateUp, 4), Incarnation: 4,
-			LastContact: 10 * time.Millisecond, MaxSilence: silence}, "", false},
+			Now: now, LastContact: ago(10 * time.Millisecond), MaxSilence: silence}, "", false},
 		{"leader up, same incarnation, no contact needed", fenceInput{Rec: node(api.StateUp, 4), Incarnation: 4, Leader: true,
-			LastContact: time.Hour, MaxSilence: silence}, "", false},
+			Now: now, LastContact: ago(time.Hour), MaxSilence: silence}, "", false},
 		{"up with an older incarnation waits", fenceInput{Rec: node(api.StateUp, 3), Incarnation: 4, Leader: true},
 			"waiting for the master to admit this incarnation", false},
 		{"joining waits", fenceInput{Rec: node(state.StateJoining, 4), Incarnation: 4, Leader: true},

@@ -205,6 +205,7 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 	v := view{Self: a.id.ID, Now: time.Now(), LeaderSince: since, Nodes: reg.Sorted(), Members: members,
 		Servers: servers, Removed: removed, MaxVoters: a.cfg.MaxVoters, ReplaceAfter: time.Duration(a.cfg.VoterReplaceAfter),
 		Grace: 3 * time.Second}
+	v.Answers = a.healAnswers(ctx, healTargets(v), v.Now)
 	if reg.KeyStale() && !removedInRaft(servers, reg) {
 		// A node was removed: it holds the gossip key; change it, once the
 		// removed node is out of raft, so the new key never reaches it.

@@ -24,13 +24,17 @@ type Server struct {
 
 // view is the planner's input.
 type view struct {
-	Self         string
-	Now          time.Time
-	LeaderSince  time.Time
-	Nodes        []*state.NodeRec // committed registry
-	Members      map[string]membership.Member
-	Servers      map[string]Server // raft configuration
-	Removed      map[string]bool   // IDs of nodes removed for good
+	Self        string
+	Now         time.Time
+	LeaderSince time.Time
+	Nodes       []*state.NodeRec // committed registry
+	Members     map[string]membership.Member
+	Servers     map[string]Server // raft configuration
+	Removed     map[string]bool   // IDs of nodes removed for good
+	// Answers: down nodes out of raft that answered the master's Ping over
+	// mutual TLS lately (heal.go). Gossip cannot tell they are back when
+	// the gossip key changed while they were cut off.
+	Answers      map[string]bool
 	MaxVoters    int
 	ReplaceAfter time.Duration // a voter down this long is replaced
 	Grace        time.Duration // a new leader waits this long before acting on nodes gossip never showed it
@@ -145,37 +149,55 @@ func planRaft(v view) []action {
 			voters--
 		}
 	}
-	// Add up nodes that raft does not know, promote non-voters while voters
-	// are missing. Lowest node numbers first, so the choice is stable.
+	// Add nodes that raft does not know as non-voters; promote non-voters
+	// while voters are missing. Lowest node numbers first, so the choice is
+	// stable.
 	for _, n := range v.Nodes {
-		// A joining node that gossip sees alive runs raft already: add it
-		// now, so the log reaches it while its join commits.
-		if n.State != api.StateUp && n.State != state.StateJoining {
+		if n.ID == v.Self || v.Removed[n.ID] {
 			continue
 		}
-		if m, ok := v.Members[n.ID]; !ok || m.Status != membership.Alive {
-			continue
-		}
+		m, ok := v.Members[n.ID]
+		alive := ok && m.Status == membership.Alive
 		s, known := v.Servers[n.ID]
 		switch {
-		case n.State == state.StateJoining:
-			// Not caught up yet: receive the log, vote later.
-			if !known {
-				out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
-			}
-		case known && s.Voter:
-		case !n.Voter:
-			// Admitted with a member token: it never votes (a voter can
-			// become master, and the master holds the CA key).
-			if !known {
-				out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
-			}
+		case n.State == api.StateLeft:
+		case !known && n.State == api.StateDown && v.Answers[n.ID]:
+			out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
+		case !alive:
+		case !known:
+			// A joining node runs raft already: it receives the log while
+			// its join commits. A node that returns, up or still down
+			// (cut off long enough to be removed from raft, it does not
+			// know yet that it was excluded), learns its fate from the
+			// log: it fences itself and comes back as a new incarnation.
+			// Every node starts as a non-voter, so that it catches up
+			// before it counts in a quorum.
+			out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
+		case s.Voter || n.State != api.StateUp || !n.Voter:
+			// A member (admitted with a member token) never votes: a
+			// voter can become master, and the master holds the CA key.
 		case voters < v.MaxVoters:
+			// An up non-voter has applied the log up to its own return:
+			// caught up enough to vote.
 			out = append(out, action{Raft: "voter", ID: n.ID, Addr: n.RaftAddr()})
 			voters++
-		case !known:
-			out = append(out, action{Raft: "nonvoter", ID: n.ID, Addr: n.RaftAddr()})
 		}
 	}
+	return out
+}
+
+// healTargets returns the down nodes that raft does not know and gossip does
+// not see: the master asks them over mutual TLS whether they are back
+// (view.Answers), in ID order.
+func healTargets(v view) []*state.NodeRec {
+	var out []*state.NodeRec
+	for _, n := range v.Nodes {
+		_, known := v.Servers[n.ID]
+		m, seen := v.Members[n.ID]
+		if n.State == api.StateDown && !known && n.ID != v.Self && !v.Removed[n.ID] && (!seen || m.Status != membership.Alive) {
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

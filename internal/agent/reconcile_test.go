@@ -147,22 +147,23 @@ func TestPlanRaft(t *testing.T) {
 		members []membership.Member
 		servers map[string]Server
 		removed map[string]bool
+		answers map[string]bool
 		max     int
 		want    []action
 	}{
 		{
-			name:    "up node unknown to raft becomes a voter while voters are missing",
+			name:    "up node unknown to raft is a non-voter first, even while voters are missing",
 			nodes:   func() []*state.NodeRec { r, _ := upAlive(1, 2); return r }(),
 			members: func() []membership.Member { _, m := upAlive(1, 2); return m }(),
 			servers: servers([]int{1}, nil), max: 3,
-			want: []action{voter(2)},
+			want: []action{nonvoter(2)},
 		},
 		{
-			name:    "lowest numbers get the voter seats, the rest join as non-voters",
+			name:    "lowest numbers get the voter seats",
 			nodes:   func() []*state.NodeRec { r, _ := upAlive(1, 2, 3, 4, 5); return r }(),
 			members: func() []membership.Member { _, m := upAlive(1, 2, 3, 4, 5); return m }(),
-			servers: servers([]int{1}, nil), max: 3,
-			want: []action{voter(2), voter(3), nonvoter(4), nonvoter(5)},
+			servers: servers([]int{1}, []int{2, 3, 4, 5}), max: 3,
+			want: []action{voter(2), voter(3)},
 		},
 		{
 			name:    "enough voters: non-voter",
@@ -193,11 +194,57 @@ func TestPlanRaft(t *testing.T) {
 			want: nil,
 		},
 		{
-			name:    "a joining node receives the log as a non-voter; a down node is not added",
-			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, state.StateJoining, 1, tLong), rec(3, api.StateDown, 1, tLong)},
-			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1)},
+			name:    "a joining node receives the log as a non-voter",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, state.StateJoining, 1, tLong)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1)},
 			servers: servers([]int{1}, nil), max: 3,
 			want: []action{nonvoter(2)},
+		},
+		{
+			// Cut off past ReplaceAfter and removed from raft, it cannot
+			// learn that it was excluded until it receives the log again.
+			name:    "a down node alive again, unknown to raft, receives the log as a non-voter",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateDown, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1)},
+			servers: servers([]int{1, 2}, nil), max: 3,
+			want: []action{nonvoter(3)},
+		},
+		{
+			name:    "a down node alive again, a non-voter, is not promoted before it returns",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateDown, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1)},
+			servers: servers([]int{1, 2}, []int{3}), max: 3,
+			want: nil,
+		},
+		{
+			name:    "a returned node, a non-voter, is promoted while voters are missing",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateUp, 2, tLong)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 2)},
+			servers: servers([]int{1, 2}, []int{3}), max: 3,
+			want: []action{voter(3)},
+		},
+		{
+			// The gossip key changed while it was away: gossip cannot
+			// read it, but it answers the master over mutual TLS.
+			name:    "a down node out of raft that answers over TLS receives the log as a non-voter",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateDown, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Dead, 1)},
+			servers: servers([]int{1, 2}, nil), answers: map[string]bool{"id3": true}, max: 3,
+			want: []action{nonvoter(3)},
+		},
+		{
+			name:    "answering over TLS neither adds an up or left node nor promotes a known one",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateUp, 1, tLong), rec(3, api.StateLeft, 1, past), rec(4, api.StateUp, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1)},
+			servers: servers([]int{1}, []int{2}), answers: map[string]bool{"id2": true, "id3": true, "id4": true}, max: 3,
+			want: nil,
+		},
+		{
+			name:    "a down node not alive in gossip, a left node, a removed node are not added",
+			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), rec(2, api.StateDown, 1, past), rec(3, api.StateLeft, 1, past), rec(4, api.StateDown, 1, past)},
+			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Suspect, 1), mem(3, membership.Alive, 1), mem(4, membership.Alive, 1)},
+			servers: servers([]int{1}, nil), removed: map[string]bool{"id4": true}, max: 3,
+			want: nil,
 		},
 		{
 			name:    "left voter removed and its seat given to a non-voter",
@@ -259,7 +306,7 @@ func TestPlanRaft(t *testing.T) {
 			name:    "members never vote, even with seats free",
 			nodes:   []*state.NodeRec{rec(1, api.StateUp, 1, tLong), member(2, api.StateUp, 1, tLong), member(3, api.StateUp, 1, tLong), rec(4, api.StateUp, 1, tLong)},
 			members: []membership.Member{mem(1, membership.Alive, 1), mem(2, membership.Alive, 1), mem(3, membership.Alive, 1), mem(4, membership.Alive, 1)},
-			servers: servers([]int{1}, []int{3}), max: 3,
+			servers: servers([]int{1}, []int{3, 4}), max: 3,
 			want: []action{nonvoter(2), voter(4)},
 		},
 		{
@@ -289,11 +336,36 @@ func TestPlanRaft(t *testing.T) {
 			t.Parallel()
 			v := baseView()
 			v.Nodes, v.Members, v.Servers, v.MaxVoters = tc.nodes, members(tc.members...), tc.servers, tc.max
-			v.Removed = tc.removed
+			v.Removed, v.Answers = tc.removed, tc.answers
 			if got := planRaft(v); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("planRaft =\n%v\nwant\n%v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestHealTargets(t *testing.T) {
+	t.Parallel()
+	v := baseView()
+	v.Nodes = []*state.NodeRec{
+		rec(1, api.StateDown, 1, tLong), // self
+		rec(2, api.StateDown, 1, tLong), // out of raft, dead in gossip: asked
+		rec(3, api.StateDown, 1, tLong), // out of raft, unseen: asked
+		rec(4, api.StateDown, 1, tLong), // out of raft, alive in gossip: gossip says it
+		rec(5, api.StateDown, 1, tLong), // a raft non-voter: the log reaches it
+		rec(6, api.StateUp, 1, tLong),   // up
+		rec(7, api.StateLeft, 1, tLong), // left
+		rec(8, api.StateDown, 1, tLong), // removed for good
+	}
+	v.Members = members(mem(2, membership.Dead, 1), mem(4, membership.Alive, 1))
+	v.Servers = servers([]int{6}, []int{5})
+	v.Removed = map[string]bool{"id8": true}
+	var got []int
+	for _, n := range healTargets(v) {
+		got = append(got, n.Number)
+	}
+	if want := []int{2, 3}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("healTargets = %v, want %v", got, want)
 	}
 }
 

@@ -51,6 +51,9 @@ func newNodeInfoCmd(g *globals) *cobra.Command {
 				if g.json() {
 					return g.printJSON(node)
 				}
+				if n == 0 {
+					warnFenced(ctx, g, c)
+				}
 				printNodeInfo(g, node)
 				return nil
 			})

@@ -22,7 +22,9 @@ func newNodesCmd(g *globals) *cobra.Command {
 		Short: "List the cluster's nodes with their state and load (cluster_membership)",
 		Long: `List every node ever registered: number, name, address, committed state,
 and the load each node gossips (run queue, load average, cores, speed, free
-memory, processes). The master (raft leader) is marked with '*'.
+memory, processes). The master (raft leader) is marked with '*'. On a node
+that is fenced (cut off, or excluded and not yet back), a line on standard
+error says so: the list is then what that node knew last.
 
 With --watch, print each membership transition as it is committed, with its
 epoch, until interrupted (cluster_transition).`,
@@ -39,6 +41,7 @@ epoch, until interrupted (cluster_transition).`,
 				if g.json() {
 					return g.printJSON(nodes)
 				}
+				warnFenced(ctx, g, c)
 				printNodes(g.stdout, nodes)
 				return nil
 			})
@@ -46,6 +49,14 @@ epoch, until interrupted (cluster_transition).`,
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print transitions as they are committed")
 	return cmd
+}
+
+// warnFenced says on standard error when the asked agent is fenced (cut
+// off, or excluded and not yet back): what it lists is what it knew last.
+func warnFenced(ctx context.Context, g *globals, c *client.Client) {
+	if self, err := c.Self(ctx); err == nil && !self.Member {
+		fmt.Fprintf(g.stderr, "ssi: node %d is fenced: %s; below is what it knew last\n", self.Number, self.Fenced)
+	}
 }
 
 func printNodes(w io.Writer, nodes []api.Node) {

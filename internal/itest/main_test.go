@@ -141,6 +141,27 @@ func waitState(t *testing.T, ctx context.Context, c *harness.Cluster, observers 
 	}
 }
 
+// waitMember waits until node i says it is a member of the cluster (or,
+// with want false, that it fenced itself).
+func waitMember(t *testing.T, ctx context.Context, c *harness.Cluster, i int, want bool) {
+	t.Helper()
+	cl, err := c.Client(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	what := map[bool]string{true: "to be a member", false: "to fence itself"}[want]
+	err = c.WaitFor(ctx, fmt.Sprintf("node %d %s", i, what), func() (bool, error) {
+		self, err := cl.Self(ctx)
+		if err != nil {
+			return false, err
+		}
+		return check(self.Member == want, "member=%v, fenced: %q", self.Member, self.Fenced)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // sameEverywhere waits until `ssi nodes` (agreed part) and the transition
 // lists are identical on the given nodes.
 func sameEverywhere(t *testing.T, ctx context.Context, c *harness.Cluster, nodes []int) {

@@ -155,20 +155,7 @@ func TestMinorityPartition(t *testing.T) {
 	}
 	sameEverywhere(t, ctx, c, majority)
 	for _, i := range minority {
-		cl, err := c.Client(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = c.WaitFor(ctx, fmt.Sprintf("node %d to fence itself", i), func() (bool, error) {
-			self, err := cl.Self(ctx)
-			if err != nil {
-				return false, err
-			}
-			return check(!self.Member, "still a member")
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		waitMember(t, ctx, c, i, false)
 		info, err := c.ClusterInfo(ctx, i)
 		if err != nil {
 			t.Fatal(err)
@@ -184,20 +171,7 @@ func TestMinorityPartition(t *testing.T) {
 		waitState(t, ctx, c, others(c), c.Nodes[i-1].Name, api.StateUp)
 	}
 	for _, i := range minority {
-		cl, err := c.Client(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = c.WaitFor(ctx, fmt.Sprintf("node %d to be a member again", i), func() (bool, error) {
-			self, err := cl.Self(ctx)
-			if err != nil {
-				return false, err
-			}
-			return check(self.Member, "fenced: %s", self.Fenced)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		waitMember(t, ctx, c, i, true)
 	}
 	sameEverywhere(t, ctx, c, others(c))
 }

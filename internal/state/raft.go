@@ -41,7 +41,8 @@ func Open(c Config) (*Store, error) {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft directory: %w", err)
 	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: c.LogOutput, Level: hclog.LevelFromString(c.LogLevel)})
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: c.LogOutput, Level: hclog.LevelFromString(c.LogLevel),
+		Exclude: newRaftLogFilter().exclude})
 	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(c.Dir, "raft.db"),
 		BoltOptions: nil, NoSync: false})
 	if err != nil {
