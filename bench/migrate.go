@@ -75,7 +75,7 @@ func migrateBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("| size | dirtying | freeze | of which dump / send / restore | total | CPU source / target | pre-copied (rounds) | sent frozen | read (round 0) | stream | target writes |")
+	fmt.Println("| size | dirtying | freeze | of which dump / send / restore / agree | total | CPU source / target | pre-copied (rounds) | sent frozen | read (round 0) | stream | target writes |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, sz := range strings.Split(*sizes, ",") {
 		mib, err := strconv.Atoi(sz)
@@ -100,8 +100,8 @@ func migrateBench(ctx context.Context, args []string) error {
 				fmt.Printf("| %d MiB | %d MB/s | failed: %v ||||||||\n", mib, rate, err)
 				continue
 			}
-			fmt.Printf("| %d MiB | %d MB/s | %s | %s / %s / %s | %s | %s | %s (%d) | %s | %s | %s | %s |\n", mib, rate,
-				msUS(m.FreezeUS), msUS(m.DumpUS), msUS(m.SendUS), msUS(m.RestoreUS), msUS(wall.Microseconds()), cpu,
+			fmt.Printf("| %d MiB | %d MB/s | %s | %s / %s / %s / %s | %s | %s | %s (%d) | %s | %s | %s | %s |\n", mib, rate,
+				msUS(m.FreezeUS), msUS(m.DumpUS), msUS(m.SendUS), msUS(m.RestoreUS), msUS(m.DecideUS), msUS(wall.Microseconds()), cpu,
 				mbytes(m.PreCopied), m.Rounds, mbytes(m.Bytes), rate1(int64(mib)<<20, m.CopyUS),
 				rate1(m.PreCopied, m.StreamUS), rate1(m.Written, m.WriteUS))
 		}

@@ -319,7 +319,10 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 	a.mig.step.At("source", "restored")
 	// The target holds a copy: the outcome is the agreed state's now.
 	src := commit.Source{}
-	if a.resolve(context.Background(), src.Restored(), entry, &src, nil) != commit.KillCopy {
+	td := time.Now()
+	act := a.resolve(context.Background(), src.Restored(), entry, &src, nil)
+	resp.DecideUS = time.Since(td).Microseconds()
+	if act != commit.KillCopy {
 		return abort(status.Errorf(codes.Aborted, "node %d restored process %d but gave up waiting for the commit: the cluster recorded an abort", to, mv.cpid))
 	}
 	a.mig.step.At("source", "decided")

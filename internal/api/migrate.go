@@ -34,11 +34,13 @@ type Migration struct {
 	Rounds    int   `json:"rounds"`     // pre-copy rounds
 	// Times in microseconds: stopped on the source to running on the
 	// target (FreezeUS), of which the final dump, the transfer and the
-	// restore; and the whole migration.
+	// restore, and the commit's agreement (DecideUS: recorded by the
+	// cluster's agreed state, docs/migration.md); and the whole migration.
 	FreezeUS  int64 `json:"freeze_us"`
 	DumpUS    int64 `json:"dump_us"`
 	SendUS    int64 `json:"send_us"`
 	RestoreUS int64 `json:"restore_us"`
+	DecideUS  int64 `json:"decide_us"`
 	TotalUS   int64 `json:"total_us"`
 	// While it ran: round 0 of the pre-copy (memory read, CopyUS), the
 	// pre-copy streamed to the target (StreamUS), of which the target

@@ -54,8 +54,8 @@ func printMigration(g *globals, m api.Migration) {
 		kept = "new"
 	}
 	fmt.Fprintf(g.stdout, "%d: node %d -> node %d, pid %d -> %d (%s)\n", m.CPID, m.From, m.To, m.Pid, m.NewPid, kept)
-	fmt.Fprintf(g.stdout, "  frozen %s (dump %s, transfer %s, restore %s), total %s\n",
-		ms(m.FreezeUS), ms(m.DumpUS), ms(m.SendUS), ms(m.RestoreUS), ms(m.TotalUS))
+	fmt.Fprintf(g.stdout, "  frozen %s (dump %s, transfer %s, restore %s, commit agreed %s), total %s\n",
+		ms(m.FreezeUS), ms(m.DumpUS), ms(m.SendUS), ms(m.RestoreUS), ms(m.DecideUS), ms(m.TotalUS))
 	fmt.Fprintf(g.stdout, "  %s copied while running (%d rounds), %s sent frozen\n",
 		humanBytes(uint64(m.PreCopied)), m.Rounds, humanBytes(uint64(m.Bytes)))
 }
