@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,17 +71,49 @@ func startProc(cmd *exec.Cmd, out *logWriter) (*proc, error) {
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	cmd.Stdout, cmd.Stderr = out.writer(), out.writer()
 	cmd.WaitDelay = time.Second // children the process leaves behind may hold the log pipe
-	if err := cmd.Start(); err != nil {
+	if err := spawn(cmd); err != nil {
 		out.Close()
 		return nil, err
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		fmt.Fprintf(out.writer(), "harness: %s ended: %v\n", filepath.Base(cmd.Path), exitStatus(p.err))
 		out.Close()
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// spawner is the OS thread every harness process is forked from. The
+// kernel sends a child its parent-death signal when the thread that forked
+// it exits, not the process: a child forked from a thread that a test later
+// locks and lets die (one that entered a node's network namespace to dial
+// from there) would be killed at a random moment. This thread never exits.
+var spawner = sync.OnceValue(func() chan func() {
+	ch := make(chan func())
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread lives as long as the harness
+		for f := range ch {
+			f()
+		}
+	}()
+	return ch
+})
+
+// spawn starts cmd from the spawner thread.
+func spawn(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	spawner() <- func() { done <- cmd.Start() }
+	return <-done
+}
+
+// exitStatus describes how a process ended, for the node's log.
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
