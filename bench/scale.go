@@ -28,6 +28,7 @@ type scaleResult struct {
 	idle                            idleCPU
 	detectP50, detectP99, detectMax time.Duration
 	kills                           int
+	note                            string // why the row is incomplete
 }
 
 // scale starts N agents on loopback addresses at once (the first one makes
@@ -81,6 +82,10 @@ func printScale(rows []scaleResult) {
 	fmt.Printf("%6s %9s %16s %9s %16s %18s %16s %14s\n", "", "(max)", "ms/s mean/max", "master", "p50/p99",
 		"p50/p99", "p50/p99", "mean/max MiB")
 	for _, r := range rows {
+		if r.note != "" {
+			fmt.Printf("%6d  not formed: %s\n", r.agents, r.note)
+			continue
+		}
 		fmt.Printf("%6d %9s %16s %9s %16s %18s %16s %14s\n", r.agents, ms(r.formed),
 			fmt.Sprintf("%.1f / %.1f", r.idle.followerMean, r.idle.followerMax), fmt.Sprintf("%.1f", r.idle.master),
 			fmt.Sprintf("%d/%d (%d)", r.detectP50.Milliseconds(), r.detectP99.Milliseconds(), r.kills),
@@ -190,7 +195,8 @@ func scaleOnce(ctx context.Context, bin string, o scaleOpts) (scaleResult, error
 	}
 	done, err := waitAllUp(ctx, lc, t0)
 	if err != nil {
-		return res, err
+		res.note = err.Error() // logs kept
+		return res, nil
 	}
 	res.formed, res.formedP50 = quantile(done, 1), quantile(done, .5)
 	fmt.Printf("%d agents: all see all up after %s; idle for %s after %s\n", o.n, ms(res.formed), o.idle, o.settle)

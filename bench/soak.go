@@ -142,7 +142,7 @@ func soakLevel(ctx context.Context, c *harness.Cluster, o soakOpts) (soakRow, er
 	} else {
 		migDone <- [2]int{}
 	}
-	killed := map[string]int{} // name: times killed
+	var kills []soakKill
 	began := time.Now()
 	next := time.After(o.killEvery)
 	if o.killEvery <= 0 {
@@ -165,7 +165,7 @@ loop:
 			if err != nil {
 				return r, fmt.Errorf("kill node %d: %w", victim, err)
 			}
-			killed[c.Nodes[victim-1].Name]++
+			kills = append(kills, soakKill{name: c.Nodes[victim-1].Name, at: c.KilledAt(victim)})
 			r.detect = append(r.detect, d)
 			fmt.Printf("  %6s  killed node %d: committed down on every survivor after %s\n", time.Since(began).Round(time.Second), victim, ms(d))
 			delete(hogs, victim) // they died with the node
@@ -196,8 +196,7 @@ loop:
 			continue
 		}
 		r.downs++
-		if killed[t.Name] > 0 {
-			killed[t.Name]--
+		if matchKill(kills, t) {
 			continue
 		}
 		r.falseDowns++
@@ -258,4 +257,24 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+// soakKill is a node the soak killed, and when.
+type soakKill struct {
+	name    string
+	at      time.Time
+	matched bool
+}
+
+// matchKill reports whether down transition t is the one of a kill: the
+// first kill of that node not matched yet, committed at most 30 s after it.
+func matchKill(kills []soakKill, t api.Transition) bool {
+	for i := range kills {
+		k := &kills[i]
+		if !k.matched && k.name == t.Name && !t.Time.Before(k.at.Add(-time.Second)) && t.Time.Sub(k.at) < 30*time.Second {
+			k.matched = true
+			return true
+		}
+	}
+	return false
 }

@@ -12,8 +12,13 @@ import (
 
 // confirmTimeout bounds the master's check of a death that gossip reports.
 // A crashed agent refuses the connection (or its open one breaks) at once;
-// only a node cut off costs the whole wait, added to its detection.
-const confirmTimeout = 250 * time.Millisecond
+// only a node cut off costs the whole wait, added to its detection. It was
+// 250 ms: on a machine whose CPUs are saturated a live agent, itself
+// starved, missed that deadline for its TLS handshake and Ping, and gossip's
+// mistake became a committed down (`bench soak`: false downs at every level
+// of CPU demand); 750 ms gives a starved agent three times as long, and costs
+// a node cut off (not a crashed one) 500 ms more detection.
+const confirmTimeout = 750 * time.Millisecond
 
 // confirmDowns drops from acts the downs that gossip alone reports
 // (action.Confirm) of nodes that still answer a Ping over mutual TLS as
