@@ -91,6 +91,9 @@ func printScale(rows []scaleResult) {
 			fmt.Sprintf("%d/%d (%d)", r.detectP50.Milliseconds(), r.detectP99.Milliseconds(), r.kills),
 			fmt.Sprintf("%.1f/%.1f ms", msF(r.apiP50), msF(r.apiP99)), fmt.Sprintf("%.0f/%.0f ms", msF(r.cliP50), msF(r.cliP99)),
 			fmt.Sprintf("%.0f/%.0f", r.rssMean, r.rssMax))
+		if r.idle.note != "" {
+			fmt.Printf("%6s  %s\n", "", r.idle.note)
+		}
 	}
 }
 
