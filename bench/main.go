@@ -91,7 +91,15 @@ func startCluster(ctx context.Context, n int, agentArgs ...string) (*harness.Clu
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := harness.Start(ctx, harness.Options{Nodes: n, Binary: bin, Namespaces: true, AgentArgs: agentArgs})
+	opts := harness.Options{Nodes: n, Binary: bin, Namespaces: true, AgentArgs: agentArgs}
+	if os.Getenv("SSI_BENCH_KEEP") != "" { // keep the agents' logs
+		if opts.Dir, err = os.MkdirTemp("", "ssi-bench-cluster"); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		fmt.Fprintln(os.Stderr, "bench: the cluster's directory (kept):", opts.Dir)
+	}
+	c, err := harness.Start(ctx, opts)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

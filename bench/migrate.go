@@ -161,17 +161,21 @@ func buildDirty(dir string) (string, error) {
 }
 
 // memAvailable is MemAvailable of /proc/meminfo, in bytes.
-func memAvailable() uint64 {
-	f, err := os.Open("/proc/meminfo")
+func memAvailable() uint64 { return procKB("/proc/meminfo", "MemAvailable:") << 10 }
+
+// procKB is the value of the line of a /proc file (meminfo, status) that
+// starts with key, in kB; 0 when absent.
+func procKB(path, key string) uint64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
+			return kb
 		}
 	}
 	return 0

@@ -6,14 +6,27 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
 )
 
 // confirmTimeout bounds the master's check of a death that gossip reports.
 // A crashed agent refuses the connection (or its open one breaks) at once;
-// only a node cut off costs the whole wait, added to its detection.
-const confirmTimeout = 250 * time.Millisecond
+// only a node cut off costs the whole wait, added to its detection. It was
+// 250 ms: on a machine whose CPUs are saturated a live agent, itself
+// starved, missed that deadline for its TLS handshake and Ping, and gossip's
+// mistake became a committed down (`bench soak`: false downs at every level
+// of CPU demand); 750 ms gives a starved agent three times as long, and costs
+// a node cut off (not a crashed one) 500 ms more detection.
+const confirmTimeout = 750 * time.Millisecond
+
+// confirmRetry is the second, shorter wait after a Ping that timed out: a
+// node cut off costs confirmTimeout plus confirmRetry (1 s), a crashed one
+// nothing (it refused).
+const confirmRetry = 250 * time.Millisecond
 
 // confirmDowns drops from acts the downs that gossip alone reports
 // (action.Confirm) of nodes that still answer a Ping over mutual TLS as
@@ -59,8 +72,17 @@ func (a *Agent) answers(ctx context.Context, rec *state.NodeRec) bool {
 		return false
 	}
 	defer c.Close()
-	cctx, cancel := context.WithTimeout(ctx, confirmTimeout)
-	defer cancel()
-	resp, err := c.Ping(cctx)
+	ping := func(d time.Duration) (*transport.PingResponse, error) {
+		cctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return c.Ping(cctx)
+	}
+	resp, err := ping(confirmTimeout)
+	if status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil {
+		// No answer in time is not a refusal: the master itself may have
+		// been starved past its own deadline while the answer waited in
+		// its socket. Ask once more, briefly, on the same connection.
+		resp, err = ping(confirmRetry)
+	}
 	return err == nil && resp.NodeID == rec.ID
 }

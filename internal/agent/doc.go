@@ -5,9 +5,10 @@
 // knows them all.
 //
 // Goroutines: Run starts the gRPC server, the HTTP servers (Unix socket and
-// localhost), the load publisher (every second), the leader loop (acts only
-// while this node is the raft leader: reconcile.go plans, leader.go acts) and
-// the fence loop (fence.go). Each stops when Run's context ends; Shutdown
+// localhost), the load publisher (samples every second, gossips on change or
+// every 5 s), the leader loop (acts only while this node is the raft leader:
+// reconcile.go plans, loops.go acts; other nodes wait for the leadership)
+// and the fence loop (fence.go; it wakes when its deadline falls). Each stops when Run's context ends; Shutdown
 // then closes gossip, raft and listeners in the reverse order of start.
 //
 // Processes: exec.go and session.go run processes for deputies (a

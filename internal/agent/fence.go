@@ -58,21 +58,39 @@ func (a *Agent) fenceReason() string {
 	return a.fenced
 }
 
+// fenceRecheck is when fenceState's answer can next change by time alone:
+// when the silence since the last contact with a master would pass
+// MaxSilence (a little after, so that the check sees it passed). While
+// silent already, contact coming back is polled for every fencePoll;
+// changes of the registry or of the leadership wake the loop anyway.
+func fenceRecheck(in fenceInput) time.Duration {
+	const fencePoll, fenceMax, fenceMargin = 100 * time.Millisecond, time.Second, 5 * time.Millisecond
+	switch {
+	case in.Leader:
+		return fenceMax
+	case in.LastContact > in.MaxSilence:
+		return fencePoll
+	default:
+		return min(in.MaxSilence-in.LastContact+fenceMargin, fenceMax)
+	}
+}
+
 func (a *Agent) fenceLoop(ctx context.Context) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
 	for {
-		a.checkFence()
+		fch, lch := a.store.FSM.Changed(), a.store.LeaderChanged()
+		next := a.checkFence()
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
-		case <-a.store.FSM.Changed():
+		case <-time.After(next):
+		case <-fch:
+		case <-lch:
 		}
 	}
 }
 
-func (a *Agent) checkFence() {
+// checkFence fences or unfences this node and returns when to check again.
+func (a *Agent) checkFence() time.Duration {
 	var rec *state.NodeRec
 	a.store.FSM.Read(func(reg *state.Registry) {
 		if n := reg.ByID(a.id.ID); n != nil {
@@ -113,6 +131,7 @@ func (a *Agent) checkFence() {
 			a.log.Warn("gossiping the new incarnation", "err", err)
 		}
 	}
+	return fenceRecheck(in)
 }
 
 func boolFloat(b bool) float64 {

@@ -74,3 +74,23 @@ func TestFenceState(t *testing.T) {
 		})
 	}
 }
+
+func TestFenceRecheck(t *testing.T) {
+	t.Parallel()
+	const silence = 750 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		in   fenceInput
+		want time.Duration
+	}{
+		{"leader: only leadership or registry changes matter", fenceInput{Leader: true, LastContact: time.Hour, MaxSilence: silence}, time.Second},
+		{"fresh contact: when the silence would pass the limit", fenceInput{LastContact: 50 * time.Millisecond, MaxSilence: silence}, 705 * time.Millisecond},
+		{"at the limit: just after it", fenceInput{LastContact: silence, MaxSilence: silence}, 5 * time.Millisecond},
+		{"silent already: poll for contact coming back", fenceInput{LastContact: time.Second, MaxSilence: silence}, 100 * time.Millisecond},
+		{"long limit: at most a second", fenceInput{LastContact: 0, MaxSilence: 10 * time.Second}, time.Second},
+	} {
+		if got := fenceRecheck(tc.in); got != tc.want {
+			t.Errorf("%s: fenceRecheck = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -16,7 +16,8 @@ import (
 	"github.com/ssi-cluster/ssi/internal/state"
 )
 
-// loadLoop samples and gossips this node's load vector every second.
+// loadLoop samples this node's load vector every second and gossips it
+// when it changed (load.Significant), or every load.Republish seconds.
 func (a *Agent) loadLoop(ctx context.Context) {
 	// Calibrate here, not at start-up, so that joining and agreement are
 	// not delayed by it.
@@ -27,15 +28,23 @@ func (a *Agent) loadLoop(ctx context.Context) {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var last load.Vector
+	unsent := 0 // samples since the last one gossiped
 	for {
 		v, err := a.sampler.Sample(time.Now())
 		v.Speed = speed
 		if err != nil {
 			a.log.Warn("sampling load", "err", err)
-		} else if err := a.gossip.PublishLoad(v); err != nil {
-			a.log.Warn("gossiping load", "err", err)
 		} else {
 			a.metrics.observeLoad(v)
+			a.gossip.RecordLoad(v)
+			if unsent++; unsent >= load.Republish || last.Stamp == 0 || load.Significant(last, v) {
+				if err := a.gossip.PublishLoad(v); err != nil {
+					a.log.Warn("gossiping load", "err", err)
+				} else {
+					last, unsent = v, 0
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -143,12 +152,20 @@ func (a *Agent) selfLoop(ctx context.Context) {
 	}
 }
 
+// leaderIdle is how often the master reconciles when nothing changes (its
+// time-based rules: a new master's grace, voter replacement); gossip and
+// registry changes wake it at once. Other nodes wake only when they gain
+// the leadership.
+const leaderIdle = time.Second
+
 // leaderLoop runs the reconciler while this node is the raft leader.
 func (a *Agent) leaderLoop(ctx context.Context) {
 	var since time.Time
 	for {
-		gch, fch := a.gossip.Changed(), a.store.FSM.Changed()
+		gch, fch, lch := a.gossip.Changed(), a.store.FSM.Changed(), a.store.LeaderChanged()
+		var idle <-chan time.Time
 		if a.isLeader() {
+			idle = time.After(leaderIdle)
 			if since.IsZero() {
 				since = time.Now()
 				// Make sure every committed entry is applied before acting.
@@ -170,7 +187,8 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 			return
 		case <-gch:
 		case <-fch:
-		case <-time.After(200 * time.Millisecond):
+		case <-lch:
+		case <-idle:
 		}
 	}
 }

@@ -20,9 +20,12 @@
 //
 // # Load vectors
 //
-// Every second each node broadcasts its load vector (package load) as a
-// memberlist user message piggybacked on gossip packets to random nodes, as
-// openMosix sent its load to a random subset each second. Receivers keep the
+// Each node samples its load vector (package load) every second and
+// broadcasts it when it changed (load.Significant) or every load.Republish
+// seconds, as a memberlist user message piggybacked on gossip packets to
+// random nodes, as openMosix sent its load to a random subset each second
+// (an idle node's unchanged vector, sent every second by every node, was
+// most of an idle cluster's gossip). Receivers keep the
 // newest vector per node (by its stamp). A node's own vector is also kept.
 //
 // # Node metadata

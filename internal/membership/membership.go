@@ -180,11 +180,16 @@ func (m *Membership) PublishLoad(v load.Vector) error {
 	if err != nil {
 		return err
 	}
+	m.RecordLoad(v)
+	m.q.QueueBroadcast(&loadBroadcast{id: m.id, msg: msg})
+	return nil
+}
+
+// RecordLoad records this node's vector without gossiping it.
+func (m *Membership) RecordLoad(v load.Vector) {
 	m.mu.Lock()
 	m.loads[m.id] = loadEntry{v: v, seen: time.Now()}
 	m.mu.Unlock()
-	m.q.QueueBroadcast(&loadBroadcast{id: m.id, msg: msg})
-	return nil
 }
 
 // Load returns the newest vector known for a node and when it was received.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,6 +31,14 @@ type Store struct {
 	FSM  *FSM
 	logs *raftboltdb.BoltStore
 	tr   *raft.NetworkTransport
+	log  hclog.Logger
+
+	nudge      chan struct{} // a Barrier is wanted (timing.go)
+	stop, done chan struct{} // watchLeadership's
+	stopOnce   sync.Once
+
+	mu            sync.Mutex
+	leaderChanged chan struct{} // closed and replaced at each leadership change
 }
 
 // ErrNotLeader is returned by Apply on a follower.
@@ -62,7 +71,7 @@ func Open(c Config) (*Store, error) {
 	rc.HeartbeatTimeout = c.Heartbeat
 	rc.ElectionTimeout = c.Heartbeat
 	rc.LeaderLeaseTimeout = c.Heartbeat
-	rc.CommitTimeout = 25 * time.Millisecond
+	rc.CommitTimeout = commitTimeout // see timing.go
 	rc.SnapshotThreshold = 1024
 	rc.TrailingLogs = 2048
 	fsm := NewFSM()
@@ -72,7 +81,11 @@ func Open(c Config) (*Store, error) {
 		logs.Close()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	return &Store{Raft: r, FSM: fsm, logs: logs, tr: tr}, nil
+	s := &Store{Raft: r, FSM: fsm, logs: logs, tr: tr, log: hl, nudge: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), leaderChanged: make(chan struct{})}
+	go s.watchLeadership(c.Heartbeat)
+	go s.nudgeLoop()
+	return s, nil
 }
 
 // HasState reports whether a raft state exists in dir already.
@@ -121,6 +134,7 @@ func (s *Store) ApplyRaw(ctx context.Context, b []byte) (*Result, error) {
 		}
 		return nil, err
 	}
+	s.Nudged()
 	res, _ := f.Response().(*Result)
 	if res == nil {
 		res = &Result{}
@@ -130,6 +144,8 @@ func (s *Store) ApplyRaw(ctx context.Context, b []byte) (*Result, error) {
 
 // Close shuts raft down and closes the stores.
 func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
 	err := s.Raft.Shutdown().Error()
 	s.tr.Close()
 	if cerr := s.logs.Close(); err == nil {
