@@ -65,13 +65,14 @@ func (a *Agent) fenceReason() string {
 // changes of the registry or of the leadership wake the loop anyway.
 func fenceRecheck(in fenceInput) time.Duration {
 	const fencePoll, fenceMax, fenceMargin = 100 * time.Millisecond, time.Second, 5 * time.Millisecond
+	silence := in.Now.Sub(in.LastContact)
 	switch {
 	case in.Leader:
 		return fenceMax
-	case in.LastContact > in.MaxSilence:
+	case silence > in.MaxSilence:
 		return fencePoll
 	default:
-		return min(in.MaxSilence-in.LastContact+fenceMargin, fenceMax)
+		return min(in.MaxSilence-silence+fenceMargin, fenceMax)
 	}
 }
 

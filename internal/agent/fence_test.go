@@ -78,16 +78,18 @@ func TestFenceState(t *testing.T) {
 func TestFenceRecheck(t *testing.T) {
 	t.Parallel()
 	const silence = 750 * time.Millisecond
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	for _, tc := range []struct {
 		name string
 		in   fenceInput
 		want time.Duration
 	}{
-		{"leader: only leadership or registry changes matter", fenceInput{Leader: true, LastContact: time.Hour, MaxSilence: silence}, time.Second},
-		{"fresh contact: when the silence would pass the limit", fenceInput{LastContact: 50 * time.Millisecond, MaxSilence: silence}, 705 * time.Millisecond},
-		{"at the limit: just after it", fenceInput{LastContact: silence, MaxSilence: silence}, 5 * time.Millisecond},
-		{"silent already: poll for contact coming back", fenceInput{LastContact: time.Second, MaxSilence: silence}, 100 * time.Millisecond},
-		{"long limit: at most a second", fenceInput{LastContact: 0, MaxSilence: 10 * time.Second}, time.Second},
+		{"leader: only leadership or registry changes matter", fenceInput{Leader: true, Now: now, LastContact: ago(time.Hour), MaxSilence: silence}, time.Second},
+		{"fresh contact: when the silence would pass the limit", fenceInput{Now: now, LastContact: ago(50 * time.Millisecond), MaxSilence: silence}, 705 * time.Millisecond},
+		{"at the limit: just after it", fenceInput{Now: now, LastContact: ago(silence), MaxSilence: silence}, 5 * time.Millisecond},
+		{"silent already: poll for contact coming back", fenceInput{Now: now, LastContact: ago(time.Second), MaxSilence: silence}, 100 * time.Millisecond},
+		{"long limit: at most a second", fenceInput{Now: now, LastContact: ago(0), MaxSilence: 10 * time.Second}, time.Second},
 	} {
 		if got := fenceRecheck(tc.in); got != tc.want {
 			t.Errorf("%s: fenceRecheck = %s, want %s", tc.name, got, tc.want)
