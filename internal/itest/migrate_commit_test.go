@@ -124,6 +124,11 @@ func TestMigrateCommitFaults(t *testing.T) {
 	})
 	for i, cc := range commitCases(os.Getenv("SSITEST_FULL_MATRIX") != "") {
 		t.Run(strings.ReplaceAll(cc.name, " ", "_"), func(t *testing.T) {
+			// The case before may have cut a node off: it must be back
+			// (its down and return committed) before this one starts.
+			if err := c.WaitFormed(ctx); err != nil {
+				t.Fatal(err)
+			}
 			out := filepath.Join(dir, fmt.Sprintf("count%d", i))
 			pid := startNative(t, c, 2, "", fmt.Sprintf("%s 1000000 >>%s", bins["counter"], out), nil)
 			cpid, _ := vproc.Make(2, pid)
