@@ -15,7 +15,7 @@ func TestHeldInput(t *testing.T) {
 	defer cancel()
 	home1, node1 := newPipeLink(ctx)
 	home2, node2 := newPipeLink(ctx)
-	in := &heldInput{link: home1}
+	in := newHeldInput(home1)
 	frame := func(s string) rexec.Frame { return rexec.Frame{Type: rexec.TStdin, Data: []byte(s)} }
 	buf := []byte("a")
 	in.pass(rexec.Frame{Type: rexec.TStdin, Data: buf})
@@ -23,7 +23,7 @@ func TestHeldInput(t *testing.T) {
 	buf[0] = 'X'
 	in.pass(frame("b")) // held, copied
 	in.pass(rexec.Frame{Type: rexec.TStdinEOF})
-	in.release(home2)
+	in.moved(home2)
 	in.pass(frame("c"))
 	for _, tt := range []struct {
 		end  *pipeEnd
