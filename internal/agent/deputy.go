@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -259,20 +260,29 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 		fc.Send(rexec.Frame{Type: rexec.TError, Data: []byte(msg)})
 		fc.Send(rexec.JSON(rexec.TExit, rexec.Status{Code: rexec.ExitLost, Lost: true}))
 	}
-	link, err := a.dialRun(ctx, node, spec)
+	// A link outlives ctx (the deputy's life) by a moment: a deputy that
+	// goes has its process hung up (Hangup), which must reach the node
+	// before the stream is cancelled (hangupWait).
+	lctx := context.WithoutCancel(ctx)
+	link, err := a.dialRun(lctx, node, spec)
 	if err != nil {
 		lost(node, err.Error())
 		return
 	}
-	defer func() { link.stop() }()
+	var cur atomic.Pointer[runLink]
+	cur.Store(link)
+	defer func() { cur.Load().stop() }()
 	in := newHeldInput(link)
 	defer in.close()
+	defer context.AfterFunc(ctx, func() {
+		in.hangup()
+		time.AfterFunc(hangupWait, func() { cur.Load().stop() })
+	})()
 	go func() {
 		for {
 			f, err := fc.Recv()
 			if err != nil {
-				in.hangup() // the deputy is gone: its process is hung up
-				cancel()
+				cancel() // the deputy is gone: its process is hung up
 				return
 			}
 			if rexec.Counted(f.Type) && in.pass(f) != nil {
@@ -294,7 +304,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			in.suspend()
 			link.stop()
 			a.log.Warn("run suspected: waiting for its node to come back", "cpid", cpid, "node", node, "why", why, "grace", a.runGrace())
-			nl, st, err := a.awaitReattach(ctx, lk, spec, node, got.Received())
+			nl, st, err := a.awaitReattach(ctx, lctx, lk, spec, node, got.Received())
 			if err != nil {
 				if ctx.Err() == nil {
 					lost(node, fmt.Sprintf("%s; process %s lost", err, cpid))
@@ -302,6 +312,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				return
 			}
 			link = nl
+			cur.Store(link)
 			if err := in.resume(link, st.Received); err != nil {
 				lost(node, fmt.Sprintf("re-attached to process %s on node %d, but its input cannot be completed: %v", cpid, node, err))
 				return
@@ -336,10 +347,11 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			link.stop()
 			attach := *spec
 			attach.Attach = spec.CPID
-			if link, err = a.dialRun(ctx, m.Node, &attach); err != nil {
+			if link, err = a.dialRun(lctx, m.Node, &attach); err != nil {
 				lost(m.Node, fmt.Sprintf("process %s moved to node %d, which cannot be reached: %v", cpid, m.Node, err))
 				return
 			}
+			cur.Store(link)
 			a.track.runsAt(rec, m.Node, m.Pid)
 			a.log.Info("run followed to its new node", "cpid", cpid, "from", node, "node", m.Node, "pid", m.Pid)
 			node = m.Node

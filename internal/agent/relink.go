@@ -28,6 +28,10 @@ func (a *Agent) runGrace() time.Duration { return time.Duration(a.cfg.RunGrace) 
 // up in the registry (the registry changing wakes it too).
 const reattachEvery = 500 * time.Millisecond
 
+// hangupWait is how long a stream outlives its deputy, for the Hangup
+// sent on it to reach the node (which then ends the stream itself).
+const hangupWait = 5 * time.Second
+
 // reattachAnswer bounds the wait for a node's answer to a re-attachment.
 const reattachAnswer = 10 * time.Second
 
@@ -112,8 +116,9 @@ func (a *Agent) reattach(ctx context.Context, spec *rexec.Spec, node int, receiv
 
 // awaitReattach tries to re-attach (reattach) to the process on node
 // until it does, the node says it has it no more, or lk's grace runs
-// out (then lk says why the process is lost).
-func (a *Agent) awaitReattach(ctx context.Context, lk *relink.Link, spec *rexec.Spec, node int, received int64) (*runLink, rexec.Started, error) {
+// out (then lk says why the process is lost), or ctx ends; the new link
+// lives in lctx.
+func (a *Agent) awaitReattach(ctx, lctx context.Context, lk *relink.Link, spec *rexec.Spec, node int, received int64) (*runLink, rexec.Started, error) {
 	for {
 		if lk.Expire(time.Now()) {
 			return nil, rexec.Started{}, errors.New(lk.Why())
@@ -121,7 +126,7 @@ func (a *Agent) awaitReattach(ctx context.Context, lk *relink.Link, spec *rexec.
 		changed := a.store.FSM.Changed()
 		wait := lk.Left(time.Now())
 		if _, err := a.upNode(node); err == nil {
-			l, st, err := a.reattach(ctx, spec, node, received)
+			l, st, err := a.reattach(lctx, spec, node, received)
 			var gone *goneError
 			switch {
 			case err == nil && lk.Reattached():

@@ -55,6 +55,11 @@ func TestRunFalseDown(t *testing.T) {
 	// Output flows again, through the same deputy.
 	n := len(d.stdout.String())
 	if err := c.WaitFor(ctx, "output after the heal", func() (bool, error) {
+		select {
+		case <-d.done:
+			t.Fatalf("the deputy ended (exit %d): %q", d.cmd.ProcessState.ExitCode(), d.stderr.String())
+		default:
+		}
 		return check(len(d.stdout.String()) > n+100, "%d bytes, %d before", len(d.stdout.String()), n)
 	}); err != nil {
 		t.Fatalf("%v; deputy said %q", err, d.stderr.String())
