@@ -125,7 +125,11 @@ func (a *Agent) awaitReattach(ctx, lctx context.Context, lk *relink.Link, spec *
 		}
 		changed := a.store.FSM.Changed()
 		wait := lk.Left(time.Now())
-		if _, err := a.upNode(node); err == nil {
+		n, err := a.upNode(node)
+		if n != nil && err != nil {
+			lk.Recause(fmt.Sprintf("node %d went down (it is %s)", node, n.State))
+		}
+		if err == nil {
 			l, st, err := a.reattach(lctx, spec, node, received)
 			var gone *goneError
 			switch {

@@ -47,8 +47,10 @@ type runSession struct {
 	out       relink.Outbox // counted frames for the home, until it acknowledges them
 	sent      int64         // the last frame given to the writer of conn
 	flushed   int64         // the last frame the writer of conn sent
-	inMu      sync.Mutex    // orders the input of successive attachments
-	in        relink.Acks   // the home's counted frames received
+	inRecv    int64         // the home's counted frames received (queued in inQ or passed on)
+	inQ       []rexec.Frame // received, for the input loop to pass on
+	in        relink.Acks   // the home's counted frames passed on to the process
+	inLoop    bool          // the input loop runs
 	stopPumps bool          // the pipes are being closed: pumps wait no more
 	moved     *rexec.Moved  // set at a move's commit: end with Moved
 	skipStops int           // stops to leave unreported (restored stopped)
@@ -230,9 +232,9 @@ func (s *runSession) serve(ctx context.Context, conn rexec.Conn, received int64)
 func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn, received int64) <-chan struct{} {
 	end := make(chan struct{})
 	s.mu.Lock()
-	// The input counted so far is passed on, or being passed (input):
-	// no input of a stale attachment is counted once gen changes below.
-	started := rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid(), Received: s.in.Received()})
+	// The input received so far is queued or passed on (read, input): no
+	// input of a stale attachment is counted once gen changes below.
+	started := rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid(), Received: s.inRecv})
 	rest, ok := s.out.From(received)
 	select {
 	case <-s.done:
@@ -264,6 +266,10 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn, received i
 	if !s.pumping {
 		s.startPumpsLocked()
 	}
+	if !s.inLoop {
+		s.inLoop = true
+		go s.input()
+	}
 	gen := s.gen
 	s.mu.Unlock()
 	if broken {
@@ -290,6 +296,9 @@ func sendAll(conn rexec.Conn, first rexec.Frame, rest []rexec.Frame) bool {
 }
 
 // read takes the home's frames from conn (attachment gen) until it ends.
+// It never waits for the process: input is queued for the input loop
+// (the home sends no more than relink.Window unacknowledged), so that
+// acknowledgements of output are always read.
 func (s *runSession) read(conn rexec.Conn, gen int, end <-chan struct{}) {
 	for {
 		f, err := conn.Recv()
@@ -313,48 +322,83 @@ func (s *runSession) read(conn rexec.Conn, gen int, end <-chan struct{}) {
 			s.hangup(conn, "its deputy is gone")
 			return
 		case rexec.THold:
+			// After the input before it is passed on (input).
 			s.mu.Lock()
-			if s.hold != nil {
-				close(s.hold)
-				s.hold = nil
-			}
+			s.inQ = append(s.inQ, rexec.Frame{Type: rexec.THold})
+			s.cond.Broadcast()
 			s.mu.Unlock()
 		default:
-			if rexec.Counted(f.Type) && !s.input(conn, gen, f) {
+			if !rexec.Counted(f.Type) {
+				continue
+			}
+			s.mu.Lock()
+			stale := s.gen != gen
+			if !stale {
+				// A newer attachment has the input from where this
+				// one stopped: a stale one's is dropped.
+				s.inRecv++
+				s.inQ = append(s.inQ, rexec.Frame{Type: f.Type, Data: append([]byte(nil), f.Data...)})
+				s.cond.Broadcast()
+			}
+			s.mu.Unlock()
+			f.Release()
+			if stale {
 				return
 			}
 		}
 	}
 }
 
-// input passes one counted frame of the home's to the process, unless
-// its attachment (gen) is stale; it acknowledges now and then. inMu
-// keeps the input of successive attachments in order: a frame counted
-// (under mu, with gen) is passed on before any of a newer attachment,
-// even if the process's input queue makes this one wait.
-func (s *runSession) input(conn rexec.Conn, gen int, f rexec.Frame) bool {
-	s.inMu.Lock()
-	defer s.inMu.Unlock()
-	s.mu.Lock()
-	if s.gen != gen {
+// input passes the home's input to the process, in order, and
+// acknowledges it now and then once passed on, until the session ends.
+func (s *runSession) input() {
+	for {
+		s.mu.Lock()
+		for len(s.inQ) == 0 && !s.ended() {
+			s.cond.Wait()
+		}
+		if s.ended() {
+			s.mu.Unlock()
+			return
+		}
+		f := s.inQ[0]
+		s.inQ[0] = rexec.Frame{}
+		s.inQ = s.inQ[1:]
 		s.mu.Unlock()
-		return false // a newer attachment has its input, from where this one stopped
+		switch f.Type {
+		case rexec.THold: // the home holds its input: all of it is in
+			s.mu.Lock()
+			if s.hold != nil {
+				close(s.hold)
+				s.hold = nil
+			}
+			s.mu.Unlock()
+			continue
+		case rexec.TStdin:
+			s.p.WriteStdin(f.Data)
+		case rexec.TStdinEOF:
+			s.p.CloseStdin()
+		case rexec.TWinsize:
+			s.p.Resize(rexec.Winsize(f))
+		}
+		s.mu.Lock()
+		n, ack := s.in.Got(len(f.Data), f.Type == rexec.TStdinEOF || len(s.inQ) == 0)
+		conn := s.conn
+		s.mu.Unlock()
+		if ack && conn != nil {
+			conn.Send(rexec.AckFrame(n))
+		}
 	}
-	n, ack := s.in.Got(len(f.Data), f.Type == rexec.TStdinEOF)
-	s.mu.Unlock()
-	switch f.Type {
-	case rexec.TStdin:
-		s.p.WriteStdin(f.Data) // copied
-		f.Release()
-	case rexec.TStdinEOF:
-		s.p.CloseStdin()
-	case rexec.TWinsize:
-		s.p.Resize(rexec.Winsize(f))
+}
+
+// ended reports whether the session has ended (s.mu held).
+func (s *runSession) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
 	}
-	if ack {
-		conn.Send(rexec.AckFrame(n))
-	}
-	return true
 }
 
 // detach ends conn's attachment because it broke (why): unless the

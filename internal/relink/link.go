@@ -58,6 +58,15 @@ func (l *Link) Broken(now time.Time, why string) {
 	l.state, l.since, l.why = Suspected, now, why
 }
 
+// Recause replaces why a suspected link is suspected (what is known
+// now: the node was committed down after its stream broke, say); the
+// grace keeps its start.
+func (l *Link) Recause(why string) {
+	if l.state == Suspected {
+		l.why = why
+	}
+}
+
 // Reattached notes that a new stream carries the run; false if it came
 // too late (the process was declared lost: the caller drops the stream).
 func (l *Link) Reattached() bool {

@@ -66,6 +66,12 @@ func TestLinkReasons(t *testing.T) {
 	if want := "node 2 went down (it is down), and did not come back within 30s"; l.Why() != want {
 		t.Errorf("why %q, want %q", l.Why(), want)
 	}
+	l = New(30 * time.Second)
+	l.Broken(t0, "lost the connection to node 3 (EOF)")
+	l.Recause("node 3 went down (it is down)")
+	if l.Expire(t0.Add(29*time.Second)) || l.Why() != "node 3 went down (it is down)" {
+		t.Errorf("recaused: %s %q", l.State(), l.Why())
+	}
 	l = New(time.Second)
 	l.Broken(t0, "x")
 	if !l.Reattached() || l.Reattachments() != 1 || l.Why() != "" {
