@@ -325,7 +325,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 		if rexec.Counted(f.Type) {
 			last := f.Type == rexec.TExit || f.Type == rexec.TMoved
 			if n, now := got.Got(len(f.Data), last); now {
-				link.Send(rexec.AckFrame(n))
+				link.ack(n)
 			}
 		}
 		switch f.Type {

@@ -42,6 +42,10 @@ type runLink struct {
 	node int
 	stop context.CancelFunc
 	down atomic.Pointer[string]
+	// The last acknowledgement to send, sent by its own goroutine: the
+	// relay, which reads the output, never waits to acknowledge it.
+	ackN    atomic.Int64
+	ackWake chan struct{}
 }
 
 // dialRun opens a stream to node for spec (a start, or a re-attachment
@@ -53,14 +57,38 @@ func (a *Agent) dialRun(ctx context.Context, node int, spec *rexec.Spec) (*runLi
 		cancel()
 		return nil, err
 	}
-	l := &runLink{Conn: c, node: node, stop: cancel}
+	l := &runLink{Conn: c, node: node, stop: cancel, ackWake: make(chan struct{}, 1)}
 	go func() {
 		if why := a.waitNodeGone(lctx, node, nil); why != "" {
 			l.down.Store(&why)
 			cancel()
 		}
 	}()
+	go l.acks(lctx)
 	return l, nil
+}
+
+// ack acknowledges the session's counted frames up to n (soon).
+func (l *runLink) ack(n int64) {
+	l.ackN.Store(n)
+	select {
+	case l.ackWake <- struct{}{}:
+	default:
+	}
+}
+
+// acks sends the last acknowledgement asked for until ctx ends.
+func (l *runLink) acks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.ackWake:
+			if l.Send(rexec.AckFrame(l.ackN.Load())) != nil {
+				return
+			}
+		}
+	}
 }
 
 // why says why l broke with err.
@@ -156,14 +184,18 @@ func (a *Agent) awaitReattach(ctx, lctx context.Context, lk *relink.Link, spec *
 // heldInput passes the deputy's input (counted frames) to the executing
 // node, keeping each until the node acknowledges it (relink.Outbox), or
 // holds it while the process moves or its stream is suspected. The
-// deputy's input waits once relink.Window bytes are unacknowledged.
+// deputy's input waits once relink.Window bytes are unacknowledged. Sends
+// are made under sendMu only, never under mu: an acknowledgement (from
+// the relay, which reads the process's output) never waits behind input
+// that the node's flow control holds back.
 type heldInput struct {
+	sendMu  sync.Mutex // one sender at a time, in order
 	mu      sync.Mutex
 	cond    *sync.Cond
 	link    rexec.Conn // nil while suspected
 	holding bool       // the process moves: input waits
 	out     relink.Outbox
-	sent    int64 // the last frame sent to link
+	sent    int64 // the last frame given to link
 	closed  bool  // the run is over
 }
 
@@ -179,31 +211,42 @@ var errRunOver = errors.New("the run is over")
 // the run is over.
 func (h *heldInput) pass(f rexec.Frame) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for h.out.Bytes() >= relink.Window && !h.closed {
 		h.cond.Wait()
 	}
 	if h.closed {
+		h.mu.Unlock()
 		return errRunOver
 	}
 	h.out.Put(f)
-	h.flushLocked()
+	h.mu.Unlock()
+	h.flush()
 	return nil
 }
 
-// flushLocked sends link what it has not had (h.mu held). A send that
-// fails leaves the rest kept: the relay sees the stream break.
-func (h *heldInput) flushLocked() {
-	if h.link == nil || h.holding {
+// flush sends link what it has not had. A send that fails leaves the
+// rest kept: the relay sees the stream break and re-attaches.
+func (h *heldInput) flush() {
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
+	h.mu.Lock()
+	link := h.link
+	if link == nil || h.holding {
+		h.mu.Unlock()
 		return
 	}
 	fs, _ := h.out.From(h.sent)
+	h.sent = h.out.Last()
+	h.mu.Unlock()
 	for _, f := range fs {
-		if h.link.Send(f) != nil {
-			h.link = nil
+		if link.Send(f) != nil {
+			h.mu.Lock()
+			if h.link == link {
+				h.link = nil
+			}
+			h.mu.Unlock()
 			return
 		}
-		h.sent++
 	}
 }
 
@@ -218,32 +261,41 @@ func (h *heldInput) ack(n int64) {
 // hold holds the input from now on and tells the node (Hold): no input
 // is in flight behind it.
 func (h *heldInput) hold() {
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.holding = true
-	if h.link != nil {
-		h.link.Send(rexec.Frame{Type: rexec.THold})
+	link := h.link
+	h.mu.Unlock()
+	if link != nil {
+		link.Send(rexec.Frame{Type: rexec.THold})
 	}
 }
 
-// release sends input again on link (a move was abandoned).
-func (h *heldInput) release(link rexec.Conn) {
+// switchTo makes link the stream input goes to, with change applied
+// (under mu), and sends it what it has not had.
+func (h *heldInput) switchTo(link rexec.Conn, change func()) {
+	h.sendMu.Lock()
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.link, h.holding = link, false
-	h.flushLocked()
+	change()
+	h.cond.Broadcast()
+	h.mu.Unlock()
+	h.sendMu.Unlock()
+	h.flush()
 }
+
+// release sends input again on link (a move was abandoned).
+func (h *heldInput) release(link rexec.Conn) { h.switchTo(link, func() {}) }
 
 // moved sends what was held to link, the process's new node, whose
 // session numbers its input from 1: everything sent before Hold went
 // with the process.
 func (h *heldInput) moved(link rexec.Conn) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.out.Restart(h.sent)
-	h.link, h.holding, h.sent = link, false, 0
-	h.cond.Broadcast()
-	h.flushLocked()
+	h.switchTo(link, func() {
+		h.out.Restart(h.sent)
+		h.sent = 0
+	})
 }
 
 // suspend keeps the input from now on: the stream broke.
@@ -257,14 +309,16 @@ func (h *heldInput) suspend() {
 // received, the rest and what comes after.
 func (h *heldInput) resume(link rexec.Conn, received int64) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.out.From(received); !ok {
-		return fmt.Errorf("the node has %d frames of input; %d were sent, up to %d kept", received, h.out.Last(), h.sent)
+	_, ok := h.out.From(received)
+	last, sent := h.out.Last(), h.sent
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("the node has %d frames of input; %d were sent, up to %d kept", received, last, sent)
 	}
-	h.out.Ack(received)
-	h.link, h.sent = link, received
-	h.cond.Broadcast()
-	h.flushLocked()
+	h.switchTo(link, func() {
+		h.out.Ack(received)
+		h.sent = received
+	})
 	return nil
 }
 
@@ -272,12 +326,13 @@ func (h *heldInput) resume(link rexec.Conn, received int64) error {
 // input.
 func (h *heldInput) hangup() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.link != nil {
-		h.link.Send(rexec.Frame{Type: rexec.THangup})
-	}
 	h.closed = true
 	h.cond.Broadcast()
+	link := h.link
+	h.mu.Unlock()
+	if link != nil {
+		link.Send(rexec.Frame{Type: rexec.THangup})
+	}
 }
 
 // close ends the input: the run is over.

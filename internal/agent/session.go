@@ -50,6 +50,8 @@ type runSession struct {
 	inRecv    int64         // the home's counted frames received (queued in inQ or passed on)
 	inQ       []rexec.Frame // received, for the input loop to pass on
 	in        relink.Acks   // the home's counted frames passed on to the process
+	inAck     int64         // the acknowledgement of input for the writer to send
+	inAcked   int64         // the last one it sent on conn
 	inLoop    bool          // the input loop runs
 	stopPumps bool          // the pipes are being closed: pumps wait no more
 	moved     *rexec.Moved  // set at a move's commit: end with Moved
@@ -186,7 +188,7 @@ func (s *runSession) waitRoom() {
 func (s *runSession) write(conn rexec.Conn) {
 	for {
 		s.mu.Lock()
-		for s.conn == conn && s.sent >= s.out.Last() {
+		for s.conn == conn && s.sent >= s.out.Last() && s.inAck <= s.inAcked {
 			s.cond.Wait()
 		}
 		if s.conn != conn {
@@ -195,6 +197,10 @@ func (s *runSession) write(conn rexec.Conn) {
 		}
 		fs, ok := s.out.From(s.sent)
 		s.sent = s.out.Last()
+		if s.inAck > s.inAcked {
+			s.inAcked = s.inAck
+			fs = append(fs, rexec.AckFrame(s.inAck))
+		}
 		s.mu.Unlock()
 		if !ok { // cannot happen: acks never pass what was sent
 			s.detach(conn, "its stream lost frames")
@@ -259,7 +265,7 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn, received i
 	s.conn, s.connEnd, s.hungUp, s.awaitHome = conn, end, false, false
 	s.gen++
 	s.out.Ack(received)
-	s.sent, s.flushed = received, received
+	s.sent, s.flushed, s.inAcked = received, received, 0
 	s.cond.Broadcast()
 	// Started goes first, before what was kept: the writer starts after.
 	broken := conn.Send(started) != nil
@@ -336,21 +342,24 @@ func (s *runSession) read(conn rexec.Conn, gen int, end <-chan struct{}) {
 			if !stale {
 				// A newer attachment has the input from where this
 				// one stopped: a stale one's is dropped.
+				// f keeps its buffer (the transport lent it) until
+				// the input loop has passed it on.
 				s.inRecv++
-				s.inQ = append(s.inQ, rexec.Frame{Type: f.Type, Data: append([]byte(nil), f.Data...)})
+				s.inQ = append(s.inQ, f)
 				s.cond.Broadcast()
 			}
 			s.mu.Unlock()
-			f.Release()
 			if stale {
+				f.Release()
 				return
 			}
 		}
 	}
 }
 
-// input passes the home's input to the process, in order, and
-// acknowledges it now and then once passed on, until the session ends.
+// input passes the home's input to the process, in order, and has it
+// acknowledged now and then once passed on (by the writer), until the
+// session ends.
 func (s *runSession) input() {
 	for {
 		s.mu.Lock()
@@ -375,19 +384,19 @@ func (s *runSession) input() {
 			s.mu.Unlock()
 			continue
 		case rexec.TStdin:
-			s.p.WriteStdin(f.Data)
+			s.p.WriteStdin(f.Data) // copied
 		case rexec.TStdinEOF:
 			s.p.CloseStdin()
 		case rexec.TWinsize:
 			s.p.Resize(rexec.Winsize(f))
 		}
+		f.Release()
 		s.mu.Lock()
-		n, ack := s.in.Got(len(f.Data), f.Type == rexec.TStdinEOF || len(s.inQ) == 0)
-		conn := s.conn
-		s.mu.Unlock()
-		if ack && conn != nil {
-			conn.Send(rexec.AckFrame(n))
+		if n, ack := s.in.Got(len(f.Data), f.Type == rexec.TStdinEOF || len(s.inQ) == 0); ack {
+			s.inAck = n // sent by the writer, never waited for here
+			s.cond.Broadcast()
 		}
+		s.mu.Unlock()
 	}
 }
 
