@@ -1,6 +1,14 @@
 package relink
 
-import "github.com/ssi-cluster/ssi/internal/rexec"
+import (
+	"sync"
+
+	"github.com/ssi-cluster/ssi/internal/rexec"
+)
+
+// bufs are payload buffers of rexec.Chunk bytes: a stream kept frame by
+// frame would otherwise allocate (and collect) its whole size again.
+var bufs = sync.Pool{New: func() any { b := make([]byte, rexec.Chunk); return &b }}
 
 // Outbox keeps the counted frames a side sent (numbered from 1) until
 // the other side acknowledges them, to send them again on a new stream.
@@ -12,7 +20,14 @@ type Outbox struct {
 
 // Put keeps a copy of f and returns its number.
 func (o *Outbox) Put(f rexec.Frame) int64 {
-	o.frames = append(o.frames, rexec.Frame{Type: f.Type, Data: append([]byte(nil), f.Data...)})
+	var data []byte
+	if n := len(f.Data); n > 0 && n <= rexec.Chunk {
+		data = (*bufs.Get().(*[]byte))[:n]
+		copy(data, f.Data)
+	} else {
+		data = append([]byte(nil), f.Data...)
+	}
+	o.frames = append(o.frames, rexec.Frame{Type: f.Type, Data: data})
 	o.bytes += len(f.Data)
 	return o.Last()
 }
@@ -25,9 +40,16 @@ func (o *Outbox) Bytes() int { return o.bytes }
 
 // Ack drops the frames up to n, which the other side has. An ack of
 // frames already dropped, or never put, changes nothing beyond Last.
+// Their buffers are reused: a frame acknowledged must no longer be in use
+// (it was sent, as the other side has it; a list From gave out holds
+// only frames sent or to send).
 func (o *Outbox) Ack(n int64) {
 	n = min(n, o.Last())
 	for o.base < n {
+		if b := o.frames[0].Data; cap(b) == rexec.Chunk {
+			b = b[:rexec.Chunk]
+			bufs.Put(&b)
+		}
 		o.bytes -= len(o.frames[0].Data)
 		o.frames[0] = rexec.Frame{}
 		o.frames = o.frames[1:]
