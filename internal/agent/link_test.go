@@ -48,3 +48,46 @@ func TestHeldInput(t *testing.T) {
 		t.Error("a pipe outlived its context")
 	}
 }
+
+// TestHeldInputResume: input sent on a stream that broke is kept until
+// acknowledged; a re-attached stream gets what its node had not received,
+// in order, then what comes after.
+func TestHeldInputResume(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	home1, node1 := newPipeLink(ctx)
+	home2, node2 := newPipeLink(ctx)
+	in := newHeldInput(home1)
+	frame := func(s string) rexec.Frame { return rexec.Frame{Type: rexec.TStdin, Data: []byte(s)} }
+	for _, s := range []string{"a", "b", "c"} {
+		in.pass(frame(s))
+	}
+	in.ack(1) // the node acknowledged a
+	in.suspend()
+	in.pass(frame("d")) // kept while suspected
+	// The node had received a and b when the stream broke.
+	if err := in.resume(home2, 2); err != nil {
+		t.Fatal(err)
+	}
+	in.pass(frame("e"))
+	for _, tt := range []struct {
+		end  *pipeEnd
+		want string
+	}{{node1, "abc"}, {node2, "cde"}} {
+		got := ""
+		for range tt.want {
+			f, err := tt.end.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += string(f.Data)
+		}
+		if got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+	// A node that claims input never sent cannot be brought up to date.
+	if err := in.resume(home2, 9); err == nil {
+		t.Error("resume beyond what was sent succeeded")
+	}
+}

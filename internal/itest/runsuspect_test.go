@@ -46,11 +46,21 @@ func falseDown(t *testing.T, ctx context.Context, c *harness.Cluster, i int) {
 }
 
 // TestRunFalseDown (issue 12, finding 3): the node running a process
-// for a deputy on another node is cut off long enough to be committed
-// down, then comes back. Suspected is not dead: the deputy re-attaches,
-// the process keeps its cluster pid and pid, not a byte of its output is
-// lost or repeated, and the deputy ends with its exit status.
+// for a deputy on another node, or the deputy's own (home) node, is cut
+// off long enough to be committed down, then comes back. Suspected is not
+// dead: the deputy re-attaches, the process keeps its cluster pid and
+// pid, not a byte of its output is lost or repeated, and the deputy ends
+// with its exit status.
 func TestRunFalseDown(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cut  int
+	}{{"executing node", 2}, {"home node", 1}} {
+		t.Run(tc.name, func(t *testing.T) { testRunFalseDown(t, tc.cut) })
+	}
+}
+
+func testRunFalseDown(t *testing.T, cut int) {
 	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
 	mark := filepath.Join(shortTemp(t), "stop")
 	script := fmt.Sprintf(`i=0; while [ ! -e %s ]; do echo $i; i=$((i+1)); sleep 0.01; done; echo done; exit 7`, mark)
@@ -61,7 +71,7 @@ func TestRunFalseDown(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	falseDown(t, ctx, c, 2)
+	falseDown(t, ctx, c, cut)
 	// Output flows again, through the same deputy.
 	n := len(d.stdout.String())
 	if err := c.WaitFor(ctx, "output after the heal", func() (bool, error) {
