@@ -54,6 +54,7 @@ type runSession struct {
 	inAcked   int64         // the last one it sent on conn
 	inLoop    bool          // the input loop runs
 	stopPumps bool          // the pipes are being closed: pumps wait no more
+	finished  bool          // the last frame (Exit or Moved) was sent: a stream ending now is no break
 	moved     *rexec.Moved  // set at a move's commit: end with Moved
 	skipStops int           // stops to leave unreported (restored stopped)
 	pumps     sync.WaitGroup
@@ -132,6 +133,9 @@ func (s *runSession) wait() {
 		s.send(rexec.JSON(rexec.TExit, st))
 	}
 	s.flush()
+	s.mu.Lock()
+	s.finished = true
+	s.mu.Unlock()
 	// Its last output and status are kept for a home that may still
 	// come for them (re-attaching after a move or a broken stream).
 	s.mu.Lock()
@@ -312,14 +316,16 @@ func (s *runSession) detach(conn rexec.Conn, why string) {
 	}
 	close(s.connEnd)
 	s.conn, s.connEnd = nil, nil
-	moving := s.moved != nil
-	if !moving {
+	// Ended or moved: nothing to wait for (a home that missed the last
+	// frames finds them kept, retire).
+	over := s.moved != nil || s.finished
+	if !over {
 		s.awaitHome = true
 	}
 	gen := s.gen
 	s.cond.Broadcast()
 	s.mu.Unlock()
-	if moving {
+	if over {
 		return
 	}
 	s.a.log.Warn("lost the stream to a remote process's home; keeping the process for it", "cpid", showCPID(s.rec.CPID),
