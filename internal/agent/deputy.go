@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/procstat"
+	"github.com/ssi-cluster/ssi/internal/relink"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/vproc"
@@ -31,9 +31,10 @@ import (
 // channel, or a pipe when that is this node), following the process when
 // it moves.
 
-// downGrace is how long a broken stream waits for its node to be
-// declared down (detection takes 0.4-0.7 s) before it is reported as a
-// broken connection instead.
+// downGrace is how long a migration whose stream broke waits for the
+// other node to be declared down (detection takes 0.4-0.7 s) before it
+// takes it for a broken connection instead. A run's stream waits longer
+// (run_grace, relink.go).
 const downGrace = 3 * time.Second
 
 // streamBuffer is the socket buffer asked for on a deputy's stream.
@@ -142,6 +143,7 @@ func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller, files []*os.File, st
 		return
 	}
 	a.metrics.deputies.Inc()
+	spec.GraceMS = a.runGrace().Milliseconds() // the node keeps the process this long for us
 	rec := &homeRec{CPID: spec.CPID, Node: target.Number, Deputy: true}
 	a.track.setHome(origin, rec)
 	// Once the deputy is gone: forgotten if the process ended, else
@@ -245,8 +247,10 @@ func (a *Agent) handlePlace(w http.ResponseWriter, r *http.Request) {
 
 // relay carries frames between the deputy and the node that runs its
 // process (this one included) until the process ends, the deputy goes or
-// the node does; it follows the process when it moves (see rexec's doc:
-// Moving, Hold, Resume, Moved).
+// the process is lost; it follows the process when it moves (see rexec's
+// doc: Moving, Hold, Resume, Moved), and re-attaches to it when its
+// stream breaks or its node is committed down and comes back within the
+// grace (relink.go).
 func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexec.Spec, node int, fc rexec.Conn, rec *homeRec, deputy int, stdio *passedStdio) {
 	cpid := showCPID(spec.CPID)
 	lost := func(node int, msg string) {
@@ -256,26 +260,24 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 		fc.Send(rexec.Frame{Type: rexec.TError, Data: []byte(msg)})
 		fc.Send(rexec.JSON(rexec.TExit, rexec.Status{Code: rexec.ExitLost, Lost: true}))
 	}
-	link, err := a.openExec(ctx, node, spec)
+	// A link outlives ctx (the deputy's life) by a moment: a deputy that
+	// goes has its process hung up (Hangup), which must reach the node
+	// before the stream is cancelled (hangupWait).
+	lctx := context.WithoutCancel(ctx)
+	link, err := a.dialRun(lctx, node, spec)
 	if err != nil {
 		lost(node, err.Error())
 		return
 	}
-	// A node that goes down ends the stream at once.
-	var down atomic.Pointer[string]
-	watch := func(n int) chan struct{} {
-		done := make(chan struct{})
-		go func() {
-			if why := a.waitNodeGone(ctx, n, done); why != "" {
-				down.Store(&why)
-				cancel()
-			}
-		}()
-		return done
-	}
-	watching := watch(node)
-	defer func() { close(watching) }()
-	in := &heldInput{link: link}
+	var cur atomic.Pointer[runLink]
+	cur.Store(link)
+	defer func() { cur.Load().stop() }()
+	in := newHeldInput(link)
+	defer in.close()
+	defer context.AfterFunc(ctx, func() {
+		in.hangup()
+		time.AfterFunc(hangupWait, func() { cur.Load().stop() })
+	})()
 	go func() {
 		for {
 			f, err := fc.Recv()
@@ -283,19 +285,52 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				cancel() // the deputy is gone: its process is hung up
 				return
 			}
-			if in.pass(f) != nil {
+			if rexec.Counted(f.Type) && in.pass(f) != nil {
 				return
 			}
 		}
 	}()
+	lk := relink.New(a.runGrace())
+	var got relink.Acks // the session's counted frames received
 	started, broken := false, false
 	for {
 		f, err := link.Recv()
 		if err != nil {
-			a.relayBroken(ctx, node, cpid, err, &down, lost)
-			return
+			if ctx.Err() != nil {
+				return // the deputy is gone
+			}
+			why := link.why(err)
+			lk.Broken(time.Now(), why)
+			in.suspend()
+			link.stop()
+			a.log.Warn("run suspected: waiting for its node to come back", "cpid", cpid, "node", node, "why", why, "grace", a.runGrace())
+			nl, st, err := a.awaitReattach(ctx, lctx, lk, spec, node, got.Received())
+			if err != nil {
+				if ctx.Err() == nil {
+					lost(node, fmt.Sprintf("%s; process %s lost", err, cpid))
+				}
+				return
+			}
+			link = nl
+			cur.Store(link)
+			if err := in.resume(link, st.Received); err != nil {
+				lost(node, fmt.Sprintf("re-attached to process %s on node %d, but its input cannot be completed: %v", cpid, node, err))
+				return
+			}
+			a.track.runsAt(rec, node, st.Pid)
+			a.metrics.reattached.Inc()
+			a.log.Info("run re-attached to its process", "cpid", cpid, "node", node, "pid", st.Pid, "suspected", why)
+			continue
+		}
+		if rexec.Counted(f.Type) {
+			last := f.Type == rexec.TExit || f.Type == rexec.TMoved
+			if n, now := got.Got(len(f.Data), last); now {
+				link.ack(n)
+			}
 		}
 		switch f.Type {
+		case rexec.TAck:
+			in.ack(rexec.Ack(f))
 		case rexec.TMoving:
 			in.hold()
 		case rexec.TResume:
@@ -309,17 +344,19 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			for err == nil { // the old stream ends after Moved
 				_, err = link.Recv()
 			}
+			link.stop()
 			attach := *spec
 			attach.Attach = spec.CPID
-			if link, err = a.openExec(ctx, m.Node, &attach); err != nil {
+			if link, err = a.dialRun(lctx, m.Node, &attach); err != nil {
 				lost(m.Node, fmt.Sprintf("process %s moved to node %d, which cannot be reached: %v", cpid, m.Node, err))
 				return
 			}
+			cur.Store(link)
 			a.track.runsAt(rec, m.Node, m.Pid)
 			a.log.Info("run followed to its new node", "cpid", cpid, "from", node, "node", m.Node, "pid", m.Pid)
-			close(watching)
-			node, watching = m.Node, watch(m.Node)
-			in.release(link)
+			node = m.Node
+			got.Reset() // the new node's session numbers from 1
+			in.moved(link)
 		case rexec.TStarted:
 			if s, err := rexec.ParseStarted(f.Data); err == nil {
 				a.track.runsAt(rec, node, s.Pid)
@@ -365,69 +402,6 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			}
 		}
 	}
-}
-
-// relayBroken reports a stream to node that ended with err.
-func (a *Agent) relayBroken(ctx context.Context, node int, cpid string, err error, down *atomic.Pointer[string], lost func(int, string)) {
-	if down.Load() == nil && ctx.Err() == nil {
-		// A node that dies closes its connections at once (or not at
-		// all): give the failure detector its time before calling it a
-		// broken connection.
-		wctx, wcancel := context.WithTimeout(ctx, downGrace)
-		if why := a.waitNodeGone(wctx, node, nil); why != "" {
-			down.Store(&why)
-		}
-		wcancel()
-	}
-	switch why := down.Load(); {
-	case why != nil:
-		lost(node, fmt.Sprintf("node %d went down (%s); process %s lost", node, *why, cpid))
-	case ctx.Err() == nil:
-		lost(node, fmt.Sprintf("lost the connection to node %d (%v); process %s was hung up", node, err, cpid))
-	}
-}
-
-// heldInput passes the deputy's input to the executing node, or holds it
-// while the process moves.
-type heldInput struct {
-	mu      sync.Mutex
-	link    rexec.Conn
-	holding bool
-	held    []rexec.Frame
-}
-
-// pass sends f on, or keeps it (copied) while holding.
-func (h *heldInput) pass(f rexec.Frame) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.holding {
-		f.Data = append([]byte(nil), f.Data...)
-		h.held = append(h.held, f)
-		return nil
-	}
-	return h.link.Send(f)
-}
-
-// hold holds the input from now on and tells the node (Hold): no input
-// is in flight behind it.
-func (h *heldInput) hold() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.holding = true
-	h.link.Send(rexec.Frame{Type: rexec.THold})
-}
-
-// release sends what was held to link, and the input after it.
-func (h *heldInput) release(link rexec.Conn) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.link, h.holding = link, false
-	for _, f := range h.held {
-		if link.Send(f) != nil {
-			break
-		}
-	}
-	h.held = nil
 }
 
 // continueIfStopped continues the deputy pid if it is stopped: it

@@ -139,12 +139,13 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 	// The deputy's stream is attached before the process is waited for:
 	// a process that ends at once (true) must not end with no one to
 	// tell (its status was dropped and the deputy refused, exit 255).
-	end := s.attachConn(ctx, conn)
+	end := s.attachConn(ctx, conn, 0)
 	s.start()
 	<-end
 }
 
-// attach serves the home of a process that moved here.
+// attach serves the home of a process that moved here, or whose stream
+// to its home broke (spec.Received: what the home has of its stream).
 func (a *Agent) attach(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	s := a.mig.session(spec.Attach)
 	if s == nil {
@@ -155,8 +156,8 @@ func (a *Agent) attach(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 			showCPID(spec.Attach), a.Identity().Number))
 		return
 	}
-	a.log.Info("home re-attached to a moved process", "cpid", showCPID(spec.Attach), "pid", s.pid(), "home", spec.Home)
-	s.serve(ctx, conn)
+	a.log.Info("home re-attached to its process", "cpid", showCPID(spec.Attach), "pid", s.pid(), "home", spec.Home, "received", spec.Received)
+	s.serve(ctx, conn, spec.Received)
 }
 
 // watchHome hangs up when ctx ends or the home node is no longer up.
@@ -174,15 +175,15 @@ func (a *Agent) watchHome(ctx context.Context, home int, done <-chan struct{}, h
 	}
 }
 
-// waitOrClose waits for the output pumps, at most grace, then closes the
-// process's pipes so that they end.
-func waitOrClose(wg *sync.WaitGroup, grace time.Duration, p *rexec.Proc) {
+// waitOrClose waits for the output pumps, at most grace, then calls
+// closePipes (which closes the process's pipes so that they end).
+func waitOrClose(wg *sync.WaitGroup, grace time.Duration, closePipes func()) {
 	ch := make(chan struct{})
 	go func() { wg.Wait(); close(ch) }()
 	select {
 	case <-ch:
 	case <-time.After(grace):
-		p.Close()
+		closePipes()
 		<-ch
 	}
 }

@@ -15,7 +15,7 @@ func TestHeldInput(t *testing.T) {
 	defer cancel()
 	home1, node1 := newPipeLink(ctx)
 	home2, node2 := newPipeLink(ctx)
-	in := &heldInput{link: home1}
+	in := newHeldInput(home1)
 	frame := func(s string) rexec.Frame { return rexec.Frame{Type: rexec.TStdin, Data: []byte(s)} }
 	buf := []byte("a")
 	in.pass(rexec.Frame{Type: rexec.TStdin, Data: buf})
@@ -23,7 +23,7 @@ func TestHeldInput(t *testing.T) {
 	buf[0] = 'X'
 	in.pass(frame("b")) // held, copied
 	in.pass(rexec.Frame{Type: rexec.TStdinEOF})
-	in.release(home2)
+	in.moved(home2)
 	in.pass(frame("c"))
 	for _, tt := range []struct {
 		end  *pipeEnd
@@ -46,5 +46,48 @@ func TestHeldInput(t *testing.T) {
 	cancel()
 	if _, err := node2.Recv(); err == nil {
 		t.Error("a pipe outlived its context")
+	}
+}
+
+// TestHeldInputResume: input sent on a stream that broke is kept until
+// acknowledged; a re-attached stream gets what its node had not received,
+// in order, then what comes after.
+func TestHeldInputResume(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	home1, node1 := newPipeLink(ctx)
+	home2, node2 := newPipeLink(ctx)
+	in := newHeldInput(home1)
+	frame := func(s string) rexec.Frame { return rexec.Frame{Type: rexec.TStdin, Data: []byte(s)} }
+	for _, s := range []string{"a", "b", "c"} {
+		in.pass(frame(s))
+	}
+	in.ack(1) // the node acknowledged a
+	in.suspend()
+	in.pass(frame("d")) // kept while suspected
+	// The node had received a and b when the stream broke.
+	if err := in.resume(home2, 2); err != nil {
+		t.Fatal(err)
+	}
+	in.pass(frame("e"))
+	for _, tt := range []struct {
+		end  *pipeEnd
+		want string
+	}{{node1, "abc"}, {node2, "cde"}} {
+		got := ""
+		for range tt.want {
+			f, err := tt.end.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += string(f.Data)
+		}
+		if got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+	// A node that claims input never sent cannot be brought up to date.
+	if err := in.resume(home2, 9); err == nil {
+		t.Error("resume beyond what was sent succeeded")
 	}
 }

@@ -25,6 +25,8 @@ type metrics struct {
 	execs    prometheus.Counter // processes started here for deputies
 	deputies prometheus.Counter // runs started by deputies on this node
 	lost     prometheus.Counter // deputies told their process was lost
+	// reattached counts runs re-attached after a broken stream or a down.
+	reattached prometheus.Counter
 	// lostOutput counts output bytes that could not be written to a
 	// deputy's stdout for another reason than its reader being gone.
 	lostOutput prometheus.Counter
@@ -51,11 +53,13 @@ func newMetrics() *metrics {
 		execs:    c("exec_started_total", "Processes started on this node for ssi run."),
 		deputies: c("run_started_total", "ssi run requests from this node's deputies."),
 		lost:     c("run_lost_total", "Deputies on this node told their process was lost with its node."),
+		reattached: c("run_reattached_total",
+			"Runs of this node's deputies re-attached to their process after its stream broke or its node was committed down."),
 		lostOutput: c("run_output_lost_bytes_total",
 			"Output bytes of remote processes that could not be written to their deputy's stdout (not a closed reader)."),
 	}
 	m.reg.MustRegister(m.nodes, m.epoch, m.master, m.fenced, m.runQueue, m.load1, m.cpuUse, m.memFree, m.procs,
-		m.execs, m.deputies, m.lost, m.lostOutput,
+		m.execs, m.deputies, m.lost, m.reattached, m.lostOutput,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

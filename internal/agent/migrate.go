@@ -59,8 +59,8 @@ func (m *migrations) add(cpid int64, s *runSession) {
 }
 
 // retire drops s, which has ended; with keep, s is kept as ended for
-// attachWait, for its home to re-attach to (takeEnded) and be told how
-// the process ended.
+// attachWait (or its grace, if longer), for its home to re-attach to
+// (takeEnded) and be told how the process ended.
 func (m *migrations) retire(cpid int64, s *runSession, keep bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -74,7 +74,7 @@ func (m *migrations) retire(cpid int64, s *runSession, keep bool) {
 		m.ended = map[int64]*runSession{}
 	}
 	m.ended[cpid] = s
-	time.AfterFunc(attachWait, func() {
+	time.AfterFunc(max(attachWait, s.grace), func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if m.ended[cpid] == s {

@@ -7,31 +7,54 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ssi-cluster/ssi/internal/relink"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
 
 // runSession is a process running here for a deputy (or, native, a
 // process restored here after a move, which has none): the agent's ends
 // of its stdio, its record, and the stream to its home, which changes
-// when the home re-attaches after a move. It lives from the process's
-// start (or restore) here to its end or its move away.
+// when the home re-attaches after a move or after the stream broke. It
+// lives from the process's start (or restore) here to its end or its
+// move away.
+//
+// What it sends its home goes through out (relink.Outbox), numbered and
+// kept until the home acknowledges it, by one writer per attachment
+// (write): a home that re-attaches after a break gets what it missed.
+// While no home is attached but one may come (awaitHome), the process is
+// kept with its output for the grace period (expectAttach), its output
+// pumps waiting once relink.Window bytes are unacknowledged: its writes
+// then block, nothing is dropped.
 type runSession struct {
-	a    *Agent
-	spec *rexec.Spec // nil for a native process
-	p    *rexec.Proc
-	rec  *runRec
+	a     *Agent
+	spec  *rexec.Spec // nil for a native process
+	p     *rexec.Proc
+	rec   *runRec
+	grace time.Duration // how long it waits for a home that went (spec.GraceMS or run_grace)
 
 	mu      sync.Mutex
+	cond    *sync.Cond    // on mu: out, sent, flushed or the attachment changed
 	conn    rexec.Conn    // the home's stream; nil while none is attached
 	connEnd chan struct{} // closed when conn's use ends
-	hungUp  bool          // its deputy went: output is discarded
+	gen     int           // attachments so far (a stale timer or reader sees it changed)
+	hungUp  bool          // its deputy went, or never came back: output is discarded
 	hold    chan struct{} // set during a move: closed by THold
-	// awaitHome: restored after a move, no home attached yet; frames are
-	// kept. Attaching or hanging up ends it (takeKeptLocked), so while it
-	// holds, conn is nil and hungUp false.
+	// awaitHome: no home attached, one may come (after a move, or a
+	// broken stream, within the grace); output is kept in out. Attaching
+	// or hanging up ends it, so while it holds, conn is nil and hungUp
+	// false.
 	awaitHome bool
-	kept      []rexec.Frame // what was sent while awaitHome (see keepLocked)
-	keptBytes int           // output in kept
+	out       relink.Outbox // counted frames for the home, until it acknowledges them
+	sent      int64         // the last frame given to the writer of conn
+	flushed   int64         // the last frame the writer of conn sent
+	inRecv    int64         // the home's counted frames received (queued in inQ or passed on)
+	inQ       []rexec.Frame // received, for the input loop to pass on
+	in        relink.Acks   // the home's counted frames passed on to the process
+	inAck     int64         // the acknowledgement of input for the writer to send
+	inAcked   int64         // the last one it sent on conn
+	inLoop    bool          // the input loop runs
+	stopPumps bool          // the pipes are being closed: pumps wait no more
+	finished  bool          // the last frame (Exit or Moved) was sent: a stream ending now is no break
 	moved     *rexec.Moved  // set at a move's commit: end with Moved
 	skipStops int           // stops to leave unreported (restored stopped)
 	pumps     sync.WaitGroup
@@ -40,8 +63,16 @@ type runSession struct {
 }
 
 func (a *Agent) newSession(spec *rexec.Spec, p *rexec.Proc, rec *runRec) *runSession {
-	return &runSession{a: a, spec: spec, p: p, rec: rec, done: make(chan struct{})}
+	s := &runSession{a: a, spec: spec, p: p, rec: rec, done: make(chan struct{}), grace: a.runGrace()}
+	if spec != nil && spec.GraceMS > 0 {
+		s.grace = min(time.Duration(spec.GraceMS)*time.Millisecond, maxGrace)
+	}
+	s.cond = sync.NewCond(&s.mu)
+	return s
 }
+
+// maxGrace bounds the grace a home may ask a node to keep a process for.
+const maxGrace = 10 * time.Minute
 
 // pid is the process's local pid.
 func (s *runSession) pid() int { return s.p.Cmd }
@@ -85,15 +116,15 @@ func (s *runSession) wait() {
 			s.a.nativeEnded(s.rec.CPID)
 		}
 	} else {
-		waitOrClose(&s.pumps, outputGrace, s.p)
+		waitOrClose(&s.pumps, outputGrace, func() {
+			s.p.Close()
+			s.mu.Lock()
+			s.stopPumps = true
+			s.cond.Broadcast()
+			s.mu.Unlock()
+		})
 	}
 	s.a.track.dropRun(s.pid())
-	// Ending before its home re-attached after a move: its last output
-	// and status are kept for the home, which is on its way.
-	s.mu.Lock()
-	keep := s.awaitHome
-	s.mu.Unlock()
-	s.a.mig.retire(s.rec.CPID, s, keep)
 	if moved != nil {
 		s.a.log.Info("process moved away", "cpid", cpid, "pid", s.pid(), "node", moved.Node, "new_pid", moved.Pid)
 		s.send(rexec.JSON(rexec.TMoved, moved))
@@ -101,6 +132,16 @@ func (s *runSession) wait() {
 		s.a.log.Info("remote process ended", "cpid", cpid, "pid", s.pid(), "code", st.Code, "signal", st.Signal)
 		s.send(rexec.JSON(rexec.TExit, st))
 	}
+	s.flush()
+	s.mu.Lock()
+	s.finished = true
+	s.mu.Unlock()
+	// Its last output and status are kept for a home that may still
+	// come for them (re-attaching after a move or a broken stream).
+	s.mu.Lock()
+	keep := !s.native() && !s.hungUp
+	s.mu.Unlock()
+	s.a.mig.retire(s.rec.CPID, s, keep)
 	s.p.Close()
 	s.mu.Lock()
 	if s.connEnd != nil {
@@ -108,94 +149,144 @@ func (s *runSession) wait() {
 		s.connEnd, s.conn = nil, nil
 	}
 	close(s.done)
+	s.cond.Broadcast()
 	s.mu.Unlock()
 }
 
-// keptMax bounds the output kept for a home that has not re-attached.
-// The process's pipes are not read before then, unless it ends, so
-// what is kept is what its pipes held at its end.
-const keptMax = 1 << 20
+// flush waits until the attached home's writer has sent everything, or
+// the home is no longer attached.
+func (s *runSession) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.conn != nil && s.flushed < s.out.Last() {
+		s.cond.Wait()
+	}
+}
 
-// send sends f to the attached home; while the home of a moved process
-// has yet to re-attach, f is kept for it (keepLocked); otherwise, with no
-// home attached, f is dropped.
+// send hands f to the home: kept (counted frames) and sent by the writer
+// of the attached home, or kept for a home that may come (awaitHome);
+// with no home attached or to come, f is dropped.
 func (s *runSession) send(f rexec.Frame) {
 	s.mu.Lock()
-	c := s.conn
-	if s.awaitHome {
-		s.keepLocked(f)
+	defer s.mu.Unlock()
+	if s.conn == nil && !s.awaitHome {
+		return
 	}
-	s.mu.Unlock()
-	if c != nil && c.Send(f) != nil {
-		s.detach(c, "its stream broke")
+	s.out.Put(f)
+	s.cond.Broadcast()
+}
+
+// waitRoom waits, before output is read from the process, until less
+// than relink.Window bytes wait for the home's acknowledgement (or no
+// home is to come, or the pipes are being closed).
+func (s *runSession) waitRoom() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.out.Bytes() >= relink.Window && (s.conn != nil || s.awaitHome) && !s.stopPumps {
+		s.cond.Wait()
 	}
 }
 
-// keepLocked keeps a copy of f for the home (s.mu held); output beyond
-// keptMax is dropped, with a warning, never the process's status.
-func (s *runSession) keepLocked(f rexec.Frame) {
-	if f.Type == rexec.TStdout || f.Type == rexec.TStderr {
-		if s.keptBytes+len(f.Data) > keptMax {
-			s.a.log.Warn("output of a moved process dropped: its home has not re-attached", "cpid", showCPID(s.rec.CPID), "bytes", len(f.Data))
+// write sends conn what is kept for it, in order, as it comes, until conn
+// is no longer the attached stream or breaks.
+func (s *runSession) write(conn rexec.Conn) {
+	for {
+		s.mu.Lock()
+		for s.conn == conn && s.sent >= s.out.Last() && s.inAck <= s.inAcked {
+			s.cond.Wait()
+		}
+		if s.conn != conn {
+			s.mu.Unlock()
 			return
 		}
-		s.keptBytes += len(f.Data)
+		fs, ok := s.out.From(s.sent)
+		s.sent = s.out.Last()
+		if s.inAck > s.inAcked {
+			s.inAcked = s.inAck
+			fs = append(fs, rexec.AckFrame(s.inAck))
+		}
+		s.mu.Unlock()
+		if !ok { // cannot happen: acks never pass what was sent
+			s.detach(conn, "its stream lost frames")
+			return
+		}
+		for _, f := range fs {
+			if conn.Send(f) != nil {
+				s.detach(conn, "its stream broke")
+				return
+			}
+		}
+		s.mu.Lock()
+		if s.conn == conn {
+			s.flushed = max(s.flushed, s.sent)
+			s.cond.Broadcast()
+		}
+		s.mu.Unlock()
 	}
-	f.Data = append([]byte(nil), f.Data...)
-	s.kept = append(s.kept, f)
-}
-
-// takeKeptLocked ends the keeping and returns what was kept (s.mu held).
-func (s *runSession) takeKeptLocked() []rexec.Frame {
-	kept := s.kept
-	s.kept, s.keptBytes, s.awaitHome = nil, 0, false
-	return kept
 }
 
 // serve attaches conn, the home's stream, and serves it until the
-// session ends, moves away, or conn or ctx end (then the process is hung
-// up, as a terminal hang-up would).
-func (s *runSession) serve(ctx context.Context, conn rexec.Conn) {
-	if end := s.attachConn(ctx, conn); end != nil {
+// session ends, moves away, or conn or ctx end (then the process waits
+// for its home for the grace period, or, told so, is hung up).
+func (s *runSession) serve(ctx context.Context, conn rexec.Conn, received int64) {
+	if end := s.attachConn(ctx, conn, received); end != nil {
 		<-end
 	}
 }
 
-// attachConn attaches conn, the home's stream, and returns a channel
-// closed when its use ends; nil if the session has ended: then conn is
-// given what was kept for it (the process ended before its home
-// re-attached) or refused.
-func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn) <-chan struct{} {
+// attachConn attaches conn, the home's stream, which has received the
+// session's counted frames up to received, and returns a channel closed
+// when its use ends; nil if it could not attach (answered on conn): the
+// session has ended (then conn is given the rest of what was kept for
+// it, if it was) or lost what the home missed.
+func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn, received int64) <-chan struct{} {
 	end := make(chan struct{})
-	started := rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid()})
 	s.mu.Lock()
+	// The input received so far is queued or passed on (read, input): no
+	// input of a stale attachment is counted once gen changes below.
+	started := rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid(), Received: s.inRecv})
+	rest, ok := s.out.From(received)
 	select {
 	case <-s.done:
-		kept := s.takeKeptLocked()
 		s.mu.Unlock()
-		if len(kept) == 0 {
+		if !ok || len(rest) == 0 {
 			refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s ended or moved on", showCPID(s.rec.CPID)))
 			return nil
 		}
 		s.a.log.Info("home re-attached to a process that had ended", "cpid", showCPID(s.rec.CPID), "pid", s.pid())
-		sendAll(conn, started, kept)
+		sendAll(conn, started, rest)
 		return nil
 	default:
+	}
+	if !ok {
+		s.mu.Unlock()
+		refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s was hung up: its home did not come back within %s", showCPID(s.rec.CPID), s.grace))
+		return nil
 	}
 	if s.connEnd != nil {
 		close(s.connEnd) // a stale attachment
 	}
-	s.conn, s.connEnd, s.hungUp = conn, end, false
-	// Started and what was kept go first, in order, before any output.
-	broken := !sendAll(conn, started, s.takeKeptLocked())
+	s.conn, s.connEnd, s.hungUp, s.awaitHome = conn, end, false, false
+	s.gen++
+	s.out.Ack(received)
+	s.sent, s.flushed, s.inAcked = received, received, 0
+	s.cond.Broadcast()
+	// Started goes first, before what was kept: the writer starts after.
+	broken := conn.Send(started) != nil
 	if !s.pumping {
 		s.startPumpsLocked()
 	}
+	if !s.inLoop {
+		s.inLoop = true
+		go s.input()
+	}
+	gen := s.gen
 	s.mu.Unlock()
 	if broken {
 		s.detach(conn, "its stream broke")
 	}
-	go s.read(conn, end)
+	go s.write(conn)
+	go s.read(conn, gen, end)
 	go s.a.watchHome(ctx, s.rec.Home, end, func(why string) { s.detach(conn, why) })
 	return end
 }
@@ -214,40 +305,37 @@ func sendAll(conn rexec.Conn, first rexec.Frame, rest []rexec.Frame) bool {
 	return true
 }
 
-// read takes the home's frames from conn until it ends.
-func (s *runSession) read(conn rexec.Conn, end <-chan struct{}) {
-	for {
-		f, err := conn.Recv()
-		if err != nil {
-			select {
-			case <-end:
-			default:
-				s.detach(conn, "its deputy's stream ended: "+err.Error())
-			}
-			return
-		}
-		switch f.Type {
-		case rexec.TStdin:
-			s.p.WriteStdin(f.Data) // copied
-			f.Release()
-		case rexec.TStdinEOF:
-			s.p.CloseStdin()
-		case rexec.TWinsize:
-			s.p.Resize(rexec.Winsize(f))
-		case rexec.THold:
-			s.mu.Lock()
-			if s.hold != nil {
-				close(s.hold)
-				s.hold = nil
-			}
-			s.mu.Unlock()
-		}
+// detach ends conn's attachment because it broke (why): unless the
+// process has moved on, it waits for its home to re-attach, for the
+// grace period, its output kept (expectAttach).
+func (s *runSession) detach(conn rexec.Conn, why string) {
+	s.mu.Lock()
+	if s.conn != conn || s.connEnd == nil {
+		s.mu.Unlock()
+		return
 	}
+	close(s.connEnd)
+	s.conn, s.connEnd = nil, nil
+	// Ended or moved: nothing to wait for (a home that missed the last
+	// frames finds them kept, retire).
+	over := s.moved != nil || s.finished
+	if !over {
+		s.awaitHome = true
+	}
+	gen := s.gen
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	if over {
+		return
+	}
+	s.a.log.Warn("lost the stream to a remote process's home; keeping the process for it", "cpid", showCPID(s.rec.CPID),
+		"pid", s.pid(), "why", why, "grace", s.grace)
+	go s.expectAttachGen(gen, s.grace)
 }
 
-// detach ends conn's attachment; unless the process has moved on, it is
-// hung up (SIGHUP, then SIGCONT) and its output is discarded from then on.
-func (s *runSession) detach(conn rexec.Conn, why string) {
+// hangup hangs the process up at once (SIGHUP, then SIGCONT): its deputy
+// is gone; output is discarded from then on.
+func (s *runSession) hangup(conn rexec.Conn, why string) {
 	s.mu.Lock()
 	if s.conn != conn || s.connEnd == nil {
 		s.mu.Unlock()
@@ -257,7 +345,7 @@ func (s *runSession) detach(conn rexec.Conn, why string) {
 	s.conn, s.connEnd = nil, nil
 	moving := s.moved != nil
 	if !moving {
-		s.hungUp = true
+		s.hungUpLocked()
 	}
 	s.mu.Unlock()
 	if moving {
@@ -267,26 +355,42 @@ func (s *runSession) detach(conn rexec.Conn, why string) {
 	s.p.Hangup()
 }
 
+// hungUpLocked marks the session hung up (s.mu held): nothing is kept
+// for a home any more, and pumps read on (to discard).
+func (s *runSession) hungUpLocked() {
+	s.hungUp, s.awaitHome = true, false
+	s.out.Clear()
+	if !s.pumping {
+		s.startPumpsLocked()
+	}
+	s.cond.Broadcast()
+}
+
 // expectAttach hangs the process up if no home attaches within d (a
 // process restored here whose home never came back).
 func (s *runSession) expectAttach(d time.Duration) {
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	s.expectAttachGen(gen, d)
+}
+
+// expectAttachGen hangs the process up if no home attached after
+// attachment gen within d.
+func (s *runSession) expectAttachGen(gen int, d time.Duration) {
 	select {
 	case <-s.done:
 		return
 	case <-time.After(d):
 	}
 	s.mu.Lock()
-	lonely := s.conn == nil && !s.hungUp && s.moved == nil
+	lonely := s.conn == nil && !s.hungUp && s.moved == nil && s.gen == gen
 	if lonely {
-		s.hungUp = true
-		s.takeKeptLocked()
-		if !s.pumping {
-			s.startPumpsLocked()
-		}
+		s.hungUpLocked()
 	}
 	s.mu.Unlock()
 	if lonely {
-		s.a.log.Warn("no home attached to a moved process; hung up", "cpid", showCPID(s.rec.CPID), "pid", s.pid(), "after", d)
+		s.a.log.Warn("no home attached to a remote process; hung up", "cpid", showCPID(s.rec.CPID), "pid", s.pid(), "after", d)
 		s.p.Hangup()
 	}
 }
@@ -310,6 +414,7 @@ func (s *runSession) startPumpsLocked() {
 			}
 			buf := make([]byte, rexec.Chunk)
 			for {
+				s.waitRoom()
 				n, err := out.r.Read(buf)
 				if n > 0 {
 					s.send(rexec.Frame{Type: out.t, Data: buf[:n]})

@@ -145,6 +145,12 @@ type Config struct {
 	VoterReplaceAfter Duration `toml:"voter_replace_after" help:"a voter down this long is replaced by another node"`
 	MaxVoters         int      `toml:"max_voters" help:"number of raft voters (odd, at most 7)"`
 
+	// RunGrace is how long a run whose node is unreachable or committed
+	// down waits for it to come back (the deputy re-attaches) before its
+	// process is called lost; and how long a node keeps a process, with
+	// its output, for a home whose stream broke (docs/install.md).
+	RunGrace Duration `toml:"run_grace" help:"how long a run whose node is unreachable or committed down waits for the node to come back before its process is called lost"`
+
 	// CertTTL is the lifetime of the node certificates this node signs
 	// when it is the master; agents renew theirs at half their life.
 	CertTTL Duration `toml:"cert_ttl" help:"lifetime of the node certificates the master signs (renewed at half life; at least 1m)"`
@@ -169,6 +175,7 @@ func Defaults() Config {
 		RaftHeartbeat:     Duration(250 * time.Millisecond),
 		VoterReplaceAfter: Duration(30 * time.Second),
 		MaxVoters:         5,
+		RunGrace:          Duration(30 * time.Second),
 		CertTTL:           Duration(72 * time.Hour),
 		MaxUserConns:      1024,
 		MaxHTTPConns:      256,
@@ -401,6 +408,7 @@ func (c *Config) Validate() error {
 		{"gossip_interval", c.GossipInterval, 5 * time.Millisecond},
 		{"raft_heartbeat", c.RaftHeartbeat, 50 * time.Millisecond},
 		{"voter_replace_after", c.VoterReplaceAfter, time.Second},
+		{"run_grace", c.RunGrace, time.Second},
 	}
 	for _, d := range durs {
 		if time.Duration(d.d) < d.min {

@@ -34,6 +34,7 @@ probe_timeout = "100ms"
 suspicion_mult = 4
 gossip_interval = "50ms"
 raft_heartbeat = "1s"
+run_grace = "45s"
 voter_replace_after = "2m"
 max_voters = 3
 cert_ttl = "24h"
@@ -67,6 +68,7 @@ func goodConfig() Config {
 		RaftHeartbeat:     Duration(time.Second),
 		VoterReplaceAfter: Duration(2 * time.Minute),
 		MaxVoters:         3,
+		RunGrace:          Duration(45 * time.Second),
 		CertTTL:           Duration(24 * time.Hour),
 		MaxUserConns:      64,
 		MaxHTTPConns:      32,

@@ -194,10 +194,11 @@ func TestRunDetached(t *testing.T) {
 	}
 }
 
-// TestRunNodeDeath: the executing node dies; the deputy says so and exits
-// 255.
+// TestRunNodeDeath: the executing node dies; once the grace (run_grace,
+// 2 s here) has passed without it coming back, the deputy says the
+// process is lost and exits 255.
 func TestRunNodeDeath(t *testing.T) {
-	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true", "--run-grace", "2s")
 	d := startDeputy(t, c, 1, "ssi run --node 3 sleep 303")
 	findRun(t, ctx, c, 1, "sleep 303")
 	if err := c.KillNode(3); err != nil {
@@ -206,16 +207,18 @@ func TestRunNodeDeath(t *testing.T) {
 	if code := d.wait(t, 30*time.Second); code != 255 {
 		t.Errorf("deputy exited %d, want 255", code)
 	}
-	if msg := d.stderr.String(); !strings.Contains(msg, "node 3 went down") || !strings.Contains(msg, "lost") {
-		t.Errorf("deputy said %q; want it to name node 3 going down and the process lost", msg)
+	if msg := d.stderr.String(); !strings.Contains(msg, "node 3 went down") || !strings.Contains(msg, "did not come back within 2s") ||
+		!strings.Contains(msg, "lost") {
+		t.Errorf("deputy said %q; want it to name node 3 going down, not back within the grace, and the process lost", msg)
 	}
 }
 
-// TestRunOriginDeath: the home node dies; the remote process gets SIGHUP,
-// stays visible and signalable through the surrogate; when the home node
-// returns it answers for the process again.
+// TestRunOriginDeath: the home node dies; the remote process gets SIGHUP
+// once the grace (2 s here) has passed, stays visible and signalable
+// through the surrogate; when the home node returns it answers for the
+// process again.
 func TestRunOriginDeath(t *testing.T) {
-	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true", "--run-grace", "2s")
 	mark := filepath.Join(shortTemp(t), "hup")
 	startDeputy(t, c, 1, fmt.Sprintf(`ssi run --node 2 sh -c 'trap "echo hup >%s" HUP; while :; do sleep 0.1; done' </dev/null`, mark))
 	p := findRun(t, ctx, c, 3, fmt.Sprintf(`sh -c trap "echo hup >%s" HUP; while :; do sleep 0.1; done`, mark))

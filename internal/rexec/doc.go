@@ -33,6 +33,22 @@
 // a Start whose Spec has Attach set, sends the held input first and
 // relays as before. The deputy sees none of this.
 //
+// # Re-attaching
+//
+// A stream between a home and the process's node may break while both
+// live (a partition, a node committed down by mistake under load). The
+// frames that concern the session, not one stream (Counted), are
+// numbered from 1 in each direction, from the session's start on its
+// node; each side acknowledges what it has received now and then (Ack)
+// and keeps what it sent until acknowledged. The node keeps the process,
+// and its output (its pumps block once a window is unacknowledged: the
+// process's writes wait, nothing is dropped), for a grace period
+// (Spec.GraceMS). The home opens a new stream with Attach and Received
+// (what it has); the node answers Started with Received (what it has of
+// the input) and sends the rest of its output; the home sends the rest
+// of the input. A deputy that goes sends Hangup: the process is hung up
+// at once. After a move the new node's session numbers from 1 again.
+//
 // # Waiting
 //
 // The agent waits for the processes it started (Proc.Wait). A process

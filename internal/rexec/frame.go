@@ -29,13 +29,16 @@ const (
 	THold   // home -> node: input held; no more comes on this stream
 	TResume // node -> home: the move was abandoned; send input again
 	TMoved  // node -> home: JSON Moved; the last frame of this stream
+	// Re-attachment after a broken stream (see Re-attaching).
+	TAck    // either way: uint64 LE, counted frames of this session received so far
+	THangup // home -> node: the deputy is gone: hang the process up now
 	tLast
 )
 
 var typeNames = [...]string{TStart: "start", TStdin: "stdin", TStdinEOF: "stdin-eof",
 	TWinsize: "winsize", TStarted: "started", TStdout: "stdout", TStderr: "stderr", TStopped: "stopped",
 	TContinued: "continued", TExit: "exit", TError: "error", TMoving: "moving", THold: "hold",
-	TResume: "resume", TMoved: "moved"}
+	TResume: "resume", TMoved: "moved", TAck: "ack", THangup: "hangup"}
 
 func (t Type) String() string {
 	if t > 0 && t < tLast {
@@ -84,6 +87,7 @@ var fixedSize = func() (n [tLast]int) {
 		n[t] = -1
 	}
 	n[TStdinEOF], n[TWinsize], n[TStopped], n[TContinued], n[TMoving], n[THold], n[TResume] = 0, 4, 1, 0, 0, 0, 0
+	n[TAck], n[THangup] = 8, 0
 	return n
 }()
 
@@ -192,12 +196,37 @@ func Winsize(f Frame) (rows, cols uint16) {
 	return binary.LittleEndian.Uint16(f.Data), binary.LittleEndian.Uint16(f.Data[2:])
 }
 
-// Started tells the deputy what runs where.
+// Started tells the deputy what runs where. To a home that re-attaches,
+// Received is how many counted frames of its input the process's node
+// has received (the home sends the rest again).
 type Started struct {
-	CPID int64 `json:"cpid"`
-	Node int   `json:"node"`
-	Pid  int   `json:"pid"`
+	CPID     int64 `json:"cpid"`
+	Node     int   `json:"node"`
+	Pid      int   `json:"pid"`
+	Received int64 `json:"received,omitempty"`
 }
+
+// Counted reports whether frames of type t are numbered in a session's
+// stream (and so acknowledged, kept until then and sent again to a home
+// that re-attaches): everything but Start, Started, Hold, Ack and Hangup,
+// which concern one stream, not the session.
+func Counted(t Type) bool {
+	switch t {
+	case TStart, TStarted, THold, TAck, THangup:
+		return false
+	}
+	return t > 0 && t < tLast
+}
+
+// AckFrame acknowledges n counted frames.
+func AckFrame(n int64) Frame {
+	b := make([]byte, 8)
+	binary.LittleEndian.PutUint64(b, uint64(n))
+	return Frame{Type: TAck, Data: b}
+}
+
+// Ack decodes a TAck payload (validated: 8 bytes).
+func Ack(f Frame) int64 { return int64(binary.LittleEndian.Uint64(f.Data)) }
 
 // Moved tells the home node where the process went: its node and its
 // pid there. The home re-attaches with a Start whose Spec has Attach set.

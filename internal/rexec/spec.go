@@ -39,6 +39,12 @@ type Spec struct {
 	// which has moved to the node called (set by the home agent after a
 	// Moved frame): nothing new is started.
 	Attach int64 `json:"attach,omitempty"`
+	// Received: with Attach, how many counted frames of this session the
+	// home has received (its node sends the rest again; see Re-attaching).
+	Received int64 `json:"received,omitempty"`
+	// GraceMS is how long the process's node keeps it for a home whose
+	// stream broke, in milliseconds (the home's run_grace; 0: the node's).
+	GraceMS int64 `json:"grace_ms,omitempty"`
 
 	// The caller (filled by the home agent).
 	UID     int      `json:"uid"`
@@ -109,6 +115,8 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("node %d is not a node number", s.Node)
 	case s.Attach < 0:
 		return fmt.Errorf("attach %d is not a cluster pid", s.Attach)
+	case s.Received < 0 || s.GraceMS < 0:
+		return fmt.Errorf("received %d / grace %d ms out of range", s.Received, s.GraceMS)
 	case s.Thread < 0:
 		return fmt.Errorf("thread %d is not a thread id", s.Thread)
 	case s.UID < 0 || s.GID < 0:
