@@ -165,10 +165,20 @@ func lookPathAs(file, path string, s *Spec) (string, error) {
 	return "", &ExecError{Code: ExitNotFound, Msg: file + ": command not found"}
 }
 
-// searchable reports whether s's user may search directory dir.
+// searchable reports whether s's user may search directory dir and reach
+// it: every directory on its path must be searchable too (a PATH entry
+// under root's 0700 home is there for root, not for the user, and a shell
+// run by the user goes on to the next entry).
 func searchable(dir string, s *Spec) bool {
-	var st unix.Stat_t
-	return unix.Stat(dir, &st) == nil && permits(&st, s, 0o1)
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		var st unix.Stat_t
+		if unix.Stat(d, &st) != nil || !permits(&st, s, 0o1) {
+			return false
+		}
+		if d == "/" || d == "." {
+			return true
+		}
+	}
 }
 
 // permits reports whether s's user has permission bits want (0o1 execute
