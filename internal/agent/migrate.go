@@ -197,8 +197,11 @@ func (a *Agent) resolveTarget(to string, cpid vproc.CPID) (int, error) {
 		}
 	default:
 		n, err := strconv.Atoi(to)
-		if err != nil || n < 1 {
-			return 0, status.Errorf(codes.InvalidArgument, "%q is not a node number, home or fast", to)
+		switch {
+		case err != nil:
+			return 0, status.Errorf(codes.InvalidArgument, "%q is not a node: give a node number (ssi nodes lists them), home or fast", to)
+		case n < 1:
+			return 0, status.Errorf(codes.InvalidArgument, "there is no node %d: nodes are numbered from 1 (ssi nodes lists them)", n)
 		}
 		num = n
 	}

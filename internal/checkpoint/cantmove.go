@@ -192,6 +192,9 @@ func readProcView(pid int) (procView, error) {
 	if err != nil {
 		return v, err
 	}
+	if exitedStatus(string(status)) {
+		return v, errEnded
+	}
 	st, err := parseStatus(string(status))
 	if err != nil {
 		return v, err

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"slices"
@@ -41,6 +42,9 @@ func (o Options) apply(v *procView) {
 func CheckWith(pid int, o Options) error {
 	v, err := readProcView(pid)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+			err = errEnded // it ended while /proc was read
+		}
 		return &RefusalError{Pid: pid, Reasons: []Reason{{Gone, err.Error()}}}
 	}
 	o.apply(&v)

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -174,6 +175,21 @@ func (st *statusInfo) sigField(k string) *uint64 {
 		return &st.SigIgn
 	}
 	return &st.SigCgt
+}
+
+// errEnded is why a process that ended (or is a zombie) cannot move.
+var errEnded = errors.New("it exited")
+
+// exitedStatus reports whether /proc/PID/status is a zombie's or a dead
+// process's: such a status lacks fields a live one has.
+func exitedStatus(s string) bool {
+	for line := range strings.Lines(s) {
+		if v, ok := strings.CutPrefix(line, "State:"); ok {
+			v = strings.TrimSpace(v)
+			return strings.HasPrefix(v, "Z") || strings.HasPrefix(v, "X")
+		}
+	}
+	return false
 }
 
 // parseStatus parses /proc/PID/status; every field it needs must be there.
