@@ -185,7 +185,8 @@ func (a *Agent) open() error {
 	raftDir := filepath.Join(cfg.StateDir, "raft")
 	fresh := !state.HasState(raftDir)
 	a.store, err = state.Open(state.Config{Dir: raftDir, ID: a.id.ID, Layer: layer,
-		Heartbeat: time.Duration(cfg.RaftHeartbeat), LogOutput: a.logOut, LogLevel: raftLogLevel(cfg.LogLevel)})
+		Heartbeat: time.Duration(cfg.RaftHeartbeat), LogOutput: a.logOut, LogLevel: raftLogLevel(cfg.LogLevel),
+		LogJSON: cfg.LogFormat == "json"})
 	if err != nil {
 		layer.Close()
 		return err

@@ -23,6 +23,7 @@ type Config struct {
 	Heartbeat time.Duration // heartbeat and election timeout
 	LogOutput io.Writer     // raft's own log lines
 	LogLevel  string        // debug, info, warn, error
+	LogJSON   bool          // raft's lines as JSON objects, as the agent's own
 }
 
 // Store is the local replica: raft plus the FSM.
@@ -51,7 +52,7 @@ func Open(c Config) (*Store, error) {
 		return nil, fmt.Errorf("raft directory: %w", err)
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: c.LogOutput, Level: hclog.LevelFromString(c.LogLevel),
-		Exclude: newRaftLogFilter().exclude})
+		JSONFormat: c.LogJSON, Exclude: newRaftLogFilter().exclude})
 	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(c.Dir, "raft.db"),
 		BoltOptions: nil, NoSync: false})
 	if err != nil {
