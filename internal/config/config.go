@@ -116,7 +116,7 @@ type Config struct {
 	RPCPort    int      `toml:"rpc_port" help:"gRPC port (mutual TLS)"`
 	RaftPort   int      `toml:"raft_port" help:"raft port (mutual TLS)"`
 	HTTP       string   `toml:"http" help:"address of the HTTP JSON API and /metrics (empty: off)"`
-	Join       []string `toml:"join" help:"address of a member to join (repeatable)"`
+	Join       []string `toml:"join" help:"a member to join: ADDR (this node's rpc_port assumed) or ADDR:PORT (repeatable)"`
 	TokenFile  string   `toml:"token_file" help:"file holding the join token (mode 0600; - reads standard input; or set SSI_TOKEN)"`
 	NodesFile  string   `toml:"nodes_file" help:"static node list: one address a line, like openMosix's mosix.map"`
 	Speed      uint32   `toml:"speed" help:"relative speed to gossip instead of the measured one (1000 = reference)"`
