@@ -272,8 +272,8 @@ func parseSignal(s string) (int, error) {
 }
 
 func newKillCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "kill [-SIGNAL] CPID... | kill -SIGNAL -- -CPGID",
+	cmd := &cobra.Command{
+		Use:   "kill [-SIGNAL | -s SIGNAL] CPID... | kill -SIGNAL -- -CPGID",
 		Short: "Send a signal to processes anywhere in the cluster",
 		Long: `Send a signal (default TERM) to processes by cluster pid, wherever they run,
 as you: you may signal your own processes, root may signal all. The node
@@ -302,4 +302,8 @@ led by CPID on its node.
 			})
 		},
 	}
+	// Parsed by parseKill (flag parsing is off for -9 and -HUP); declared
+	// so that --help lists it.
+	cmd.Flags().StringP("signal", "s", "TERM", "the signal to send, by name (HUP, SIGHUP) or number; also -SIGNAL")
+	return cmd
 }

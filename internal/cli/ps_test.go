@@ -77,3 +77,16 @@ func TestForest(t *testing.T) {
 		})
 	}
 }
+
+// TestKillHelp: kill's help lists -s, which parseKill takes.
+func TestKillHelp(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"kill", "--help"}, &out, &errOut); code != 0 {
+		t.Fatalf("kill --help: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"-s, --signal", "-s SIGNAL"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("kill --help does not show %q:\n%s", want, out.String())
+		}
+	}
+}
