@@ -59,10 +59,20 @@ func addConfigFlags(fs *pflag.FlagSet) {
 		if k.List {
 			fs.StringArray(k.Flag(), nil, help)
 		} else {
-			fs.String(k.Flag(), k.Default, help)
+			v := &typedString{s: k.Default, typ: k.Type}
+			fs.Var(v, k.Flag(), help)
+			fs.Lookup(k.Flag()).DefValue = k.Default
 		}
 	}
 }
+
+// typedString is a flag kept as text (config.Set parses it) that tells
+// --help what it holds: int, duration, true|false.
+type typedString struct{ s, typ string }
+
+func (v *typedString) String() string     { return v.s }
+func (v *typedString) Set(s string) error { v.s = s; return nil }
+func (v *typedString) Type() string       { return v.typ }
 
 // loadAgentConfig layers defaults, file, environment and changed flags.
 func loadAgentConfig(fs *pflag.FlagSet, path string, explicit bool) (config.Config, error) {

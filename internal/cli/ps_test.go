@@ -90,3 +90,16 @@ func TestKillHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentHelpTypes: ssi agent --help says what each setting holds.
+func TestAgentHelpTypes(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"agent", "--help"}, &out, &errOut); code != 0 {
+		t.Fatalf("agent --help: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"--rpc-port int", "--probe-interval duration", "--allow-remote-root true|false", "--name string"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("agent --help does not show %q", want)
+		}
+	}
+}

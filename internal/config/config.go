@@ -229,6 +229,7 @@ func Keys() []Key {
 			Help:    f.Tag.Get("help"),
 			Default: formatValue(def.Field(i)),
 			List:    f.Type.Kind() == reflect.Slice,
+			Type:    typeName(f.Type),
 		})
 	}
 	return keys
@@ -238,6 +239,22 @@ func Keys() []Key {
 type Key struct {
 	Name, Help, Default string
 	List                bool
+	Type                string // what the value is, for --help: int, duration, true|false, string
+}
+
+// typeName names what a setting's value is, as --help shows it.
+func typeName(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(Duration(0)):
+		return "duration"
+	case t.Kind() == reflect.Bool:
+		return "true|false"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "int"
+	case t.Kind() == reflect.Slice:
+		return "strings"
+	}
+	return "string"
 }
 
 // Flag is the command-line flag name of the key.
