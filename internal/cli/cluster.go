@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -38,12 +40,61 @@ func newClusterCmd(g *globals) *cobra.Command {
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print ssi's version",
+		Short: "Print ssi's version, the commit it was built from and the Go it was built with",
 		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(g.stdout, "ssi", agent.Version)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := buildVersion()
+			if g.json() {
+				return g.printJSON(v)
+			}
+			fmt.Fprintln(g.stdout, v)
+			return nil
 		},
 	}
+}
+
+// version is what `ssi version` says.
+type version struct {
+	Version  string `json:"version"`
+	Commit   string `json:"commit,omitempty"` // "" when built without VCS stamping
+	Time     string `json:"commit_time,omitempty"`
+	Modified bool   `json:"modified,omitempty"` // built from a tree with changes
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+}
+
+func (v version) String() string {
+	s := "ssi " + v.Version
+	if v.Commit != "" {
+		c := v.Commit[:min(12, len(v.Commit))]
+		if v.Modified {
+			c += "+changes"
+		}
+		s += " (commit " + c
+		if v.Time != "" {
+			s += " of " + v.Time
+		}
+		s += ")"
+	}
+	return s + ", " + v.Go + " " + v.Platform
+}
+
+// buildVersion reads the commit from the binary's build information.
+func buildVersion() version {
+	v := version{Version: agent.Version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				v.Commit = s.Value
+			case "vcs.time":
+				v.Time = s.Value
+			case "vcs.modified":
+				v.Modified = s.Value == "true"
+			}
+		}
+	}
+	return v
 }
 
 func isNotFound(err error) bool {

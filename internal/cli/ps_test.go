@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ssi-cluster/ssi/internal/agent"
 	"github.com/ssi-cluster/ssi/internal/api"
 )
 
@@ -100,6 +101,23 @@ func TestAgentHelpTypes(t *testing.T) {
 	for _, want := range []string{"--rpc-port int", "--probe-interval duration", "--allow-remote-root true|false", "--name string"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("agent --help does not show %q", want)
+		}
+	}
+}
+
+// TestVersion: ssi version names the Go and platform, and -o json holds
+// the same.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"version", "-o", "json"}} {
+		var out, errOut strings.Builder
+		if code := run(args, &out, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut.String())
+		}
+		if !strings.Contains(out.String(), agent.Version) || !strings.Contains(out.String(), "linux/") {
+			t.Errorf("%v: %q", args, out.String())
+		}
+		if len(args) > 1 && !strings.Contains(out.String(), `"platform"`) {
+			t.Errorf("%v: not JSON: %q", args, out.String())
 		}
 	}
 }
