@@ -96,6 +96,9 @@ on). 'ssi restore FILE' starts it again. Your own processes only; root any.`,
 				if err != nil {
 					return fmt.Errorf("checkpoint %d: %w", cpid, err)
 				}
+				if g.json() {
+					return g.printJSON(map[string]any{"cpid": int64(cpid), "file": file, "bytes": n, "killed": kill})
+				}
 				what := "it runs on"
 				if kill {
 					what = "it was killed"
@@ -148,6 +151,24 @@ restore an image of your own processes; root any.`,
 	return cmd
 }
 
+// actionResult is one target's outcome in -o json of freeze, continue and
+// kill: an error is also printed to standard error, and the exit status is
+// 1 if any failed.
+type actionResult struct {
+	Target string `json:"target"`         // as given
+	CPID   int64  `json:"cpid,omitempty"` // 0 if the target did not parse
+	OK     bool   `json:"ok"`
+	Error  string `json:"error,omitempty"`
+}
+
+func newActionResult(target string, cpid int64, err error) actionResult {
+	r := actionResult{Target: target, CPID: cpid, OK: err == nil}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
 // newStopCmd makes freeze (SIGSTOP) and continue (SIGCONT).
 func newStopCmd(g *globals, use, short, long, done string, sig unix.Signal) *cobra.Command {
 	return &cobra.Command{
@@ -158,17 +179,26 @@ func newStopCmd(g *globals, use, short, long, done string, sig unix.Signal) *cob
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				var failed error
+				var results []actionResult
 				for _, a := range args {
 					cpid, err := vproc.Parse(a)
 					if err == nil {
 						err = c.Signal(ctx, api.SignalRequest{CPID: int64(cpid), Signal: int(sig)})
 					}
+					results = append(results, newActionResult(a, int64(cpid), err))
 					if err != nil {
 						fmt.Fprintf(g.stderr, "ssi: %s %s: %v\n", use, a, err)
 						failed = exitError{1}
 						continue
 					}
-					fmt.Fprintf(g.stdout, "%d: %s\n", cpid, done)
+					if !g.json() {
+						fmt.Fprintf(g.stdout, "%d: %s\n", cpid, done)
+					}
+				}
+				if g.json() {
+					if err := g.printJSON(results); err != nil {
+						return err
+					}
 				}
 				return failed
 			})

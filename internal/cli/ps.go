@@ -292,10 +292,22 @@ led by CPID on its node.
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				var failed error
+				var results []actionResult
 				for _, t := range k.targets {
-					if err := c.Signal(ctx, t); err != nil {
+					err := c.Signal(ctx, t)
+					target := strconv.FormatInt(t.CPID, 10)
+					if t.Group {
+						target = "-" + target
+					}
+					results = append(results, newActionResult(target, t.CPID, err))
+					if err != nil {
 						fmt.Fprintf(g.stderr, "ssi: %v\n", err)
 						failed = exitError{1}
+					}
+				}
+				if g.json() {
+					if err := g.printJSON(results); err != nil {
+						return err
 					}
 				}
 				return failed

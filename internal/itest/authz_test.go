@@ -470,8 +470,8 @@ func TestOwnerDecidesForUsers(t *testing.T) {
 
 	// Its owner, from node 1.
 	nobody := "65534:65534"
-	if o := ssiAs(t, c, 1, nobody, "freeze", id); o.code != 0 {
-		t.Fatalf("freeze by its owner: %v", o)
+	if o := ssiAs(t, c, 1, nobody, "freeze", "-o", "json", id); o.code != 0 || !strings.Contains(o.stdout, `"ok": true`) {
+		t.Fatalf("freeze -o json by its owner: %v", o)
 	}
 	waitProcState(t, ctx, c, cpid, "T")
 	if o := ssiAs(t, c, 1, nobody, "continue", id); o.code != 0 {
@@ -479,8 +479,8 @@ func TestOwnerDecidesForUsers(t *testing.T) {
 	}
 	stillRuns(t, ctx, c, cpid, 2, pid)
 	img := filepath.Join(dir, "own.img")
-	if o := ssiAs(t, c, 1, nobody, "checkpoint", id, img); o.code != 0 || !exists(img) {
-		t.Fatalf("checkpoint by its owner: %v", o)
+	if o := ssiAs(t, c, 1, nobody, "checkpoint", "-o", "json", id, img); o.code != 0 || !exists(img) || !strings.Contains(o.stdout, `"bytes"`) {
+		t.Fatalf("checkpoint -o json by its owner: %v", o)
 	}
 	// Another user may not restore it (the image made readable to it).
 	os.Chmod(img, 0o644)
