@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/ssi-cluster/ssi/internal/harness"
 )
@@ -156,9 +157,32 @@ func newDevShellCmd() *cobra.Command {
 			if sh.Err != nil {
 				return sh.Err
 			}
+			// Only 0-2 go into the node: a descriptor our caller left
+			// open (a terminal program's pipe) would be inherited by
+			// everything started there and make it unmovable.
+			if err := closeOnExecAbove2(); err != nil {
+				return err
+			}
 			return syscall.Exec(sh.Path, sh.Args, sh.Env)
 		},
 	}
+}
+
+// closeOnExecAbove2 marks every descriptor above 2 close-on-exec.
+func closeOnExecAbove2() error {
+	if unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc/self/fd") // before Linux 5.11
+	if err != nil {
+		return fmt.Errorf("list open descriptors: %w", err)
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // newNodeInitCmd is the init of a node of a namespaced harness cluster; the
