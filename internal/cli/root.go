@@ -43,10 +43,22 @@ func Run(args []string) int {
 func run(args []string, stdout, stderr io.Writer) int {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := newRoot(g)
+	node, rest, err := leadingNode(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "ssi: %v\n", err)
+		return 1
+	}
+	if node != 0 {
+		if err := runInDevNode(node, rest); err != nil {
+			fmt.Fprintf(stderr, "ssi: %v\n", err)
+			return 1
+		}
+		args, g.node = rest, node
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
+	err = root.Execute()
 	var ee exitError
 	switch {
 	case err == nil:

@@ -104,6 +104,18 @@ func (d *DevInfo) Shell(i int) (*exec.Cmd, error) {
 	return shellCommand(&n.Node, n.InitPID), nil
 }
 
+// Command runs argv inside node i of the dev cluster (in its namespaces
+// when it has them) with SSI_SOCKET set to the node's agent.
+func (d *DevInfo) Command(i int, argv ...string) (*exec.Cmd, error) {
+	n, err := d.node(i)
+	if err != nil {
+		return nil, err
+	}
+	cmd := nodeCommand(&n.Node, n.InitPID, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "SSI_SOCKET="+n.Socket)
+	return cmd, nil
+}
+
 // WriteDevFile describes the cluster in DevFile(), for `ssi dev`; Close
 // removes the file.
 func (c *Cluster) WriteDevFile() (string, error) {
