@@ -61,6 +61,7 @@ type Agent struct {
 	userNames sync.Map     // uid -> login name, for ps
 	track     *tracker     // processes run for deputies, here and elsewhere
 	procs     *vproc.Cache // this node's process table, files kept open
+	ownOnly   bool         // list only the agent's descendants (load_scope agent)
 	mig       *migrations
 	shim      string    // this binary, run as the exec helper (rexec.ShimArg)
 	spool     spoolBook // disk promised to images being spooled (restore.go)
@@ -207,6 +208,7 @@ func (a *Agent) open() error {
 	if cfg.LoadScope == "agent" || (cfg.LoadScope == "" && os.Geteuid() != 0) {
 		scope = load.ScopeDescendants
 	}
+	a.ownOnly = scope == load.ScopeDescendants
 	a.sampler = load.NewSampler("/proc", scope, os.Getpid(), cfg.Speed)
 
 	var mlLog io.Writer

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"os/user"
 	"sort"
 	"strconv"
@@ -42,7 +43,48 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 			return nil, err
 		}
 	}
-	return a.describe(num, table, a.track.runsSnapshot(), a.track.hidden()), nil
+	runs := a.track.runsSnapshot()
+	if a.ownOnly {
+		roots := map[int]bool{os.Getpid(): true}
+		for pid := range runs {
+			roots[pid] = true
+		}
+		table = descendants(table, roots)
+	}
+	return a.describe(num, table, runs, a.track.hidden()), nil
+}
+
+// descendants keeps the processes of table that are one of roots or
+// descend from one: an agent that shares its machine with others (ssi
+// dev without root, load_scope = "agent") lists only its own processes.
+func descendants(table []vproc.Proc, roots map[int]bool) []vproc.Proc {
+	children := make(map[int][]int, len(table))
+	for _, p := range table {
+		children[p.PPid] = append(children[p.PPid], p.Pid)
+	}
+	keep := make(map[int]bool, len(roots))
+	queue := make([]int, 0, len(roots))
+	for pid := range roots {
+		keep[pid] = true
+		queue = append(queue, pid)
+	}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		for _, c := range children[pid] {
+			if !keep[c] {
+				keep[c] = true
+				queue = append(queue, c)
+			}
+		}
+	}
+	out := table[:0:0]
+	for _, p := range table {
+		if keep[p.Pid] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // numbered is this node's number, which cluster pids need: an error

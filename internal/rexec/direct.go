@@ -60,8 +60,14 @@ func forkStopped(path string, s *Spec, files []*os.File) (*os.Process, error) {
 	for i, g := range s.Groups {
 		groups[i] = uint32(g)
 	}
-	attr := &os.ProcAttr{Dir: s.Dir, Env: s.Env, Files: files, Sys: &syscall.SysProcAttr{Setpgid: true, Ptrace: true,
-		Credential: &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: groups}}}
+	sys := &syscall.SysProcAttr{Setpgid: true, Ptrace: true}
+	if err := asAgentUser(s); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		sys.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: groups}
+	}
+	attr := &os.ProcAttr{Dir: s.Dir, Env: s.Env, Files: files, Sys: sys}
 	p, err := os.StartProcess(path, s.Argv, attr)
 	if errors.Is(err, unix.ENOEXEC) {
 		// A script without #!: a shell runs it with sh.

@@ -83,6 +83,9 @@ func become(s *Spec) error {
 		return fmt.Errorf("nice %d: %v", s.Nice, err)
 	}
 	unix.Umask(s.Umask)
+	if os.Geteuid() != 0 {
+		return asAgentUser(s) // a user's own agent (ssi dev without root): it is already s's user
+	}
 	groups := s.Groups
 	if groups == nil {
 		groups = []int{}
@@ -95,6 +98,16 @@ func become(s *Spec) error {
 	}
 	if err := syscall.Setresuid(s.UID, s.UID, s.UID); err != nil {
 		return fmt.Errorf("uid %d: %v", s.UID, err)
+	}
+	return nil
+}
+
+// asAgentUser refuses, in an agent that is not root, a process for another
+// user than the agent's: such an agent cannot change uid, and runs
+// processes as its own user only.
+func asAgentUser(s *Spec) error {
+	if uid := os.Geteuid(); uid != 0 && s.UID != uid {
+		return &ExecError{Code: ExitCannotRun, Msg: fmt.Sprintf("this node's agent runs as uid %d, not as root: it runs processes for uid %d only, not %d", uid, uid, s.UID)}
 	}
 	return nil
 }
