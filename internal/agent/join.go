@@ -157,13 +157,15 @@ func (a *Agent) joinCluster(ctx context.Context, old *Identity, oldBundle *pki.B
 			if c := status.Code(err); c == codes.PermissionDenied || c == codes.AlreadyExists || c == codes.InvalidArgument {
 				return nil, fmt.Errorf("join via %s refused: %s", addr, status.Convert(err).Message())
 			}
-			a.log.Warn("join attempt failed", "via", addr, "err", err)
 			errs = append(errs, fmt.Sprintf("%s: %s", addr, status.Convert(err).Message()))
 			busy = busy || joinBusy(err)
 		}
 		if !busy || time.Now().Add(wait).After(deadline) {
 			return nil, fmt.Errorf("could not join the cluster through any address: %s", strings.Join(errs, "; "))
 		}
+		// Said once per round that is tried again; the last round's
+		// failure is the error, printed once.
+		a.log.Warn("join failed; trying again", "in", wait, "err", strings.Join(errs, "; "))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
