@@ -15,6 +15,10 @@ import (
 	"github.com/ssi-cluster/ssi/internal/client"
 )
 
+// startWait is how long a command waits for a just-started agent to
+// know the cluster.
+const startWait = 3 * time.Second
+
 func newNodesCmd(g *globals) *cobra.Command {
 	var watch bool
 	cmd := &cobra.Command{
@@ -35,8 +39,17 @@ epoch, until interrupted (cluster_transition).`,
 					return watchTransitions(ctx, c, g)
 				}
 				nodes, err := c.Nodes(ctx)
+				// A just-started agent has no registry for a moment:
+				// wait for it rather than print an empty table.
+				for wait := time.Now().Add(startWait); err == nil && len(nodes) == 0 && time.Now().Before(wait); {
+					time.Sleep(100 * time.Millisecond)
+					nodes, err = c.Nodes(ctx)
+				}
 				if err != nil {
 					return err
+				}
+				if len(nodes) == 0 {
+					return fmt.Errorf("no node is registered yet after %s: the agent is starting, or has not joined a cluster (see its log)", startWait)
 				}
 				if g.json() {
 					return g.printJSON(nodes)
