@@ -20,7 +20,7 @@ import (
 const startWait = 3 * time.Second
 
 func newNodesCmd(g *globals) *cobra.Command {
-	var watch bool
+	var watch, all bool
 	cmd := &cobra.Command{
 		Use:   "nodes",
 		Short: "List the cluster's nodes with their state and load (cluster_membership)",
@@ -51,16 +51,24 @@ epoch, until interrupted (cluster_transition).`,
 				if len(nodes) == 0 {
 					return fmt.Errorf("no node is registered yet after %s: the agent is starting, or has not joined a cluster (see its log)", startWait)
 				}
+				shown, left := nodes, 0
+				if !all {
+					shown, left = withoutLeft(nodes)
+				}
 				if g.json() {
-					return g.printJSON(nodes)
+					return g.printJSON(shown)
 				}
 				warnFenced(ctx, g, c)
-				printNodes(g.stdout, nodes)
+				printNodes(g.stdout, shown)
+				if left > 0 {
+					fmt.Fprintf(g.stdout, "(%d node(s) left the cluster; ssi nodes --all lists them, ssi node remove N forgets one)\n", left)
+				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print transitions as they are committed")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "also list nodes that left the cluster")
 	return cmd
 }
 
@@ -70,6 +78,18 @@ func warnFenced(ctx context.Context, g *globals, c *client.Client) {
 	if self, err := c.Self(ctx); err == nil && !self.Member {
 		fmt.Fprintf(g.stderr, "ssi: node %d is fenced: %s; below is what it knew last\n", self.Number, self.Fenced)
 	}
+}
+
+// withoutLeft drops the nodes that left the cluster gracefully and counts
+// them.
+func withoutLeft(nodes []api.Node) ([]api.Node, int) {
+	kept := make([]api.Node, 0, len(nodes))
+	for _, n := range nodes {
+		if n.State != api.StateLeft {
+			kept = append(kept, n)
+		}
+	}
+	return kept, len(nodes) - len(kept)
 }
 
 func printNodes(w io.Writer, nodes []api.Node) {
