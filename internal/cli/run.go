@@ -217,6 +217,9 @@ func detach(cmd *cobra.Command, g *globals, f runFlags, argv []string) error {
 		}
 		return fmt.Errorf("run -d: the command did not start (see %s)", where)
 	}
+	if g.json() {
+		return g.printJSON(map[string]any{"cpid": st.CPID, "node": st.Node, "pid": st.Pid, "command": argv})
+	}
 	fmt.Fprintf(g.stdout, "%d\t%s\n", st.CPID, strings.Join(argv, " "))
 	return nil
 }
