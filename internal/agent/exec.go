@@ -175,19 +175,6 @@ func (a *Agent) watchHome(ctx context.Context, home int, done <-chan struct{}, h
 	}
 }
 
-// waitOrClose waits for the output pumps, at most grace, then calls
-// closePipes (which closes the process's pipes so that they end).
-func waitOrClose(wg *sync.WaitGroup, grace time.Duration, closePipes func()) {
-	ch := make(chan struct{})
-	go func() { wg.Wait(); close(ch) }()
-	select {
-	case <-ch:
-	case <-time.After(grace):
-		closePipes()
-		<-ch
-	}
-}
-
 // logOutput writes a detached process's output to the agent's log, a
 // record a line.
 func (a *Agent) logOutput(spec *rexec.Spec, r io.Reader, t rexec.Type) {

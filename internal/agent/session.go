@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ssi-cluster/ssi/internal/relink"
@@ -54,6 +55,7 @@ type runSession struct {
 	inAcked   int64         // the last one it sent on conn
 	inLoop    bool          // the input loop runs
 	stopPumps bool          // the pipes are being closed: pumps wait no more
+	pumped    atomic.Int64  // bytes of output read from the process so far
 	finished  bool          // the last frame (Exit or Moved) was sent: a stream ending now is no break
 	moved     *rexec.Moved  // set at a move's commit: end with Moved
 	skipStops int           // stops to leave unreported (restored stopped)
@@ -116,13 +118,7 @@ func (s *runSession) wait() {
 			s.a.nativeEnded(s.rec.CPID)
 		}
 	} else {
-		waitOrClose(&s.pumps, outputGrace, func() {
-			s.p.Close()
-			s.mu.Lock()
-			s.stopPumps = true
-			s.cond.Broadcast()
-			s.mu.Unlock()
-		})
+		s.drainOutput()
 	}
 	s.a.track.dropRun(s.pid())
 	if moved != nil {
@@ -395,6 +391,41 @@ func (s *runSession) expectAttachGen(gen int, d time.Duration) {
 	}
 }
 
+// drainOutput waits, once the process has ended, for its output to be
+// read to the end. The pipes are closed only when the pumps made no
+// progress for outputGrace while free to read: a child left behind that
+// holds a pipe open and writes nothing. A pump held back by flow control
+// (its home slow to acknowledge, as under heavy load) or still reading is
+// waited for: closing then dropped up to a pipe's worth of the end of the
+// output, with the exit status still 0.
+func (s *runSession) drainOutput() {
+	done := make(chan struct{})
+	go func() { s.pumps.Wait(); close(done) }()
+	last := s.pumped.Load()
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(outputGrace):
+		}
+		now := s.pumped.Load()
+		s.mu.Lock()
+		held := s.out.Bytes() >= relink.Window && (s.conn != nil || s.awaitHome)
+		s.mu.Unlock()
+		if now != last || held {
+			last = now
+			continue
+		}
+		s.p.Close()
+		s.mu.Lock()
+		s.stopPumps = true
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		<-done
+		return
+	}
+}
+
 // startPumpsLocked starts reading the process's output (s.mu held).
 func (s *runSession) startPumpsLocked() {
 	s.pumping = true
@@ -416,6 +447,7 @@ func (s *runSession) startPumpsLocked() {
 			for {
 				s.waitRoom()
 				n, err := out.r.Read(buf)
+				s.pumped.Add(int64(n))
 				if n > 0 {
 					s.send(rexec.Frame{Type: out.t, Data: buf[:n]})
 				}

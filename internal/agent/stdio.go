@@ -159,8 +159,7 @@ func (a *Agent) passedOutput(ctx context.Context, w *os.File, f rexec.Frame, cpi
 			a.signal(ctx, vproc.CPID(cpid), false, int(unix.SIGPIPE), a.local(uid))
 		}()
 	case err != nil:
-		// Not a reader gone: output is lost here; say so (seen once under
-		// heavy load: the end of a large output missing, cause not found).
+		// Not a reader gone: output is lost here; say so.
 		a.metrics.lostOutput.Add(float64(len(f.Data) - n))
 		a.log.Warn("writing a remote process's output to its deputy's stdout failed; output lost",
 			"cpid", showCPID(cpid), "bytes", len(f.Data)-n, "err", err)
