@@ -253,6 +253,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 4)
+	// The processes held for deputies are this node's again before any
+	// home can ask for them.
+	a.readopt()
 	go func() { errc <- a.rpc.Serve(a.rpcLn) }()
 	a.started = time.Now()
 	a.httpAPI.start(errc)
