@@ -41,6 +41,7 @@ func heldRec(l *hold.Link) *runRec {
 // homes re-attach (Spec.Attach with Received, what they have) within
 // the grace (spec.GraceMS, or run_grace), as after a broken stream.
 func (a *Agent) readopt() {
+	a.reportRestored()
 	dir := a.holdDir()
 	ents, err := os.ReadDir(dir)
 	if err != nil {

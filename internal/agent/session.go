@@ -90,6 +90,9 @@ func (s *runSession) native() bool { return s.spec == nil }
 func (s *runSession) start() {
 	s.a.track.addRun(s.pid(), s.rec)
 	s.a.mig.add(s.rec.CPID, s)
+	if s.held == nil {
+		s.noteRestored() // what an agent that restarts says of it (restored.go)
+	}
 	go s.wait()
 }
 
@@ -157,6 +160,8 @@ func (s *runSession) wait() {
 	s.p.Close()
 	if s.held != nil {
 		go s.releaseHeld()
+	} else {
+		s.forgetRestored()
 	}
 	s.mu.Lock()
 	if s.connEnd != nil {
