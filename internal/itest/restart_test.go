@@ -167,3 +167,49 @@ func psJSON(ctx context.Context, c *harness.Cluster, from int, args ...string) (
 	err = json.Unmarshal(out, &reply)
 	return reply.Procs, err
 }
+
+// TestRestartAfterMigration: a native process of node 1 moved to node 2
+// is found by its cluster pid after node 1's agent (its origin) restarts;
+// after node 2's agent is killed and restarted, node 2's log says what
+// became of the process restored there (it is not held: not lost without
+// a word).
+func TestRestartAfterMigration(t *testing.T) {
+	c, ctx := startCluster(t, 2)
+	dir := shortTempX(t)
+	os.Chmod(dir, 0o777)
+	bins := buildProgs(t, dir, "counter")
+	out := filepath.Join(dir, "native.out")
+	pid := startNative(t, c, 1, asNobody, "sh -c 'exec "+bins["counter"]+" 100000 >"+out+" </dev/null 2>/dev/null'", nil)
+	cpid := int64(1)<<22 | int64(pid)
+	countLines(t, ctx, c, out, 20)
+	if o := ssiAs(t, c, 2, "65534:65534", "migrate", strconv.FormatInt(cpid, 10), "2"); o.code != 0 {
+		t.Fatalf("migrate to node 2: %v", o)
+	}
+	waitWhere(t, ctx, c, 1, cpid, 2)
+	if err := c.StopAgent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartAgent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitWhere(t, ctx, c, 1, cpid, 2) // its origin restarted: found all the same
+	if err := c.KillAgent(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartAgent(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	err := c.WaitFor(ctx, "node 2's log to say what became of the restored process", func() (bool, error) {
+		b, _ := os.ReadFile(c.Nodes[1].Log)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "restored here") && strings.Contains(l, strconv.FormatInt(cpid, 10)) {
+				t.Logf("node 2: %s", l)
+				return true, nil
+			}
+		}
+		return check(false, "no line")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
