@@ -62,7 +62,17 @@ func restartBench(ctx context.Context, args []string) error {
 	n := fs.Int("procs", 200, "ssi run processes")
 	every := fs.Duration("interval", 100*time.Millisecond, "a counter line every")
 	settle := fs.Duration("settle", 3*time.Second, "running time between restarts")
+	homesFlag := fs.String("homes", "1,2,3", "the nodes the deputies run on (each process runs on another)")
+	restartFlag := fs.String("restart", "1,2,3", "the agents restarted, in turn")
 	fs.Parse(args)
+	homes, err := nodeList(*homesFlag)
+	if err != nil {
+		return err
+	}
+	restarts, err := nodeList(*restartFlag)
+	if err != nil {
+		return err
+	}
 	if !harness.Root() {
 		return errors.New("restart needs root (namespace cluster)")
 	}
@@ -83,8 +93,8 @@ func restartBench(ctx context.Context, args []string) error {
 	stopFile := filepath.Join(dir, "stop")
 	runs := make([]*restartRun, *n)
 	for i := range runs {
-		home := i%3 + 1
-		node := (home+i/3%2)%3 + 1 // the two other nodes in turn
+		home := homes[i%len(homes)]
+		node := (home+i/len(homes)%2)%3 + 1 // the two other nodes in turn
 		r := &restartRun{home: home, node: node, out: filepath.Join(dir, fmt.Sprintf("out%d", i)), done: make(chan error, 1), lostAt: -1}
 		if err := r.start(c, self, *every, stopFile, filepath.Join(dir, fmt.Sprintf("err%d", i))); err != nil {
 			return err
@@ -101,12 +111,13 @@ func restartBench(ctx context.Context, args []string) error {
 	if err := waitLines(ctx, runs, 2, 2*time.Minute); err != nil {
 		return err
 	}
-	fmt.Printf("%d `ssi run` processes (a counter line every %s), homes on nodes 1-3, each executing on another node; every agent restarted in turn, SIGTERM then SIGKILL\n\n", *n, *every)
+	fmt.Printf("%d `ssi run` processes (a counter line every %s), homes on nodes %s, each executing on another node; agents %s restarted in turn, SIGTERM then SIGKILL\n\n",
+		*n, *every, *homesFlag, *restartFlag)
 	fmt.Println("| step | agent | signal | runs executing there | re-attached | reconnect p50 / p99 | runs homed there | deputies ended |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	var all []time.Duration
 	step := 0
-	for _, node := range []int{1, 2, 3} {
+	for _, node := range restarts {
 		for _, sig := range []string{"SIGTERM", "SIGKILL"} {
 			step++
 			live, homed := 0, 0
@@ -317,4 +328,17 @@ func checkCounter(out string) counterCheck {
 		}
 	}
 	return c
+}
+
+// nodeList parses "1,2,3" (nodes of the 3-node cluster).
+func nodeList(s string) ([]int, error) {
+	var ns []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 3 {
+			return nil, fmt.Errorf("%q: nodes are 1, 2 and 3", s)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
 }
