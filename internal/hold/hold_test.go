@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,4 +134,35 @@ func TestHolderExecError(t *testing.T) {
 	if !ok || ee.Code != rexec.ExitNotFound {
 		t.Fatalf("got %v, want command not found (127)", err)
 	}
+}
+
+// A move's frames: Moving that the agent adds is numbered among the
+// holder's, and after the agent's Moved the commit's kill is not the
+// process's end: Moved is the last frame, after the output.
+func TestHolderMoved(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("starting a process as a caller needs root (setgroups)")
+	}
+	exe, _ := os.Executable()
+	spec := testSpec(t, 1<<22|4244, `echo one; exec sleep 600`)
+	l, err := Start(spec, t.TempDir(), exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c frames
+	l.Replay(0, c.sink)
+	c.until(t, "the output", func(c *frames) bool { return c.out.String() == "one\n" })
+	l.Inject(rexec.Frame{Type: rexec.TMoving})
+	c.until(t, "moving", func(c *frames) bool { return len(c.fs) == 2 })
+	l.Moved(&rexec.Moved{Node: 2, Pid: 77}) // may cross the kill: the holder waits for it (movedWait)
+	syscall.Kill(l.Info.Cmd, syscall.SIGKILL)
+	l.Proc.Wait(nil, nil)
+	var types []rexec.Type
+	for _, f := range c.fs {
+		types = append(types, f.Type)
+	}
+	if fmt.Sprint(types) != "[stdout moving moved]" {
+		t.Fatalf("frames %v, want [stdout moving moved]", types)
+	}
+	l.Release()
 }
