@@ -62,8 +62,10 @@ type runSession struct {
 	pumps     sync.WaitGroup
 	pumping   bool
 	done      chan struct{} // closed when the session has ended
-	// releaseDue: the holder of the ended process may go (releaseHeld).
+	// releaseDue: the holder of the ended process may go (releaseHeld);
+	// lastSent: the last frame any attachment sent.
 	releaseDue bool
+	lastSent   int64
 }
 
 func (a *Agent) newSession(spec *rexec.Spec, p *rexec.Proc, rec *runRec) *runSession {
@@ -239,6 +241,7 @@ func (s *runSession) write(conn rexec.Conn) {
 		s.mu.Lock()
 		if s.conn == conn {
 			s.flushed = max(s.flushed, s.sent)
+			s.lastSent = max(s.lastSent, s.flushed)
 			s.cond.Broadcast()
 		}
 		s.mu.Unlock()

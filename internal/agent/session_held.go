@@ -64,9 +64,13 @@ func (s *runSession) sendOwn(f rexec.Frame) {
 	s.send(f)
 }
 
-// releaseHeld lets the holder of an ended process go once its home has
-// everything (or hung up), or the grace ran out: until then an agent that
-// restarts finds the end kept for the home.
+// releaseHeld lets the holder of an ended process go once its last frame
+// is acknowledged or was sent on the home's stream (the stream ends after
+// it: the home's last acknowledgement may never come), the process was
+// hung up, or the grace ran out: until then an agent that restarts finds
+// the end kept for the home. (A restart in the moment between the last
+// frame's send and its arrival at the home loses that end; a stream that
+// breaks then is served from the ended session the agent keeps.)
 func (s *runSession) releaseHeld() {
 	t := time.AfterFunc(s.grace, func() {
 		s.mu.Lock()
@@ -76,7 +80,7 @@ func (s *runSession) releaseHeld() {
 	})
 	defer t.Stop()
 	s.mu.Lock()
-	for !s.hungUp && !s.releaseDue && s.out.Base() < s.out.Last() {
+	for !s.hungUp && !s.releaseDue && s.out.Base() < s.out.Last() && s.lastSent < s.out.Last() {
 		s.cond.Wait()
 	}
 	s.mu.Unlock()
