@@ -1,7 +1,9 @@
 package itest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -211,5 +213,57 @@ func TestRestartAfterMigration(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunInputSurvivesAgentRestart: a stream of input into `ssi run
+// sha256sum` goes on through a SIGKILL and a SIGTERM of the executing
+// agent: not a byte lost or passed twice (the holder keeps the count of
+// input passed on for the next agent, and the home sends the rest).
+func TestRunInputSurvivesAgentRestart(t *testing.T) {
+	c, ctx := startCluster(t, 2, "--allow-remote-root", "true")
+	dir := shortTempX(t)
+	bins := buildProgs(t, dir, "slowcat")
+	data := filepath.Join(dir, "data")
+	content := bytes.Repeat([]byte("input through two restarts\n"), 1<<20) // 27 MiB
+	if err := os.WriteFile(data, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%x  -\n", sha256.Sum256(content))
+	sum := startDeputy(t, c, 1, bins["slowcat"]+" "+data+" 64 20 | ssi run --node 2 sha256sum")
+	findRun(t, ctx, c, 1, "sha256sum")
+	for k, how := range []string{"SIGKILL", "SIGTERM"} {
+		time.Sleep(time.Second) // input flows meanwhile
+		var err error
+		if how == "SIGKILL" {
+			err = c.KillAgent(2)
+		} else {
+			err = c.StopAgent(ctx, 2)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.StartAgent(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		err = c.WaitFor(ctx, "the home to re-attach after the "+how, func() (bool, error) {
+			b, _ := os.ReadFile(c.Nodes[0].Log)
+			n := strings.Count(string(b), `msg="run re-attached to its process"`)
+			return check(n > k, "%d re-attachments", n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := sum.wait(t, 2*time.Minute); code != 0 || sum.stdout.String() != want {
+		t.Fatalf("exit %d, printed %q; want 0 and %q; stderr %q", code, sum.stdout.String(), want, sum.stderr.String())
+	}
+	for i := range 2 {
+		b, _ := os.ReadFile(c.Nodes[i].Log)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "re-adopted") || strings.Contains(l, "re-attached") {
+				t.Logf("node %d: %s", i+1, l)
+			}
+		}
 	}
 }
