@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -68,6 +69,7 @@ type Agent struct {
 	leaveCh   chan struct{} // closed by a `node leave` request
 	leaveOnce sync.Once
 	stopped   chan struct{}
+	stopping  atomic.Bool // shutting down: deputies re-attach through the next agent, their runs are not hung up
 	once      sync.Once
 }
 
@@ -277,6 +279,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case err = <-errc:
 		a.log.Error("a server failed", "err", err)
 	}
+	a.stopping.Store(true)
 	cancel()
 	wg.Wait()
 	a.closeAll()

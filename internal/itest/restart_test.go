@@ -80,8 +80,8 @@ func (r *restartRun) grows(t *testing.T, ctx context.Context, c *harness.Cluster
 
 // TestRunSurvivesAgentRestart: processes run from node 3 on node 2 and
 // on node 1 (the master) live through their agent's SIGTERM and restart,
-// then SIGKILL and restart: same cluster pid, every byte of output in
-// order, the right exit status.
+// then SIGKILL and restart, and through their home's (node 3's): same
+// cluster pid, every byte of output in order, the right exit status.
 func TestRunSurvivesAgentRestart(t *testing.T) {
 	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
 	dir := t.TempDir()
@@ -112,6 +112,24 @@ func TestRunSurvivesAgentRestart(t *testing.T) {
 			}
 		}
 	}
+	// The home's agent: its deputies re-attach through the next one.
+	for _, how := range []string{"SIGTERM", "SIGKILL"} {
+		var err error
+		if how == "SIGTERM" {
+			err = c.StopAgent(ctx, 3)
+		} else {
+			err = c.KillAgent(3)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.StartAgent(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range runs {
+			r.grows(t, ctx, c, fmt.Sprintf("after the home's agent (node 3) got %s and restarted", how))
+		}
+	}
 	for _, r := range runs {
 		if err := os.WriteFile(r.stop, nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -129,7 +147,7 @@ func TestRunSurvivesAgentRestart(t *testing.T) {
 		b, _ := os.ReadFile(c.Nodes[i-1].Log)
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.Contains(l, "re-adopted") || strings.Contains(l, "re-attached") {
-				t.Logf("node %d: %s", i, l)
+				t.Logf("node %d: %s", i, l[:min(len(l), 220)])
 			}
 		}
 	}
