@@ -149,7 +149,10 @@ func (a *Agent) attach(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	if s == nil {
 		s = a.mig.takeEnded(spec.Attach, spec.Home) // it ended before its home came
 	}
-	if s == nil || s.native() || s.rec.Home != spec.Home {
+	// The same home, for the same user: a deputy that rejoins its home's
+	// next agent is vouched for by its pid, which the owner of a process
+	// whose deputy died might reuse.
+	if s == nil || s.native() || s.rec.Home != spec.Home || s.spec.UID != spec.UID {
 		refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s does not run on node %d (it moved on or ended)",
 			showCPID(spec.Attach), a.Identity().Number))
 		return
