@@ -113,9 +113,9 @@ func restartBench(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("%d `ssi run` processes (a counter line every %s), homes on nodes %s, each executing on another node; agents %s restarted in turn, SIGTERM then SIGKILL\n\n",
 		*n, *every, *homesFlag, *restartFlag)
-	fmt.Println("| step | agent | signal | runs executing there | re-attached | reconnect p50 / p99 | runs homed there | deputies ended |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	var all []time.Duration
+	fmt.Println("| step | agent | signal | runs executing there | re-attached | reconnect p50 / p99 | runs homed there | deputies rejoined | rejoin p50 / p99 | deputies ended |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	var all, allRejoins []time.Duration
 	step := 0
 	for _, node := range restarts {
 		for _, sig := range []string{"SIGTERM", "SIGKILL"} {
@@ -142,13 +142,17 @@ func restartBench(ctx context.Context, args []string) error {
 				return err
 			}
 			// The homes re-attach to the processes executing there.
-			var times []time.Duration
+			// and its deputies rejoin it (deputy_rejoin.go).
+			var times, rejoins []time.Duration
 			deadline := time.Now().Add(90 * time.Second)
 			for time.Now().Before(deadline) {
 				if times, err = reattachTimes(c, node, t0); err != nil {
 					return err
 				}
-				if len(times) >= live-endedNow(runs, node) {
+				if rejoins, err = rejoinTimes(c, node, t0); err != nil {
+					return err
+				}
+				if len(times) >= live-endedNow(runs, node) && len(rejoins) >= homed-homedEnded(runs, node) {
 					break
 				}
 				time.Sleep(250 * time.Millisecond)
@@ -164,9 +168,10 @@ func restartBench(ctx context.Context, args []string) error {
 					ended++
 				}
 			}
-			all = append(all, times...)
-			fmt.Printf("| %d | node %d | %s | %d | %d | %s / %s | %d | %d |\n", step, node, sig, live, len(times),
-				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), homed, ended)
+			all, allRejoins = append(all, times...), append(allRejoins, rejoins...)
+			fmt.Printf("| %d | node %d | %s | %d | %d | %s / %s | %d | %d | %s / %s | %d |\n", step, node, sig, live, len(times),
+				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), homed, len(rejoins),
+				ms(quantile(rejoins, 0.5)), ms(quantile(rejoins, 0.99)), ended)
 		}
 	}
 	if err := os.WriteFile(stopFile, nil, 0o644); err != nil {
@@ -190,11 +195,12 @@ func restartBench(ctx context.Context, args []string) error {
 		lostBytes += chk.missingBytes
 		repBytes += chk.repeatedBytes
 	}
-	fmt.Printf("\n| processes | lost (want 0) | counter lines checked | lines lost / bytes (want 0) | lines repeated / bytes (want 0) | reconnect p50 | reconnect p99 |\n")
+	fmt.Printf("\n| processes | lost (want 0) | counter lines checked | lines lost / bytes (want 0) | lines repeated / bytes (want 0) | reconnect p50 / p99 | rejoin p50 / p99 |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| %d | %d | %d | %d / %d | %d / %d | %s | %s |\n", *n, lost, linesOK, missing, lostBytes, repeated, repBytes,
-		ms(quantile(all, 0.5)), ms(quantile(all, 0.99)))
+	fmt.Printf("| %d | %d | %d | %d / %d | %d / %d | %s / %s | %s / %s |\n", *n, lost, linesOK, missing, lostBytes, repeated, repBytes,
+		ms(quantile(all, 0.5)), ms(quantile(all, 0.99)), ms(quantile(allRejoins, 0.5)), ms(quantile(allRejoins, 0.99)))
 	fmt.Println("\nreconnect: from the agent's stop (SIGTERM sent, or SIGKILL) to the home's log line \"run re-attached to its process\"")
+	fmt.Println("rejoin: from a home agent's stop to its successor's log line \"deputy re-attached to its process\"")
 	return nil
 }
 
@@ -264,17 +270,40 @@ func waitLines(ctx context.Context, runs []*restartRun, k int, within time.Durat
 	}
 }
 
+// homedEnded counts the runs homed on node whose deputy ended and that
+// are not yet counted lost.
+func homedEnded(runs []*restartRun, node int) int {
+	n := 0
+	for _, r := range runs {
+		if r.home == node && r.lostAt < 0 && r.exited() {
+			n++
+		}
+	}
+	return n
+}
+
 // reattachTimes reads every node's log for the homes' re-attachments to
 // processes on node after t0, and returns how long after t0 each was.
 func reattachTimes(c *harness.Cluster, node int, t0 time.Time) ([]time.Duration, error) {
+	return logTimes(c.Nodes, `msg="run re-attached to its process"`, fmt.Sprintf(" node=%d ", node), t0)
+}
+
+// rejoinTimes reads node's log for its deputies' rejoins after t0.
+func rejoinTimes(c *harness.Cluster, node int, t0 time.Time) ([]time.Duration, error) {
+	return logTimes(c.Nodes[node-1:node], `msg="deputy re-attached to its process"`, "", t0)
+}
+
+// logTimes returns how long after t0 each line of the nodes' logs that
+// holds msg and also was logged.
+func logTimes(nodes []*harness.Node, msg, also string, t0 time.Time) ([]time.Duration, error) {
 	var ds []time.Duration
-	for _, nd := range c.Nodes {
+	for _, nd := range nodes {
 		b, err := os.ReadFile(nd.Log)
 		if err != nil {
 			return nil, err
 		}
 		for _, l := range strings.Split(string(b), "\n") {
-			if !strings.Contains(l, `msg="run re-attached to its process"`) || !strings.Contains(l, fmt.Sprintf(" node=%d ", node)) {
+			if !strings.Contains(l, msg) || !strings.Contains(l, also) {
 				continue
 			}
 			ts, ok := strings.CutPrefix(l, "time=")
