@@ -56,8 +56,8 @@
 // come over the socket with Info (SCM_RIGHTS).
 //
 // What is not held: a process restored here after a migration (it is
-// the agent's child, as before), and the home side's own restart (a
-// deputy's stream to its home agent). Input passed on to the process
+// the agent's child, as before). The home side's restart is the deputy's
+// to outlive (it rejoins the next agent: internal/deputy, rejoin.go). Input passed on to the process
 // but not yet counted to the holder when an agent is killed (at most the
 // one frame being written) may be passed on again.
 package hold
