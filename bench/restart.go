@@ -152,7 +152,7 @@ func restartBench(ctx context.Context, args []string) error {
 				if rejoins, err = rejoinTimes(c, node, t0); err != nil {
 					return err
 				}
-				if len(times) >= live-endedNow(runs, node) && len(rejoins) >= homed-homedEnded(runs, node) {
+				if len(times) >= live-endedNow(runs, node, execNode) && len(rejoins) >= homed-endedNow(runs, node, homeNode) {
 					break
 				}
 				time.Sleep(250 * time.Millisecond)
@@ -237,17 +237,20 @@ func (r *restartRun) exited() bool {
 	}
 }
 
-// endedNow counts the runs executing on node whose deputy ended and
+// endedNow counts the runs with which(r) on node whose deputy ended and
 // that are not yet counted lost (during the current step).
-func endedNow(runs []*restartRun, node int) int {
+func endedNow(runs []*restartRun, node int, which func(*restartRun) int) int {
 	n := 0
 	for _, r := range runs {
-		if r.node == node && r.lostAt < 0 && r.exited() {
+		if which(r) == node && r.lostAt < 0 && r.exited() {
 			n++
 		}
 	}
 	return n
 }
+
+func execNode(r *restartRun) int { return r.node }
+func homeNode(r *restartRun) int { return r.home }
 
 // waitLines waits until every run has printed k lines.
 func waitLines(ctx context.Context, runs []*restartRun, k int, within time.Duration) error {
@@ -268,18 +271,6 @@ func waitLines(ctx context.Context, runs []*restartRun, k int, within time.Durat
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-// homedEnded counts the runs homed on node whose deputy ended and that
-// are not yet counted lost.
-func homedEnded(runs []*restartRun, node int) int {
-	n := 0
-	for _, r := range runs {
-		if r.home == node && r.lostAt < 0 && r.exited() {
-			n++
-		}
-	}
-	return n
 }
 
 // reattachTimes reads every node's log for the homes' re-attachments to
