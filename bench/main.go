@@ -11,6 +11,8 @@
 //	go run ./bench runsoak [-n 10000]             agent goroutines, fds, memory over many runs (root)
 //	go run ./bench migrate [-sizes 100,1024,4096 -rates 0,10,100]
 //	                                              live migration: freeze and total time, rates (root)
+//	go run ./bench restart [-procs 200]           agents restarted under running `ssi run` processes:
+//	                                              processes and output lost, re-attach time (root)
 package main
 
 import (
@@ -48,6 +50,10 @@ func main() {
 		err = runSoak(ctx, os.Args[2:])
 	case "migrate":
 		err = migrateBench(ctx, os.Args[2:])
+	case "restart":
+		err = restartBench(ctx, os.Args[2:])
+	case counterCmd:
+		err = counter(os.Args[2:])
 	case loopCmd:
 		err = loop(os.Args[2:])
 	default:
@@ -60,7 +66,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale|ps|run|runsoak|migrate [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: go run ./bench detect|soak|scale|ps|run|runsoak|migrate|restart [flags]  (-h for flags)")
 	os.Exit(2)
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -69,6 +70,7 @@ type Agent struct {
 	leaveCh   chan struct{} // closed by a `node leave` request
 	leaveOnce sync.Once
 	stopped   chan struct{}
+	stopping  atomic.Bool // shutting down: deputies re-attach through the next agent, their runs are not hung up
 	once      sync.Once
 }
 
@@ -256,6 +258,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 4)
+	// The processes held for deputies are this node's again before any
+	// home can ask for them.
+	a.readopt()
 	go func() { errc <- a.rpc.Serve(a.rpcLn) }()
 	a.started = time.Now()
 	a.httpAPI.start(errc)
@@ -277,6 +282,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case err = <-errc:
 		a.log.Error("a server failed", "err", err)
 	}
+	a.stopping.Store(true)
 	cancel()
 	wg.Wait()
 	a.closeAll()

@@ -137,7 +137,12 @@ func (a *Agent) serveDeputy(fc *rexec.StreamConn, c Caller, files []*os.File, st
 		refuseRun(fc, rexec.ExitCannotRun, err.Error())
 		return
 	}
-	target, err := a.chooseNode(spec)
+	var target *state.NodeRec
+	if spec.Attach != 0 {
+		target, err = a.rejoinNode(spec)
+	} else {
+		target, err = a.chooseNode(spec)
+	}
 	if err != nil {
 		refuseRun(fc, rexec.ExitCannotRun, err.Error())
 		return
@@ -264,7 +269,18 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 	// goes has its process hung up (Hangup), which must reach the node
 	// before the stream is cancelled (hangupWait).
 	lctx := context.WithoutCancel(ctx)
-	link, err := a.dialRun(lctx, node, spec)
+	var link *runLink
+	var err error
+	lk := relink.New(a.runGrace())
+	var rejoined *rexec.Started // a deputy whose agent before this one went (deputy_rejoin.go)
+	if spec.Attach != 0 {
+		var st rexec.Started
+		lk.Broken(time.Now(), "its home agent restarted")
+		link, st, err = a.awaitReattach(ctx, lctx, lk, spec, node, spec.Received)
+		rejoined = &st
+	} else {
+		link, err = a.dialRun(lctx, node, spec)
+	}
 	if err != nil {
 		lost(node, err.Error())
 		return
@@ -273,8 +289,14 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 	cur.Store(link)
 	defer func() { cur.Load().stop() }()
 	in := newHeldInput(link)
+	if rejoined != nil {
+		in.skip(rejoined.Received) // before any input is passed
+	}
 	defer in.close()
 	defer context.AfterFunc(ctx, func() {
+		if a.stopping.Load() {
+			return // the deputy re-attaches through the next agent
+		}
 		in.hangup()
 		time.AfterFunc(hangupWait, func() { cur.Load().stop() })
 	})()
@@ -290,9 +312,17 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			}
 		}
 	}()
-	lk := relink.New(a.runGrace())
 	var got relink.Acks // the session's counted frames received
 	started, broken := false, false
+	if rejoined != nil {
+		got.Resume(spec.Received)
+		a.track.runsAt(rec, node, rejoined.Pid)
+		a.log.Info("deputy re-attached to its process", "cpid", cpid, "node", node, "pid", rejoined.Pid, "received", spec.Received)
+		started = true
+		if stdio != nil && stdio.in != nil {
+			go stdio.pumpStdin(in)
+		}
+	}
 	for {
 		f, err := link.Recv()
 		if err != nil {
@@ -322,10 +352,19 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			a.log.Info("run re-attached to its process", "cpid", cpid, "node", node, "pid", st.Pid, "suspected", why)
 			continue
 		}
+		// A counted frame is acknowledged once handled (deliver), and
+		// the deputy told first: a next agent, after this one went,
+		// resumes from what the deputy has (rejoin.go).
+		deliver := func() {}
 		if rexec.Counted(f.Type) {
 			last := f.Type == rexec.TExit || f.Type == rexec.TMoved
-			if n, now := got.Got(len(f.Data), last); now {
-				link.ack(n)
+			n, now := got.Got(len(f.Data), last)
+			l := link
+			deliver = func() {
+				fc.Send(rexec.AckFrame(n))
+				if now {
+					l.ack(n)
+				}
 			}
 		}
 		switch f.Type {
@@ -357,6 +396,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			node = m.Node
 			got.Reset() // the new node's session numbers from 1
 			in.moved(link)
+			deliver = func() { fc.Send(rexec.AckFrame(0)) }
 		case rexec.TStarted:
 			if s, err := rexec.ParseStarted(f.Data); err == nil {
 				a.track.runsAt(rec, node, s.Pid)
@@ -376,6 +416,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			if w := stdio.output(f.Type); w != nil {
 				a.passedOutput(ctx, w, f, spec.CPID, spec.UID, &broken)
 				f.Release()
+				deliver()
 				continue
 			}
 			err := fc.Send(f)
@@ -398,9 +439,11 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				return
 			}
 			if f.Type == rexec.TExit {
+				deliver()
 				return
 			}
 		}
+		deliver()
 	}
 }
 

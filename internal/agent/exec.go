@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ssi-cluster/ssi/internal/authz"
+	"github.com/ssi-cluster/ssi/internal/hold"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
@@ -116,7 +117,7 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 		// above this node's own.
 		spec.Confine(hardLimit)
 	}
-	p, err := rexec.Start(spec, a.shim)
+	link, err := hold.Start(spec, a.holdDir(), a.holderBinary())
 	var ee *rexec.ExecError
 	if errors.As(err, &ee) {
 		refuseRun(conn, ee.Code, ee.Msg) // what a shell would say
@@ -127,15 +128,12 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 		refuseRun(conn, rexec.ExitCannotRun, fmt.Sprintf("node %d: %v", self, err))
 		return
 	}
-	rec := &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home,
-		NoMigrate: spec.NoMigrate}
-	if p.Pid != p.Cmd {
-		rec.Helper = p.Pid
-	}
+	p, rec := link.Proc, heldRec(link)
 	a.log.Info("remote execution", "cpid", showCPID(spec.CPID), "pid", p.Cmd, "home", spec.Home,
 		"uid", spec.UID, "user", a.userName(spec.UID), "argv", spec.Argv, "dir", spec.Dir, "tty", spec.Tty)
 	a.metrics.execs.Inc()
 	s := a.newSession(spec, p, rec)
+	s.held = link
 	// The deputy's stream is attached before the process is waited for:
 	// a process that ends at once (true) must not end with no one to
 	// tell (its status was dropped and the deputy refused, exit 255).
@@ -151,7 +149,10 @@ func (a *Agent) attach(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	if s == nil {
 		s = a.mig.takeEnded(spec.Attach, spec.Home) // it ended before its home came
 	}
-	if s == nil || s.native() || s.rec.Home != spec.Home {
+	// The same home, for the same user: a deputy that rejoins its home's
+	// next agent is vouched for by its pid, which the owner of a process
+	// whose deputy died might reuse.
+	if s == nil || s.native() || s.rec.Home != spec.Home || s.spec.UID != spec.UID {
 		refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s does not run on node %d (it moved on or ended)",
 			showCPID(spec.Attach), a.Identity().Number))
 		return

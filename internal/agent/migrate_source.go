@@ -493,7 +493,7 @@ func (s *runSession) holdInput(d time.Duration) error {
 	// Input stops being bounded, so that the stream reader, never blocked
 	// on a full queue, reads the home's THold.
 	s.p.HoldStdin()
-	s.send(rexec.Frame{Type: rexec.TMoving})
+	s.sendOwn(rexec.Frame{Type: rexec.TMoving})
 	select {
 	case <-ch:
 		return nil
@@ -508,14 +508,17 @@ func (s *runSession) holdInput(d time.Duration) error {
 // resumeInput tells the home that the move was abandoned: input again.
 func (s *runSession) resumeInput() {
 	s.p.UnholdStdin()
-	s.send(rexec.Frame{Type: rexec.TResume})
+	s.sendOwn(rexec.Frame{Type: rexec.TResume})
 }
 
 // setMoved marks the session moved: it ends with Moved, not Exit.
 func (s *runSession) setMoved(m *rexec.Moved) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.moved = m
+	s.mu.Unlock()
+	if s.held != nil {
+		s.held.Moved(m) // its last frame, instead of the kill's exit
+	}
 }
 
 // msgConn is a migrate.Conn over a gRPC stream.

@@ -65,15 +65,39 @@ func (a *Agent) peer(n *state.NodeRec) (*transport.Client, error) {
 func (a *Agent) originProcs(ctx context.Context, pid int) ([]api.Proc, error) {
 	rec, ok := a.track.homeOf(pid)
 	if !ok || rec.Pid == 0 {
-		return a.localProcs(pid)
+		procs, err := a.localProcs(pid)
+		if err == nil && len(procs) == 0 {
+			// Not here, and not tracked: it may have moved away before
+			// this agent restarted (adoptLoop takes it back, in time).
+			procs = a.searchAll(ctx, pid)
+		}
+		return procs, err
 	}
 	procs, err := a.trackedProcs(ctx, rec)
+	if err == nil && len(procs) == 0 && rec.Deputy {
+		// Its deputy lives: it moved on, and the relay has yet to hear.
+		procs = a.searchAll(ctx, pid)
+	}
 	if err == nil && len(procs) == 0 && !rec.Deputy {
 		// Tracked without a deputy, and gone: forget it.
 		a.track.dropStale(pid, rec.CPID)
 		return a.localProcs(pid)
 	}
 	return procs, err
+}
+
+// searchAll asks every up node for the process of this origin whose
+// origin part is pid (nil if none has it).
+func (a *Agent) searchAll(ctx context.Context, pid int) []api.Proc {
+	cpid, err := vproc.Make(a.Identity().Number, pid)
+	if err != nil {
+		return nil
+	}
+	p, err := a.surrogateFind(ctx, int64(cpid))
+	if err != nil {
+		return nil
+	}
+	return []api.Proc{p}
 }
 
 // trackedProcs asks where rec's process runs for it.
@@ -100,7 +124,9 @@ func (a *Agent) runProcs(match func(runRec) bool) ([]api.Proc, error) {
 	var table []vproc.Proc
 	for pid, r := range runs {
 		if match(r) {
-			if p, ok := vproc.Lookup("/proc", pid); ok {
+			// A zombie has ended (or, killed at a move's commit, waits
+			// for its holder to collect it while it runs on elsewhere).
+			if p, ok := vproc.Lookup("/proc", pid); ok && p.State != "Z" {
 				table = append(table, p)
 			}
 		}

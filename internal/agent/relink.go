@@ -298,6 +298,16 @@ func (h *heldInput) moved(link rexec.Conn) {
 	})
 }
 
+// skip numbers the input on from n, which the node has: a deputy
+// re-attached through this agent after the one before went (its input
+// kept there is lost with it; the node has what it acknowledged).
+func (h *heldInput) skip(n int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.out.Skip(n)
+	h.sent = n
+}
+
 // suspend keeps the input from now on: the stream broke.
 func (h *heldInput) suspend() {
 	h.mu.Lock()

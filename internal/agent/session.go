@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ssi-cluster/ssi/internal/hold"
 	"github.com/ssi-cluster/ssi/internal/relink"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
@@ -32,6 +33,7 @@ type runSession struct {
 	p     *rexec.Proc
 	rec   *runRec
 	grace time.Duration // how long it waits for a home that went (spec.GraceMS or run_grace)
+	held  *hold.Link    // the process's holder (session_held.go); nil for a process restored here
 
 	mu      sync.Mutex
 	cond    *sync.Cond    // on mu: out, sent, flushed or the attachment changed
@@ -62,6 +64,10 @@ type runSession struct {
 	pumps     sync.WaitGroup
 	pumping   bool
 	done      chan struct{} // closed when the session has ended
+	// releaseDue: the holder of the ended process may go (releaseHeld);
+	// lastSent: the last frame any attachment sent.
+	releaseDue bool
+	lastSent   int64
 }
 
 func (a *Agent) newSession(spec *rexec.Spec, p *rexec.Proc, rec *runRec) *runSession {
@@ -88,11 +94,14 @@ func (s *runSession) native() bool { return s.spec == nil }
 func (s *runSession) start() {
 	s.a.track.addRun(s.pid(), s.rec)
 	s.a.mig.add(s.rec.CPID, s)
+	if s.held == nil {
+		s.noteRestored() // what an agent that restarts says of it (restored.go)
+	}
 	go s.wait()
 }
 
 func (s *runSession) wait() {
-	st := s.p.Wait(func(sig int) {
+	stopped, continued := func(sig int) {
 		s.mu.Lock()
 		skip := s.skipStops > 0
 		if skip {
@@ -104,7 +113,11 @@ func (s *runSession) wait() {
 		}
 	}, func() {
 		s.send(rexec.Frame{Type: rexec.TContinued})
-	})
+	}
+	if s.held != nil {
+		stopped, continued = nil, nil // the holder's frames
+	}
+	st := s.p.Wait(stopped, continued)
 	s.mu.Lock()
 	moved := s.moved
 	if !s.pumping && !s.native() && s.moved == nil {
@@ -120,13 +133,17 @@ func (s *runSession) wait() {
 	} else {
 		s.drainOutput()
 	}
-	s.a.track.dropRun(s.pid())
+	s.a.track.dropRun(s.pid(), s.rec)
 	if moved != nil {
 		s.a.log.Info("process moved away", "cpid", cpid, "pid", s.pid(), "node", moved.Node, "new_pid", moved.Pid)
-		s.send(rexec.JSON(rexec.TMoved, moved))
+		if s.held == nil { // else the holder's last frame
+			s.send(rexec.JSON(rexec.TMoved, moved))
+		}
 	} else if !s.native() {
 		s.a.log.Info("remote process ended", "cpid", cpid, "pid", s.pid(), "code", st.Code, "signal", st.Signal)
-		s.send(rexec.JSON(rexec.TExit, st))
+		if s.held == nil {
+			s.send(rexec.JSON(rexec.TExit, st))
+		}
 	}
 	s.flush()
 	s.mu.Lock()
@@ -139,6 +156,11 @@ func (s *runSession) wait() {
 	s.mu.Unlock()
 	s.a.mig.retire(s.rec.CPID, s, keep)
 	s.p.Close()
+	if s.held != nil {
+		go s.releaseHeld()
+	} else {
+		s.forgetRestored()
+	}
 	s.mu.Lock()
 	if s.connEnd != nil {
 		close(s.connEnd)
@@ -215,6 +237,7 @@ func (s *runSession) write(conn rexec.Conn) {
 		s.mu.Lock()
 		if s.conn == conn {
 			s.flushed = max(s.flushed, s.sent)
+			s.lastSent = max(s.lastSent, s.flushed)
 			s.cond.Broadcast()
 		}
 		s.mu.Unlock()
@@ -241,6 +264,9 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn, received i
 	// The input received so far is queued or passed on (read, input): no
 	// input of a stale attachment is counted once gen changes below.
 	started := rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid(), Received: s.inRecv})
+	if s.held != nil && !s.pumping {
+		s.out.Skip(received) // re-adopted: the holder has the frames after received
+	}
 	rest, ok := s.out.From(received)
 	select {
 	case <-s.done:
@@ -356,6 +382,9 @@ func (s *runSession) hangup(conn rexec.Conn, why string) {
 func (s *runSession) hungUpLocked() {
 	s.hungUp, s.awaitHome = true, false
 	s.out.Clear()
+	if s.held != nil {
+		s.held.AutoAck()
+	}
 	if !s.pumping {
 		s.startPumpsLocked()
 	}
@@ -429,6 +458,10 @@ func (s *runSession) drainOutput() {
 // startPumpsLocked starts reading the process's output (s.mu held).
 func (s *runSession) startPumpsLocked() {
 	s.pumping = true
+	if s.held != nil {
+		s.replayHeldLocked()
+		return
+	}
 	for _, out := range []struct {
 		r io.Reader
 		t rexec.Type

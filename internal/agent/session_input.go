@@ -25,11 +25,16 @@ func (s *runSession) read(conn rexec.Conn, gen int, end <-chan struct{}) {
 		switch f.Type {
 		case rexec.TAck:
 			s.mu.Lock()
+			n := int64(-1)
 			if s.gen == gen {
-				s.out.Ack(min(rexec.Ack(f), s.flushed))
+				n = min(rexec.Ack(f), s.flushed)
+				s.out.Ack(n)
 				s.cond.Broadcast()
 			}
 			s.mu.Unlock()
+			if s.held != nil && n >= 0 {
+				s.held.Ack(n) // the holder keeps them no more
+			}
 		case rexec.THangup:
 			s.hangup(conn, "its deputy is gone")
 			return
@@ -98,11 +103,15 @@ func (s *runSession) input() {
 		}
 		f.Release()
 		s.mu.Lock()
-		if n, ack := s.in.Got(len(f.Data), f.Type == rexec.TStdinEOF || len(s.inQ) == 0); ack {
+		n, ack := s.in.Got(len(f.Data), f.Type == rexec.TStdinEOF || len(s.inQ) == 0)
+		if ack {
 			s.inAck = n // sent by the writer, never waited for here
 			s.cond.Broadcast()
 		}
 		s.mu.Unlock()
+		if s.held != nil {
+			s.held.Passed(n) // for an agent that re-adopts the process
+		}
 	}
 }
 

@@ -36,6 +36,9 @@ type runRec struct {
 	// Helper is the pid of the exec helper leading its tty session (its
 	// parent, hidden from the table), 0 without a tty.
 	Helper int
+	// Holder is the pid of its holder (package hold: its parent, or its
+	// helper's; hidden from the table), 0 for a process not held.
+	Holder int
 }
 
 type tracker struct {
@@ -121,6 +124,9 @@ func (t *tracker) hidden() map[int]bool {
 		if r.Helper != 0 {
 			out[r.Helper] = true
 		}
+		if r.Holder != 0 {
+			out[r.Holder] = true
+		}
 	}
 	return out
 }
@@ -131,10 +137,14 @@ func (t *tracker) addRun(pid int, r *runRec) {
 	t.runs[pid] = r
 }
 
-func (t *tracker) dropRun(pid int) {
+// dropRun forgets pid's record if it is still r: a process that moved
+// back here may have the same pid and a record of its own already.
+func (t *tracker) dropRun(pid int, r *runRec) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.runs, pid)
+	if t.runs[pid] == r {
+		delete(t.runs, pid)
+	}
 }
 
 // runsSnapshot copies the table of processes run here.

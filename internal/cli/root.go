@@ -15,6 +15,7 @@ import (
 
 	"github.com/ssi-cluster/ssi/internal/client"
 	"github.com/ssi-cluster/ssi/internal/harness"
+	"github.com/ssi-cluster/ssi/internal/hold"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
 
@@ -36,6 +37,9 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func Run(args []string) int {
 	if len(args) > 0 && args[0] == rexec.ShimArg {
 		rexec.Shim() // the exec helper: never returns
+	}
+	if len(args) > 0 && args[0] == hold.Arg {
+		hold.Main(args[1:]) // a process's holder: never returns
 	}
 	return run(args, os.Stdout, os.Stderr)
 }

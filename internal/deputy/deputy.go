@@ -110,6 +110,9 @@ type session struct {
 
 	pass  rexec.StdioMask // the streams passed to the agent, and their files
 	files []*os.File
+	// got: the counted frames of the process's stream its home agent
+	// has handled (TAck), which the next agent resumes from (rejoin).
+	got int64
 }
 
 func newSession(cl *client.Client, o Options, tid int) *session {
@@ -157,7 +160,7 @@ func (s *session) run(ctx context.Context) rexec.Status {
 		s.errorf("%v", err)
 		return rexec.Status{Code: rexec.ExitCannotRun}
 	}
-	defer raw.Close()
+	defer func() { raw.Close() }()
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
@@ -169,10 +172,22 @@ func (s *session) run(ctx context.Context) rexec.Status {
 	for {
 		f, err := conn.Recv()
 		if err != nil {
-			s.errorf("lost the agent (%v); the process was hung up", err)
-			return rexec.Status{Code: rexec.ExitLost, Lost: true}
+			// The home agent went (restarted, upgraded): the process
+			// runs on; the next agent re-attaches this deputy to it.
+			nc, nraw, rerr := s.rejoin(ctx)
+			if rerr != nil {
+				s.errorf("lost the agent (%v); the process was hung up", err)
+				return rexec.Status{Code: rexec.ExitLost, Lost: true}
+			}
+			raw.Close()
+			conn, raw = nc, nraw
+			continue
 		}
 		switch f.Type {
+		case rexec.TAck:
+			s.mu.Lock()
+			s.got = rexec.Ack(f)
+			s.mu.Unlock()
 		case rexec.TStarted:
 			st, err := rexec.ParseStarted(f.Data)
 			if err != nil {

@@ -104,7 +104,7 @@ const (
 // Root reports whether the harness can use namespace mode.
 func Root() bool { return os.Geteuid() == 0 }
 
-// BuildBinary builds ./cmd/ssi of the module around the working directory
+// BuildBinary builds ./cmd/ssi (and ./cmd/ssi-hold beside it) of the module around the working directory
 // into outDir/ssi and returns its path.
 func BuildBinary(ctx context.Context, outDir string) (string, error) {
 	dir, err := os.Getwd()
@@ -120,16 +120,17 @@ func BuildBinary(ctx context.Context, outDir string) (string, error) {
 		}
 		dir = filepath.Dir(dir)
 	}
-	out, err := filepath.Abs(filepath.Join(outDir, "ssi"))
+	abs, err := filepath.Abs(outDir)
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/ssi")
+	// ssi-hold goes beside ssi, where the agent looks for it.
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", abs+"/", "./cmd/ssi", "./cmd/ssi-hold")
 	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/ssi: %v\n%s", err, b)
+		return "", fmt.Errorf("go build ./cmd/ssi ./cmd/ssi-hold: %v\n%s", err, b)
 	}
-	return out, nil
+	return filepath.Join(abs, "ssi"), nil
 }
 
 // Start makes the nodes, runs `ssi init` in node 1 and starts the agents,

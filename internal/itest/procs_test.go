@@ -29,21 +29,17 @@ func TestPsWhereKill(t *testing.T) {
 
 	var target api.Proc
 	err := c.WaitFor(ctx, "node 1's ps to list nobody's sleep", func() (bool, error) {
-		out, err := c.CLI(ctx, 1, "ps", "-u", "nobody", "-o", "json")
+		procs, err := psJSON(ctx, c, 1, "-u", "nobody")
 		if err != nil {
 			return false, err
 		}
-		var reply api.ProcsReply
-		if err := json.Unmarshal(out, &reply); err != nil {
-			return false, err
-		}
-		for _, p := range reply.Procs {
+		for _, p := range procs {
 			if strings.HasPrefix(p.Command, "sleep 300") {
 				target = p
 				return true, nil
 			}
 		}
-		return false, fmt.Errorf("not listed: %d processes", len(reply.Procs))
+		return false, fmt.Errorf("not listed: %d processes", len(procs))
 	})
 	if err != nil {
 		t.Fatal(err)

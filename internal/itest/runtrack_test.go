@@ -82,16 +82,12 @@ func findRun(t *testing.T, ctx context.Context, c *harness.Cluster, from int, cm
 	t.Helper()
 	var found api.Proc
 	err := c.WaitFor(ctx, "ps to list "+cmd, func() (bool, error) {
-		out, err := c.CLI(ctx, from, "ps", "-o", "json")
+		procs, err := psJSON(ctx, c, from)
 		if err != nil {
 			return false, err
 		}
-		var reply api.ProcsReply
-		if err := json.Unmarshal(out, &reply); err != nil {
-			return false, err
-		}
 		n := 0
-		for _, p := range reply.Procs {
+		for _, p := range procs {
 			// Run from another node: its origin is not where it runs (a
 			// child it forks shows the same command until it execs).
 			if p.Command == cmd && int(p.CPID>>22) != p.Node {

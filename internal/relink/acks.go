@@ -37,3 +37,7 @@ func (a *Acks) Received() int64 { return a.n }
 
 // Reset starts counting a new session (after a move).
 func (a *Acks) Reset() { *a = Acks{} }
+
+// Resume counts on from n frames received (a session taken over after
+// a restart).
+func (a *Acks) Resume(n int64) { *a = Acks{n: n} }

@@ -87,3 +87,16 @@ func (o *Outbox) Restart(n int64) {
 func (o *Outbox) Clear() {
 	o.base, o.frames, o.bytes = o.Last(), nil, 0
 }
+
+// Base is the number of the frames acknowledged (and dropped): From
+// works from there.
+func (o *Outbox) Base() int64 { return o.base }
+
+// Skip numbers an empty outbox on from n: its side took the session over
+// from one that had put n frames (an agent re-adopting a held process:
+// the holder has them).
+func (o *Outbox) Skip(n int64) {
+	if len(o.frames) == 0 && n > o.base {
+		o.base = n
+	}
+}

@@ -109,3 +109,25 @@ func TestAcks(t *testing.T) {
 		t.Errorf("reset: %d", a.Received())
 	}
 }
+
+// TestOutboxSkip: an agent that re-adopts a held process numbers on from
+// what its home has; the holder has the frames after that.
+func TestOutboxSkip(t *testing.T) {
+	var o Outbox
+	o.Skip(7)
+	if o.Base() != 7 || o.Last() != 7 {
+		t.Fatalf("after skip: base %d last %d, want 7 7", o.Base(), o.Last())
+	}
+	if n := o.Put(out("a")); n != 8 {
+		t.Fatalf("first frame after the skip is %d, want 8", n)
+	}
+	o.Skip(20) // not empty: no skip
+	if fs, ok := o.From(7); !ok || names(fs) != "a" || o.Last() != 8 {
+		t.Fatalf("skip of a non-empty outbox changed it: %q %v, last %d", names(fs), ok, o.Last())
+	}
+	var a Acks
+	a.Resume(5)
+	if n, _ := a.Got(1, true); n != 6 {
+		t.Fatalf("acks resumed from 5 count %d, want 6", n)
+	}
+}

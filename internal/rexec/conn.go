@@ -49,6 +49,14 @@ func (c *StreamConn) Send(f Frame) error {
 	return err
 }
 
+// Close closes the underlying stream, if it can be closed.
+func (c *StreamConn) Close() error {
+	if cl, ok := c.w.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
 // SendFiles writes f with files attached (SCM_RIGHTS): the connection
 // must be a Unix socket, and the receiver must read f's first bytes with
 // recvmsg (ReadFiles).
@@ -60,9 +68,16 @@ func (c *StreamConn) SendFiles(f Frame, files ...*os.File) error {
 	if !ok {
 		return errors.New("rexec: files pass only over a Unix socket")
 	}
+	// The descriptors are read without File.Fd, which would make them
+	// blocking (for every holder of the same pipe: the sender's own
+	// writes could then no longer be cut short by a deadline).
 	fds := make([]int, len(files))
 	for i, file := range files {
-		fds[i] = int(file.Fd())
+		rc, err := file.SyscallConn()
+		if err != nil {
+			return err
+		}
+		rc.Control(func(fd uintptr) { fds[i] = int(fd) })
 	}
 	b, _ := f.MarshalBinary()
 	c.mu.Lock()

@@ -49,6 +49,13 @@
 // of the input. A deputy that goes sends Hangup: the process is hung up
 // at once. After a move the new node's session numbers from 1 again.
 //
+// On the node the process's holder (package hold) keeps the session's
+// counted frames, so that they outlive the agent (Held, Replay, Passed,
+// Release are between the two). The home acknowledges a frame once it has
+// handled it, after telling its deputy (Ack on the deputy's stream), so a
+// deputy whose home agent went re-attaches through the next one with
+// Attach and Received itself.
+//
 // # Waiting
 //
 // The agent waits for the processes it started (Proc.Wait). A process

@@ -32,13 +32,19 @@ const (
 	// Re-attachment after a broken stream (see Re-attaching).
 	TAck    // either way: uint64 LE, counted frames of this session received so far
 	THangup // home -> node: the deputy is gone: hang the process up now
+	// Between an agent and a process's holder (package hold).
+	THeld    // holder -> agent: JSON hold.Info, the first frame
+	TReplay  // agent -> holder: uint64 LE, send the counted frames after this one
+	TRelease // agent -> holder: the end is told; the holder may end
+	TPassed  // agent -> holder: uint64 LE, counted frames of input passed on to the process
 	tLast
 )
 
 var typeNames = [...]string{TStart: "start", TStdin: "stdin", TStdinEOF: "stdin-eof",
 	TWinsize: "winsize", TStarted: "started", TStdout: "stdout", TStderr: "stderr", TStopped: "stopped",
 	TContinued: "continued", TExit: "exit", TError: "error", TMoving: "moving", THold: "hold",
-	TResume: "resume", TMoved: "moved", TAck: "ack", THangup: "hangup"}
+	TResume: "resume", TMoved: "moved", TAck: "ack", THangup: "hangup", THeld: "held", TReplay: "replay",
+	TRelease: "release", TPassed: "passed"}
 
 func (t Type) String() string {
 	if t > 0 && t < tLast {
@@ -87,7 +93,7 @@ var fixedSize = func() (n [tLast]int) {
 		n[t] = -1
 	}
 	n[TStdinEOF], n[TWinsize], n[TStopped], n[TContinued], n[TMoving], n[THold], n[TResume] = 0, 4, 1, 0, 0, 0, 0
-	n[TAck], n[THangup] = 8, 0
+	n[TAck], n[THangup], n[TReplay], n[TRelease], n[TPassed] = 8, 0, 8, 0, 8
 	return n
 }()
 
@@ -209,23 +215,29 @@ type Started struct {
 // Counted reports whether frames of type t are numbered in a session's
 // stream (and so acknowledged, kept until then and sent again to a home
 // that re-attaches): everything but Start, Started, Hold, Ack and Hangup,
-// which concern one stream, not the session.
+// which concern one stream, not the session, and the frames between an
+// agent and a holder.
 func Counted(t Type) bool {
 	switch t {
-	case TStart, TStarted, THold, TAck, THangup:
+	case TStart, TStarted, THold, TAck, THangup, THeld, TReplay, TRelease, TPassed:
 		return false
 	}
 	return t > 0 && t < tLast
 }
 
 // AckFrame acknowledges n counted frames.
-func AckFrame(n int64) Frame {
+func AckFrame(n int64) Frame { return CountFrame(TAck, n) }
+
+// CountFrame is a frame of type t (TAck, TReplay or TPassed) that
+// carries a count of counted frames.
+func CountFrame(t Type, n int64) Frame {
 	b := make([]byte, 8)
 	binary.LittleEndian.PutUint64(b, uint64(n))
-	return Frame{Type: TAck, Data: b}
+	return Frame{Type: t, Data: b}
 }
 
-// Ack decodes a TAck payload (validated: 8 bytes).
+// Ack decodes the count of a TAck, TReplay or TPassed payload
+// (validated: 8 bytes).
 func Ack(f Frame) int64 { return int64(binary.LittleEndian.Uint64(f.Data)) }
 
 // Moved tells the home node where the process went: its node and its

@@ -36,6 +36,51 @@ type Proc struct {
 	stdinR  int    // a copy of the reading end of the stdin pipe (-1: none)
 	in      *inbox // input on its way to Stdin
 	gate    sync.Mutex
+
+	// A held process (Held): its holder waits for it and holds a copy
+	// of its stdin.
+	wait       WaitFunc
+	closeStdin func()
+}
+
+// WaitFunc waits for a process to end, reporting its stops and
+// continues on the way (see Proc.Wait).
+type WaitFunc func(stopped func(sig int), continued func()) Status
+
+// Held makes a Proc of a process that a holder (package hold) started and
+// waits for: wait gives its stops and its end, closeStdin tells the
+// holder to close its copy of the stdin pipe. stdin is the agent's copy
+// of the writing end of its stdin pipe, stdinR of the reading end (-1:
+// none), pty the pty's master (a tty run: stdin is then nil); output
+// comes from stdout and stderr. pid is the process Signal also continues
+// (a tty's exec helper), cmd the command.
+func Held(pid, cmd int, stdin *os.File, stdinR int, pty *os.File, stdout, stderr io.ReadCloser, wait WaitFunc, closeStdin func()) *Proc {
+	p := &Proc{Pid: pid, Cmd: cmd, stdinR: stdinR, pty: pty, Stdout: stdout, Stderr: stderr, wait: wait, closeStdin: closeStdin}
+	switch {
+	case pty != nil:
+		p.Stdin = pty
+	case stdin != nil:
+		p.Stdin = stdin
+	}
+	if p.Stdin != nil {
+		p.in = newInbox(p.Stdin)
+	} else {
+		p.in = newInbox(nopWriteCloser{})
+	}
+	return p
+}
+
+// HeldFiles are what a holder gives the agent of a process it started:
+// the writing end of its stdin pipe (nil once closed, or with a tty), a
+// copy of the reading end (-1: none) and the pty's master (nil without).
+func (p *Proc) HeldFiles() (stdin *os.File, stdinR int, pty *os.File) {
+	if p.pty != nil {
+		return nil, -1, p.pty
+	}
+	if f, ok := p.Stdin.(*os.File); ok && !p.in.isClosed() {
+		stdin = f
+	}
+	return stdin, p.stdinR, nil
 }
 
 // Start starts s.Argv with s's credentials and environment in a process
@@ -237,6 +282,9 @@ func (p *Proc) ReleaseWait() { p.gate.Unlock() }
 // collects under the gate that HoldWait closes, so that it never takes the
 // stops of a tracer of the process in this program.
 func (p *Proc) Wait(stopped func(sig int), continued func()) Status {
+	if p.wait != nil {
+		return p.wait(stopped, continued)
+	}
 	for {
 		var si unix.Siginfo
 		err := unix.Waitid(unix.P_PID, p.Pid, &si, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOWAIT|unix.WALL, nil)
@@ -307,6 +355,9 @@ func (p *Proc) Hangup() {
 func (p *Proc) CloseStdin() error {
 	if p.pty == nil {
 		p.in.close()
+		if p.closeStdin != nil {
+			p.closeStdin()
+		}
 		return nil
 	}
 	t, err := unix.IoctlGetTermios(int(p.pty.Fd()), unix.TCGETS)

@@ -207,3 +207,10 @@ func (p *Proc) UnholdStdin() { p.in.resume(nil) }
 
 // StopStdin ends the writing of input for good (the process moved).
 func (p *Proc) StopStdin() { p.in.stop() }
+
+// isClosed reports whether the end of input was asked for.
+func (in *inbox) isClosed() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.eof || in.closed
+}

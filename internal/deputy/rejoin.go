@@ -1,0 +1,55 @@
+package deputy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/ssi-cluster/ssi/internal/rexec"
+)
+
+// rejoinWait bounds how long a deputy whose home agent went waits for
+// the next one (an agent restarted by systemd is back within seconds;
+// the process's node keeps it for run_grace, 30 s by default).
+const rejoinWait = 25 * time.Second
+
+// rejoin re-attaches the deputy to its process through the next home
+// agent, after the one it had went (stopped, killed, restarted): a Start
+// with Attach (its cluster pid) and Received (the counted frames of its
+// stream that the agent before handled, TAck), with the same stdio. The
+// agent re-attaches to the process's node, which sends what follows. It
+// fails if the process had not started, or no agent took the deputy
+// back within rejoinWait.
+func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, error) {
+	s.mu.Lock()
+	st, got := s.started, s.got
+	s.conn = nil
+	s.mu.Unlock()
+	if st == nil {
+		return nil, nil, errors.New("not started")
+	}
+	spec := s.spec()
+	spec.Attach, spec.Received, spec.Node = st.CPID, got, st.Node
+	deadline := time.Now().Add(rejoinWait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		conn, raw, err := s.cl.Run(ctx)
+		if err != nil {
+			continue
+		}
+		if err := conn.SendFiles(rexec.JSON(rexec.TStart, spec), s.files...); err != nil {
+			raw.Close()
+			continue
+		}
+		s.mu.Lock()
+		s.conn = conn
+		s.mu.Unlock()
+		return conn, raw, nil
+	}
+	return nil, nil, errors.New("no agent took the deputy back")
+}
