@@ -260,6 +260,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 	cpid := showCPID(spec.CPID)
 	lost := func(node int, msg string) {
 		a.track.endHome(rec)
+		a.track.noteEnded(spec.CPID, endedText(time.Now(), rexec.Status{Lost: true}))
 		a.metrics.lost.Inc()
 		a.log.Warn("run lost", "cpid", cpid, "node", node, "why", msg)
 		fc.Send(rexec.Frame{Type: rexec.TError, Data: []byte(msg)})
@@ -431,6 +432,9 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 		default:
 			if f.Type == rexec.TExit {
 				a.track.endHome(rec)
+				if st, err := rexec.ParseStatus(f.Data); err == nil {
+					a.track.noteEnded(spec.CPID, endedText(time.Now(), st))
+				}
 			}
 			err := fc.Send(f)
 			f.Release()

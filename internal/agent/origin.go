@@ -204,6 +204,9 @@ func (a *Agent) find(ctx context.Context, cpid vproc.CPID) (api.Proc, error) {
 			return p, nil
 		}
 	}
+	if how := a.track.endedHow(int64(cpid)); how != "" && origin == self {
+		return api.Proc{}, status.Errorf(codes.NotFound, "process %d (run from node %d) %s", cpid, origin, how)
+	}
 	return api.Proc{}, status.Errorf(codes.NotFound, "no process %d (node %d, pid %d)", cpid, origin, cpid.Pid())
 }
 

@@ -3,7 +3,9 @@ package agent
 import (
 	"fmt"
 	"sync"
+	"time"
 
+	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/vproc"
 )
 
@@ -42,13 +44,63 @@ type runRec struct {
 }
 
 type tracker struct {
-	mu   sync.Mutex
-	home map[int]*homeRec // by the origin part (deputy pid or tid)
-	runs map[int]*runRec  // by local pid
+	mu    sync.Mutex
+	home  map[int]*homeRec // by the origin part (deputy pid or tid)
+	runs  map[int]*runRec  // by local pid
+	ended endedRuns        // runs of this home that ended, for `where`
 }
 
 func newTracker() *tracker {
 	return &tracker{home: map[int]*homeRec{}, runs: map[int]*runRec{}}
+}
+
+// endedRuns remembers how the last runs of this home ended, so that a
+// lookup of one says it ended rather than "no process".
+type endedRuns struct {
+	by    map[int64]string // cpid -> "ended at 15:04:05 with exit status 3"
+	order []int64
+}
+
+// maxEnded bounds endedRuns: the oldest is forgotten first.
+const maxEnded = 4096
+
+func (e *endedRuns) add(cpid int64, what string) {
+	if e.by == nil {
+		e.by = map[int64]string{}
+	}
+	if _, ok := e.by[cpid]; !ok {
+		e.order = append(e.order, cpid)
+	}
+	e.by[cpid] = what
+	for len(e.order) > maxEnded {
+		delete(e.by, e.order[0])
+		e.order = e.order[1:]
+	}
+}
+
+// noteEnded records how run cpid of this home ended.
+func (t *tracker) noteEnded(cpid int64, what string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ended.add(cpid, what)
+}
+
+// endedHow says how run cpid of this home ended ("" if not known).
+func (t *tracker) endedHow(cpid int64) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ended.by[cpid]
+}
+
+// endedText describes an exit status for endedRuns.
+func endedText(at time.Time, st rexec.Status) string {
+	switch {
+	case st.Lost:
+		return "was lost at " + at.Format("15:04:05")
+	case st.Signal != 0:
+		return fmt.Sprintf("ended at %s, killed by signal %d", at.Format("15:04:05"), st.Signal)
+	}
+	return fmt.Sprintf("ended at %s with exit status %d", at.Format("15:04:05"), st.Code)
 }
 
 func (t *tracker) setHome(originPid int, r *homeRec) {
