@@ -44,7 +44,7 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 		}
 	}
 	runs := a.track.runsSnapshot()
-	if a.ownOnly {
+	if a.ownOnly && pid == 0 {
 		roots := map[int]bool{os.Getpid(): true}
 		for pid := range runs {
 			roots[pid] = true
@@ -56,7 +56,8 @@ func (a *Agent) localProcs(pid int) ([]api.Proc, error) {
 
 // descendants keeps the processes of table that are one of roots or
 // descend from one: an agent that shares its machine with others (ssi
-// dev without root, load_scope = "agent") lists only its own processes.
+// dev without root, load_scope = "agent") lists only its own processes
+// (a process asked for by its pid is still found, as a native one).
 func descendants(table []vproc.Proc, roots map[int]bool) []vproc.Proc {
 	children := make(map[int][]int, len(table))
 	for _, p := range table {
