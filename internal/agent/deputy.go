@@ -324,6 +324,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			go stdio.pumpStdin(in)
 		}
 	}
+	var attachedAt time.Time // the last re-attachment
 	for {
 		f, err := link.Recv()
 		if err != nil {
@@ -335,6 +336,16 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			in.suspend()
 			link.stop()
 			a.log.Warn("run suspected: waiting for its node to come back", "cpid", cpid, "node", node, "why", why, "grace", a.runGrace())
+			// A stream that breaks again right after a re-attachment
+			// (its node drops a home it holds down) is not retried at
+			// once: that would loop as fast as the two agents answer.
+			if since := time.Since(attachedAt); since < reattachEvery {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(reattachEvery - since):
+				}
+			}
 			nl, st, err := a.awaitReattach(ctx, lctx, lk, spec, node, got.Received())
 			if err != nil {
 				if ctx.Err() == nil {
@@ -348,6 +359,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				lost(node, fmt.Sprintf("re-attached to process %s on node %d, but its input cannot be completed: %v", cpid, node, err))
 				return
 			}
+			attachedAt = time.Now()
 			a.track.runsAt(rec, node, st.Pid)
 			a.metrics.reattached.Inc()
 			a.log.Info("run re-attached to its process", "cpid", cpid, "node", node, "pid", st.Pid, "suspected", why)
