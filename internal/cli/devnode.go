@@ -32,22 +32,25 @@ func leadingNode(args []string) (int, []string, error) {
 				return 0, args, fmt.Errorf("--node %q: want a node number of the dev cluster (1, 2, ...)", v)
 			}
 			return node, slices.Delete(slices.Clone(args), i, i+n), nil
-		case a == "--socket" || a == "-o" || a == "--output":
+		case takesValue(a):
 			i++ // its value
-		case strings.HasPrefix(a, "-"):
-		default:
+		case !strings.HasPrefix(a, "-"):
 			return 0, args, nil // the command's name: what follows is its own
 		}
 	}
 	return 0, args, nil
 }
 
+// takesValue reports whether global flag a takes the next argument as its
+// value (--node is handled apart).
+func takesValue(a string) bool { return a == "--socket" || a == "-o" || a == "--output" }
+
 // commandName is the first argument that is neither a global flag nor
 // its value.
 func commandName(args []string) string {
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
-		case a == "--socket" || a == "-o" || a == "--output":
+		case takesValue(a):
 			i++
 		case !strings.HasPrefix(a, "-"):
 			return a
