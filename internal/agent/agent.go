@@ -68,6 +68,7 @@ type Agent struct {
 	spool     spoolBook // disk promised to images being spooled (restore.go)
 
 	leaveCh   chan struct{} // closed by a `node leave` request
+	presence  *presence     // presence streams (presence.go)
 	leaveOnce sync.Once
 	stopped   chan struct{}
 	stopping  atomic.Bool // shutting down: deputies re-attach through the next agent, their runs are not hung up
@@ -84,7 +85,7 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	// What the agent inherited goes to none of the processes it starts or
 	// restores (a stray pipe would also keep them from migrating).
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), stopped: make(chan struct{}),
+	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), presence: newPresence(), stopped: make(chan struct{}),
 		track: newTracker(), mig: newMigrations(), procs: vproc.NewCache("/proc")}
 	a.mig.step = migrate.StepHookFromEnv()
 	if a.mig.fault, err = migrate.FaultFromEnv(); err != nil {
@@ -266,7 +267,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.httpAPI.start(errc)
 	var wg sync.WaitGroup
 	for _, loop := range []func(context.Context){a.joinLoop, a.loadLoop, a.leaderLoop, a.fenceLoop, a.selfLoop, a.adoptLoop,
-		a.renewLoop, a.removalLoop, a.gossipKeyLoop, a.recoverMigrations} {
+		a.renewLoop, a.removalLoop, a.gossipKeyLoop, a.recoverMigrations, a.presenceLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}
@@ -279,6 +280,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("shutting down")
 	case <-a.leaveCh:
 		a.log.Info("left the cluster; shutting down")
+		a.sayLeaving()
 	case err = <-errc:
 		a.log.Error("a server failed", "err", err)
 	}

@@ -53,8 +53,8 @@ func (a *Agent) confirmDowns(ctx context.Context, acts []action, reg *state.Regi
 		if alive[i] {
 			// The reconciler runs every 200 ms: say it once a minute.
 			if ok, n := a.confirmLog.Log(strconv.Itoa(act.Number), time.Now()); ok {
-				a.log.Warn("gossip says a node failed, but it answers over TLS: not committing it down",
-					"node", act.Number, "said_before", n)
+				a.log.Warn("a node seems to have failed, but it answers over TLS: not committing it down",
+					"node", act.Number, "why", act.Reason, "said_before", n)
 			}
 			continue
 		}

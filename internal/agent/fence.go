@@ -103,9 +103,10 @@ func (a *Agent) checkFence() time.Duration {
 	if last.IsZero() {
 		last = a.started
 	}
+	silence := maxSilence(time.Duration(a.cfg.RaftHeartbeat), a.isNonVoter())
 	a.mu.Lock()
 	in := fenceInput{Rec: rec, Incarnation: a.id.Incarnation, Leader: a.store.Raft.State() == raft.Leader,
-		Now: time.Now(), LastContact: last, MaxSilence: 3 * time.Duration(a.cfg.RaftHeartbeat)}
+		Now: time.Now(), LastContact: last, MaxSilence: silence}
 	reason, excluded := fenceState(in)
 	if reason != a.fenced {
 		if reason == "" {
@@ -133,6 +134,33 @@ func (a *Agent) checkFence() time.Duration {
 		}
 	}
 	return fenceRecheck(in)
+}
+
+// maxSilence is how long a node may hear nothing from a master before it
+// fences itself: three heartbeat timeouts for a voter (a master heartbeats
+// it every fifth to half of one, state/timing.go), and for a non-voter,
+// which the master heartbeats once a state.NonVoterHeartbeat
+// (state/quiet.go), that period more.
+func maxSilence(hb time.Duration, nonVoter bool) time.Duration {
+	if nonVoter {
+		return state.NonVoterHeartbeat + 3*hb
+	}
+	return 3 * hb
+}
+
+// isNonVoter reports whether the latest raft configuration lists this node
+// as a non-voter.
+func (a *Agent) isNonVoter() bool {
+	f := a.store.Raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == a.id.ID {
+			return s.Suffrage == raft.Nonvoter
+		}
+	}
+	return false
 }
 
 func boolFloat(b bool) float64 {

@@ -162,7 +162,7 @@ const leaderIdle = time.Second
 func (a *Agent) leaderLoop(ctx context.Context) {
 	var since time.Time
 	for {
-		gch, fch, lch := a.gossip.Changed(), a.store.FSM.Changed(), a.store.LeaderChanged()
+		gch, fch, lch, pch := a.gossip.Changed(), a.store.FSM.Changed(), a.store.LeaderChanged(), a.presence.Changed()
 		var idle <-chan time.Time
 		if a.isLeader() {
 			idle = time.After(leaderIdle)
@@ -181,10 +181,12 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 			}
 		} else {
 			since = time.Time{}
+			a.presence.forget()
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-pch:
 		case <-gch:
 		case <-fch:
 		case <-lch:
@@ -222,7 +224,7 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 	}
 	v := view{Self: a.id.ID, Now: time.Now(), LeaderSince: since, Nodes: reg.Sorted(), Members: members,
 		Servers: servers, Removed: removed, MaxVoters: a.cfg.MaxVoters, ReplaceAfter: time.Duration(a.cfg.VoterReplaceAfter),
-		Grace: 3 * time.Second}
+		Grace: 3 * time.Second, Lost: a.presence.Lost()}
 	v.Answers = a.healAnswers(ctx, healTargets(v), v.Now)
 	if reg.KeyStale() && !removedInRaft(servers, reg) {
 		// A node was removed: it holds the gossip key; change it, once the
@@ -267,6 +269,11 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 	}
 	for i, f := range futures {
 		a.raftChange(whats[i], f)
+	}
+	if len(futures) > 0 {
+		// A promoted voter is heartbeated at raft's pace from now on
+		// (state/quiet.go), and every node learns the change's commit.
+		a.store.Nudged()
 	}
 }
 

@@ -34,7 +34,10 @@ type view struct {
 	// Answers: down nodes out of raft that answered the master's Ping over
 	// mutual TLS lately (heal.go). Gossip cannot tell they are back when
 	// the gossip key changed while they were cut off.
-	Answers      map[string]bool
+	Answers map[string]bool
+	// Lost: nodes whose presence stream to this master broke without a
+	// word (presence.go), with the incarnation that held it.
+	Lost         map[string]uint64
 	MaxVoters    int
 	ReplaceAfter time.Duration // a voter down this long is replaced
 	Grace        time.Duration // a new leader waits this long before acting on nodes gossip never showed it
@@ -95,6 +98,10 @@ func planNode(v view, n *state.NodeRec) (action, bool) {
 			return a, ok
 		case seen && m.Status == membership.Left:
 			return tr(api.KindLeave, "left", n.Incarnation)
+		case lostAt(v.Lost, n):
+			a, ok := tr(api.KindDown, "its connection to the master closed", n.Incarnation)
+			a.Confirm = true
+			return a, ok
 		case !seen && n.ID != v.Self && v.Now.Sub(v.LeaderSince) > v.Grace:
 			return tr(api.KindDown, "not seen by the master's gossip", n.Incarnation)
 		}
@@ -106,6 +113,12 @@ func planNode(v view, n *state.NodeRec) (action, bool) {
 		}
 	}
 	return action{}, false
+}
+
+// lostAt reports whether n's current incarnation lost its presence stream.
+func lostAt(lost map[string]uint64, n *state.NodeRec) bool {
+	inc, ok := lost[n.ID]
+	return ok && inc == n.Incarnation
 }
 
 func planRaft(v view) []action {

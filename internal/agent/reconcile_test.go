@@ -121,6 +121,84 @@ func TestPlanNode(t *testing.T) {
 	}
 }
 
+func TestPlanNodeLostPresence(t *testing.T) {
+	t.Parallel()
+	down := action{Number: 2, Kind: api.KindDown, Incarnation: 3, Reason: "its connection to the master closed", Confirm: true}
+	for _, tc := range []struct {
+		name  string
+		n     *state.NodeRec
+		m     []membership.Member
+		lost  map[string]uint64
+		want  action
+		wantN bool
+	}{
+		{"up alive lost its stream: confirm and go down", rec(2, api.StateUp, 3, tLong),
+			[]membership.Member{mem(2, membership.Alive, 3)}, map[string]uint64{"id2": 3}, down, true},
+		{"up suspect lost its stream: confirm and go down", rec(2, api.StateUp, 3, tLong),
+			[]membership.Member{mem(2, membership.Suspect, 3)}, map[string]uint64{"id2": 3}, down, true},
+		{"an older incarnation's stream says nothing", rec(2, api.StateUp, 3, tLong),
+			[]membership.Member{mem(2, membership.Alive, 3)}, map[string]uint64{"id2": 2}, action{}, false},
+		{"another node's stream says nothing", rec(2, api.StateUp, 3, tLong),
+			[]membership.Member{mem(2, membership.Alive, 3)}, map[string]uint64{"id3": 3}, action{}, false},
+		{"restarted as a new incarnation: down for that", rec(2, api.StateUp, 3, tLong),
+			[]membership.Member{mem(2, membership.Alive, 4)}, map[string]uint64{"id2": 3},
+			action{Number: 2, Kind: api.KindDown, Incarnation: 3, Reason: "restarted as incarnation 4"}, true},
+		{"left says left", rec(2, api.StateUp, 3, tLong),
+			[]membership.Member{mem(2, membership.Left, 3)}, map[string]uint64{"id2": 3},
+			action{Number: 2, Kind: api.KindLeave, Incarnation: 3, Reason: "left"}, true},
+		{"already down stays down", rec(2, api.StateDown, 3, tLong),
+			[]membership.Member{mem(2, membership.Alive, 3)}, map[string]uint64{"id2": 3}, action{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			v := baseView()
+			v.Nodes = []*state.NodeRec{tc.n}
+			v.Members = members(tc.m...)
+			v.Lost = tc.lost
+			got, ok := planNode(v, tc.n)
+			if ok != tc.wantN || got != tc.want {
+				t.Fatalf("planNode = %+v, %v; want %+v, %v", got, ok, tc.want, tc.wantN)
+			}
+		})
+	}
+}
+
+func TestPresenceBookkeeping(t *testing.T) {
+	t.Parallel()
+	p := newPresence()
+	ch := p.Changed()
+	p.opened("a")
+	p.opened("a") // a reconnection overlapping the old stream
+	p.closed("a", 1, true)
+	if len(p.Lost()) != 0 {
+		t.Fatalf("one of two streams broke: lost %v, want none", p.Lost())
+	}
+	p.closed("a", 1, true)
+	if got := p.Lost(); got["a"] != 1 {
+		t.Fatalf("lost = %v, want a at incarnation 1", got)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("a lost stream did not wake the reconciler")
+	}
+	p.opened("a")
+	if len(p.Lost()) != 0 {
+		t.Fatalf("reconnected: lost %v, want none", p.Lost())
+	}
+	p.opened("b")
+	p.closed("b", 2, false) // said it leaves
+	if len(p.Lost()) != 0 {
+		t.Fatalf("a node that said it leaves is lost: %v", p.Lost())
+	}
+	p.opened("c")
+	p.closed("c", 5, true)
+	p.forget()
+	if len(p.Lost()) != 0 {
+		t.Fatalf("after forget: %v", p.Lost())
+	}
+}
+
 func TestPlanRaft(t *testing.T) {
 	t.Parallel()
 	past := tLeader.Add(time.Minute).Add(-31 * time.Second)   // down longer than ReplaceAfter

@@ -270,7 +270,7 @@ func TestValidate(t *testing.T) {
 			c.GossipInterval, c.RaftHeartbeat = Duration(5*time.Millisecond), Duration(50*time.Millisecond)
 			c.VoterReplaceAfter = Duration(time.Second)
 		}, ""},
-		{"probe timeout = interval", func(c *Config) { c.ProbeTimeout = c.ProbeInterval }, "probe_timeout (100ms) must be shorter than probe_interval (100ms)"},
+		{"probe timeout = interval", func(c *Config) { c.ProbeTimeout = c.ProbeInterval }, "probe_timeout (200ms) must be shorter than probe_interval (200ms)"},
 		{"probe timeout > interval", func(c *Config) { c.ProbeTimeout = Duration(time.Second) }, "must be shorter than probe_interval"},
 		{"suspicion 0", func(c *Config) { c.SuspicionMult = 0 }, "suspicion_mult: 0 is not in 1-20"},
 		{"suspicion 21", func(c *Config) { c.SuspicionMult = 21 }, "suspicion_mult: 21"},
@@ -364,7 +364,7 @@ func TestKeys(t *testing.T) {
 		byName[k.Name] = k
 	}
 	for name, want := range map[string]string{
-		"gossip_port": "7946", "probe_interval": "100ms", "voter_replace_after": "30s",
+		"gossip_port": "7946", "probe_interval": "200ms", "voter_replace_after": "30s",
 		"join": "", "name": "", "log_level": "info", "speed": "0",
 		"max_image_size": "16GiB", "max_user_conns": "1024", "hide_other_procs": "false",
 	} {

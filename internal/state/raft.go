@@ -31,7 +31,7 @@ type Store struct {
 	Raft *raft.Raft
 	FSM  *FSM
 	logs *raftboltdb.BoltStore
-	tr   *raft.NetworkTransport
+	tr   *quietTransport
 	log  hclog.Logger
 
 	nudge      chan struct{} // a Barrier is wanted (timing.go)
@@ -40,6 +40,7 @@ type Store struct {
 
 	mu            sync.Mutex
 	leaderChanged chan struct{} // closed and replaced at each leadership change
+	leaderSeen    chan struct{} // closed and replaced when any node's leadership is observed
 }
 
 // ErrNotLeader is returned by Apply on a follower.
@@ -63,9 +64,9 @@ func Open(c Config) (*Store, error) {
 		logs.Close()
 		return nil, fmt.Errorf("raft snapshots: %w", err)
 	}
-	tr := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	tr := newQuietTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: c.Layer, MaxPool: 3, Timeout: 2 * time.Second, Logger: hl,
-	})
+	}), NonVoterHeartbeat)
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.ID)
 	rc.Logger = hl
@@ -82,9 +83,12 @@ func Open(c Config) (*Store, error) {
 		logs.Close()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
+	tr.setSuffrage(nonVoterIn(r))
 	s := &Store{Raft: r, FSM: fsm, logs: logs, tr: tr, log: hl, nudge: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}), leaderChanged: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), leaderChanged: make(chan struct{}),
+		leaderSeen: make(chan struct{})}
 	go s.watchLeadership(c.Heartbeat)
+	s.watchLeader()
 	go s.nudgeLoop()
 	return s, nil
 }

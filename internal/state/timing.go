@@ -30,10 +30,11 @@ import (
 // every successful Apply with a Barrier (coalesced: at most one pending),
 // which carries the new commit index to every follower at once; so a
 // committed transition reaches the followers one round trip after it is
-// committed, as before, and an idle master sends nothing for it.
+// committed, as before, and an idle master sends one AppendEntries per
+// peer every 3-6 s for it.
 const (
 	leaderHeartbeatFactor = 2
-	commitTimeout         = time.Second
+	commitTimeout         = 3 * time.Second
 )
 
 // leaderTiming is the reloadable configuration for a leader (lead) or a
@@ -74,6 +75,38 @@ func (s *Store) LeaderChanged() <-chan struct{} {
 	return s.leaderChanged
 }
 
+// watchLeader closes LeaderSeen's channel whenever raft observes a leader
+// (or the loss of one): followers learn of a new master at once, without
+// polling.
+func (s *Store) watchLeader() {
+	ch := make(chan raft.Observation, 4)
+	s.Raft.RegisterObserver(raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	}))
+	go func() {
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-ch:
+				s.mu.Lock()
+				close(s.leaderSeen)
+				s.leaderSeen = make(chan struct{})
+				s.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// LeaderSeen returns a channel closed when this node next observes a new
+// leader, or none.
+func (s *Store) LeaderSeen() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leaderSeen
+}
+
 // nudgeLoop sends a Barrier after applies, so followers learn the commit
 // index without waiting for the commit timeout. Applies while one Barrier is
 // in flight share the next one.
@@ -93,6 +126,7 @@ func (s *Store) nudgeLoop() {
 // Nudged makes followers learn the commit index now (after an apply or a
 // configuration change).
 func (s *Store) Nudged() {
+	s.tr.Kick()
 	select {
 	case s.nudge <- struct{}{}:
 	default:

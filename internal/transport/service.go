@@ -45,6 +45,9 @@ type Handler interface {
 	// MoveOutcome tells the target of a migration whose stream broke what
 	// the source decided.
 	MoveOutcome(context.Context, *MoveOutcomeRequest) (*MoveOutcomeResponse, error)
+	// Presence holds a node's stream to the master open until the node
+	// goes (presence.go).
+	Presence(Stream) error
 }
 
 // Stream is one side of a streaming call. Messages implement
@@ -110,7 +113,7 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Moved", Handler.Moved),
 		unary("MoveOutcome", Handler.MoveOutcome),
 	},
-	Streams:  []grpc.StreamDesc{execStream, migrateStream, dumpStream},
+	Streams:  []grpc.StreamDesc{execStream, migrateStream, dumpStream, presenceStream},
 	Metadata: "ssi/v1/cluster",
 }
 

@@ -115,6 +115,8 @@ func (h *fakeHandler) Moved(ctx context.Context, r *MovedRequest) (*MovedRespons
 	return &MovedResponse{}, h.fail
 }
 
+func (h *fakeHandler) Presence(Stream) error { return nil }
+
 func (h *fakeHandler) MoveOutcome(ctx context.Context, r *MoveOutcomeRequest) (*MoveOutcomeResponse, error) {
 	h.record(ctx, "MoveOutcome", r)
 	return &MoveOutcomeResponse{}, h.fail
