@@ -137,15 +137,18 @@ func (a *Agent) checkFence() time.Duration {
 }
 
 // maxSilence is how long a node may hear nothing from a master before it
-// fences itself: three heartbeat timeouts for a voter (a master heartbeats
-// it every fifth to half of one, state/timing.go), and for a non-voter,
-// which the master heartbeats once a state.NonVoterHeartbeat
-// (state/quiet.go), that period more.
+// fences itself: three of the master's longest heartbeat periods (1.2 s for
+// the default raft_heartbeat of 1 s; at least minSilence, so that a short
+// hiccup of a busy machine is not a partition), and for a non-voter, which
+// the master heartbeats once a state.NonVoterHeartbeat (state/quiet.go),
+// that period more.
 func maxSilence(hb time.Duration, nonVoter bool) time.Duration {
+	const minSilence = 750 * time.Millisecond
+	d := max(3*state.HeartbeatPeriodMax(hb), minSilence)
 	if nonVoter {
-		return state.NonVoterHeartbeat + 3*hb
+		d += state.NonVoterHeartbeat
 	}
-	return 3 * hb
+	return d
 }
 
 // isNonVoter reports whether the latest raft configuration lists this node

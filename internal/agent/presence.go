@@ -39,6 +39,12 @@ type presence struct {
 
 	own     grpc.ClientStream // this node's stream to the master, if open
 	ownDone chan struct{}     // closed when own ends
+
+	// gone: the last master this node saw die (failover.go), kept across
+	// changes of leadership so that, should this node win the election,
+	// it commits the old master down without waiting for gossip.
+	goneID  string
+	goneInc uint64
 }
 
 func newPresence() *presence {
@@ -83,15 +89,25 @@ func (p *presence) closed(id string, inc uint64, lost bool) {
 }
 
 // Lost returns the nodes whose stream broke, with the incarnation that held
-// it.
+// it, and the master this node saw die.
 func (p *presence) Lost() map[string]uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]uint64, len(p.lost))
+	out := make(map[string]uint64, len(p.lost)+1)
 	for id, inc := range p.lost {
 		out[id] = inc
 	}
+	if p.goneID != "" {
+		out[p.goneID] = p.goneInc
+	}
 	return out
+}
+
+// masterGone records the death of master id (incarnation inc).
+func (p *presence) masterGone(id string, inc uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.goneID, p.goneInc = id, inc
 }
 
 // forget drops every record: this node is no longer the master, and the
@@ -174,6 +190,7 @@ func (a *Agent) presenceLoop(ctx context.Context) {
 			wait = presenceRetryMin
 		}
 		a.log.Debug("presence stream to the master ended", "master", rec.Number, "err", err)
+		a.checkMaster(ctx, rec)
 		select {
 		case <-ctx.Done():
 			return

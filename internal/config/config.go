@@ -172,7 +172,7 @@ func Defaults() Config {
 		ProbeTimeout:      Duration(100 * time.Millisecond),
 		SuspicionMult:     2,
 		GossipInterval:    Duration(200 * time.Millisecond),
-		RaftHeartbeat:     Duration(250 * time.Millisecond),
+		RaftHeartbeat:     Duration(time.Second),
 		VoterReplaceAfter: Duration(30 * time.Second),
 		MaxVoters:         5,
 		RunGrace:          Duration(30 * time.Second),

@@ -46,6 +46,10 @@ type quietTransport struct {
 	every    time.Duration
 	nonVoter suffrageFunc // set once raft exists; nil lets everything through
 
+	// rpcs is what raft consumes: the network's RPCs and, at a
+	// confirmed master death, a TimeoutNow of this node's own (Elect).
+	rpcs chan raft.RPC
+
 	mu     sync.Mutex
 	last   map[raft.ServerID]time.Time // the last heartbeat let through
 	kick   chan struct{}               // closed and replaced by Kick
@@ -54,8 +58,59 @@ type quietTransport struct {
 }
 
 func newQuietTransport(inner raft.Transport, every time.Duration) *quietTransport {
-	return &quietTransport{Transport: inner, every: every, last: map[raft.ServerID]time.Time{},
-		kick: make(chan struct{}), closed: make(chan struct{})}
+	t := &quietTransport{Transport: inner, every: every, last: map[raft.ServerID]time.Time{},
+		kick: make(chan struct{}), closed: make(chan struct{}), rpcs: make(chan raft.RPC)}
+	go t.forward(inner.Consumer())
+	return t
+}
+
+// forward passes the network's RPCs on to raft. Heartbeats do not come
+// this way: the network transport hands them to raft's heartbeat handler
+// directly, so an idle node pays nothing for the extra hop.
+func (t *quietTransport) forward(in <-chan raft.RPC) {
+	for {
+		select {
+		case rpc := <-in:
+			select {
+			case t.rpcs <- rpc:
+			case <-t.closed:
+				return
+			}
+		case <-t.closed:
+			return
+		}
+	}
+}
+
+// Consumer is what raft reads RPCs from.
+func (t *quietTransport) Consumer() <-chan raft.RPC { return t.rpcs }
+
+// elect hands raft a TimeoutNow as if from a master handing its
+// leadership over: this node starts an election at once, and the other
+// voters grant it even though they still believe in the old master (raft's
+// leadership-transfer vote). It returns once raft took it, or fails after
+// d.
+func (t *quietTransport) elect(d time.Duration) error {
+	resp := make(chan raft.RPCResponse, 1)
+	rpc := raft.RPC{Command: &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}},
+		RespChan: resp}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case t.rpcs <- rpc:
+	case <-timer.C:
+		return errors.New("raft did not take the election request in time")
+	case <-t.closed:
+		return raft.ErrTransportShutdown
+	}
+	select {
+	case r := <-resp:
+		return r.Error
+	case <-timer.C:
+		return errors.New("raft did not answer the election request in time")
+	case <-t.closed:
+		return raft.ErrTransportShutdown
+	}
 }
 
 // isHeartbeat is raft's own test (net_transport.go): a term and nothing else.

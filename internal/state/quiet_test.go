@@ -12,9 +12,12 @@ import (
 
 // countingTransport counts the AppendEntries that reach the network.
 type countingTransport struct {
-	raft.Transport // nil: only AppendEntries is called
+	raft.Transport // nil: only AppendEntries and Consumer are called
 	n              atomic.Int32
+	in             chan raft.RPC
 }
+
+func (c *countingTransport) Consumer() <-chan raft.RPC { return c.in }
 
 func (c *countingTransport) AppendEntries(raft.ServerID, raft.ServerAddress, *raft.AppendEntriesRequest, *raft.AppendEntriesResponse) error {
 	c.n.Add(1)
@@ -110,5 +113,29 @@ func TestQuietTransportKickAndClose(t *testing.T) {
 	q.Close()
 	if err := <-done; !errors.Is(err, raft.ErrTransportShutdown) {
 		t.Fatalf("after Close: %v, want %v", err, raft.ErrTransportShutdown)
+	}
+}
+
+func TestQuietTransportElect(t *testing.T) {
+	inner := &countingTransport{in: make(chan raft.RPC)}
+	q := newQuietTransport(inner, time.Second)
+	defer q.Close()
+	// The network's RPCs reach raft through the wrapper.
+	go func() { inner.in <- raft.RPC{Command: &raft.RequestVoteRequest{Term: 7}} }()
+	if rpc := <-q.Consumer(); rpc.Command.(*raft.RequestVoteRequest).Term != 7 {
+		t.Fatalf("forwarded %+v", rpc.Command)
+	}
+	// elect hands raft a TimeoutNow that raft's header check accepts, and
+	// returns raft's answer.
+	got := make(chan error, 1)
+	go func() { got <- q.elect(10 * time.Second) }()
+	rpc := <-q.Consumer()
+	req, ok := rpc.Command.(*raft.TimeoutNowRequest)
+	if !ok || req.ProtocolVersion != raft.ProtocolVersionMax {
+		t.Fatalf("elect sent %#v", rpc.Command)
+	}
+	rpc.Respond(&raft.TimeoutNowResponse{}, nil)
+	if err := <-got; err != nil {
+		t.Fatal(err)
 	}
 }

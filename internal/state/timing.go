@@ -37,6 +37,12 @@ const (
 	commitTimeout         = 3 * time.Second
 )
 
+// HeartbeatPeriodMax is the longest a master waits between two heartbeats
+// to a voter, for the configured heartbeat timeout hb.
+func HeartbeatPeriodMax(hb time.Duration) time.Duration {
+	return hb * leaderHeartbeatFactor / 5
+}
+
 // leaderTiming is the reloadable configuration for a leader (lead) or a
 // follower, from the configured heartbeat timeout hb.
 func leaderTiming(cur raft.ReloadableConfig, hb time.Duration, lead bool) raft.ReloadableConfig {
@@ -131,4 +137,16 @@ func (s *Store) Nudged() {
 	case s.nudge <- struct{}{}:
 	default:
 	}
+}
+
+// ElectNow makes this node, a voter, stand for election at once, as if the
+// master had handed its leadership over: for a master whose death is
+// certain (its agent's connection closed and its port refuses), so that
+// the cluster does not wait out a follower's election timeout. A
+// non-voter must not call it.
+func (s *Store) ElectNow() error {
+	if s.Raft.State() != raft.Follower {
+		return nil
+	}
+	return s.tr.elect(time.Second)
 }
