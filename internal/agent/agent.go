@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ssi-cluster/ssi/internal/config"
+	"github.com/ssi-cluster/ssi/internal/gomax"
 	"github.com/ssi-cluster/ssi/internal/load"
 	"github.com/ssi-cluster/ssi/internal/membership"
 	"github.com/ssi-cluster/ssi/internal/migrate"
@@ -258,6 +260,11 @@ func (a *Agent) Identity() Identity {
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One P while idle, every P while images and streams flow
+		// (package gomax); an operator's GOMAXPROCS is obeyed as it is.
+		gomax.Start(runtime.GOMAXPROCS(0))
+	}
 	errc := make(chan error, 4)
 	// The processes held for deputies are this node's again before any
 	// home can ask for them.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc/mem"
+
+	"github.com/ssi-cluster/ssi/internal/gomax"
 )
 
 // MaxMessage bounds one control message; larger payloads go over Bulk streams.
@@ -41,6 +43,7 @@ func (codec) Name() string { return "ssijson" }
 func (codec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case Appender:
+		gomax.Add(m.BinarySize())
 		buf := bufPool.Get(m.BinarySize())
 		b, err := m.AppendBinary((*buf)[:0])
 		if err != nil {
@@ -55,9 +58,11 @@ func (codec) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.NewBuffer(buf, bufPool)}, nil
 	case encoding.BinaryMarshaler:
 		b, err := m.MarshalBinary()
+		gomax.Add(len(b))
 		return mem.BufferSlice{mem.SliceBuffer(b)}, err
 	}
 	b, err := json.Marshal(v)
+	gomax.Add(len(b))
 	return mem.BufferSlice{mem.SliceBuffer(b)}, err
 }
 
@@ -68,6 +73,7 @@ func sameArray(a, b []byte) bool { return cap(a) > 0 && cap(b) > 0 && &a[:1][0] 
 // gets its own copy: a lent buffer (a Borrower) or new memory.
 func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 	n := data.Len()
+	gomax.Add(n) // traffic widens the scheduler (package gomax)
 	if r, ok := v.(*rawMessage); ok {
 		// The server decodes requests itself (service.go), so that a
 		// malformed one is answered InvalidArgument.
