@@ -17,6 +17,9 @@ type metrics struct {
 	epoch    prometheus.Gauge
 	master   prometheus.Gauge
 	fenced   prometheus.Gauge
+	// presence: nodes whose presence stream is open to this node (the
+	// master); link: 1 while this node's own stream to the master is open.
+	presence, link prometheus.Gauge
 	runQueue prometheus.Gauge
 	load1    prometheus.Gauge
 	cpuUse   prometheus.Gauge
@@ -45,6 +48,8 @@ func newMetrics() *metrics {
 		epoch:    g("membership_epoch", "The last committed membership epoch."),
 		master:   g("is_master", "1 when this node is the CLMS master (raft leader)."),
 		fenced:   g("fenced", "1 while this node accepts no cluster work."),
+		presence: g("presence_streams", "Nodes holding their presence stream open to this node (on the master, every other live node)."),
+		link:     g("master_link", "1 while this node's presence stream to the master is open."),
 		runQueue: g("load_run_queue", "Runnable tasks on this node."),
 		load1:    g("load_avg1", "One-minute load average of this node."),
 		cpuUse:   g("load_cpu_use", "Fraction of this node's CPUs busy."),
@@ -58,7 +63,7 @@ func newMetrics() *metrics {
 		lostOutput: c("run_output_lost_bytes_total",
 			"Output bytes of remote processes that could not be written to their deputy's stdout (not a closed reader)."),
 	}
-	m.reg.MustRegister(m.nodes, m.epoch, m.master, m.fenced, m.runQueue, m.load1, m.cpuUse, m.memFree, m.procs,
+	m.reg.MustRegister(m.nodes, m.epoch, m.master, m.fenced, m.presence, m.link, m.runQueue, m.load1, m.cpuUse, m.memFree, m.procs,
 		m.execs, m.deputies, m.lost, m.reattached, m.lostOutput,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

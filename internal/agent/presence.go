@@ -63,6 +63,13 @@ func (p *presence) notifyLocked() {
 	p.changed = make(chan struct{})
 }
 
+// streams counts the nodes with a stream open.
+func (p *presence) streams() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.open)
+}
+
 // opened records a stream from node id.
 func (p *presence) opened(id string) {
 	p.mu.Lock()
@@ -137,6 +144,8 @@ func (h *rpcHandler) Presence(s transport.Stream) error {
 		return err
 	}
 	a.presence.opened(caller)
+	a.metrics.presence.Set(float64(a.presence.streams()))
+	defer func() { a.metrics.presence.Set(float64(a.presence.streams())) }()
 	leaving := make(chan bool, 1)
 	go func() {
 		for {
@@ -220,7 +229,9 @@ func (a *Agent) holdPresence(ctx context.Context, addr string) error {
 	a.presence.mu.Lock()
 	a.presence.own, a.presence.ownDone = st, done
 	a.presence.mu.Unlock()
+	a.metrics.link.Set(1)
 	defer func() {
+		a.metrics.link.Set(0)
 		a.presence.mu.Lock()
 		a.presence.own, a.presence.ownDone = nil, nil
 		a.presence.mu.Unlock()
