@@ -12,22 +12,22 @@ import (
 // metrics are the agent's Prometheus metrics, on its own registry (no
 // package globals), served at /metrics.
 type metrics struct {
-	reg      *prometheus.Registry
-	nodes    *prometheus.GaugeVec
-	epoch    prometheus.Gauge
-	master   prometheus.Gauge
-	fenced   prometheus.Gauge
+	reg    *prometheus.Registry
+	nodes  *prometheus.GaugeVec
+	epoch  prometheus.Gauge
+	master prometheus.Gauge
+	fenced prometheus.Gauge
 	// presence: nodes whose presence stream is open to this node (the
 	// master); link: 1 while this node's own stream to the master is open.
 	presence, link prometheus.Gauge
-	runQueue prometheus.Gauge
-	load1    prometheus.Gauge
-	cpuUse   prometheus.Gauge
-	memFree  prometheus.Gauge
-	procs    prometheus.Gauge
-	execs    prometheus.Counter // processes started here for deputies
-	deputies prometheus.Counter // runs started by deputies on this node
-	lost     prometheus.Counter // deputies told their process was lost
+	runQueue       prometheus.Gauge
+	load1          prometheus.Gauge
+	cpuUse         prometheus.Gauge
+	memFree        prometheus.Gauge
+	procs          prometheus.Gauge
+	execs          prometheus.Counter // processes started here for deputies
+	deputies       prometheus.Counter // runs started by deputies on this node
+	lost           prometheus.Counter // deputies told their process was lost
 	// reattached counts runs re-attached after a broken stream or a down.
 	reattached prometheus.Counter
 	// lostOutput counts output bytes that could not be written to a
