@@ -173,7 +173,8 @@ func (a *Agent) hostPort(port int) string {
 func (a *Agent) open() error {
 	cfg := a.cfg
 	cliTLS := a.creds.ClientTLS()
-	a.pool = transport.NewPool(cliTLS)
+	from := transport.FromIP(cfg.Bind) // connections leave from the bound address
+	a.pool = transport.NewPool(cliTLS, from)
 	a.metrics = newMetrics()
 
 	ln, err := net.Listen("tcp", a.hostPort(cfg.RPCPort))
@@ -184,7 +185,7 @@ func (a *Agent) open() error {
 	a.rpc = transport.NewServer(a.creds.ServerTLS(true), (*rpcHandler)(a))
 
 	raftAdv := &net.TCPAddr{IP: net.ParseIP(a.advertise), Port: cfg.RaftPort}
-	layer, err := transport.NewRaftLayer(a.hostPort(cfg.RaftPort), raftAdv, a.creds.RaftServerTLS(), cliTLS, a.creds.Track)
+	layer, err := transport.NewRaftLayer(a.hostPort(cfg.RaftPort), raftAdv, a.creds.RaftServerTLS(), cliTLS, a.creds.Track, from)
 	if err != nil {
 		return fmt.Errorf("raft listener: %w", err)
 	}

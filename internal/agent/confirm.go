@@ -67,7 +67,7 @@ func (a *Agent) confirmDowns(ctx context.Context, acts []action, reg *state.Regi
 // over a connection of its own (not the pool's, which a failed dial would
 // leave in reconnect backoff after the node comes back).
 func (a *Agent) answers(ctx context.Context, rec *state.NodeRec) bool {
-	c, err := transport.DialOnce(rec.RPCAddr(), a.creds.ClientTLS())
+	c, err := transport.DialOnce(rec.RPCAddr(), a.creds.ClientTLS(), transport.FromIP(a.cfg.Bind))
 	if err != nil {
 		return false
 	}

@@ -150,7 +150,7 @@ func (a *Agent) joinCluster(ctx context.Context, old *Identity, oldBundle *pki.B
 		busy := false
 		for _, h := range hosts {
 			addr := withPort(h, a.cfg.RPCPort)
-			resp, err := joinVia(ctx, addr, tok, req)
+			resp, err := joinVia(ctx, addr, tok, req, transport.FromIP(a.cfg.Bind))
 			if err == nil {
 				return a.saveJoin(resp, tok, key, nodeID, name, old)
 			}
@@ -193,8 +193,8 @@ func joinBusy(err error) bool {
 	return false
 }
 
-func joinVia(ctx context.Context, addr string, tok pki.Token, req *transport.JoinRequest) (*transport.JoinResponse, error) {
-	c, err := transport.DialJoin(addr, pki.JoinClientTLS(tok.CASum))
+func joinVia(ctx context.Context, addr string, tok pki.Token, req *transport.JoinRequest, from transport.DialOption) (*transport.JoinResponse, error) {
+	c, err := transport.DialJoin(addr, pki.JoinClientTLS(tok.CASum), from)
 	if err != nil {
 		return nil, err
 	}

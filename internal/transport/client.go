@@ -32,6 +32,7 @@ var tos = [...]int{Control: 0xC0 /* CS6 */, Bulk: 0x20 /* CS1 */}
 // It is safe for concurrent use.
 type Pool struct {
 	tls *tls.Config
+	dc  dialConf
 
 	mu    sync.Mutex
 	conns map[poolKey]*grpc.ClientConn
@@ -43,8 +44,36 @@ type poolKey struct {
 }
 
 // NewPool returns a pool that dials with tlsConf (from pki.ClientTLS).
-func NewPool(tlsConf *tls.Config) *Pool {
-	return &Pool{tls: tlsConf, conns: map[poolKey]*grpc.ClientConn{}}
+func NewPool(tlsConf *tls.Config, opts ...DialOption) *Pool {
+	return &Pool{tls: tlsConf, conns: map[poolKey]*grpc.ClientConn{}, dc: dialConfOf(opts)}
+}
+
+// A DialOption changes how connections are made.
+type DialOption func(*dialConf)
+
+type dialConf struct {
+	source *net.TCPAddr // local address of outgoing connections, if set
+}
+
+func dialConfOf(opts []DialOption) dialConf {
+	var c dialConf
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// FromIP makes connections leave from ip: an agent bound to one address
+// of a machine with several talks to its peers from that address, the one
+// it advertises (firewalls and per-address limits then see the node, not
+// whichever address the route would pick). "" and unspecified addresses
+// (0.0.0.0, ::) leave the choice to the kernel.
+func FromIP(ip string) DialOption {
+	return func(c *dialConf) {
+		if a := net.ParseIP(ip); a != nil && !a.IsUnspecified() {
+			c.source = &net.TCPAddr{IP: a}
+		}
+	}
 }
 
 // Client returns a client for the peer at addr (ip:port) on channel ch.
@@ -55,7 +84,7 @@ func (p *Pool) Client(addr string, ch Channel) (*Client, error) {
 	if cc, ok := p.conns[k]; ok {
 		return &Client{cc: cc}, nil
 	}
-	cc, err := dial(addr, corked(credentials.NewTLS(p.tls)), tos[ch], ch == Bulk)
+	cc, err := dial(addr, corked(credentials.NewTLS(p.tls)), tos[ch], ch == Bulk, p.dc)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +139,8 @@ const (
 	noReadBuffer = 0
 )
 
-func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk bool) (*grpc.ClientConn, error) {
-	d := net.Dialer{Timeout: 3 * time.Second, Control: func(network, address string, c syscall.RawConn) error {
+func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk bool, dc dialConf) (*grpc.ClientConn, error) {
+	d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: localAddr(dc), Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
 			if tosByte != 0 {
@@ -150,19 +179,30 @@ func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk
 	return cc, nil
 }
 
+// localAddr is the dialer's LocalAddr for dc: a nil *net.TCPAddr must
+// not become a non-nil net.Addr.
+func localAddr(dc dialConf) net.Addr {
+	if dc.source == nil {
+		return nil
+	}
+	return dc.source
+}
+
 // Client makes calls to one peer.
 type Client struct{ cc *grpc.ClientConn }
 
 // DialJoin returns a one-off client for the join handshake: the server is
 // verified against the CA pinned by the join token; no client certificate.
 // Close it after use.
-func DialJoin(addr string, tlsConf *tls.Config) (*Client, error) { return DialOnce(addr, tlsConf) }
+func DialJoin(addr string, tlsConf *tls.Config, opts ...DialOption) (*Client, error) {
+	return DialOnce(addr, tlsConf, opts...)
+}
 
 // DialOnce returns a one-off client of addr with tlsConf, apart from any
 // pool (a probe of a node that may be dead must not leave a pooled
 // connection in reconnect backoff). Close it after use.
-func DialOnce(addr string, tlsConf *tls.Config) (*Client, error) {
-	cc, err := dial(addr, credentials.NewTLS(tlsConf), tos[Control], false)
+func DialOnce(addr string, tlsConf *tls.Config, opts ...DialOption) (*Client, error) {
+	cc, err := dial(addr, credentials.NewTLS(tlsConf), tos[Control], false, dialConfOf(opts))
 	if err != nil {
 		return nil, err
 	}
