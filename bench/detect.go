@@ -21,7 +21,12 @@ func detect(ctx context.Context, args []string) error {
 	reps := fs.Int("reps", 20, "repetitions")
 	nodes := fs.Int("nodes", 5, "cluster size")
 	masters := fs.Bool("masters", true, "also kill the master in some repetitions (every fourth)")
+	how := fs.String("fault", "kill", "kill: SIGKILL every process of the node (its agent's connections close); "+
+		"cut: drop every packet to and from the node (a node that falls silent: power, cable, hang)")
 	fs.Parse(args)
+	if *how != "kill" && *how != "cut" {
+		return fmt.Errorf("-fault %q: want kill or cut", *how)
+	}
 	if !harness.Root() {
 		return errors.New("detect needs root (namespace cluster)")
 	}
@@ -38,7 +43,7 @@ func detect(ctx context.Context, args []string) error {
 			return err
 		}
 		victim, role := pickVictim(c, m, *masters && r%4 == 0)
-		d, err := killAndMeasure(ctx, c, victim)
+		d, err := killAndMeasure(ctx, c, victim, *how)
 		if err != nil {
 			return fmt.Errorf("rep %d: %w", r, err)
 		}
@@ -49,7 +54,12 @@ func detect(ctx context.Context, args []string) error {
 			follower = append(follower, d)
 		}
 		fmt.Printf("%-4d node%-3d %-8s %s\n", r, victim, role, ms(d))
-		if err := c.StartAgent(ctx, victim); err != nil {
+		if *how == "cut" {
+			err = c.Heal(victim)
+		} else {
+			err = c.StartAgent(ctx, victim)
+		}
+		if err != nil {
 			return err
 		}
 		if err := c.WaitFormed(ctx); err != nil {
@@ -57,7 +67,7 @@ func detect(ctx context.Context, args []string) error {
 		}
 		time.Sleep(time.Second) // let the returned node settle before the next kill
 	}
-	fmt.Printf("\nnode-down detection, %d-node namespace cluster, %d repetitions\n", *nodes, *reps)
+	fmt.Printf("\nnode-down detection (-fault %s), %d-node namespace cluster, %d repetitions\n", *how, *nodes, *reps)
 	fmt.Printf("%-12s %5s %8s %8s %8s %8s\n", "victim", "n", "p50", "p90", "p99", "max")
 	for _, row := range []struct {
 		name string
@@ -111,9 +121,10 @@ func currentMaster(ctx context.Context, c *harness.Cluster, i int) (int, error) 
 	return idx, err
 }
 
-// killAndMeasure kills node victim and returns the time from the kill until
-// the last survivor applied the down transition.
-func killAndMeasure(ctx context.Context, c *harness.Cluster, victim int) (time.Duration, error) {
+// killAndMeasure kills node victim (how: kill) or cuts it off (cut) and
+// returns the time from the fault until the last survivor applied the down
+// transition.
+func killAndMeasure(ctx context.Context, c *harness.Cluster, victim int, how string) (time.Duration, error) {
 	name := c.Nodes[victim-1].Name
 	type result struct {
 		seen time.Time
@@ -146,10 +157,18 @@ func killAndMeasure(ctx context.Context, c *harness.Cluster, victim int) (time.D
 			results[k] = waitDown(ctx, c, i, epochs[i], name)
 		}()
 	}
-	if err := c.KillNode(victim); err != nil {
-		return 0, err
+	var killed time.Time
+	if how == "cut" {
+		killed = time.Now()
+		if err := c.Isolate(victim); err != nil {
+			return 0, err
+		}
+	} else {
+		if err := c.KillNode(victim); err != nil {
+			return 0, err
+		}
+		killed = c.KilledAt(victim)
 	}
-	killed := c.KilledAt(victim)
 	close(ready)
 	wg.Wait()
 	var last time.Time

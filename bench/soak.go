@@ -161,7 +161,7 @@ loop:
 			}
 		case <-next:
 			victim := 2 + rand.IntN(len(c.Nodes)-1) // node 1 answers the bench
-			d, err := killAndMeasure(ctx, c, victim)
+			d, err := killAndMeasure(ctx, c, victim, "kill")
 			if err != nil {
 				return r, fmt.Errorf("kill node %d: %w", victim, err)
 			}
