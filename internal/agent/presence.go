@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ssi-cluster/ssi/internal/state"
 	"github.com/ssi-cluster/ssi/internal/transport"
 )
 
@@ -191,7 +191,7 @@ func (a *Agent) presenceLoop(ctx context.Context) {
 			continue
 		}
 		start := time.Now()
-		err := a.holdPresence(ctx, rec.RPCAddr())
+		err := a.holdPresence(ctx, rec)
 		if ctx.Err() != nil {
 			return
 		}
@@ -209,15 +209,34 @@ func (a *Agent) presenceLoop(ctx context.Context) {
 	}
 }
 
-// holdPresence opens a stream to the master at addr and holds it until it
-// ends.
-func (a *Agent) holdPresence(ctx context.Context, addr string) error {
-	cl, err := a.pool.Client(addr, transport.Control)
+// holdPresence opens a stream to the master rec and holds it until it
+// ends, or until another node is master. The stream has a connection of
+// its own: when the master is cut off, whatever this node sends it (the
+// stream's end, keepalives) waits unacknowledged on that connection alone,
+// not on the one other calls to that node use once it is back.
+func (a *Agent) holdPresence(ctx context.Context, rec *state.NodeRec) error {
+	cl, err := transport.DialOnce(rec.RPCAddr(), a.creds.ClientTLS(), transport.FromIP(a.cfg.Bind))
 	if err != nil {
 		return err
 	}
+	defer cl.Close()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() {
+		// A new master: this stream has no more use.
+		for {
+			seen := a.store.LeaderSeen()
+			if _, id := a.store.Raft.LeaderWithID(); id != "" && string(id) != rec.ID {
+				cancel()
+				return
+			}
+			select {
+			case <-sctx.Done():
+				return
+			case <-seen:
+			}
+		}
+	}()
 	st, err := cl.Presence(sctx)
 	if err != nil {
 		return err
@@ -239,8 +258,8 @@ func (a *Agent) holdPresence(ctx context.Context, addr string) error {
 	}()
 	var n transport.PresenceNote
 	err = st.RecvMsg(&n) // the master sends nothing: this returns when the stream ends
-	if errors.Is(err, context.Canceled) {
-		return nil
+	if sctx.Err() != nil {
+		return nil // ended here: this agent stops, or another node is master
 	}
 	return err
 }

@@ -140,7 +140,7 @@ const (
 )
 
 func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk bool, dc dialConf) (*grpc.ClientConn, error) {
-	d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: localAddr(dc), Control: func(network, address string, c syscall.RawConn) error {
+	d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: localAddr(dc, addr), Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
 			if tosByte != 0 {
@@ -179,10 +179,22 @@ func dial(addr string, creds credentials.TransportCredentials, tosByte int, bulk
 	return cc, nil
 }
 
-// localAddr is the dialer's LocalAddr for dc: a nil *net.TCPAddr must
-// not become a non-nil net.Addr.
-func localAddr(dc dialConf) net.Addr {
+// localAddr is the dialer's LocalAddr for dc and the destination addr
+// (host:port): the source address when it can reach addr (the same family,
+// and not a loopback address for a destination that is not one), else nil
+// (the kernel's choice). A nil *net.TCPAddr must not become a non-nil
+// net.Addr.
+func localAddr(dc dialConf, addr string) net.Addr {
 	if dc.source == nil {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	dst := net.ParseIP(host)
+	src := dc.source.IP
+	if dst == nil || (src.To4() == nil) != (dst.To4() == nil) || (src.IsLoopback() && !dst.IsLoopback()) {
 		return nil
 	}
 	return dc.source

@@ -38,6 +38,6 @@ func (l *RaftLayer) Addr() net.Addr { return l.advertise }
 
 // Dial opens a mutual-TLS connection to a raft peer.
 func (l *RaftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	d := &net.Dialer{Timeout: timeout, LocalAddr: localAddr(l.dc)}
+	d := &net.Dialer{Timeout: timeout, LocalAddr: localAddr(l.dc, string(addr))}
 	return tls.DialWithDialer(d, "tcp", string(addr), l.client)
 }

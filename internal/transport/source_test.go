@@ -11,18 +11,26 @@ import (
 
 func TestFromIP(t *testing.T) {
 	for _, tc := range []struct {
-		ip   string
-		want string // "" for the kernel's choice
+		ip, dst string
+		want    string // "" for the kernel's choice
 	}{
-		{"", ""}, {"0.0.0.0", ""}, {"::", ""}, {"not an address", ""},
-		{"10.1.2.3", "10.1.2.3"}, {"fd00::7", "fd00::7"},
+		{"", "10.0.0.1:7947", ""}, {"0.0.0.0", "10.0.0.1:7947", ""}, {"::", "10.0.0.1:7947", ""},
+		{"not an address", "10.0.0.1:7947", ""},
+		{"10.1.2.3", "10.0.0.1:7947", "10.1.2.3"},
+		{"fd00::7", "[fd00::1]:7947", "fd00::7"},
+		{"10.1.2.3", "[fd00::1]:7947", ""}, // another family
+		{"fd00::7", "10.0.0.1:7947", ""},   // another family
+		{"127.0.0.1", "10.0.0.1:7947", ""}, // loopback cannot reach it
+		{"127.200.0.5", "127.200.0.1:7947", "127.200.0.5"},
+		{"10.1.2.3", "127.0.0.1:7947", "10.1.2.3"}, // a local address reaches loopback
+		{"10.1.2.3", "node1:7947", ""},             // a name: the kernel decides
 	} {
 		got := ""
-		if a := localAddr(dialConfOf([]DialOption{FromIP(tc.ip)})); a != nil {
+		if a := localAddr(dialConfOf([]DialOption{FromIP(tc.ip)}), tc.dst); a != nil {
 			got = a.(*net.TCPAddr).IP.String()
 		}
 		if got != tc.want {
-			t.Errorf("FromIP(%q): source %q, want %q", tc.ip, got, tc.want)
+			t.Errorf("FromIP(%q) to %s: source %q, want %q", tc.ip, tc.dst, got, tc.want)
 		}
 	}
 }
