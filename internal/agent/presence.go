@@ -163,7 +163,16 @@ func (h *rpcHandler) Presence(s transport.Stream) error {
 	select {
 	case left := <-leaving:
 		lost := !left && !a.stopping.Load() && a.isLeader()
-		a.presence.closed(caller, hello.Incarnation, lost)
+		// The incarnation the registry holds now: the node may have
+		// bumped its own since it opened the stream (excluded while its
+		// agent restarted), and the hello's would then never match.
+		inc := hello.Incarnation
+		a.store.FSM.Read(func(reg *state.Registry) {
+			if n := reg.ByID(caller); n != nil && n.Incarnation > inc {
+				inc = n.Incarnation
+			}
+		})
+		a.presence.closed(caller, inc, lost)
 		if lost {
 			a.log.Info("a node's connection to the master closed; checking it", "node_id", caller)
 		}
@@ -178,14 +187,18 @@ func (h *rpcHandler) Presence(s transport.Stream) error {
 func (a *Agent) presenceLoop(ctx context.Context) {
 	wait := presenceRetryMin
 	for {
-		seen, lch := a.store.LeaderSeen(), a.store.LeaderChanged()
+		seen, lch, fch := a.store.LeaderSeen(), a.store.LeaderChanged(), a.store.FSM.Changed()
 		rec, id := a.leaderRec()
 		if rec == nil || id == a.id.ID {
+			// No master known, or not in the registry yet (a restarted
+			// agent applies the log once the master tells it the commit
+			// index): wait for either.
 			select {
 			case <-ctx.Done():
 				return
 			case <-seen:
 			case <-lch:
+			case <-fch:
 			case <-time.After(presenceRetryMax):
 			}
 			continue
