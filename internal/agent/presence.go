@@ -104,7 +104,9 @@ func (p *presence) Lost() map[string]uint64 {
 	for id, inc := range p.lost {
 		out[id] = inc
 	}
-	if p.goneID != "" {
+	if p.goneID != "" && out[p.goneID] < p.goneInc {
+		// The old master's death; a later stream of the same node (it
+		// came back) holds a later incarnation and wins.
 		out[p.goneID] = p.goneInc
 	}
 	return out

@@ -191,11 +191,19 @@ func TestPresenceBookkeeping(t *testing.T) {
 	if len(p.Lost()) != 0 {
 		t.Fatalf("a node that said it leaves is lost: %v", p.Lost())
 	}
+	// The master this node saw die came back, and its new incarnation's
+	// stream broke: the later incarnation counts.
+	p.masterGone("m", 1)
+	p.opened("m")
+	p.closed("m", 2, true)
+	if got := p.Lost(); got["m"] != 2 {
+		t.Fatalf("lost = %v, want m at incarnation 2", got)
+	}
 	p.opened("c")
 	p.closed("c", 5, true)
 	p.forget()
-	if len(p.Lost()) != 0 {
-		t.Fatalf("after forget: %v", p.Lost())
+	if got := p.Lost(); len(got) != 1 || got["m"] != 1 {
+		t.Fatalf("after forget: %v, want only the dead master m at incarnation 1", got)
 	}
 }
 
