@@ -235,8 +235,21 @@ func (a *Agent) holdPresence(ctx context.Context, rec *state.NodeRec) error {
 		return err
 	}
 	defer cl.Close()
-	sctx, cancel := context.WithCancel(ctx)
+	// The stream outlives ctx by a little: an agent that stops on purpose
+	// (SIGTERM, an upgrade, `systemctl restart`) says so on it first, so
+	// that the master does not take its going for a crash; gossip then
+	// judges, as it always did, whether it stays away long enough to be
+	// committed down.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			a.sayLeaving()
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
 	go func() {
 		// A new master: this stream has no more use.
 		for {
@@ -279,8 +292,9 @@ func (a *Agent) holdPresence(ctx context.Context, rec *state.NodeRec) error {
 	return err
 }
 
-// sayLeaving tells the master, on this node's stream, that the node leaves
-// on purpose, and waits (briefly) for the master to close the stream.
+// sayLeaving tells the master, on this node's stream, that the node goes
+// on purpose (it leaves the cluster, or its agent stops), and waits
+// (briefly) for the master to close the stream.
 func (a *Agent) sayLeaving() {
 	a.presence.mu.Lock()
 	st, done := a.presence.own, a.presence.ownDone

@@ -11,12 +11,12 @@ import (
 // that it ends. When an agent dies (killed, crashed, its machine rebooted)
 // its kernel closes the connection and the master learns it at once,
 // without waiting for gossip's probes; the master then checks the death
-// with a Ping before committing it. A node that leaves on purpose says so
-// first (PresenceNote.Leaving), so that its going is not taken for a
-// failure.
+// with a Ping before committing it. A node that goes on purpose (it leaves
+// the cluster, or its agent is stopped or restarted) says so first
+// (PresenceNote.Leaving), so that its going is not taken for a failure.
 
 // PresenceNote is what a node sends on its Presence stream: one when it
-// opens it, and one with Leaving set when it leaves the cluster.
+// opens it, and one with Leaving set when it goes on purpose.
 type PresenceNote struct {
 	Incarnation uint64 `json:"incarnation"`
 	Leaving     bool   `json:"leaving,omitempty"`
