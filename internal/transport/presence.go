@@ -8,7 +8,7 @@ import (
 
 // Presence is the stream every node holds open to the master. Nothing
 // flows on it while all is well, so it costs nothing at rest; its use is
-// that it ends. When an agent dies (killed, crashed, its machine rebooted)
+// that it ends. When an agent dies (killed, crashed, OOM-killed)
 // its kernel closes the connection and the master learns it at once,
 // without waiting for gossip's probes; the master then checks the death
 // with a Ping before committing it. A node that goes on purpose (it leaves
