@@ -103,7 +103,7 @@ func (a *Agent) checkFence() time.Duration {
 	if last.IsZero() {
 		last = a.started
 	}
-	silence := maxSilence(time.Duration(a.cfg.RaftHeartbeat), a.isNonVoter())
+	silence := maxSilence(time.Duration(a.cfg.RaftHeartbeat), a.store.NonVoter(a.id.ID))
 	a.mu.Lock()
 	in := fenceInput{Rec: rec, Incarnation: a.id.Incarnation, Leader: a.store.Raft.State() == raft.Leader,
 		Now: time.Now(), LastContact: last, MaxSilence: silence}
@@ -149,21 +149,6 @@ func maxSilence(hb time.Duration, nonVoter bool) time.Duration {
 		d += state.NonVoterHeartbeat
 	}
 	return d
-}
-
-// isNonVoter reports whether the latest raft configuration lists this node
-// as a non-voter.
-func (a *Agent) isNonVoter() bool {
-	f := a.store.Raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == a.id.ID {
-			return s.Suffrage == raft.Nonvoter
-		}
-	}
-	return false
 }
 
 func boolFloat(b bool) float64 {

@@ -206,3 +206,7 @@ func nonVoterIn(r *raft.Raft) suffrageFunc {
 		return false
 	}
 }
+
+// NonVoter reports whether the latest raft configuration lists node id as
+// a non-voter.
+func (s *Store) NonVoter(id string) bool { return nonVoterIn(s.Raft)(raft.ServerID(id)) }
