@@ -314,6 +314,9 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 		}
 	}()
 	var got relink.Acks // the session's counted frames received
+	// The output bytes handed on, counted on this deputy's stream; the
+	// deputy is told them with each frame handled (rexec.Delivered).
+	var outBytes, errBytes int64
 	started, broken := false, false
 	if rejoined != nil {
 		got.Resume(spec.Received)
@@ -372,9 +375,15 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 		if rexec.Counted(f.Type) {
 			last := f.Type == rexec.TExit || f.Type == rexec.TMoved
 			n, now := got.Got(len(f.Data), last)
-			l := link
+			switch f.Type {
+			case rexec.TStdout:
+				outBytes += int64(len(f.Data))
+			case rexec.TStderr:
+				errBytes += int64(len(f.Data))
+			}
+			l, told := link, rexec.Delivered{Frames: n, Stdout: outBytes, Stderr: errBytes}
 			deliver = func() {
-				fc.Send(rexec.AckFrame(n))
+				fc.Send(told.Frame())
 				if now {
 					l.ack(n)
 				}
@@ -409,7 +418,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			node = m.Node
 			got.Reset() // the new node's session numbers from 1
 			in.moved(link)
-			deliver = func() { fc.Send(rexec.AckFrame(0)) }
+			deliver = func() { fc.Send(rexec.Delivered{Stdout: outBytes, Stderr: errBytes}.Frame()) }
 		case rexec.TStarted:
 			if s, err := rexec.ParseStarted(f.Data); err == nil {
 				a.track.runsAt(rec, node, s.Pid)

@@ -142,13 +142,17 @@ type stdioPipes struct {
 	closeChild, drop func()
 }
 
-func newStdioPipes() (*stdioPipes, error) {
+func newStdioPipes(mask rexec.StdioMask) (*stdioPipes, error) {
 	fs, err := rexec.StdioPipes()
 	if err != nil {
 		return nil, err
 	}
 	p := &stdioPipes{child: map[int]*os.File{0: fs[0][0], 1: fs[1][1], 2: fs[2][1]},
 		in: fs[0][1], outR: fs[1][0], errR: fs[2][0]}
+	if mask&rexec.StderrToStdout != 0 { // as it was started (rexec.startPlain)
+		p.child[2] = fs[1][1]
+		fs[2][1].Close()
+	}
 	p.closeChild = func() {
 		for _, f := range p.child {
 			f.Close()
@@ -196,7 +200,7 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 	var pipes *stdioPipes
 	opts := checkpoint.RestoreOptions{Hold: true, NewGroup: true}
 	if b.Run != nil {
-		if pipes, err = newStdioPipes(); err != nil {
+		if pipes, err = newStdioPipes(b.Run.Stdio); err != nil {
 			fail("node %d: new pipes: %v", a.Identity().Number, err)
 			return
 		}

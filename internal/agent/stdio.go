@@ -60,6 +60,9 @@ func openPassed(mask rexec.StdioMask, files []*os.File) (*passedStdio, error) {
 		*s.dst = f
 		i++
 	}
+	if mask&rexec.StderrToStdout != 0 && ps.err == nil {
+		ps.err = ps.out // nil if stdout was not passed either
+	}
 	return ps, nil
 }
 

@@ -65,17 +65,32 @@ func Run(ctx context.Context, cl *client.Client, o Options) rexec.Status {
 	return s.run(ctx)
 }
 
-// passStdio chooses the streams the agent is to read and write itself:
-// pipes, files and /dev/null (see rexec.Spec.Stdio).
+// passStdio chooses the streams the agent is to read and write itself
+// (see rexec.Spec.Stdio): stdin if it is a pipe, a file or /dev/null;
+// stdout and stderr through pipes of the deputy's (sink.go) if they are
+// pipes or files, as they are if /dev/null.
 func (s *session) passStdio() {
 	if f := s.o.Stdin; f != nil && passable(f) {
-		s.pass, s.files = s.pass|rexec.PassStdin, append(s.files, f)
+		s.pass, s.passIn = s.pass|rexec.PassStdin, f
 	}
+	var outs [2]*os.File
 	if f, ok := s.o.Stdout.(*os.File); ok && passable(f) {
-		s.pass, s.files = s.pass|rexec.PassStdout, append(s.files, f)
+		outs[0] = f
 	}
 	if f, ok := s.o.Stderr.(*os.File); ok && passable(f) {
-		s.pass, s.files = s.pass|rexec.PassStderr, append(s.files, f)
+		outs[1] = f
+	}
+	bits := [2]rexec.StdioMask{rexec.PassStdout, rexec.PassStderr}
+	for i, f := range outs {
+		switch {
+		case f == nil:
+		case devNull(f):
+			s.asIs[i], s.pass = f, s.pass|bits[i]
+		case i == 1 && s.piped[0] && sameFile(outs[0], f):
+			s.shared, s.pass = true, s.pass|rexec.StderrToStdout
+		default:
+			s.piped[i], s.pass = true, s.pass|bits[i]
+		}
 	}
 }
 
@@ -91,6 +106,85 @@ func passable(f *os.File) bool {
 	}
 	return rexec.IsDevNull(&st)
 }
+
+func devNull(f *os.File) bool {
+	var st unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &st) == nil && rexec.IsDevNull(&st)
+}
+
+// sameFile reports whether a and b are the same file (2>&1).
+func sameFile(a, b *os.File) bool {
+	var sa, sb unix.Stat_t
+	return unix.Fstat(int(a.Fd()), &sa) == nil && unix.Fstat(int(b.Fd()), &sb) == nil &&
+		sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// makeSinks makes where the process's output goes (sink.go).
+func (s *session) makeSinks(ctx context.Context) {
+	broke := func() { s.signal(ctx, int(unix.SIGPIPE)) }
+	s.sinks[0] = &sink{w: s.o.Stdout, outMu: s.outMu, broke: broke}
+	s.sinks[1] = &sink{w: s.o.Stderr, outMu: s.outMu, broke: broke}
+	if s.shared {
+		s.sinks[1] = s.sinks[0]
+	}
+}
+
+// connFiles makes the files passed to one agent with the start frame, in
+// the order of Spec.Stdio; sent are the writing ends of new output pipes,
+// to be closed once passed (the pipe then ends when the agent closes it
+// or goes).
+func (s *session) connFiles() (files, sent []*os.File, err error) {
+	if s.passIn != nil {
+		files = append(files, s.passIn)
+	}
+	for i := range 2 {
+		switch {
+		case s.asIs[i] != nil:
+			files = append(files, s.asIs[i])
+		case s.piped[i]:
+			w, err := s.sinks[i].pipe()
+			if err != nil {
+				closeFiles(sent)
+				return nil, nil, fmt.Errorf("making the output pipe: %w", err)
+			}
+			files, sent = append(files, w), append(sent, w)
+		}
+	}
+	return files, sent, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// delivered notes what the agent says it has handled.
+func (s *session) delivered(d rexec.Delivered) {
+	s.mu.Lock()
+	s.got = d.Frames
+	s.mu.Unlock()
+	if s.shared {
+		s.sinks[0].ack(d.Stdout + d.Stderr)
+		return
+	}
+	s.sinks[0].ack(d.Stdout)
+	s.sinks[1].ack(d.Stderr)
+}
+
+// drained waits until the output pipes of the agent before are read to
+// their ends, at most until deadline.
+func (s *session) drained(deadline time.Time) bool {
+	ok := true
+	for _, k := range s.sinks {
+		ok = k.drained(deadline) && ok
+	}
+	return ok
+}
+
+// outputEnd bounds the wait, once the process ended, for the agent to
+// close the output pipes it wrote.
+const outputEnd = 10 * time.Second
 
 // session is one process's stream.
 type session struct {
@@ -108,10 +202,17 @@ type session struct {
 	conn    *rexec.StreamConn
 	outMu   *sync.Mutex // serializes writes to Stdout/Stderr between sessions
 
-	pass  rexec.StdioMask // the streams passed to the agent, and their files
-	files []*os.File
+	// What is passed to the agent (passStdio): the streams, stdin as it
+	// is, stdout and stderr as they are (asIs) or through pipes (piped;
+	// shared: stderr into stdout's), and where output goes (sinks).
+	pass   rexec.StdioMask
+	passIn *os.File
+	asIs   [2]*os.File
+	piped  [2]bool
+	shared bool
+	sinks  [2]*sink
 	// got: the counted frames of the process's stream its home agent
-	// has handled (TAck), which the next agent resumes from (rejoin).
+	// has handled (TDelivered), which the next agent resumes from (rejoin).
 	got int64
 }
 
@@ -155,6 +256,7 @@ func (s *session) spec() *rexec.Spec {
 }
 
 func (s *session) run(ctx context.Context) rexec.Status {
+	s.makeSinks(ctx)
 	conn, raw, err := s.cl.Run(ctx)
 	if err != nil {
 		s.errorf("%v", err)
@@ -164,11 +266,15 @@ func (s *session) run(ctx context.Context) rexec.Status {
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
-	if err := conn.SendFiles(rexec.JSON(rexec.TStart, s.spec()), s.files...); err != nil {
+	files, sent, err := s.connFiles()
+	if err == nil {
+		err = conn.SendFiles(rexec.JSON(rexec.TStart, s.spec()), files...)
+		closeFiles(sent)
+	}
+	if err != nil {
 		s.errorf("sending the run request: %v", err)
 		return rexec.Status{Code: rexec.ExitCannotRun}
 	}
-	outputBroken := false
 	for {
 		f, err := conn.Recv()
 		if err != nil {
@@ -184,10 +290,13 @@ func (s *session) run(ctx context.Context) rexec.Status {
 			continue
 		}
 		switch f.Type {
-		case rexec.TAck:
-			s.mu.Lock()
-			s.got = rexec.Ack(f)
-			s.mu.Unlock()
+		case rexec.TDelivered:
+			d, err := rexec.ParseDelivered(f)
+			if err != nil {
+				s.errorf("%v", err)
+				continue
+			}
+			s.delivered(d)
 		case rexec.TStarted:
 			st, err := rexec.ParseStarted(f.Data)
 			if err != nil {
@@ -195,22 +304,10 @@ func (s *session) run(ctx context.Context) rexec.Status {
 				continue
 			}
 			s.onStarted(ctx, st)
-		case rexec.TStdout, rexec.TStderr:
-			if outputBroken {
-				continue
-			}
-			w := s.o.Stdout
-			if f.Type == rexec.TStderr {
-				w = s.o.Stderr
-			}
-			s.outMu.Lock()
-			_, err := w.Write(f.Data)
-			s.outMu.Unlock()
-			if errors.Is(err, syscall.EPIPE) {
-				// As a local process would: SIGPIPE for the writer.
-				outputBroken = true
-				s.signal(ctx, int(unix.SIGPIPE))
-			}
+		case rexec.TStdout:
+			s.sinks[0].give(f.Data)
+		case rexec.TStderr:
+			s.sinks[1].give(f.Data)
 		case rexec.TStopped:
 			// The deputy stops with its process, so that its shell
 			// sees the job stop; an --np launcher once all its
@@ -229,6 +326,9 @@ func (s *session) run(ctx context.Context) rexec.Status {
 			if err != nil {
 				s.errorf("%v", err)
 				return rexec.Status{Code: rexec.ExitLost, Lost: true}
+			}
+			if !s.drained(time.Now().Add(outputEnd)) {
+				s.errorf("the agent kept the output pipe open %v after the process ended; output may be cut short", outputEnd)
 			}
 			return st
 		}

@@ -17,7 +17,8 @@ const rejoinWait = 25 * time.Second
 // rejoin re-attaches the deputy to its process through the next home
 // agent, after the one it had went (stopped, killed, restarted): a Start
 // with Attach (its cluster pid) and Received (the counted frames of its
-// stream that the agent before handled, TAck), with the same stdio. The
+// stream that the agent before handled, TDelivered), with the same stdio
+// (new output pipes: sink.go). The
 // agent re-attaches to the process's node, which sends what follows. It
 // fails if the process had not started, or no agent took the deputy
 // back within rejoinWait.
@@ -38,11 +39,25 @@ func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, erro
 			return nil, nil, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
+		// What the agent before wrote into the output pipes is all
+		// written out first: the next one resends from its last
+		// Delivered, and the sinks skip what they have (sink.go).
+		if !s.drained(deadline) {
+			break
+		}
+		for _, k := range s.sinks {
+			k.rejoin()
+		}
 		conn, raw, err := s.cl.Run(ctx)
 		if err != nil {
 			continue
 		}
-		if err := conn.SendFiles(rexec.JSON(rexec.TStart, spec), s.files...); err != nil {
+		files, sent, err := s.connFiles()
+		if err == nil {
+			err = conn.SendFiles(rexec.JSON(rexec.TStart, spec), files...)
+			closeFiles(sent)
+		}
+		if err != nil {
 			raw.Close()
 			continue
 		}

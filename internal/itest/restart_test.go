@@ -46,6 +46,24 @@ func counted(out string, ended bool) (int, error) {
 	return len(lines), nil
 }
 
+// bounce stops node's agent (how: SIGTERM, as systemctl stop does) or
+// kills it (SIGKILL), and starts it again.
+func bounce(t *testing.T, ctx context.Context, c *harness.Cluster, node int, how string) {
+	t.Helper()
+	var err error
+	if how == "SIGKILL" {
+		err = c.KillAgent(node)
+	} else {
+		err = c.StopAgent(ctx, node)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartAgent(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // restartRun is a counter run for a deputy, followed through restarts.
 type restartRun struct {
 	d    *bgDeputy
@@ -95,18 +113,7 @@ func TestRunSurvivesAgentRestart(t *testing.T) {
 	}
 	for i, r := range runs {
 		for _, how := range []string{"SIGTERM", "SIGKILL"} {
-			var err error
-			if how == "SIGTERM" {
-				err = c.StopAgent(ctx, r.node)
-			} else {
-				err = c.KillAgent(r.node)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.StartAgent(ctx, r.node); err != nil {
-				t.Fatal(err)
-			}
+			bounce(t, ctx, c, r.node, how)
 			for _, rr := range runs[i:] {
 				rr.grows(t, ctx, c, fmt.Sprintf("after node %d's agent got %s and restarted", r.node, how))
 			}
@@ -114,18 +121,7 @@ func TestRunSurvivesAgentRestart(t *testing.T) {
 	}
 	// The home's agent: its deputies re-attach through the next one.
 	for _, how := range []string{"SIGTERM", "SIGKILL"} {
-		var err error
-		if how == "SIGTERM" {
-			err = c.StopAgent(ctx, 3)
-		} else {
-			err = c.KillAgent(3)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.StartAgent(ctx, 3); err != nil {
-			t.Fatal(err)
-		}
+		bounce(t, ctx, c, 3, how)
 		for _, r := range runs {
 			r.grows(t, ctx, c, fmt.Sprintf("after the home's agent (node 3) got %s and restarted", how))
 		}
@@ -252,19 +248,8 @@ func TestRunInputSurvivesAgentRestart(t *testing.T) {
 	findRun(t, ctx, c, 1, "sha256sum")
 	for k, how := range []string{"SIGKILL", "SIGTERM"} {
 		time.Sleep(time.Second) // input flows meanwhile
-		var err error
-		if how == "SIGKILL" {
-			err = c.KillAgent(2)
-		} else {
-			err = c.StopAgent(ctx, 2)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.StartAgent(ctx, 2); err != nil {
-			t.Fatal(err)
-		}
-		err = c.WaitFor(ctx, "the home to re-attach after the "+how, func() (bool, error) {
+		bounce(t, ctx, c, 2, how)
+		err := c.WaitFor(ctx, "the home to re-attach after the "+how, func() (bool, error) {
 			b, _ := os.ReadFile(c.Nodes[0].Log)
 			n := strings.Count(string(b), `msg="run re-attached to its process"`)
 			return check(n > k, "%d re-attachments", n)

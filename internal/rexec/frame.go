@@ -37,6 +37,8 @@ const (
 	TReplay  // agent -> holder: uint64 LE, send the counted frames after this one
 	TRelease // agent -> holder: the end is told; the holder may end
 	TPassed  // agent -> holder: uint64 LE, counted frames of input passed on to the process
+	// Between a home agent and its deputy (see Delivered).
+	TDelivered // home -> deputy: three uint64 LE: counted frames handled, stdout and stderr bytes
 	tLast
 )
 
@@ -44,7 +46,7 @@ var typeNames = [...]string{TStart: "start", TStdin: "stdin", TStdinEOF: "stdin-
 	TWinsize: "winsize", TStarted: "started", TStdout: "stdout", TStderr: "stderr", TStopped: "stopped",
 	TContinued: "continued", TExit: "exit", TError: "error", TMoving: "moving", THold: "hold",
 	TResume: "resume", TMoved: "moved", TAck: "ack", THangup: "hangup", THeld: "held", TReplay: "replay",
-	TRelease: "release", TPassed: "passed"}
+	TRelease: "release", TPassed: "passed", TDelivered: "delivered"}
 
 func (t Type) String() string {
 	if t > 0 && t < tLast {
@@ -93,7 +95,7 @@ var fixedSize = func() (n [tLast]int) {
 		n[t] = -1
 	}
 	n[TStdinEOF], n[TWinsize], n[TStopped], n[TContinued], n[TMoving], n[THold], n[TResume] = 0, 4, 1, 0, 0, 0, 0
-	n[TAck], n[THangup], n[TReplay], n[TRelease], n[TPassed] = 8, 0, 8, 0, 8
+	n[TAck], n[THangup], n[TReplay], n[TRelease], n[TPassed], n[TDelivered] = 8, 0, 8, 0, 8, 24
 	return n
 }()
 
@@ -219,7 +221,7 @@ type Started struct {
 // agent and a holder.
 func Counted(t Type) bool {
 	switch t {
-	case TStart, TStarted, THold, TAck, THangup, THeld, TReplay, TRelease, TPassed:
+	case TStart, TStarted, THold, TAck, THangup, THeld, TReplay, TRelease, TPassed, TDelivered:
 		return false
 	}
 	return t > 0 && t < tLast
@@ -239,6 +241,39 @@ func CountFrame(t Type, n int64) Frame {
 // Ack decodes the count of a TAck, TReplay or TPassed payload
 // (validated: 8 bytes).
 func Ack(f Frame) int64 { return int64(binary.LittleEndian.Uint64(f.Data)) }
+
+// Delivered is what a home agent has handled of a process's stream, told
+// to its deputy after each counted frame: the frames (numbered in the
+// session on the process's node) and the bytes of stdout and stderr it
+// has written to the pipes the deputy passed or sent it as frames, counted
+// on this deputy's stream. A deputy whose agent went knows from these and
+// from what it has itself written which bytes the next agent resends
+// that it has already (package deputy, sink.go).
+type Delivered struct {
+	Frames, Stdout, Stderr int64
+}
+
+// Frame encodes d as a TDelivered frame.
+func (d Delivered) Frame() Frame {
+	b := make([]byte, 24)
+	binary.LittleEndian.PutUint64(b, uint64(d.Frames))
+	binary.LittleEndian.PutUint64(b[8:], uint64(d.Stdout))
+	binary.LittleEndian.PutUint64(b[16:], uint64(d.Stderr))
+	return Frame{Type: TDelivered, Data: b}
+}
+
+// ParseDelivered decodes a TDelivered payload (validated: 24 bytes).
+func ParseDelivered(f Frame) (Delivered, error) {
+	if len(f.Data) != 24 {
+		return Delivered{}, fmt.Errorf("delivered frame: %d bytes, want 24", len(f.Data))
+	}
+	d := Delivered{int64(binary.LittleEndian.Uint64(f.Data)), int64(binary.LittleEndian.Uint64(f.Data[8:])),
+		int64(binary.LittleEndian.Uint64(f.Data[16:]))}
+	if d.Frames < 0 || d.Stdout < 0 || d.Stderr < 0 {
+		return Delivered{}, fmt.Errorf("delivered frame: negative count %+v", d)
+	}
+	return d, nil
+}
 
 // Moved tells the home node where the process went: its node and its
 // pid there. The home re-attaches with a Start whose Spec has Attach set.

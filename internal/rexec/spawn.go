@@ -194,7 +194,11 @@ func startPlain(s *Spec) (*Proc, error) {
 		closeAll()
 		return nil, err
 	}
-	proc, err := startDirect(s, []*os.File{pipes[0][0], pipes[1][1], pipes[2][1]})
+	stderr := pipes[2][1]
+	if s.Stdio&StderrToStdout != 0 {
+		stderr = pipes[1][1] // 2>&1 at the deputy: one pipe keeps the order of both
+	}
+	proc, err := startDirect(s, []*os.File{pipes[0][0], pipes[1][1], stderr})
 	if err != nil {
 		unix.Close(stdinR)
 		closeAll()

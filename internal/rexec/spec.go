@@ -67,6 +67,10 @@ const (
 	PassStdin StdioMask = 1 << iota
 	PassStdout
 	PassStderr
+	// StderrToStdout: no file for stderr; it goes to the stdout one (the
+	// deputy's stdout and stderr were one file, and one pipe keeps the
+	// order of what the process wrote to both).
+	StderrToStdout
 )
 
 // Count is how many streams m names.

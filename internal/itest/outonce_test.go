@@ -1,0 +1,78 @@
+package itest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// fastCounter prints numbered lines as fast as sh can until the file stop
+// exists, then "end", and exits 7; with split, the odd lines go to stderr.
+func fastCounter(stop string, split bool) string {
+	odd := ""
+	if split {
+		odd = `[ $((i % 2)) = 1 ] && { echo $i >&2; i=$((i+1)); j=$((j+1)); continue; }; `
+	}
+	return fmt.Sprintf(`i=0; while :; do j=0; while [ $j -lt 100 ]; do %secho $i; i=$((i+1)); j=$((j+1)); done; [ -e %s ] && break; done; echo end; exit 7`, odd, stop)
+}
+
+// TestRunOutputOnceThroughHomeKills: the output of runs streaming as fast
+// as they can is written exactly once, in order, while their home agent
+// is killed (SIGKILL) or stopped (SIGTERM) at random moments and
+// restarted, again and again:
+// to a pipe, and to a file that is both stdout and stderr (2>&1, whose
+// lines keep their order across the two streams).
+func TestRunOutputOnceThroughHomeKills(t *testing.T) {
+	c, ctx := startCluster(t, 2, "--allow-remote-root", "true")
+	dir := t.TempDir()
+	stop := filepath.Join(dir, "stop")
+	file := filepath.Join(dir, "out")
+	piped := startDeputy(t, c, 2, fmt.Sprintf("ssi run --node 1 sh -c '%s'", fastCounter(stop, false)))
+	filed := startDeputy(t, c, 2, fmt.Sprintf("ssi run --node 1 sh -c '%s' >%s 2>&1", fastCounter(stop, true), file))
+	fileOut := func() string { b, _ := os.ReadFile(file); return string(b) }
+	grows := func(what string) {
+		t.Helper()
+		n0, _ := counted(piped.stdout.String(), false)
+		f0, _ := counted(fileOut(), false)
+		err := c.WaitFor(ctx, "both outputs to grow "+what, func() (bool, error) {
+			n, err := counted(piped.stdout.String(), false)
+			if err != nil {
+				return false, fmt.Errorf("to a pipe: %v", err)
+			}
+			f, err := counted(fileOut(), false)
+			if err != nil {
+				return false, fmt.Errorf("to a file, 2>&1: %v", err)
+			}
+			return check(n > n0+2000 && f > f0+2000, "pipe %d lines (had %d), file %d (had %d); stderr %q %q",
+				n, n0, f, f0, piped.stderr.String(), filed.stderr.String())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	grows("at the start")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	for k, how := range []string{"SIGKILL", "SIGTERM", "SIGKILL", "SIGTERM", "SIGKILL"} {
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		bounce(t, ctx, c, 2, how)
+		grows(fmt.Sprintf("after the home's agent got %s and restarted (%d)", how, k+1))
+	}
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*bgDeputy{piped, filed} {
+		if code := d.wait(t, 30*time.Second); code != 7 {
+			t.Errorf("deputy exited %d, want 7; stderr %q", code, d.stderr.String())
+		}
+	}
+	for what, out := range map[string]string{"to a pipe": piped.stdout.String(), "to a file, 2>&1": fileOut()} {
+		n, err := counted(out, true)
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		t.Logf("%s: %d lines, every one once and in order", what, n)
+	}
+}
