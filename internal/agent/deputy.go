@@ -289,16 +289,26 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 	var cur atomic.Pointer[runLink]
 	cur.Store(link)
 	defer func() { cur.Load().stop() }()
-	in := newHeldInput(link)
+	in := relink.NewInput(link)
+	pid := 0 // the process's pid on its node, once known
 	if rejoined != nil {
-		in.skip(rejoined.Received) // before any input is passed
+		pid = rejoined.Pid
+		a.resumeInput(fc, in, spec, node, *rejoined) // before any input is passed
 	}
-	defer in.close()
+	// tellInput tells an exact deputy what the node has of its input
+	// (it keeps the rest).
+	tellInput := func() {
+		if spec.Exact {
+			frames, base := in.Has()
+			fc.Send(rexec.JSON(rexec.TInputHas, rexec.InputHas{Frames: frames, Base: base, Node: node, Pid: pid}))
+		}
+	}
+	defer in.Close()
 	defer context.AfterFunc(ctx, func() {
 		if a.stopping.Load() {
 			return // the deputy re-attaches through the next agent
 		}
-		in.hangup()
+		in.Hangup()
 		time.AfterFunc(hangupWait, func() { cur.Load().stop() })
 	})()
 	go func() {
@@ -308,7 +318,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				cancel() // the deputy is gone: its process is hung up
 				return
 			}
-			if rexec.Counted(f.Type) && in.pass(f) != nil {
+			if rexec.Counted(f.Type) && in.Pass(f) != nil {
 				return
 			}
 		}
@@ -336,7 +346,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			}
 			why := link.why(err)
 			lk.Broken(time.Now(), why)
-			in.suspend()
+			in.Suspend()
 			link.stop()
 			a.log.Warn("run suspected: waiting for its node to come back", "cpid", cpid, "node", node, "why", why, "grace", a.runGrace())
 			// A stream that breaks again right after a re-attachment
@@ -358,12 +368,13 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			}
 			link = nl
 			cur.Store(link)
-			if err := in.resume(link, st.Received); err != nil {
+			if err := in.Resume(link, st.Received); err != nil {
 				lost(node, fmt.Sprintf("re-attached to process %s on node %d, but its input cannot be completed: %v", cpid, node, err))
 				return
 			}
 			attachedAt = time.Now()
 			a.track.runsAt(rec, node, st.Pid)
+			pid = st.Pid
 			a.metrics.reattached.Inc()
 			a.log.Info("run re-attached to its process", "cpid", cpid, "node", node, "pid", st.Pid, "suspected", why)
 			continue
@@ -383,7 +394,11 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			}
 			l, told := link, rexec.Delivered{Frames: n, Stdout: outBytes, Stderr: errBytes}
 			deliver = func() {
-				fc.Send(told.Frame())
+				if spec.Exact {
+					fc.Send(told.Frame())
+				} else {
+					fc.Send(rexec.AckFrame(n)) // a deputy of a version before Delivered
+				}
 				if now {
 					l.ack(n)
 				}
@@ -391,11 +406,12 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 		}
 		switch f.Type {
 		case rexec.TAck:
-			in.ack(rexec.Ack(f))
+			in.Ack(rexec.Ack(f))
+			tellInput()
 		case rexec.TMoving:
-			in.hold()
+			in.Hold()
 		case rexec.TResume:
-			in.release(link)
+			in.Release(link)
 		case rexec.TMoved:
 			m, err := rexec.ParseMoved(f.Data)
 			if err != nil {
@@ -417,11 +433,20 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			a.log.Info("run followed to its new node", "cpid", cpid, "from", node, "node", m.Node, "pid", m.Pid)
 			node = m.Node
 			got.Reset() // the new node's session numbers from 1
-			in.moved(link)
-			deliver = func() { fc.Send(rexec.Delivered{Stdout: outBytes, Stderr: errBytes}.Frame()) }
+			in.Moved(link)
+			pid = m.Pid
+			tellInput() // what went with the process: a new session's base
+			deliver = func() {
+				if spec.Exact {
+					fc.Send(rexec.Delivered{Stdout: outBytes, Stderr: errBytes}.Frame())
+				} else {
+					fc.Send(rexec.AckFrame(0))
+				}
+			}
 		case rexec.TStarted:
 			if s, err := rexec.ParseStarted(f.Data); err == nil {
 				a.track.runsAt(rec, node, s.Pid)
+				pid = s.Pid
 			}
 			if started {
 				continue // a re-attachment: the deputy knows its process

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ssi-cluster/ssi/internal/relink"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/state"
 )
@@ -12,14 +13,15 @@ import (
 // A deputy whose home agent went (stopped, killed, restarted) rejoins
 // the next one (internal/deputy, rejoin.go): a Start with Attach, its
 // process's cluster pid, and Received, the counted frames of the
-// process's stream that the agent before handled and told it (TAck).
-// This agent checks that the caller is that process's deputy (its
-// cluster pid names the caller), finds the process's node, and relays
-// as for a run it started, re-attached from Received (relay). Input that
-// the agent before had taken from the deputy and the node had not
-// acknowledged is lost with it; output is resent from what the deputy
-// has: a frame written to a passed file in the moment the agent was
-// killed may be written twice.
+// process's stream that the agent before handled and told it
+// (Delivered). This agent checks that the caller is that process's
+// deputy (its cluster pid names the caller), finds the process's node,
+// and relays as for a run it started, re-attached from Received (relay).
+// Output: the deputy skips what it has already written (deputy/sink.go).
+// Input: an exact deputy keeps what it sent until the node has it
+// (InputHas); this agent maps what the node has to the deputy's count
+// (InputBase, for the node and pid the deputy last heard of) and asks it
+// to send the rest again (InputFrom: resumeInput).
 
 // rejoinFind bounds the search for the process's node.
 const rejoinFind = 5 * time.Second
@@ -41,4 +43,33 @@ func (a *Agent) rejoinNode(spec *rexec.Spec) (*state.NodeRec, error) {
 	}
 	// Not checked up: a node on its way back is waited for (relay).
 	return &state.NodeRec{Number: node}, nil
+}
+
+// resumeInput numbers the input of a rejoining deputy's process on from
+// what its node has (st.Received, in the session the node runs it in)
+// and tells an exact deputy which of the frames it kept to send again
+// (InputFrom). A deputy that keeps no input (a version before Exact) had
+// what the agent before kept lost with it.
+func (a *Agent) resumeInput(fc rexec.Conn, in *relink.Input, spec *rexec.Spec, node int, st rexec.Started) {
+	if !spec.Exact {
+		in.Skip(st.Received, 0)
+		return
+	}
+	if spec.InputNode != node || spec.InputPid != st.Pid {
+		// The process moved and the agent before went before it told
+		// the deputy: which of its frames went with the process is not
+		// known. Said, and the input closed, rather than some of it
+		// passed twice or not at all.
+		msg := fmt.Sprintf("process %s moved to node %d while its home agent went: the input in flight then cannot be completed, so its input is closed (it reads end of file)",
+			showCPID(spec.Attach), node)
+		a.log.Warn("rejoined deputy's input cannot be resumed", "cpid", showCPID(spec.Attach), "node", node, "pid", st.Pid,
+			"deputy_knew_node", spec.InputNode, "deputy_knew_pid", spec.InputPid)
+		fc.Send(rexec.Frame{Type: rexec.TError, Data: []byte(msg)})
+		fc.Send(rexec.CountFrame(rexec.TInputFrom, -1))
+		in.Skip(st.Received, 0)
+		in.Pass(rexec.Frame{Type: rexec.TStdinEOF})
+		return
+	}
+	in.Skip(st.Received, spec.InputBase)
+	fc.Send(rexec.CountFrame(rexec.TInputFrom, spec.InputBase+st.Received))
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/ssi-cluster/ssi/internal/relink"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
 
@@ -15,16 +16,16 @@ func TestHeldInput(t *testing.T) {
 	defer cancel()
 	home1, node1 := newPipeLink(ctx)
 	home2, node2 := newPipeLink(ctx)
-	in := newHeldInput(home1)
+	in := relink.NewInput(home1)
 	frame := func(s string) rexec.Frame { return rexec.Frame{Type: rexec.TStdin, Data: []byte(s)} }
 	buf := []byte("a")
-	in.pass(rexec.Frame{Type: rexec.TStdin, Data: buf})
-	in.hold() // Hold goes to the old node after what came before
+	in.Pass(rexec.Frame{Type: rexec.TStdin, Data: buf})
+	in.Hold() // Hold goes to the old node after what came before
 	buf[0] = 'X'
-	in.pass(frame("b")) // held, copied
-	in.pass(rexec.Frame{Type: rexec.TStdinEOF})
-	in.moved(home2)
-	in.pass(frame("c"))
+	in.Pass(frame("b")) // held, copied
+	in.Pass(rexec.Frame{Type: rexec.TStdinEOF})
+	in.Moved(home2)
+	in.Pass(frame("c"))
 	for _, tt := range []struct {
 		end  *pipeEnd
 		want []rexec.Frame
@@ -57,19 +58,19 @@ func TestHeldInputResume(t *testing.T) {
 	defer cancel()
 	home1, node1 := newPipeLink(ctx)
 	home2, node2 := newPipeLink(ctx)
-	in := newHeldInput(home1)
+	in := relink.NewInput(home1)
 	frame := func(s string) rexec.Frame { return rexec.Frame{Type: rexec.TStdin, Data: []byte(s)} }
 	for _, s := range []string{"a", "b", "c"} {
-		in.pass(frame(s))
+		in.Pass(frame(s))
 	}
-	in.ack(1) // the node acknowledged a
-	in.suspend()
-	in.pass(frame("d")) // kept while suspected
+	in.Ack(1) // the node acknowledged a
+	in.Suspend()
+	in.Pass(frame("d")) // kept while suspected
 	// The node had received a and b when the stream broke.
-	if err := in.resume(home2, 2); err != nil {
+	if err := in.Resume(home2, 2); err != nil {
 		t.Fatal(err)
 	}
-	in.pass(frame("e"))
+	in.Pass(frame("e"))
 	for _, tt := range []struct {
 		end  *pipeEnd
 		want string
@@ -87,7 +88,7 @@ func TestHeldInputResume(t *testing.T) {
 		}
 	}
 	// A node that claims input never sent cannot be brought up to date.
-	if err := in.resume(home2, 9); err == nil {
+	if err := in.Resume(home2, 9); err == nil {
 		t.Error("resume beyond what was sent succeeded")
 	}
 }

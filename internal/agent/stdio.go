@@ -13,16 +13,21 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ssi-cluster/ssi/internal/relink"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 	"github.com/ssi-cluster/ssi/internal/vproc"
 )
 
-// Passed stdio: a deputy whose stdin, stdout or stderr is a pipe, a
-// regular file or /dev/null passes it with its start frame (SCM_RIGHTS),
-// and the home agent reads and writes it itself: the data no longer goes
-// through the deputy and its socket. A terminal stays with the deputy
-// (job control, raw mode, foreground), and so does any other device (a
-// read or a write of one could keep the agent waiting for ever).
+// Passed stdio: a deputy passes files with its start frame (SCM_RIGHTS)
+// for the home agent to write the process's output into itself, not as
+// frames on the deputy's socket: for a stdout or stderr that is a pipe
+// or a file, a pipe of the deputy's own, which it copies out (so that
+// what the agent wrote outlives the agent: internal/deputy, sink.go);
+// /dev/null as it is. A deputy of a version before Spec.Exact passes its
+// stdin and its stdout and stderr themselves; they are still taken. A
+// terminal stays with the deputy (job control, raw mode, foreground), and
+// so does any other device (a read or a write of one could keep the agent
+// waiting for ever).
 
 // passedStdio are the streams a deputy passed; nil ones go through it.
 type passedStdio struct {
@@ -131,15 +136,15 @@ func (ps *passedStdio) output(t rexec.Type) *os.File {
 
 // pumpStdin sends the passed stdin to the process until its end (or
 // until the run is over and ps is closed).
-func (ps *passedStdio) pumpStdin(in *heldInput) {
+func (ps *passedStdio) pumpStdin(in *relink.Input) {
 	buf := make([]byte, rexec.Chunk)
 	for {
 		n, err := ps.in.Read(buf)
-		if n > 0 && in.pass(rexec.Frame{Type: rexec.TStdin, Data: buf[:n]}) != nil {
+		if n > 0 && in.Pass(rexec.Frame{Type: rexec.TStdin, Data: buf[:n]}) != nil {
 			return
 		}
 		if err != nil {
-			in.pass(rexec.Frame{Type: rexec.TStdinEOF})
+			in.Pass(rexec.Frame{Type: rexec.TStdinEOF})
 			return
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/client"
+	"github.com/ssi-cluster/ssi/internal/relink"
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
 
@@ -65,14 +66,12 @@ func Run(ctx context.Context, cl *client.Client, o Options) rexec.Status {
 	return s.run(ctx)
 }
 
-// passStdio chooses the streams the agent is to read and write itself
-// (see rexec.Spec.Stdio): stdin if it is a pipe, a file or /dev/null;
-// stdout and stderr through pipes of the deputy's (sink.go) if they are
-// pipes or files, as they are if /dev/null.
+// passStdio chooses the streams the agent is to write itself (see
+// rexec.Spec.Stdio): stdout and stderr through pipes of the deputy's
+// (sink.go) if they are pipes or files, as they are if /dev/null. Stdin
+// stays with the deputy, which keeps what it sent until the process's
+// node has it (input.go).
 func (s *session) passStdio() {
-	if f := s.o.Stdin; f != nil && passable(f) {
-		s.pass, s.passIn = s.pass|rexec.PassStdin, f
-	}
 	var outs [2]*os.File
 	if f, ok := s.o.Stdout.(*os.File); ok && passable(f) {
 		outs[0] = f
@@ -134,9 +133,6 @@ func (s *session) makeSinks(ctx context.Context) {
 // to be closed once passed (the pipe then ends when the agent closes it
 // or goes).
 func (s *session) connFiles() (files, sent []*os.File, err error) {
-	if s.passIn != nil {
-		files = append(files, s.passIn)
-	}
 	for i := range 2 {
 		switch {
 		case s.asIs[i] != nil:
@@ -202,15 +198,18 @@ type session struct {
 	conn    *rexec.StreamConn
 	outMu   *sync.Mutex // serializes writes to Stdout/Stderr between sessions
 
-	// What is passed to the agent (passStdio): the streams, stdin as it
-	// is, stdout and stderr as they are (asIs) or through pipes (piped;
-	// shared: stderr into stdout's), and where output goes (sinks).
+	// What is passed to the agent (passStdio): the streams, stdout and
+	// stderr as they are (asIs) or through pipes (piped; shared: stderr
+	// into stdout's), and where output goes (sinks).
 	pass   rexec.StdioMask
-	passIn *os.File
 	asIs   [2]*os.File
 	piped  [2]bool
 	shared bool
 	sinks  [2]*sink
+	// input keeps what the deputy sent until the node has it (has:
+	// what the agent last said of it; input.go).
+	input *relink.Input
+	has   rexec.InputHas
 	// got: the counted frames of the process's stream its home agent
 	// has handled (TDelivered), which the next agent resumes from (rejoin).
 	got int64
@@ -244,7 +243,7 @@ func (s *session) spec() *rexec.Spec {
 		dir = "/"
 	}
 	spec := &rexec.Spec{Argv: s.o.Argv, Env: env, Dir: dir, Node: s.o.Node, Fast: s.o.Fast,
-		NoMigrate: s.o.NoMigrate, LogOutput: s.o.LogOutput, Thread: s.tid, Stdio: s.pass}
+		NoMigrate: s.o.NoMigrate, LogOutput: s.o.LogOutput, Thread: s.tid, Stdio: s.pass, Exact: true}
 	if s.term != nil {
 		spec.Tty = true
 		if t, err := unix.IoctlGetTermios(s.term.fd, unix.TCGETS); err == nil {
@@ -265,7 +264,9 @@ func (s *session) run(ctx context.Context) rexec.Status {
 	defer func() { raw.Close() }()
 	s.mu.Lock()
 	s.conn = conn
+	s.input = relink.NewInput(conn)
 	s.mu.Unlock()
+	defer s.input.Close()
 	files, sent, err := s.connFiles()
 	if err == nil {
 		err = conn.SendFiles(rexec.JSON(rexec.TStart, s.spec()), files...)
@@ -279,7 +280,9 @@ func (s *session) run(ctx context.Context) rexec.Status {
 		f, err := conn.Recv()
 		if err != nil {
 			// The home agent went (restarted, upgraded): the process
-			// runs on; the next agent re-attaches this deputy to it.
+			// runs on; the next agent re-attaches this deputy to it,
+			// and says from where to send the input again (InputFrom).
+			s.input.Suspend()
 			nc, nraw, rerr := s.rejoin(ctx)
 			if rerr != nil {
 				s.errorf("lost the agent (%v); the process was hung up", err)
@@ -304,6 +307,15 @@ func (s *session) run(ctx context.Context) rexec.Status {
 				continue
 			}
 			s.onStarted(ctx, st)
+		case rexec.TInputHas:
+			h, err := rexec.ParseInputHas(f.Data)
+			if err != nil {
+				s.errorf("%v", err)
+				continue
+			}
+			s.inputHas(h)
+		case rexec.TInputFrom:
+			s.inputFrom(conn, rexec.Ack(f))
 		case rexec.TStdout:
 			s.sinks[0].give(f.Data)
 		case rexec.TStderr:
@@ -338,6 +350,7 @@ func (s *session) run(ctx context.Context) rexec.Status {
 func (s *session) onStarted(ctx context.Context, st rexec.Started) {
 	s.mu.Lock()
 	s.started = &st
+	s.has = rexec.InputHas{Node: st.Node, Pid: st.Pid}
 	queued := s.queued
 	s.queued = nil
 	s.mu.Unlock()
@@ -348,9 +361,7 @@ func (s *session) onStarted(ctx context.Context, st rexec.Started) {
 	for _, sig := range queued {
 		s.signal(ctx, sig)
 	}
-	if s.pass&rexec.PassStdin == 0 {
-		go s.pumpStdin()
-	}
+	go s.pumpStdin()
 }
 
 // signal forwards sig to the remote process group, or keeps it for when
@@ -396,15 +407,6 @@ func (s *session) forwardSignals(ctx context.Context, sigc <-chan os.Signal) {
 	}
 }
 
-func (s *session) send(f rexec.Frame) {
-	s.mu.Lock()
-	c := s.conn
-	s.mu.Unlock()
-	if c != nil {
-		c.Send(f)
-	}
-}
-
 // pumpStdin sends stdin to the process. A terminal is read only while the
 // deputy is in the foreground, so a job put in the background does not
 // steal the shell's input (nor stop on SIGTTIN while its process runs).
@@ -429,8 +431,8 @@ func (s *session) pumpStdin() {
 			}
 		}
 		n, err := in.Read(buf)
-		if n > 0 {
-			s.send(rexec.Frame{Type: rexec.TStdin, Data: buf[:n]})
+		if n > 0 && s.send(rexec.Frame{Type: rexec.TStdin, Data: buf[:n]}) != nil {
+			return // the run is over
 		}
 		if err != nil {
 			s.send(rexec.Frame{Type: rexec.TStdinEOF})

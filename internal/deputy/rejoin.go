@@ -24,7 +24,7 @@ const rejoinWait = 25 * time.Second
 // back within rejoinWait.
 func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, error) {
 	s.mu.Lock()
-	st, got := s.started, s.got
+	st, got, has := s.started, s.got, s.has
 	s.conn = nil
 	s.mu.Unlock()
 	if st == nil {
@@ -32,6 +32,7 @@ func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, erro
 	}
 	spec := s.spec()
 	spec.Attach, spec.Received, spec.Node = st.CPID, got, st.Node
+	spec.InputBase, spec.InputNode, spec.InputPid = has.Base, has.Node, has.Pid
 	deadline := time.Now().Add(rejoinWait)
 	for time.Now().Before(deadline) {
 		select {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,4 +76,51 @@ func TestRunOutputOnceThroughHomeKills(t *testing.T) {
 		}
 		t.Logf("%s: %d lines, every one once and in order", what, n)
 	}
+}
+
+// TestRunInputOnceThroughHomeKills: numbered lines streamed as fast as sh
+// can into `ssi run awk`, which checks that each is the one after the
+// last, go on through SIGKILLs and SIGTERMs of the home agent (the one
+// the deputy talks to): the deputy keeps what it sent until the process's
+// node has it, and sends the rest again to the next agent; not a line
+// lost or passed twice.
+func TestRunInputOnceThroughHomeKills(t *testing.T) {
+	c, ctx := startCluster(t, 2, "--allow-remote-root", "true")
+	stop := filepath.Join(t.TempDir(), "stop")
+	awk := `$1 == "end" { print "ok " e; exit 0 } $1 != e { print "line " e " is " $1; exit 3 } { e++ }`
+	d := startDeputy(t, c, 2, fmt.Sprintf("sh -c '%s' | ssi run --node 1 awk '%s'", fastCounter(stop, false), awk))
+	err := c.WaitFor(ctx, "ps to list the awk", func() (bool, error) {
+		procs, err := psJSON(ctx, c, 2)
+		for _, p := range procs {
+			if strings.HasPrefix(p.Command, "awk ") && p.Node == 1 {
+				return true, nil
+			}
+		}
+		return check(false, "not listed (%v)", err)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, how := range []string{"SIGKILL", "SIGTERM", "SIGKILL", "SIGKILL"} {
+		time.Sleep(time.Second) // input flows meanwhile
+		bounce(t, ctx, c, 2, how)
+		err := c.WaitFor(ctx, "the deputy to rejoin after the "+how, func() (bool, error) {
+			b, _ := os.ReadFile(c.Nodes[1].Log)
+			n := strings.Count(string(b), `msg="deputy re-attached to its process"`)
+			return check(n > k, "%d rejoins", n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second)
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code := d.wait(t, 2*time.Minute)
+	out := d.stdout.String()
+	if code != 0 || !strings.HasPrefix(out, "ok ") {
+		t.Fatalf("exit %d, printed %q; want 0 and ok; stderr %q", code, out, d.stderr.String())
+	}
+	t.Logf("awk on node 1: %s", strings.TrimSpace(out))
 }

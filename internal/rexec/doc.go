@@ -52,9 +52,12 @@
 // On the node the process's holder (package hold) keeps the session's
 // counted frames, so that they outlive the agent (Held, Replay, Passed,
 // Release are between the two). The home acknowledges a frame once it has
-// handled it, after telling its deputy (Ack on the deputy's stream), so a
-// deputy whose home agent went re-attaches through the next one with
-// Attach and Received itself.
+// handled it, after telling its deputy (Delivered on the deputy's stream:
+// the frames, and the bytes of each output stream), so a deputy whose
+// home agent went re-attaches through the next one with Attach and
+// Received itself, and skips the output it has already written. The
+// deputy keeps its input until the node has it (InputHas) and sends the
+// next agent what the node lacks (InputFrom).
 //
 // # Waiting
 //

@@ -39,6 +39,8 @@ const (
 	TPassed  // agent -> holder: uint64 LE, counted frames of input passed on to the process
 	// Between a home agent and its deputy (see Delivered).
 	TDelivered // home -> deputy: three uint64 LE: counted frames handled, stdout and stderr bytes
+	TInputHas  // home -> deputy: JSON InputHas: what the process's node has of the input
+	TInputFrom // home -> deputy: int64 LE: resend the input after this frame (-1: input cannot go on)
 	tLast
 )
 
@@ -46,7 +48,8 @@ var typeNames = [...]string{TStart: "start", TStdin: "stdin", TStdinEOF: "stdin-
 	TWinsize: "winsize", TStarted: "started", TStdout: "stdout", TStderr: "stderr", TStopped: "stopped",
 	TContinued: "continued", TExit: "exit", TError: "error", TMoving: "moving", THold: "hold",
 	TResume: "resume", TMoved: "moved", TAck: "ack", THangup: "hangup", THeld: "held", TReplay: "replay",
-	TRelease: "release", TPassed: "passed", TDelivered: "delivered"}
+	TRelease: "release", TPassed: "passed", TDelivered: "delivered",
+	TInputHas: "input-has", TInputFrom: "input-from"}
 
 func (t Type) String() string {
 	if t > 0 && t < tLast {
@@ -95,7 +98,7 @@ var fixedSize = func() (n [tLast]int) {
 		n[t] = -1
 	}
 	n[TStdinEOF], n[TWinsize], n[TStopped], n[TContinued], n[TMoving], n[THold], n[TResume] = 0, 4, 1, 0, 0, 0, 0
-	n[TAck], n[THangup], n[TReplay], n[TRelease], n[TPassed], n[TDelivered] = 8, 0, 8, 0, 8, 24
+	n[TAck], n[THangup], n[TReplay], n[TRelease], n[TPassed], n[TDelivered], n[TInputFrom] = 8, 0, 8, 0, 8, 24, 8
 	return n
 }()
 
@@ -221,7 +224,7 @@ type Started struct {
 // agent and a holder.
 func Counted(t Type) bool {
 	switch t {
-	case TStart, TStarted, THold, TAck, THangup, THeld, TReplay, TRelease, TPassed, TDelivered:
+	case TStart, TStarted, THold, TAck, THangup, THeld, TReplay, TRelease, TPassed, TDelivered, TInputHas, TInputFrom:
 		return false
 	}
 	return t > 0 && t < tLast
@@ -273,6 +276,31 @@ func ParseDelivered(f Frame) (Delivered, error) {
 		return Delivered{}, fmt.Errorf("delivered frame: negative count %+v", d)
 	}
 	return d, nil
+}
+
+// InputHas tells a deputy what the process's node has of its input, in
+// the deputy's count of the counted frames it sent (it keeps the others):
+// Frames; and the session the node has it in, which a home agent after
+// the next needs to map the node's own count to the deputy's: the
+// process's node and pid, and Base, the deputy's frames before the
+// session's first (a move starts a new session, numbered from 1).
+type InputHas struct {
+	Frames int64 `json:"frames"`
+	Base   int64 `json:"base"`
+	Node   int   `json:"node"`
+	Pid    int   `json:"pid"`
+}
+
+// ParseInputHas decodes a TInputHas payload.
+func ParseInputHas(b []byte) (InputHas, error) {
+	var h InputHas
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("malformed input-has frame: %w", err)
+	}
+	if h.Base < 0 || h.Frames < h.Base || h.Node < 0 || h.Pid < 0 {
+		return h, fmt.Errorf("input-has frame out of range: %+v", h)
+	}
+	return h, nil
 }
 
 // Moved tells the home node where the process went: its node and its

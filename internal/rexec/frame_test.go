@@ -104,6 +104,11 @@ func FuzzFrameReader(f *testing.F) {
 	Write(&buf, WinsizeFrame(1, 2))
 	f.Add(buf.Bytes())
 	f.Add([]byte{byte(TStdout), 3, 0, 0, 0, 'a', 'b', 'c'})
+	buf.Reset()
+	Write(&buf, Delivered{Frames: 3, Stdout: 1 << 40, Stderr: 7}.Frame())
+	Write(&buf, JSON(TInputHas, InputHas{Frames: 9, Base: 2, Node: 3, Pid: 44}))
+	Write(&buf, CountFrame(TInputFrom, -1))
+	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewReader(bytes.NewReader(data))
 		for {
@@ -134,6 +139,16 @@ func FuzzFrameReader(f *testing.F) {
 				ParseStatus(fr.Data)
 			case TMoved:
 				ParseMoved(fr.Data)
+			case TInputHas:
+				if h, err := ParseInputHas(fr.Data); err == nil && (h.Frames < h.Base || h.Base < 0 || h.Pid < 0) {
+					t.Fatalf("input-has %+v accepted", h)
+				}
+			case TDelivered:
+				if d, err := ParseDelivered(fr); err == nil {
+					if again, _ := ParseDelivered(d.Frame()); again != d {
+						t.Fatalf("delivered %+v does not survive its own encoding", d)
+					}
+				}
 			}
 		}
 	})

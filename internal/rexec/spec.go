@@ -35,6 +35,14 @@ type Spec struct {
 	// (SCM_RIGHTS, in this order): its home agent reads and writes them
 	// itself, a hop less for the data. The others go through the deputy.
 	Stdio StdioMask `json:"stdio,omitempty"`
+	// Exact: the deputy writes output once whatever happens to its home
+	// agent (Delivered) and keeps its input until the node has it
+	// (InputHas, InputFrom); it passes no stdin. Input*: a rejoining
+	// deputy's last InputHas (its base, node and pid).
+	Exact     bool  `json:"exact,omitempty"`
+	InputBase int64 `json:"input_base,omitempty"`
+	InputNode int   `json:"input_node,omitempty"`
+	InputPid  int   `json:"input_pid,omitempty"`
 	// Attach re-attaches the home to the process run as this cluster pid,
 	// which has moved to the node called (set by the home agent after a
 	// Moved frame): nothing new is started.
