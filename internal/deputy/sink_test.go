@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestPositionTake: what of the bytes an agent gives is written, for
@@ -97,6 +100,18 @@ func TestSinkAgentsKilled(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		out := &syncBuf{}
 		k := &sink{w: out, outMu: &sync.Mutex{}}
+		var copied chan struct{}
+		if seed%2 == 1 { // into a pipe
+			var p [2]int // blocking, as a shell's pipe is
+			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+				t.Fatal(err)
+			}
+			r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
+			k.w, copied = w, make(chan struct{})
+			go func() { io.Copy(out, r); close(copied) }()
+			defer r.Close()
+			defer w.Close()
+		}
 		told := 0 // frames the deputy was told of
 		for told < len(frames) {
 			w, err := k.pipe()
@@ -131,6 +146,10 @@ func TestSinkAgentsKilled(t *testing.T) {
 			}
 			k.rejoin()
 		}
+		if copied != nil {
+			k.w.(*os.File).Close()
+			<-copied
+		}
 		var want strings.Builder
 		for _, f := range frames {
 			want.Write(f)
@@ -141,4 +160,3 @@ func TestSinkAgentsKilled(t *testing.T) {
 	}
 }
 
-var _ io.Writer = (*syncBuf)(nil)
