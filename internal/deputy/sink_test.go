@@ -159,4 +159,3 @@ func TestSinkAgentsKilled(t *testing.T) {
 		}
 	}
 }
-
