@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/hex"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -23,8 +24,17 @@ func (a *Agent) loadLoop(ctx context.Context) {
 	// not delayed by it.
 	speed := a.cfg.Speed
 	if speed == 0 {
-		speed = load.Calibrate()
-		a.log.Info("measured relative speed", "speed", speed)
+		var kept bool
+		var err error
+		speed, kept, err = load.SpeedIn(a.cfg.StateDir, time.Now())
+		if err != nil {
+			a.log.Warn("keeping the measured speed in the state directory", "err", err)
+		}
+		if kept {
+			a.log.Info("relative speed as measured before", "speed", speed, "file", filepath.Join(a.cfg.StateDir, load.SpeedFile))
+		} else {
+			a.log.Info("measured relative speed", "speed", speed)
+		}
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
