@@ -444,7 +444,8 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				}
 			}
 		case rexec.TStarted:
-			if s, err := rexec.ParseStarted(f.Data); err == nil {
+			s, err := rexec.ParseStarted(f.Data)
+			if err == nil {
 				a.track.runsAt(rec, node, s.Pid)
 				pid = s.Pid
 			}
@@ -452,6 +453,11 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				continue // a re-attachment: the deputy knows its process
 			}
 			started = true
+			if err == nil && spec.Exact {
+				s.Exact = true // this agent speaks Delivered and InputHas
+				f.Release()
+				f = rexec.JSON(rexec.TStarted, s)
+			}
 			if fc.Send(f) != nil {
 				cancel()
 				return

@@ -210,6 +210,9 @@ type session struct {
 	// what the agent last said of it; input.go).
 	input *relink.Input
 	has   rexec.InputHas
+	// legacy: the home agent is of a version before Spec.Exact; it
+	// tells nothing of the input, which is then not kept.
+	legacy bool
 	// got: the counted frames of the process's stream its home agent
 	// has handled (TDelivered), which the next agent resumes from (rejoin).
 	got int64
@@ -307,6 +310,10 @@ func (s *session) run(ctx context.Context) rexec.Status {
 				continue
 			}
 			s.onStarted(ctx, st)
+		case rexec.TAck: // from a home agent of a version before Spec.Exact
+			s.mu.Lock()
+			s.got = rexec.Ack(f)
+			s.mu.Unlock()
 		case rexec.TInputHas:
 			h, err := rexec.ParseInputHas(f.Data)
 			if err != nil {
@@ -351,6 +358,7 @@ func (s *session) onStarted(ctx context.Context, st rexec.Started) {
 	s.mu.Lock()
 	s.started = &st
 	s.has = rexec.InputHas{Node: st.Node, Pid: st.Pid}
+	s.legacy = !st.Exact
 	queued := s.queued
 	s.queued = nil
 	s.mu.Unlock()

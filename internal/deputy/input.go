@@ -2,6 +2,7 @@ package deputy
 
 import (
 	"errors"
+	"math"
 
 	"github.com/ssi-cluster/ssi/internal/rexec"
 )
@@ -23,12 +24,16 @@ var errNoInput = errors.New("the input is closed")
 // it fails once the input is closed.
 func (s *session) send(f rexec.Frame) error {
 	s.mu.Lock()
-	in := s.input
+	in, legacy := s.input, s.legacy
 	s.mu.Unlock()
 	if in == nil {
 		return errNoInput // before the start: nothing to send it to
 	}
-	return in.Pass(f)
+	err := in.Pass(f)
+	if legacy {
+		in.Ack(math.MaxInt64) // nothing will say what the node has
+	}
+	return err
 }
 
 // inputHas notes what the node has of the input.

@@ -24,7 +24,7 @@ const rejoinWait = 25 * time.Second
 // back within rejoinWait.
 func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, error) {
 	s.mu.Lock()
-	st, got, has := s.started, s.got, s.has
+	st, got, has, legacy := s.started, s.got, s.has, s.legacy
 	s.conn = nil
 	s.mu.Unlock()
 	if st == nil {
@@ -47,6 +47,9 @@ func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, erro
 			break
 		}
 		for _, k := range s.sinks {
+			if legacy {
+				k.ackWritten() // an agent before Delivered: nothing skipped, as then
+			}
 			k.rejoin()
 		}
 		conn, raw, err := s.cl.Run(ctx)

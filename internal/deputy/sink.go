@@ -164,6 +164,14 @@ func (k *sink) drained(deadline time.Time) bool {
 	}
 }
 
+// ackWritten takes everything written as handled (an agent that says
+// nothing of bytes).
+func (k *sink) ackWritten() {
+	k.mu.Lock()
+	k.pos.acked = k.pos.written
+	k.mu.Unlock()
+}
+
 // rejoin counts on for a next agent, once what the one before wrote is
 // all written.
 func (k *sink) rejoin() {

@@ -215,6 +215,10 @@ type Started struct {
 	Node     int   `json:"node"`
 	Pid      int   `json:"pid"`
 	Received int64 `json:"received,omitempty"`
+	// Exact: to an exact deputy (Spec.Exact), its home agent speaks
+	// Delivered, InputHas and InputFrom (an agent of a version before
+	// does not: the deputy then keeps no input).
+	Exact bool `json:"exact,omitempty"`
 }
 
 // Counted reports whether frames of type t are numbered in a session's
