@@ -1,13 +1,17 @@
 package itest
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssi-cluster/ssi/internal/harness"
 )
 
 // fastCounter prints numbered lines as fast as sh can until the file stop
@@ -78,21 +82,25 @@ func TestRunOutputOnceThroughHomeKills(t *testing.T) {
 	}
 }
 
-// TestRunInputOnceThroughHomeKills: numbered lines streamed as fast as sh
-// can into `ssi run awk`, which checks that each is the one after the
-// last, go on through SIGKILLs and SIGTERMs of the home agent (the one
-// the deputy talks to): the deputy keeps what it sent until the process's
-// node has it, and sends the rest again to the next agent; not a line
-// lost or passed twice.
-func TestRunInputOnceThroughHomeKills(t *testing.T) {
-	c, ctx := startCluster(t, 2, "--allow-remote-root", "true")
-	stop := filepath.Join(t.TempDir(), "stop")
+// checkedInput is a run of awk on node that checks its input, numbered
+// lines streamed as fast as sh can from a deputy on home until the file
+// stop exists.
+type checkedInput struct {
+	d    *bgDeputy
+	cpid int64
+	stop string
+}
+
+func startCheckedInput(t *testing.T, ctx context.Context, c *harness.Cluster, home, node int) *checkedInput {
+	t.Helper()
+	r := &checkedInput{stop: filepath.Join(t.TempDir(), "stop")}
 	awk := `$1 == "end" { print "ok " e; exit 0 } $1 != e { print "line " e " is " $1; exit 3 } { e++ }`
-	d := startDeputy(t, c, 2, fmt.Sprintf("sh -c '%s' | ssi run --node 1 awk '%s'", fastCounter(stop, false), awk))
+	r.d = startDeputy(t, c, home, fmt.Sprintf("sh -c '%s' | ssi run --node %d awk '%s'", fastCounter(r.stop, false), node, awk))
 	err := c.WaitFor(ctx, "ps to list the awk", func() (bool, error) {
-		procs, err := psJSON(ctx, c, 2)
+		procs, err := psJSON(ctx, c, home)
 		for _, p := range procs {
-			if strings.HasPrefix(p.Command, "awk ") && p.Node == 1 {
+			if strings.HasPrefix(p.Command, "awk ") && p.Node == node {
+				r.cpid = p.CPID
 				return true, nil
 			}
 		}
@@ -101,26 +109,72 @@ func TestRunInputOnceThroughHomeKills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// rejoined waits until home's log says a deputy re-attached more than k
+// times.
+func (r *checkedInput) rejoined(t *testing.T, ctx context.Context, c *harness.Cluster, home, k int) {
+	t.Helper()
+	err := c.WaitFor(ctx, "the deputy to rejoin", func() (bool, error) {
+		b, _ := os.ReadFile(c.Nodes[home-1].Log)
+		n := strings.Count(string(b), `msg="deputy re-attached to its process"`)
+		return check(n > k, "%d rejoins; deputy stderr %q", n, r.d.stderr.String())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// end stops the stream and checks that awk saw every line once.
+func (r *checkedInput) end(t *testing.T) {
+	t.Helper()
+	time.Sleep(time.Second)
+	if err := os.WriteFile(r.stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code := r.d.wait(t, 2*time.Minute)
+	out := r.d.stdout.String()
+	if code != 0 || !strings.HasPrefix(out, "ok ") {
+		t.Fatalf("exit %d, printed %q; want 0 and ok; stderr %q", code, out, r.d.stderr.String())
+	}
+	t.Logf("awk: %s", strings.TrimSpace(out))
+}
+
+// TestRunInputOnceThroughHomeKills: numbered lines streamed as fast as sh
+// can into `ssi run awk`, which checks that each is the one after the
+// last, go on through SIGKILLs and SIGTERMs of the home agent (the one
+// the deputy talks to): the deputy keeps what it sent until the process's
+// node has it, and sends the rest again to the next agent; not a line
+// lost or passed twice.
+func TestRunInputOnceThroughHomeKills(t *testing.T) {
+	c, ctx := startCluster(t, 2, "--allow-remote-root", "true")
+	r := startCheckedInput(t, ctx, c, 2, 1)
 	for k, how := range []string{"SIGKILL", "SIGTERM", "SIGKILL", "SIGKILL"} {
 		time.Sleep(time.Second) // input flows meanwhile
 		bounce(t, ctx, c, 2, how)
-		err := c.WaitFor(ctx, "the deputy to rejoin after the "+how, func() (bool, error) {
-			b, _ := os.ReadFile(c.Nodes[1].Log)
-			n := strings.Count(string(b), `msg="deputy re-attached to its process"`)
-			return check(n > k, "%d rejoins", n)
-		})
-		if err != nil {
-			t.Fatal(err)
+		r.rejoined(t, ctx, c, 2, k)
+	}
+	r.end(t)
+}
+
+// TestRunInputOnceThroughMovesAndHomeKills: the same line-checked input
+// stream, its process moved between nodes and its home agent killed
+// after each move: the deputy learns of each move's new session (node,
+// pid, base) and the next agent maps what the new node has to the
+// deputy's count. Not a line lost or passed twice.
+func TestRunInputOnceThroughMovesAndHomeKills(t *testing.T) {
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	r := startCheckedInput(t, ctx, c, 3, 1)
+	for k, to := range []int{2, 1} {
+		time.Sleep(time.Second) // input flows meanwhile
+		if out, err := c.CLI(ctx, 3, "migrate", strconv.FormatInt(r.cpid, 10), strconv.Itoa(to)); err != nil {
+			t.Fatalf("migrate to node %d: %v: %s", to, err, out)
 		}
+		waitWhere(t, ctx, c, 3, r.cpid, to)
+		time.Sleep(500 * time.Millisecond)
+		bounce(t, ctx, c, 3, "SIGKILL")
+		r.rejoined(t, ctx, c, 3, k)
 	}
-	time.Sleep(time.Second)
-	if err := os.WriteFile(stop, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code := d.wait(t, 2*time.Minute)
-	out := d.stdout.String()
-	if code != 0 || !strings.HasPrefix(out, "ok ") {
-		t.Fatalf("exit %d, printed %q; want 0 and ok; stderr %q", code, out, d.stderr.String())
-	}
-	t.Logf("awk on node 1: %s", strings.TrimSpace(out))
+	r.end(t)
 }
