@@ -204,10 +204,23 @@ func (a *Agent) find(ctx context.Context, cpid vproc.CPID) (api.Proc, error) {
 			return p, nil
 		}
 	}
-	if how := a.track.endedHow(int64(cpid)); how != "" && origin == self {
-		return api.Proc{}, status.Errorf(codes.NotFound, "process %d (run from node %d) %s", cpid, origin, how)
+	if origin == self {
+		if err := a.endedErr(cpid); err != nil {
+			return api.Proc{}, err
+		}
 	}
 	return api.Proc{}, status.Errorf(codes.NotFound, "no process %d (node %d, pid %d)", cpid, origin, cpid.Pid())
+}
+
+// endedErr says how cpid, a run of this home that is no more, ended (a
+// NotFound status), or nil if this home does not know it. Not with
+// hide_other_procs: the note does not say whose run it was, and another
+// user may not learn how one of yours ended.
+func (a *Agent) endedErr(cpid vproc.CPID) error {
+	if how := a.track.endedHow(int64(cpid)); how != "" && !a.cfg.HideOtherProcs {
+		return status.Errorf(codes.NotFound, "process %d (run from node %d) %s", cpid, cpid.Node(), how)
+	}
+	return nil
 }
 
 func (a *Agent) askProcs(ctx context.Context, n *state.NodeRec, r *transport.ProcsRequest) ([]api.Proc, error) {

@@ -156,6 +156,9 @@ func (h *rpcHandler) Procs(ctx context.Context, r *transport.ProcsRequest) (*tra
 		procs, err = a.runProcs(func(rec runRec) bool { return rec.Home == r.Home })
 	case r.Pid != 0:
 		procs, err = a.originProcs(ctx, r.Pid)
+		if c, cerr := vproc.Make(a.Identity().Number, r.Pid); err == nil && len(procs) == 0 && cerr == nil {
+			err = a.endedErr(c) // a run of this home that ended: say how
+		}
 	default:
 		procs, err = a.localProcs(0)
 	}

@@ -151,6 +151,14 @@ func TestRunProcessSpace(t *testing.T) {
 	if !strings.Contains(d.stdout.String(), "status=143") {
 		t.Errorf("deputy's shell printed %q, want status=143 (death by SIGTERM)", d.stdout.String())
 	}
+	// Asked for afterwards, from any node: it ended, and how (its home
+	// keeps the note).
+	for from := 1; from <= 3; from++ {
+		_, err := c.CLI(ctx, from, "where", strconv.FormatInt(p.CPID, 10))
+		if err == nil || !strings.Contains(err.Error(), "killed by signal 15") {
+			t.Errorf("where from node %d after the end: %v; want it to say it was killed by signal 15", from, err)
+		}
+	}
 }
 
 // TestRunDetached: run -d prints the cluster pid and returns; the process
