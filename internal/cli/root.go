@@ -102,6 +102,7 @@ cluster, or see docs/install.md for real machines.`,
 		newMigrateCmd(g), newCheckpointCmd(g), newRestoreCmd(g), newFreezeCmd(g), newContinueCmd(g),
 		newTokenCmd(g),
 	)
+	g.wireCompletion(root)
 	return root
 }
 
