@@ -55,7 +55,10 @@ func (g *globals) cpidCompletions() []cobra.Completion {
 		user = strconv.Itoa(os.Geteuid())
 	}
 	var reply api.ProcsReply
-	if g.ask(func(ctx context.Context, c *client.Client) (err error) { reply, err = c.Procs(ctx, 0, user); return err }) != nil {
+	if g.ask(func(ctx context.Context, c *client.Client) (err error) {
+		reply, err = c.Procs(ctx, 0, user)
+		return err
+	}) != nil {
 		return nil
 	}
 	out := make([]cobra.Completion, 0, len(reply.Procs))
