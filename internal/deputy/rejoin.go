@@ -17,11 +17,11 @@ const rejoinWait = 25 * time.Second
 // rejoin re-attaches the deputy to its process through the next home
 // agent, after the one it had went (stopped, killed, restarted): a Start
 // with Attach (its cluster pid) and Received (the counted frames of its
-// stream that the agent before handled, TDelivered), with the same stdio
-// (new output pipes: sink.go). The
-// agent re-attaches to the process's node, which sends what follows. It
-// fails if the process had not started, or no agent took the deputy
-// back within rejoinWait.
+// stream that the agent before handled, TDelivered) and the last
+// InputHas, with the same stdio (new output pipes: sink.go). The agent
+// re-attaches to the process's node, which sends what follows, and says
+// from where to send the input again (input.go). It fails if the process
+// had not started, or no agent took the deputy back within rejoinWait.
 func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, error) {
 	s.mu.Lock()
 	st, got, has, legacy := s.started, s.got, s.has, s.legacy
