@@ -99,7 +99,9 @@ func startCheckedInput(t *testing.T, ctx context.Context, c *harness.Cluster, ho
 	err := c.WaitFor(ctx, "ps to list the awk", func() (bool, error) {
 		procs, err := psJSON(ctx, c, home)
 		for _, p := range procs {
-			if strings.HasPrefix(p.Command, "awk ") && p.Node == node {
+			// Its cluster pid names the home (a process listed before it
+			// is tracked as the run shows its node's own).
+			if strings.HasPrefix(p.Command, "awk ") && p.Node == node && int(p.CPID>>22) == home {
 				r.cpid = p.CPID
 				return true, nil
 			}
