@@ -324,9 +324,17 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 		}
 	}()
 	var got relink.Acks // the session's counted frames received
-	// The output bytes handed on, counted on this deputy's stream; the
-	// deputy is told them with each frame handled (rexec.Delivered).
+	// The output bytes handed on, counted on this deputy's stream; tell
+	// says them to the deputy with n, the session's frames handled
+	// (rexec.Delivered; a deputy of a version before gets TAck, n only).
 	var outBytes, errBytes int64
+	tell := func(n int64) {
+		if spec.Exact {
+			fc.Send(rexec.Delivered{Frames: n, Stdout: outBytes, Stderr: errBytes}.Frame())
+		} else {
+			fc.Send(rexec.AckFrame(n))
+		}
+	}
 	started, broken := false, false
 	if rejoined != nil {
 		got.Resume(spec.Received)
@@ -392,13 +400,9 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			case rexec.TStderr:
 				errBytes += int64(len(f.Data))
 			}
-			l, told := link, rexec.Delivered{Frames: n, Stdout: outBytes, Stderr: errBytes}
+			l := link
 			deliver = func() {
-				if spec.Exact {
-					fc.Send(told.Frame())
-				} else {
-					fc.Send(rexec.AckFrame(n)) // a deputy of a version before Delivered
-				}
+				tell(n)
 				if now {
 					l.ack(n)
 				}
@@ -436,13 +440,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			in.Moved(link)
 			pid = m.Pid
 			tellInput() // what went with the process: a new session's base
-			deliver = func() {
-				if spec.Exact {
-					fc.Send(rexec.Delivered{Stdout: outBytes, Stderr: errBytes}.Frame())
-				} else {
-					fc.Send(rexec.AckFrame(0))
-				}
-			}
+			deliver = func() { tell(0) }
 		case rexec.TStarted:
 			s, err := rexec.ParseStarted(f.Data)
 			if err == nil {

@@ -72,50 +72,27 @@ func Run(ctx context.Context, cl *client.Client, o Options) rexec.Status {
 // stays with the deputy, which keeps what it sent until the process's
 // node has it (input.go).
 func (s *session) passStdio() {
-	var outs [2]*os.File
-	if f, ok := s.o.Stdout.(*os.File); ok && passable(f) {
-		outs[0] = f
-	}
-	if f, ok := s.o.Stderr.(*os.File); ok && passable(f) {
-		outs[1] = f
-	}
-	bits := [2]rexec.StdioMask{rexec.PassStdout, rexec.PassStderr}
-	for i, f := range outs {
-		switch {
-		case f == nil:
-		case devNull(f):
-			s.asIs[i], s.pass = f, s.pass|bits[i]
-		case i == 1 && s.piped[0] && sameFile(outs[0], f):
-			s.shared, s.pass = true, s.pass|rexec.StderrToStdout
+	var first unix.Stat_t // stdout's, when piped
+	for i, w := range []io.Writer{s.o.Stdout, s.o.Stderr} {
+		f, ok := w.(*os.File)
+		var st unix.Stat_t
+		if !ok || unix.Fstat(int(f.Fd()), &st) != nil {
+			continue
+		}
+		bit := [2]rexec.StdioMask{rexec.PassStdout, rexec.PassStderr}[i]
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG, unix.S_IFIFO:
+			if i == 1 && s.piped[0] && st.Dev == first.Dev && st.Ino == first.Ino { // 2>&1
+				s.shared, s.pass = true, s.pass|rexec.StderrToStdout
+				continue
+			}
+			s.piped[i], s.pass, first = true, s.pass|bit, st
 		default:
-			s.piped[i], s.pass = true, s.pass|bits[i]
+			if rexec.IsDevNull(&st) {
+				s.asIs[i], s.pass = f, s.pass|bit
+			}
 		}
 	}
-}
-
-// passable reports whether f is a pipe, a regular file or /dev/null.
-func passable(f *os.File) bool {
-	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil {
-		return false
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG, unix.S_IFIFO:
-		return true
-	}
-	return rexec.IsDevNull(&st)
-}
-
-func devNull(f *os.File) bool {
-	var st unix.Stat_t
-	return unix.Fstat(int(f.Fd()), &st) == nil && rexec.IsDevNull(&st)
-}
-
-// sameFile reports whether a and b are the same file (2>&1).
-func sameFile(a, b *os.File) bool {
-	var sa, sb unix.Stat_t
-	return unix.Fstat(int(a.Fd()), &sa) == nil && unix.Fstat(int(b.Fd()), &sb) == nil &&
-		sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // makeSinks makes where the process's output goes (sink.go).

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/ssi-cluster/ssi/internal/statedir"
 )
 
 // A measured speed is kept in the agent's state directory and used again
@@ -78,19 +80,5 @@ func SpeedIn(dir string, now time.Time) (speed uint32, kept bool, err error) {
 	}
 	speed = Calibrate()
 	b, _ := json.Marshal(speedRecord{Speed: speed, Machine: machine, Version: calibrateVersion, Measured: now.UTC()})
-	tmp, err := os.CreateTemp(dir, SpeedFile+".*")
-	if err != nil {
-		return speed, false, err
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return speed, false, err
+	return speed, false, statedir.WriteFile(dir, SpeedFile, append(b, '\n'), 0o600)
 }

@@ -1,9 +1,9 @@
 package load
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -12,7 +12,8 @@ func TestKeptSpeed(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	m := machineID("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n")
 	rec := func(speed uint32, machine string, version int, at time.Time) []byte {
-		return []byte(`{"speed":` + strconv.Itoa(int(speed)) + `,"machine":"` + machine + `","version":` + strconv.Itoa(version) + `,"measured":"` + at.Format(time.RFC3339) + `"}`)
+		b, _ := json.Marshal(speedRecord{Speed: speed, Machine: machine, Version: version, Measured: at})
+		return b
 	}
 	for _, tc := range []struct {
 		name string
