@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ssi-cluster/ssi/internal/rexec"
 )
 
 // Output written exactly once, whatever happens to the home agent.
@@ -128,12 +127,13 @@ func (k *sink) pipe() (*os.File, error) {
 // output until the pipe's end (the agent closed it, the run being over,
 // or went). Not by splice: on Linux 6.18 a splice from the pipe left the
 // agent's writer (non-blocking, waiting in epoll) and the splice both
-// waiting on an empty pipe, twice in a few runs; read and write cost
-// the deputy 0.1-0.2 s of CPU more a GiB.
+// waiting on an empty pipe, twice in a few runs. Reads of up to the
+// pipe's size: 1 GiB out costs the deputy 1.1-1.4 s of CPU, and the run
+// takes as long as before the pipes (docs/benchmarks.md).
 func (k *sink) pump(r int, done chan struct{}) {
 	defer close(done)
 	defer unix.Close(r)
-	buf := make([]byte, rexec.Chunk)
+	buf := make([]byte, 1<<20) // the pipe's size: what is there, in one read
 	for {
 		n, err := unix.Read(r, buf)
 		if n > 0 {
