@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
 )
 
 // Output written exactly once, whatever happens to the home agent.
