@@ -21,7 +21,7 @@ const (
 	SharedMemory                        // writable shared memory: MAP_SHARED anonymous, shm, memfd
 	Socket                              // an open socket
 	Traced                              // another tracer is attached
-	Device                              // a device file other than /dev/null
+	Device                              // a device file other than /dev/null, zero, full, random and urandom
 	IOUring                             // an io_uring instance
 	Pipe                                // a pipe or FIFO (not yet handled)
 	DeletedFile                         // an open or mapped file that was unlinked
@@ -113,6 +113,10 @@ type procView struct {
 	Timers    int // POSIX timers listed in /proc/PID/timers
 	Locks     []heldLock
 	Restore   restoreView
+	// Objects holds the refusals about kernel objects (an epoll watch
+	// that a restore could not register again), decided against the
+	// whole descriptor table, external descriptors included.
+	Objects []Reason
 }
 
 // fdView is one open descriptor: its /proc/PID/fd link, file mode and,
@@ -167,7 +171,9 @@ func refusals(v procView) []Reason {
 			add(IOUring, "%s", where)
 		case strings.HasSuffix(f.Target, " (deleted)"):
 			add(DeletedFile, "%s", where)
+		case isObject(f.Target):
 		case f.Target == "/dev/null" && f.Mode&fs.ModeCharDevice != 0:
+		case f.Mode&fs.ModeCharDevice != 0 && statelessDevice(f.Rdev, f.Target):
 		case f.Mode&fs.ModeDevice != 0:
 			add(Device, "%s", where)
 		case !strings.HasPrefix(f.Target, "/") || !f.Mode.IsRegular() && !f.Mode.IsDir():
@@ -177,6 +183,7 @@ func refusals(v procView) []Reason {
 	for _, l := range v.Locks {
 		add(Locks, "%s", l.describe())
 	}
+	rs = append(rs, v.Objects...)
 	return append(rs, unrestorable(v.Restore, v.Fds, v.Maps)...)
 }
 
@@ -214,6 +221,9 @@ func readProcView(pid int) (procView, error) {
 		return v, err
 	}
 	if v.Locks, err = readLocks(pid, v.Fds); err != nil {
+		return v, err
+	}
+	if v.Objects, err = readObjectRefusals(pid, v.Fds); err != nil {
 		return v, err
 	}
 	v.Restore, err = readRestoreView(pid, v.Fds, v.Maps)

@@ -10,7 +10,7 @@ import (
 	"sync"
 )
 
-// Image stream format, version 4. All integers are little endian.
+// Image stream format, version 5. All integers are little endian.
 //
 //	header:  "SSICKPT1" | version u32
 //	section: type u32 | length u64 | payload | crc32c(payload) u32
@@ -19,18 +19,21 @@ import (
 // from version 2: interval timers, pending signals, credentials),
 // threads (6, from version 3: every non-leader thread), external (7,
 // from version 4: descriptors replaced at restore), cpu (8, from version
-// 4: XSAVE features, xstate size, cpuinfo flags), one
+// 4: XSAVE features, xstate size, cpuinfo flags), objects (9, from
+// version 5: eventfd, epoll, timerfd, signalfd; Encode writes version 4
+// when there are none), one
 // pages section (4) per mapping marked as having data (payload: mapping
 // index u32 then exactly the mapping's bytes), and end (255, empty).
 // Anything else, a bad checksum, or a short read is an error. Decode also
-// reads versions 1 (no ext section), 2 (no threads section) and 3 (no
-// external and cpu sections).
+// reads versions 1 (no ext section), 2 (no threads section), 3 (no
+// external and cpu sections) and 4 (no objects section).
 const (
 	magic     = "SSICKPT1"
-	version   = 4
+	version   = 5
 	versionV1 = 1
 	versionV2 = 2
 	versionV3 = 3
+	versionV4 = 4
 
 	secCore     = 1
 	secMappings = 2
@@ -40,6 +43,7 @@ const (
 	secThreads  = 6
 	secExternal = 7
 	secCPU      = 8
+	secObjects  = 9
 	secEnd      = 255
 
 	maxMetaSection = 16 << 20 // core, mappings and files sections
@@ -61,7 +65,12 @@ var (
 var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // Encode writes img to w in the image stream format.
-func (img *Image) Encode(w io.Writer) error { return img.encode(w, version) }
+func (img *Image) Encode(w io.Writer) error {
+	if len(img.Objects) == 0 {
+		return img.encode(w, versionV4)
+	}
+	return img.encode(w, version)
+}
 
 // encode writes img in format version v (an older version drops the
 // sections it lacks and what they hold).
@@ -132,6 +141,13 @@ func (img *Image) encode(w io.Writer, v uint32) error {
 		e.b = e.b[:0]
 		img.CPU.encode(&e)
 		if err := writeSection(bw, secCPU, e.b); err != nil {
+			return err
+		}
+	}
+	if v >= 5 {
+		e.b = e.b[:0]
+		img.encodeObjects(&e)
+		if err := writeSection(bw, secObjects, e.b); err != nil {
 			return err
 		}
 	}

@@ -39,6 +39,13 @@ func sampleImage() *Image {
 		External: []ExternalFile{{Fd: 0, Flags: 0o2, Target: "/dev/pts/3", TTY: true, CtlTTY: true},
 			{Fd: 2, Flags: 0o4001, Target: "pipe:[77]"}},
 		CPU: CPU{XFeatures: 0x2e7, XStateSize: 2696, Flags: []string{"avx", "avx2", "sse"}},
+		Objects: []KObject{
+			{Fd: 3, Kind: ObjEventfd, Flags: 0o4002, Count: 1 << 40, Semaphore: true},
+			{Fd: 4, Kind: ObjEpoll, Flags: 0o2000002, Watches: []EpollWatch{{Fd: 3, Events: 0x80000019, Data: 0x630000004d}, {Fd: 7, Events: 0x40000001}}},
+			{Fd: 5, Kind: ObjTimerfd, Flags: 0o4002, Clock: 1, TimerFlags: 1, Value: 99*time.Second + 5, Interval: 2 * time.Second, Ticks: 3},
+			{Fd: 6, Kind: ObjSignalfd, Flags: 0o2000002, SigMask: 0x4200},
+			{Fd: 7, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5, Events: 1}}},
+		},
 	}
 }
 

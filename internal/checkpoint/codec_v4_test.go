@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestDecodeOlderVersions checks that streams of versions 1 to 3 still
+// TestDecodeOlderVersions checks that streams of versions 1 to 4 still
 // decode, to the image without what later versions added, and that an
 // older header in front of a newer body is corrupt.
 func TestDecodeOlderVersions(t *testing.T) {
@@ -17,10 +17,11 @@ func TestDecodeOlderVersions(t *testing.T) {
 	}{
 		{versionV1, func(img *Image) {
 			img.ITimers, img.Pending, img.Creds = [3]ITimer{}, nil, nil
-			img.Threads, img.External, img.CPU = nil, nil, CPU{}
+			img.Threads, img.External, img.CPU, img.Objects = nil, nil, CPU{}, nil
 		}},
-		{versionV2, func(img *Image) { img.Threads, img.External, img.CPU = nil, nil, CPU{} }},
-		{versionV3, func(img *Image) { img.External, img.CPU = nil, CPU{} }},
+		{versionV2, func(img *Image) { img.Threads, img.External, img.CPU, img.Objects = nil, nil, CPU{}, nil }},
+		{versionV3, func(img *Image) { img.External, img.CPU, img.Objects = nil, CPU{}, nil }},
+		{versionV4, func(img *Image) { img.Objects = nil }},
 	}
 	for _, tt := range tests {
 		img := sampleImage()

@@ -14,7 +14,7 @@ import (
 // Decode reads one image from r. It refuses, with an error wrapping
 // ErrBadMagic, ErrVersion, ErrTruncated, ErrChecksum or ErrCorrupt and
 // naming the section at fault, anything that is not a complete, intact
-// stream of version 1 to 4.
+// stream of version 1 to 5.
 func Decode(r io.Reader) (*Image, error) { return decode(r, false) }
 
 // DecodeMeta reads the metadata of an image from r (everything before its
@@ -50,7 +50,7 @@ func decode(r io.Reader, metaOnly bool) (*Image, error) {
 			return nil, fmt.Errorf("%w: %s: unexpected section type", ErrCorrupt, where)
 		}
 		switch typ {
-		case secCore, secMappings, secFiles, secExt, secThreads, secExternal, secCPU:
+		case secCore, secMappings, secFiles, secExt, secThreads, secExternal, secCPU, secObjects:
 			if length > maxMetaSection {
 				return nil, fmt.Errorf("%w: %s: length %d too large", ErrCorrupt, where, length)
 			}
@@ -89,6 +89,12 @@ func decode(r io.Reader, metaOnly bool) (*Image, error) {
 				want = secCPU
 			case secCPU:
 				img.CPU.decode(d)
+				want = secPages
+				if v >= 5 {
+					want = secObjects
+				}
+			case secObjects:
+				img.decodeObjects(d)
 				want = secPages
 			}
 			if d.err == nil && len(d.b) != 0 {

@@ -321,6 +321,14 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 			img.External = append(img.External, externalFile(f, flags, stat.TTYNr, ttys))
 			continue
 		}
+		if k, ok := objKindOf(f.Target); ok {
+			o, err := parseObject(k, f.Fd, s)
+			if err != nil {
+				return st, err
+			}
+			img.Objects = append(img.Objects, o)
+			continue
+		}
 		img.Files = append(img.Files, File{Fd: f.Fd, Path: f.Target, Flags: flags, Offset: pos})
 	}
 	return st, nil

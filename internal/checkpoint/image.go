@@ -46,6 +46,11 @@ type Image struct {
 	// Image format version 4 (the external and cpu sections).
 	External []ExternalFile // descriptors the caller replaces at restore, by fd
 	CPU      CPU            // what the process may use of the dumping CPU
+
+	// Image format version 5 (the objects section, written only when
+	// there are objects): eventfd, epoll, timerfd and signalfd
+	// descriptors, re-created at restore (see kobj.go).
+	Objects []KObject
 }
 
 // ExternalFile is a descriptor that was held from outside the process

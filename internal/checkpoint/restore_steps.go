@@ -187,6 +187,9 @@ func (r *restorer) process(img *Image) error {
 	if err := r.files(img.Files); err != nil {
 		return err
 	}
+	if err := r.objects(img.Objects); err != nil {
+		return err
+	}
 	if len(img.Cwd) > maxRestorePath { // it would run over the scratch page's other areas
 		return fmt.Errorf("checkpoint: working directory path too long: %q", img.Cwd)
 	}

@@ -1,0 +1,55 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// TestEncodeVersion: an image without kernel objects is written as
+// version 4 (an agent that reads only version 4 restores it), one with
+// objects as version 5.
+func TestEncodeVersion(t *testing.T) {
+	img := sampleImage()
+	if v := encode(t, img)[8]; v != 5 {
+		t.Errorf("with objects: version %d, want 5", v)
+	}
+	img.Objects = nil
+	if v := encode(t, img)[8]; v != 4 {
+		t.Errorf("without objects: version %d, want 4", v)
+	}
+}
+
+// TestDecodeRejectsObjects checks the consistency rules of the objects
+// section.
+func TestDecodeRejectsObjects(t *testing.T) {
+	tests := []struct {
+		name string
+		objs []KObject
+	}{
+		{"out of order", []KObject{{Fd: 6, Kind: ObjSignalfd}, {Fd: 5, Kind: ObjSignalfd}}},
+		{"twice", []KObject{{Fd: 5, Kind: ObjSignalfd}, {Fd: 5, Kind: ObjSignalfd}}},
+		{"a file's fd", []KObject{{Fd: 1, Kind: ObjSignalfd}}},
+		{"an external fd", []KObject{{Fd: 2, Kind: ObjSignalfd}}},
+		{"fd out of range", []KObject{{Fd: maxFd + 1, Kind: ObjSignalfd}}},
+		{"unknown kind", []KObject{{Fd: 5, Kind: 9}}},
+		{"kind zero", []KObject{{Fd: 5}}},
+		{"eventfd at its maximum", []KObject{{Fd: 5, Kind: ObjEventfd, Count: 1<<64 - 1}}},
+		{"timerfd clock", []KObject{{Fd: 5, Kind: ObjTimerfd, Clock: 2}}},
+		{"timerfd flags", []KObject{{Fd: 5, Kind: ObjTimerfd, TimerFlags: 4}}},
+		{"timerfd negative", []KObject{{Fd: 5, Kind: ObjTimerfd, Value: -1}}},
+		{"epoll watches itself", []KObject{{Fd: 5, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5}}}}},
+		{"epoll cycle", []KObject{{Fd: 5, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 6}}}, {Fd: 6, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5}}}}},
+	}
+	for _, tt := range tests {
+		img := sampleImage()
+		img.Objects = tt.objs
+		var b bytes.Buffer
+		if err := img.Encode(&b); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Decode(&b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", tt.name, err)
+		}
+	}
+}

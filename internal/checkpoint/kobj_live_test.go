@@ -1,0 +1,183 @@
+package checkpoint
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRestoreKernelObjects migrates, three times, a program driven by an
+// epoll loop (testdata/kobjs.c: a periodic timerfd, a signalfd, a
+// semaphore eventfd with a one-shot watch, and an epoll instance inside
+// another): its lines go on with no gap or repeat, and the program ends
+// with status 0 at SIGUSR1 (read through its signalfd), having checked
+// itself that its objects behave as before.
+func TestRestoreKernelObjects(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	bin := buildC(t, "kobjs")
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, _ := start(t, bin, out)
+	waitLines(t, out, 20)
+	pid := cmd.Process.Pid
+	var res *Restored
+	for round := range 3 {
+		var img *Image
+		img, res = migrateWith(t, pid, stub, migration{})
+		if len(img.Objects) != 5 {
+			t.Fatalf("round %d: %d objects in the image, want 5: %+v", round, len(img.Objects), img.Objects)
+		}
+		before := len(readLines(out))
+		lines := waitLines(t, out, before+20)
+		if !running(res.Pid) {
+			t.Fatalf("round %d: restored process %d not running", round, res.Pid)
+		}
+		checkCount(t, lines)
+		pid = res.Pid
+	}
+	if err := res.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	st, err := res.Process.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Success() {
+		t.Fatalf("the restored program ended with %v, want status 0 (it checks its objects itself)", st)
+	}
+	checkCount(t, readLines(out))
+}
+
+// TestRestoreKernelObjectsFdinfo compares the kernel's own view of each
+// object (/proc/PID/fdinfo) before a dump and after the restore, on the
+// same program with a timer that does not fire meanwhile: counters,
+// modes, flags, masks, clocks and interest lists are the same, the
+// timer's time left within the time the migration took.
+func TestRestoreKernelObjectsFdinfo(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	bin := buildC(t, "kobjs")
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, _ := start(t, bin, out, "quiet")
+	pid := cmd.Process.Pid
+	time.Sleep(200 * time.Millisecond) // set up
+	before := objectFdinfo(t, pid)
+	_, res := migrateWith(t, pid, stub, migration{})
+	after := objectFdinfo(t, res.Pid)
+	if len(before) != 5 {
+		t.Fatalf("%d objects before, want 5: %v", len(before), before)
+	}
+	for fd, b := range before {
+		a, ok := after[fd]
+		if !ok {
+			t.Errorf("fd %d: gone after the restore", fd)
+			continue
+		}
+		bv, av := timerLeft(b), timerLeft(a)
+		if d := bv - av; d < 0 || d > 5*time.Second {
+			t.Errorf("fd %d: timer left %v before, %v after", fd, bv, av)
+		}
+		if bs, as := dropTimerLeft(b), dropTimerLeft(a); bs != as {
+			t.Errorf("fd %d:\nbefore:\n%s\nafter:\n%s", fd, bs, as)
+		}
+	}
+}
+
+var (
+	fdinfoNoise = regexp.MustCompile(`(?m)^(pos|mnt_id|ino|eventfd-id):.*\n|\s+pos:\S+ ino:\S+ sdev:\S+`)
+	itValue     = regexp.MustCompile(`it_value: \((\d+), (\d+)\)`)
+)
+
+// objectFdinfo reads the fdinfo of every kernel object of pid, without
+// what differs by nature between two processes (inode numbers, ids).
+func objectFdinfo(t *testing.T, pid int) map[int]string {
+	t.Helper()
+	fds, err := readFds(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[int]string{}
+	for _, f := range fds {
+		if !isObject(f.Target) {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/fdinfo/" + strconv.Itoa(f.Fd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(fdinfoNoise.ReplaceAllString(string(b), "")), "\n")
+		for i, l := range lines {
+			// A one-shot watch that fired keeps only its mode bits; a
+			// restore cannot register it without EPOLLERR|EPOLLHUP,
+			// which the kernel adds to every watch (see kobj.go).
+			lines[i] = strings.Replace(l, "events: 40000018", "events: 40000000", 1)
+		}
+		slices.Sort(lines) // an interest list is shown in the kernel's order
+		m[f.Fd] = f.Target + "\n" + strings.Join(lines, "\n")
+	}
+	return m
+}
+
+func timerLeft(s string) time.Duration {
+	m := itValue.FindStringSubmatch(s)
+	if m == nil {
+		return 0
+	}
+	sec, _ := strconv.Atoi(m[1])
+	ns, _ := strconv.Atoi(m[2])
+	return time.Duration(sec)*time.Second + time.Duration(ns)
+}
+
+func dropTimerLeft(s string) string {
+	return strings.TrimSpace(itValue.ReplaceAllString(s, "it_value: ..."))
+}
+
+// TestRestoreGoProgram migrates a Go program that uses timers, goroutines
+// and os/signal three times: its runtime's epoll instance and eventfd
+// come along, its ticks go on, and it still takes its signal.
+func TestRestoreGoProgram(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	bin := filepath.Join(t.TempDir(), "goticker")
+	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	build := exec.Command(gocmd, "build", "-o", bin, "./testdata/goticker")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	cmd, _ := start(t, bin, out)
+	waitLines(t, out, 20)
+	pid := cmd.Process.Pid
+	var res *Restored
+	for round := range 3 {
+		var img *Image
+		img, res = migrateWith(t, pid, stub, migration{})
+		kinds := map[ObjKind]int{}
+		for _, o := range img.Objects {
+			kinds[o.Kind]++
+		}
+		t.Logf("round %d: %d threads, objects %v", round, 1+len(img.Threads), kinds)
+		if kinds[ObjEpoll] == 0 {
+			t.Fatalf("round %d: no epoll instance in the image of a Go program: %+v", round, img.Objects)
+		}
+		before := len(readLines(out))
+		checkCount(t, waitLines(t, out, before+20))
+		pid = res.Pid
+	}
+	if err := res.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := res.Process.Wait(); err != nil || !st.Success() {
+		t.Fatalf("the restored Go program ended with %v (%v), want status 0", st, err)
+	}
+	checkCount(t, readLines(out))
+}

@@ -1,0 +1,160 @@
+package checkpoint
+
+import (
+	"io/fs"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fdinfo texts as Linux 6.18 writes them.
+const (
+	fdinfoEventfd = "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t1038\neventfd-count:        1fffffffd\neventfd-id: 2\neventfd-semaphore: 1\n"
+	fdinfoTimerfd = "pos:\t0\nflags:\t04002\nmnt_id:\t17\nino:\t1038\nclockid: 1\nticks: 3\nsettime flags: 01\nit_value: (99, 999520178)\nit_interval: (2, 0)\n"
+	fdinfoSigfd   = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\nsigmask:\t0000000000004200\n"
+	fdinfoEpoll   = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\n" +
+		"tfd:        7 events: 40000019 data:                0  pos:0 ino:630c84 sdev:f\n" +
+		"tfd:        5 events: 80000019 data:       630000004d  pos:0 ino:40e sdev:10\n"
+)
+
+func TestParseObject(t *testing.T) {
+	tests := []struct {
+		kind ObjKind
+		info string
+		want KObject
+	}{
+		{ObjEventfd, fdinfoEventfd, KObject{Fd: 4, Kind: ObjEventfd, Flags: 0o2004002, Count: 0x1fffffffd, Semaphore: true}},
+		{ObjEventfd, "pos:\t0\nflags:\t02\neventfd-count:                0\n", KObject{Fd: 4, Kind: ObjEventfd, Flags: 2}}, // before 6.6: no semaphore line
+		{ObjTimerfd, fdinfoTimerfd, KObject{Fd: 4, Kind: ObjTimerfd, Flags: 0o4002, Clock: 1, TimerFlags: 1, Ticks: 3,
+			Value: 99*time.Second + 999520178, Interval: 2 * time.Second}},
+		{ObjSignalfd, fdinfoSigfd, KObject{Fd: 4, Kind: ObjSignalfd, Flags: 0o2000002, SigMask: 0x4200}},
+		{ObjEpoll, fdinfoEpoll, KObject{Fd: 4, Kind: ObjEpoll, Flags: 0o2000002, Watches: []EpollWatch{
+			{Fd: 7, Events: 0x40000019, ino: 0x630c84}, {Fd: 5, Events: 0x80000019, Data: 0x630000004d, ino: 0x40e}}}},
+		{ObjEpoll, "pos:\t0\nflags:\t02\n", KObject{Fd: 4, Kind: ObjEpoll, Flags: 2}}, // an empty interest list
+	}
+	for _, tt := range tests {
+		got, err := parseObject(tt.kind, 4, tt.info)
+		if err != nil {
+			t.Errorf("%s: %v", tt.kind, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tt.kind, got, tt.want)
+		}
+	}
+}
+
+func TestParseObjectRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		kind ObjKind
+		info string
+	}{
+		{"no flags", ObjEventfd, "pos:\t0\neventfd-count: 1\n"},
+		{"no count", ObjEventfd, "pos:\t0\nflags:\t02\n"},
+		{"count not hex", ObjEventfd, "pos:\t0\nflags:\t02\neventfd-count: xyz\n"},
+		{"timer without interval", ObjTimerfd, strings.Replace(fdinfoTimerfd, "it_interval: (2, 0)\n", "", 1)},
+		{"timer nsec too large", ObjTimerfd, strings.Replace(fdinfoTimerfd, "999520178", "1999520178", 1)},
+		{"timer value not a pair", ObjTimerfd, strings.Replace(fdinfoTimerfd, "(99, 999520178)", "99", 1)},
+		{"no sigmask", ObjSignalfd, "pos:\t0\nflags:\t02\n"},
+		{"watch without data", ObjEpoll, "pos:\t0\nflags:\t02\ntfd: 7 events: 19 pos:0 ino:1 sdev:f\n"},
+		{"watch fd negative", ObjEpoll, "pos:\t0\nflags:\t02\ntfd: -7 events: 19 data: 0 pos:0 ino:1 sdev:f\n"},
+	}
+	for _, tt := range tests {
+		if _, err := parseObject(tt.kind, 4, tt.info); err == nil {
+			t.Errorf("%s: accepted", tt.name)
+		}
+	}
+}
+
+func TestObjectRefusals(t *testing.T) {
+	fds := []fdView{{Fd: 5, Target: "anon_inode:[eventfd]", ID: fileID{Ino: 0x40e}}, {Fd: 6, Target: "pipe:[77]", ID: fileID{Ino: 77}}}
+	tests := []struct {
+		name string
+		objs []KObject
+		want []string // details
+	}{
+		{"watches in place", []KObject{{Fd: 4, Kind: ObjEpoll, Flags: 0o2000002, Watches: []EpollWatch{{Fd: 5, ino: 0x40e}, {Fd: 6, ino: 77}}}}, nil},
+		{"a closed watch", []KObject{{Fd: 4, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 9, ino: 3}}}},
+			[]string{"fd 4: epoll watches fd 9, which is closed (the file is still open through another descriptor)"}},
+		{"another file", []KObject{{Fd: 4, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 6, ino: 78}}}},
+			[]string{"fd 4: epoll watches fd 6 as another file than the one open there now"}},
+		{"O_ASYNC", []KObject{{Fd: 5, Kind: ObjEventfd, Flags: 0o20002}},
+			[]string{"fd 5: eventfd with open flags 020000 (only O_NONBLOCK and O_CLOEXEC are carried)"}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, r := range objectRefusals(tt.objs, fds) {
+			if r.Code != Unsupported {
+				t.Errorf("%s: code %v", tt.name, r.Code)
+			}
+			got = append(got, r.Detail)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestEpollOrder(t *testing.T) {
+	objs := []KObject{
+		{Fd: 3, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 4}, {Fd: 6}}},
+		{Fd: 4, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5}, {Fd: 7}}},
+		{Fd: 5, Kind: ObjEventfd},
+		{Fd: 6, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 4}}},
+		{Fd: 7, Kind: ObjTimerfd},
+	}
+	got, err := epollOrder(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []int
+	for _, o := range got {
+		fds = append(fds, o.Fd)
+	}
+	if want := []int{5, 7, 4, 6, 3}; !reflect.DeepEqual(fds, want) {
+		t.Fatalf("order %v, want %v", fds, want)
+	}
+	objs[1].Watches = append(objs[1].Watches, EpollWatch{Fd: 6}) // 4 -> 6 -> 4
+	if _, err := epollOrder(objs); err == nil {
+		t.Fatal("a cycle was ordered")
+	}
+}
+
+func TestRefusalsObjectsAndDevices(t *testing.T) {
+	chr := fs.ModeDevice | fs.ModeCharDevice
+	tests := []struct {
+		fd   fdView
+		want ReasonCode // 0: moves
+	}{
+		{fdView{Fd: 3, Target: "anon_inode:[eventfd]"}, 0},
+		{fdView{Fd: 3, Target: "anon_inode:[eventpoll]"}, 0},
+		{fdView{Fd: 3, Target: "anon_inode:[timerfd]"}, 0},
+		{fdView{Fd: 3, Target: "anon_inode:[signalfd]"}, 0},
+		{fdView{Fd: 3, Target: "anon_inode:inotify"}, Unsupported},
+		{fdView{Fd: 3, Target: "anon_inode:[pidfd]"}, Unsupported},
+		{fdView{Fd: 3, Target: "/dev/urandom", Mode: chr, Rdev: unix.Mkdev(1, 9)}, 0},
+		{fdView{Fd: 3, Target: "/dev/random", Mode: chr, Rdev: unix.Mkdev(1, 8)}, 0},
+		{fdView{Fd: 3, Target: "/dev/zero", Mode: chr, Rdev: unix.Mkdev(1, 5)}, 0},
+		{fdView{Fd: 3, Target: "/dev/full", Mode: chr, Rdev: unix.Mkdev(1, 7)}, 0},
+		{fdView{Fd: 3, Target: "/dev/null", Mode: chr, Rdev: unix.Mkdev(1, 3)}, 0},
+		{fdView{Fd: 3, Target: "/tmp/my-urandom", Mode: chr, Rdev: unix.Mkdev(1, 9)}, Device}, // reopened by its usual name only
+		{fdView{Fd: 3, Target: "/dev/mem", Mode: chr, Rdev: unix.Mkdev(1, 1)}, Device},
+		{fdView{Fd: 3, Target: "/dev/tty", Mode: chr, Rdev: unix.Mkdev(5, 0)}, Device},
+	}
+	for _, tt := range tests {
+		rs := refusals(procView{Fds: []fdView{tt.fd}, Restore: restoreView{Cwd: "/", Root: "/", Exe: "/x", Now: map[string]pathNow{"/": {}, "/x": {}}}})
+		var got ReasonCode
+		for _, r := range rs {
+			if strings.HasPrefix(r.Detail, "fd 3") {
+				got = r.Code
+			}
+		}
+		if got != tt.want {
+			t.Errorf("%s: %v, want %v (%v)", tt.fd.Target, got, tt.want, rs)
+		}
+	}
+}
