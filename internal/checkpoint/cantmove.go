@@ -108,6 +108,8 @@ func (e *RefusalError) Has(code ReasonCode) bool {
 type procView struct {
 	Threads   int
 	TracerPid int
+	// TrapPending: a SIGTRAP is pending and handled (see trapBit).
+	TrapPending bool
 	Maps      []Mapping
 	Fds       []fdView
 	Timers    int // POSIX timers listed in /proc/PID/timers
@@ -135,6 +137,9 @@ func refusals(v procView) []Reason {
 	add := func(c ReasonCode, f string, a ...any) { rs = append(rs, Reason{c, fmt.Sprintf(f, a...)}) }
 	if v.TracerPid != 0 {
 		add(Traced, "traced by pid %d", v.TracerPid)
+	}
+	if v.TrapPending {
+		add(Unsupported, "a SIGTRAP is pending and the process handles it: a restore, which single-steps the process, would reset the handler (try again once the signal is taken)")
 	}
 	if v.Timers > 0 {
 		plural := "s"
@@ -207,6 +212,7 @@ func readProcView(pid int) (procView, error) {
 		return v, err
 	}
 	v.Threads, v.TracerPid = st.Threads, st.TracerPid
+	v.TrapPending = (st.SigPnd|st.ShdPnd)&trapBit != 0 && st.SigCgt&trapBit != 0
 	maps, err := os.ReadFile(dir + "/maps")
 	if err != nil {
 		return v, err

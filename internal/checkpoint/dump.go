@@ -110,6 +110,21 @@ func (p *Process) dump() (*Image, error) {
 		}
 		img.Threads = append(img.Threads, th)
 	}
+	// A single step raises a SIGTRAP that the kernel forces: where
+	// SIGTRAP is blocked it resets the handler to SIG_DFL first. It is
+	// unblocked while calls are injected, and blocked again after.
+	masks := map[int]uint64{pid: img.SigMask}
+	for _, th := range img.Threads {
+		masks[th.Tid] = th.SigMask
+	}
+	for tid, m := range masks {
+		if m&trapBit != 0 {
+			if err := setSigMask(tid, m&^trapBit); err != nil {
+				return nil, fmt.Errorf("checkpoint: sigmask of %d: %w", tid, err)
+			}
+			defer setSigMask(tid, m)
+		}
+	}
 	in := &injector{pid: pid, insn: insn, base: p.saved}
 	err = p.injectQueries(in, mem, img, st)
 	p.held = append(p.held, in.held...)

@@ -230,8 +230,12 @@ func (r *restorer) complete(s *restoreState, img *Image, x *stubExternal, o *Res
 		}
 	}
 	// Everything blocked until the registers are back: re-queued signals
-	// and timer expiries wait instead of stopping an injected call.
-	if err := setSigMask(pid, ^uint64(0)); err != nil {
+	// and timer expiries wait instead of stopping an injected call. All
+	// but SIGTRAP: each single step forces one, and a forced signal that
+	// is blocked resets its handler. (Check refuses a process with a
+	// SIGTRAP pending and handled; one sent during the dump's injected
+	// calls keeps SIGTRAP blocked here, as it would stop an injected call.)
+	if err := setSigMask(pid, restoreMask(img)); err != nil {
 		return fmt.Errorf("checkpoint: sigmask: %w", err)
 	}
 	if err := r.threads(img, s, !o.AnyPid, res); err != nil {

@@ -417,3 +417,22 @@ func (r *restorer) threads(img *Image, s *restoreState, keep bool, res *Restored
 	}
 	return nil
 }
+
+// trapBit is SIGTRAP in a signal mask.
+const trapBit = 1 << (unix.SIGTRAP - 1)
+
+// restoreMask is the signal mask of the injected calls of a restore's
+// last steps: every signal but SIGTRAP, unless one is pending in img.
+func restoreMask(img *Image) uint64 {
+	pending := func(ps []PendingSignal) bool {
+		return slices.ContainsFunc(ps, func(p PendingSignal) bool { return p.Signo() == int(unix.SIGTRAP) })
+	}
+	trap := pending(img.Pending)
+	for i := range img.Threads {
+		trap = trap || pending(img.Threads[i].Pending)
+	}
+	if trap {
+		return ^uint64(0)
+	}
+	return ^uint64(0) &^ trapBit
+}
