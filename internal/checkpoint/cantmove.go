@@ -110,11 +110,11 @@ type procView struct {
 	TracerPid int
 	// TrapPending: a SIGTRAP is pending and handled (see trapBit).
 	TrapPending bool
-	Maps      []Mapping
-	Fds       []fdView
-	Timers    int // POSIX timers listed in /proc/PID/timers
-	Locks     []heldLock
-	Restore   restoreView
+	Maps        []Mapping
+	Fds         []fdView
+	Timers      int // POSIX timers listed in /proc/PID/timers
+	Locks       []heldLock
+	Restore     restoreView
 	// Objects holds the refusals about kernel objects (an epoll watch
 	// that a restore could not register again), decided against the
 	// whole descriptor table, external descriptors included.
