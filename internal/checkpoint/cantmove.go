@@ -115,6 +115,9 @@ type procView struct {
 	Timers      int // POSIX timers listed in /proc/PID/timers
 	Locks       []heldLock
 	Restore     restoreView
+	// Sec is the process's seccomp mode, uid and capabilities; Self the
+	// checker's, which a restore runs as.
+	Sec, Self secView
 	// Objects holds the refusals about kernel objects (an epoll watch
 	// that a restore could not register again), decided against the
 	// whole descriptor table, external descriptors included.
@@ -189,6 +192,7 @@ func refusals(v procView) []Reason {
 		add(Locks, "%s", l.describe())
 	}
 	rs = append(rs, v.Objects...)
+	rs = append(rs, attrRefusals(v.Sec, v.Self)...)
 	return append(rs, unrestorable(v.Restore, v.Fds, v.Maps)...)
 }
 
@@ -213,6 +217,7 @@ func readProcView(pid int) (procView, error) {
 	}
 	v.Threads, v.TracerPid = st.Threads, st.TracerPid
 	v.TrapPending = (st.SigPnd|st.ShdPnd)&trapBit != 0 && st.SigCgt&trapBit != 0
+	v.Sec, v.Self = parseSecStatus(string(status)), selfSec()
 	maps, err := os.ReadFile(dir + "/maps")
 	if err != nil {
 		return v, err

@@ -20,8 +20,9 @@ import (
 // threads (6, from version 3: every non-leader thread), external (7,
 // from version 4: descriptors replaced at restore), cpu (8, from version
 // 4: XSAVE features, xstate size, cpuinfo flags), objects (9, from
-// version 5: eventfd, epoll, timerfd, signalfd; Encode writes version 4
-// when there are none), one
+// version 5: eventfd, epoll, timerfd, signalfd), attrs (10, from version
+// 5: the process's attributes; Encode writes version 4 for an image with
+// neither, as a test or an older agent makes), one
 // pages section (4) per mapping marked as having data (payload: mapping
 // index u32 then exactly the mapping's bytes), and end (255, empty).
 // Anything else, a bad checksum, or a short read is an error. Decode also
@@ -44,6 +45,7 @@ const (
 	secExternal = 7
 	secCPU      = 8
 	secObjects  = 9
+	secAttrs    = 10
 	secEnd      = 255
 
 	maxMetaSection = 16 << 20 // core, mappings and files sections
@@ -66,7 +68,7 @@ var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc
 
 // Encode writes img to w in the image stream format.
 func (img *Image) Encode(w io.Writer) error {
-	if len(img.Objects) == 0 {
+	if len(img.Objects) == 0 && img.Attrs == nil {
 		return img.encode(w, versionV4)
 	}
 	return img.encode(w, version)
@@ -148,6 +150,11 @@ func (img *Image) encode(w io.Writer, v uint32) error {
 		e.b = e.b[:0]
 		img.encodeObjects(&e)
 		if err := writeSection(bw, secObjects, e.b); err != nil {
+			return err
+		}
+		e.b = e.b[:0]
+		img.encodeAttrs(&e)
+		if err := writeSection(bw, secAttrs, e.b); err != nil {
 			return err
 		}
 	}

@@ -46,6 +46,9 @@ func sampleImage() *Image {
 			{Fd: 6, Kind: ObjSignalfd, Flags: 0o2000002, SigMask: 0x4200},
 			{Fd: 7, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5, Events: 1}}},
 		},
+		Attrs: &ProcAttrs{OOMScoreAdj: -17, LoginUID: 1000, Personality: 0x0040000, Dumpable: 0, THPDisable: true,
+			ChildSubreaper: true, NoNewPrivs: true, Membarrier: 1<<4 | 1<<8,
+			Advice: []MapAdvice{{Start: 0x400000, End: 0x401000, Flags: AdvDontDump | AdvLocked}, {Start: 0x500000, End: 0x501000, Flags: AdvWipeOnFork}}},
 	}
 }
 

@@ -17,11 +17,13 @@ func TestDecodeOlderVersions(t *testing.T) {
 	}{
 		{versionV1, func(img *Image) {
 			img.ITimers, img.Pending, img.Creds = [3]ITimer{}, nil, nil
-			img.Threads, img.External, img.CPU, img.Objects = nil, nil, CPU{}, nil
+			img.Threads, img.External, img.CPU, img.Objects, img.Attrs = nil, nil, CPU{}, nil, nil
 		}},
-		{versionV2, func(img *Image) { img.Threads, img.External, img.CPU, img.Objects = nil, nil, CPU{}, nil }},
-		{versionV3, func(img *Image) { img.External, img.CPU, img.Objects = nil, CPU{}, nil }},
-		{versionV4, func(img *Image) { img.Objects = nil }},
+		{versionV2, func(img *Image) {
+			img.Threads, img.External, img.CPU, img.Objects, img.Attrs = nil, nil, CPU{}, nil, nil
+		}},
+		{versionV3, func(img *Image) { img.External, img.CPU, img.Objects, img.Attrs = nil, CPU{}, nil, nil }},
+		{versionV4, func(img *Image) { img.Objects, img.Attrs = nil, nil }},
 	}
 	for _, tt := range tests {
 		img := sampleImage()

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// The section of image format version 5: kernel objects. An image without
-// objects is written as version 4, so that an agent that reads only
-// version 4 still takes every image it could restore.
+// The sections of image format version 5: kernel objects and the
+// process's attributes. A dump always has attributes: an agent that reads
+// only version 4 refuses its images (ErrVersion), and the move with them.
 
 // encodeObjects writes the objects section.
 func (img *Image) encodeObjects(e *enc) {
@@ -101,5 +101,67 @@ func (img *Image) decodeObjects(d *dec) {
 		if _, err := epollOrder(img.Objects); err != nil {
 			d.err = err
 		}
+	}
+}
+
+func (img *Image) encodeAttrs(e *enc) {
+	a := img.Attrs
+	if a == nil {
+		a = &ProcAttrs{LoginUID: NoLoginUID, Dumpable: 1} // objects without attributes: a test's image
+	}
+	e.u32(uint32(a.OOMScoreAdj))
+	e.u32(a.LoginUID)
+	e.u32(a.Personality)
+	e.u32(a.Dumpable)
+	e.u8(b2u8(a.THPDisable) | b2u8(a.ChildSubreaper)<<1 | b2u8(a.NoNewPrivs)<<2)
+	e.u32(a.Membarrier)
+	e.u32(uint32(len(a.Advice)))
+	for _, m := range a.Advice {
+		e.u64(m.Start)
+		e.u64(m.End)
+		e.u32(m.Flags)
+	}
+}
+
+// decodeAttrs reads the attrs section: values the kernel could have
+// reported, advice in ascending order of mappings that do not overlap.
+// Defaults decode to a nil Attrs.
+func (img *Image) decodeAttrs(d *dec) {
+	a := &ProcAttrs{OOMScoreAdj: int32(d.u32()), LoginUID: d.u32(), Personality: d.u32(), Dumpable: d.u32()}
+	bits := d.u8()
+	a.THPDisable, a.ChildSubreaper, a.NoNewPrivs = bits&1 != 0, bits&2 != 0, bits&4 != 0
+	a.Membarrier = d.u32()
+	n := d.count(20)
+	for range n {
+		m := MapAdvice{Start: d.u64(), End: d.u64(), Flags: d.u32()}
+		switch {
+		case d.err != nil:
+			return
+		case m.Start >= m.End || m.End > maxUserAddr || m.Start%page != 0 || m.End%page != 0:
+			d.err = fmt.Errorf("advice for bad range %#x-%#x", m.Start, m.End)
+		case len(a.Advice) > 0 && m.Start < a.Advice[len(a.Advice)-1].End:
+			d.err = fmt.Errorf("advice for %#x-%#x out of order", m.Start, m.End)
+		case m.Flags == 0 || m.Flags&^advAll != 0:
+			d.err = fmt.Errorf("advice %#x for %#x-%#x", m.Flags, m.Start, m.End)
+		}
+		if d.err != nil {
+			return
+		}
+		a.Advice = append(a.Advice, m)
+	}
+	switch {
+	case d.err != nil:
+		return
+	case a.OOMScoreAdj < -1000 || a.OOMScoreAdj > 1000:
+		d.err = fmt.Errorf("oom_score_adj %d", a.OOMScoreAdj)
+	case a.Dumpable > 2:
+		d.err = fmt.Errorf("dumpable %d", a.Dumpable)
+	case bits > 7:
+		d.err = fmt.Errorf("attribute bits %#x", bits)
+	case a.Membarrier&^membarrierRegisterAll != 0:
+		d.err = fmt.Errorf("membarrier registrations %#x", a.Membarrier)
+	}
+	if d.err == nil {
+		img.Attrs = a
 	}
 }

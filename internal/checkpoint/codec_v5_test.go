@@ -6,17 +6,21 @@ import (
 	"testing"
 )
 
-// TestEncodeVersion: an image without kernel objects is written as
-// version 4 (an agent that reads only version 4 restores it), one with
-// objects as version 5.
+// TestEncodeVersion: an image with kernel objects or attributes (every
+// dump has them) is written as version 5, one with neither (a test's, an
+// older agent's) as version 4.
 func TestEncodeVersion(t *testing.T) {
 	img := sampleImage()
 	if v := encode(t, img)[8]; v != 5 {
 		t.Errorf("with objects: version %d, want 5", v)
 	}
 	img.Objects = nil
+	if v := encode(t, img)[8]; v != 5 {
+		t.Errorf("with attributes: version %d, want 5", v)
+	}
+	img.Attrs = nil
 	if v := encode(t, img)[8]; v != 4 {
-		t.Errorf("without objects: version %d, want 4", v)
+		t.Errorf("with neither: version %d, want 4", v)
 	}
 }
 
@@ -44,6 +48,36 @@ func TestDecodeRejectsObjects(t *testing.T) {
 	for _, tt := range tests {
 		img := sampleImage()
 		img.Objects = tt.objs
+		var b bytes.Buffer
+		if err := img.Encode(&b); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Decode(&b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", tt.name, err)
+		}
+	}
+}
+
+// TestDecodeRejectsAttrs checks the rules of the attrs section.
+func TestDecodeRejectsAttrs(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(a *ProcAttrs)
+	}{
+		{"oom_score_adj", func(a *ProcAttrs) { a.OOMScoreAdj = 1001 }},
+		{"dumpable", func(a *ProcAttrs) { a.Dumpable = 3 }},
+		{"membarrier", func(a *ProcAttrs) { a.Membarrier = 1 << 3 }},
+		{"advice range empty", func(a *ProcAttrs) { a.Advice = []MapAdvice{{Start: 0x1000, End: 0x1000, Flags: AdvLocked}} }},
+		{"advice not page aligned", func(a *ProcAttrs) { a.Advice = []MapAdvice{{Start: 0x1001, End: 0x2000, Flags: AdvLocked}} }},
+		{"advice overlaps", func(a *ProcAttrs) {
+			a.Advice = []MapAdvice{{Start: 0x1000, End: 0x3000, Flags: AdvLocked}, {Start: 0x2000, End: 0x4000, Flags: AdvLocked}}
+		}},
+		{"advice none", func(a *ProcAttrs) { a.Advice = []MapAdvice{{Start: 0x1000, End: 0x2000}} }},
+		{"advice unknown", func(a *ProcAttrs) { a.Advice = []MapAdvice{{Start: 0x1000, End: 0x2000, Flags: advAll + 1}} }},
+	}
+	for _, tt := range tests {
+		img := sampleImage()
+		tt.edit(img.Attrs)
 		var b bytes.Buffer
 		if err := img.Encode(&b); err != nil {
 			t.Fatal(err)

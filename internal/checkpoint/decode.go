@@ -50,7 +50,7 @@ func decode(r io.Reader, metaOnly bool) (*Image, error) {
 			return nil, fmt.Errorf("%w: %s: unexpected section type", ErrCorrupt, where)
 		}
 		switch typ {
-		case secCore, secMappings, secFiles, secExt, secThreads, secExternal, secCPU, secObjects:
+		case secCore, secMappings, secFiles, secExt, secThreads, secExternal, secCPU, secObjects, secAttrs:
 			if length > maxMetaSection {
 				return nil, fmt.Errorf("%w: %s: length %d too large", ErrCorrupt, where, length)
 			}
@@ -95,6 +95,9 @@ func decode(r io.Reader, metaOnly bool) (*Image, error) {
 				}
 			case secObjects:
 				img.decodeObjects(d)
+				want = secAttrs
+			case secAttrs:
+				img.decodeAttrs(d)
 				want = secPages
 			}
 			if d.err == nil && len(d.b) != 0 {

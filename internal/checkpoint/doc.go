@@ -9,8 +9,13 @@
 // *RefusalError listing every reason the process cannot move, like
 // openMosix's /proc/PID/cantmove: a tracer already attached, writable shared memory (MAP_SHARED anonymous,
 // System V shm, /dev/shm, memfd), sockets, pipes and FIFOs, device files
-// other than /dev/null, io_uring, other anonymous inodes (eventfd, epoll,
-// signalfd...), files or mappings whose file was deleted, and POSIX
+// other than /dev/null, /dev/zero, /dev/full, /dev/random and
+// /dev/urandom, io_uring, anonymous inodes other than eventfd, epoll,
+// timerfd and signalfd (inotify, pidfd...), an epoll watch the restore
+// could not register again, open flags of those objects other than
+// O_NONBLOCK and O_CLOEXEC, a seccomp filter, capabilities other than a
+// restore gives (the agent's for root, none for another user), a handled
+// SIGTRAP that is pending, files or mappings whose file was deleted, and POSIX
 // timers from timer_create (listed in /proc/PID/timers; reason Timers,
 // "2 POSIX timers (timer_create): not yet supported"), file locks and
 // leases (reason Locks, "holds a write lock (POSIX) on /db.sqlite": POSIX,
@@ -40,18 +45,25 @@
 // (PTRACE_GETREGSET NT_X86_XSTATE), the signal mask (PTRACE_GETSIGMASK),
 // the rseq registration (PTRACE_GET_RSEQ_CONFIGURATION) and the robust
 // list (get_robust_list); from /proc the mappings, the mm fields of stat,
-// auxv, exe, cwd, umask, open files (fdinfo flags and pos) and the
+// auxv, exe, cwd, umask, open files (fdinfo flags and pos), the kernel
+// objects (kobj.go), the OOM score adjustment, login uid and each
+// mapping's advice and locks (smaps VmFlags; attrs.go) and the
 // credentials (real, effective and saved uid and gid, supplementary
 // groups); every queued signal, with its siginfo, from the thread queue
 // and the shared queue (PTRACE_PEEKSIGINFO, with
 // PTRACE_PEEKSIGINFO_SHARED for the latter); and, by system calls injected
 // into the process, what only it can tell: brk(0), PR_GET_TID_ADDRESS,
 // sigaltstack, getitimer for ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF,
+// the prctl flags (dumpable, THP disabled, child subreaper,
+// no_new_privs), the personality and the membarrier registrations,
 // prlimit64 for the resource limits (asked of the process itself: prlimit
 // on another user's process needs CAP_SYS_RESOURCE) and rt_sigaction for
 // every caught or ignored signal. A signal that arrives during the
 // injected calls is held back; it is sent again by Resume and goes into
-// the image as a pending signal from kill(2). An injected call sets the registers (orig_rax
+// the image as a pending signal from kill(2). Each injected call is a
+// single step, for which the kernel forces a SIGTRAP; a forced signal
+// that is blocked has its handler reset, so SIGTRAP is unblocked while
+// calls are injected, at the dump and at the restore. An injected call sets the registers (orig_rax
 // = -1), points rip at a syscall instruction found in the [vdso], and
 // single-steps: the kernel reports the step at syscall exit, so no other
 // user instruction runs; a temporary anonymous page, mapped and unmapped
@@ -134,12 +146,16 @@
 // # Image format
 //
 // Encode writes, and Decode reads, a stream: the magic "SSICKPT1" and a
-// version (4), then length-prefixed sections each followed by its CRC32C:
+// version (5), then length-prefixed sections each followed by its CRC32C:
 // core, mappings, files, ext (interval timers, pending signals,
 // credentials), threads (every non-leader thread), external (the
 // descriptors the caller replaces at restore), cpu (XSAVE features,
-// xstate size, cpuinfo flags), one pages section per
-// mapping with contents, and an end section. Decode still reads version 3,
+// xstate size, cpuinfo flags), objects (eventfd, epoll, timerfd,
+// signalfd), attrs (the process's attributes), one pages section per
+// mapping with contents, and an end section. An image with neither
+// objects nor attributes (never a dump's) is written as version 4. Decode
+// still reads version 4, which has no objects and attrs sections (a
+// restore then leaves the stub's attributes), version 3,
 // which has no external and cpu sections, version 2,
 // which has no threads section either (a single-threaded image), and version 1,
 // which has no ext section either: such an image restores with no timers,
@@ -290,10 +306,14 @@
 //
 // # Not yet handled
 //
-// POSIX timers (refused), capabilities, the
-// dumpable flag (setresuid to another user resets it to the
-// fs.suid_dumpable default), pipes, sockets and terminals other than the
-// external descriptors (refused), process group and session ids, and a
+// POSIX timers, inotify, pidfd, memfd and deleted files (refused),
+// capabilities other than a restore's and seccomp filters (refused),
+// pipes, sockets and terminals other than the external descriptors
+// (refused), process group and session ids, the pending events of an
+// epoll instance (a restore registers each watch anew: a ready
+// edge-triggered watch reports once more, and a one-shot watch that fired
+// comes back armed for EPOLLERR and EPOLLHUP, which the kernel adds to
+// every registration), and a
 // restorer running inside the
 // target for many mappings (one injected call costs about 42 µs).
 package checkpoint

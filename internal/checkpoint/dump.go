@@ -62,6 +62,10 @@ func (p *Process) dump() (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	img.Attrs = &ProcAttrs{}
+	if err := readAttrs(dir, img, img.Attrs, p.smaps); err != nil {
+		return nil, err
+	}
 	mem, err := os.Open(dir + "/mem")
 	if err != nil {
 		return nil, err
@@ -233,6 +237,9 @@ func (p *Process) injectQueries(in *injector, mem *os.File, img *Image, st statu
 		}
 		img.SigActions = append(img.SigActions, SigAction{Sig: sig, Handler: le.Uint64(b),
 			Flags: le.Uint64(b[8:]), Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:])})
+	}
+	if err := queryAttrs(in, buf, read, img.Attrs); err != nil {
+		return err
 	}
 	// The clear-tid address and the alternate stack are per thread: ask
 	// each thread itself.

@@ -25,6 +25,9 @@ type Process struct {
 	// fill, when set, supplies the contents of a mapping in place of
 	// reading it all (pre-copy, see PreCopier).
 	fill func(m *Mapping, mem *os.File) error
+	// smaps, when set, is /proc/PID/smaps read before the freeze, still
+	// true (pre-copy, see PreCopier.Finish).
+	smaps string
 	// parked are the threads the guard parked (guard.go); guarded is
 	// set once all are.
 	parked  map[int]bool

@@ -49,8 +49,11 @@ type Image struct {
 
 	// Image format version 5 (the objects section, written only when
 	// there are objects): eventfd, epoll, timerfd and signalfd
-	// descriptors, re-created at restore (see kobj.go).
+	// descriptors, re-created at restore (see kobj.go); and the
+	// process's attributes (see attrs.go), nil in older images (a
+	// restore then leaves the stub's).
 	Objects []KObject
+	Attrs   *ProcAttrs
 }
 
 // ExternalFile is a descriptor that was held from outside the process
@@ -155,7 +158,8 @@ const (
 
 // Mapping flags.
 const (
-	MapShared = 1 // 's' in /proc/PID/maps; otherwise private
+	MapShared   = 1 // 's' in /proc/PID/maps; otherwise private
+	MapMayWrite = 2 // a shared mapping that may be made writable (smaps "mw": its file is open for writing)
 )
 
 // Kind classifies a mapping by how it is restored.

@@ -223,6 +223,9 @@ func (r *restorer) complete(s *restoreState, img *Image, x *stubExternal, o *Res
 	}
 	// Limits from here, while the new process is still root like us
 	// (prlimit on another user's process needs CAP_SYS_RESOURCE).
+	if err := oomScoreAdj(pid, img.Attrs); err != nil {
+		return err
+	}
 	for _, rl := range img.Rlimits {
 		lim := unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
 		if err := unix.Prlimit(pid, rl.Resource, &lim, nil); err != nil {

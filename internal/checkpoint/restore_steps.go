@@ -96,8 +96,8 @@ func (r *restorer) mapEmpty(m *Mapping) error {
 		oflags := uint32(unix.O_RDONLY)
 		if m.Kind == KindFileShared {
 			flags = unix.MAP_FIXED | unix.MAP_SHARED
-			if m.Prot&ProtWrite != 0 {
-				oflags = unix.O_RDWR
+			if m.Prot&ProtWrite != 0 || m.Flags&MapMayWrite != 0 {
+				oflags = unix.O_RDWR // may be made writable: its file was open for writing
 			}
 		}
 		var err error
@@ -188,6 +188,9 @@ func (r *restorer) process(img *Image) error {
 		return err
 	}
 	if err := r.objects(img.Objects); err != nil {
+		return err
+	}
+	if err := r.attrs(img.Attrs); err != nil {
 		return err
 	}
 	if len(img.Cwd) > maxRestorePath { // it would run over the scratch page's other areas
@@ -342,7 +345,7 @@ func (r *restorer) last(img *Image) error {
 	if _, err := in.callOK(unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])); err != nil {
 		return fmt.Errorf("checkpoint: setresuid: %w", err)
 	}
-	return nil
+	return r.dumpable(img.Attrs)
 }
 
 // threads creates the image's other threads in the main thread, each
