@@ -45,6 +45,8 @@ func sampleImage() *Image {
 			{Fd: 5, Kind: ObjTimerfd, Flags: 0o4002, Clock: 1, TimerFlags: 1, Value: 99*time.Second + 5, Interval: 2 * time.Second, Ticks: 3},
 			{Fd: 6, Kind: ObjSignalfd, Flags: 0o2000002, SigMask: 0x4200},
 			{Fd: 7, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5, Events: 1}}},
+			{Fd: 8, Kind: ObjInotify, Flags: 0o4000, Inotify: []InotifyWatch{{WD: 1, Mask: 2, Ino: 7, Dev: 0xfe00, Path: "/var/log/x"},
+				{WD: 4, Mask: 0x300, Ino: 9, Dev: 0xfe00, Path: "/var/log"}}},
 		},
 		Attrs: &ProcAttrs{OOMScoreAdj: -17, LoginUID: 1000, Personality: 0x0040000, Dumpable: 0, THPDisable: true,
 			ChildSubreaper: true, NoNewPrivs: true, Membarrier: 1<<4 | 1<<8,

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,15 @@ func (img *Image) encodeObjects(e *enc) {
 				e.u32(uint32(w.Fd))
 				e.u32(w.Events)
 				e.u64(w.Data)
+			}
+		case ObjInotify:
+			e.u32(uint32(len(o.Inotify)))
+			for _, w := range o.Inotify {
+				e.u32(uint32(w.WD))
+				e.u32(w.Mask)
+				e.u64(w.Ino)
+				e.u64(w.Dev)
+				e.str(w.Path)
 			}
 		}
 	}
@@ -75,6 +85,16 @@ func (img *Image) decodeObjects(d *dec) {
 					d.err = fmt.Errorf("epoll at fd %d: watch of fd %d", o.Fd, w.Fd)
 				}
 				o.Watches = append(o.Watches, w)
+			}
+		case ObjInotify:
+			m := d.count(28)
+			for range m {
+				w := InotifyWatch{WD: int32(d.u32()), Mask: d.u32(), Ino: d.u64(), Dev: d.u64(), Path: d.str()}
+				if d.err == nil && (w.WD <= 0 || len(o.Inotify) > 0 && w.WD <= o.Inotify[len(o.Inotify)-1].WD ||
+					!strings.HasPrefix(w.Path, "/") || len(w.Path) > maxRestorePath || strings.IndexByte(w.Path, 0) >= 0) {
+					d.err = fmt.Errorf("inotify at fd %d: watch %d of %q", o.Fd, w.WD, w.Path)
+				}
+				o.Inotify = append(o.Inotify, w)
 			}
 		default:
 			if d.err == nil {

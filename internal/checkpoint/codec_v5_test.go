@@ -43,6 +43,9 @@ func TestDecodeRejectsObjects(t *testing.T) {
 		{"timerfd flags", []KObject{{Fd: 5, Kind: ObjTimerfd, TimerFlags: 4}}},
 		{"timerfd negative", []KObject{{Fd: 5, Kind: ObjTimerfd, Value: -1}}},
 		{"epoll watches itself", []KObject{{Fd: 5, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5}}}}},
+		{"inotify watch zero", []KObject{{Fd: 5, Kind: ObjInotify, Inotify: []InotifyWatch{{WD: 0, Path: "/x"}}}}},
+		{"inotify out of order", []KObject{{Fd: 5, Kind: ObjInotify, Inotify: []InotifyWatch{{WD: 2, Path: "/x"}, {WD: 1, Path: "/y"}}}}},
+		{"inotify relative path", []KObject{{Fd: 5, Kind: ObjInotify, Inotify: []InotifyWatch{{WD: 1, Path: "x"}}}}},
 		{"epoll cycle", []KObject{{Fd: 5, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 6}}}, {Fd: 6, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5}}}}},
 	}
 	for _, tt := range tests {

@@ -348,6 +348,9 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 			if err != nil {
 				return st, err
 			}
+			if err := inotifyPaths(&o); err != nil {
+				return st, err
+			}
 			img.Objects = append(img.Objects, o)
 			continue
 		}

@@ -1,10 +1,12 @@
 package checkpoint
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,7 @@ const (
 	ObjEpoll                       // epoll_create1(2)
 	ObjTimerfd                     // timerfd_create(2)
 	ObjSignalfd                    // signalfd(2)
+	ObjInotify                     // inotify_init1(2)
 )
 
 var objTargets = map[string]ObjKind{
@@ -38,9 +41,10 @@ var objTargets = map[string]ObjKind{
 	"anon_inode:[eventpoll]": ObjEpoll,
 	"anon_inode:[timerfd]":   ObjTimerfd,
 	"anon_inode:[signalfd]":  ObjSignalfd,
+	"anon_inode:inotify":     ObjInotify,
 }
 
-var objNames = [...]string{"", "eventfd", "epoll", "timerfd", "signalfd"}
+var objNames = [...]string{"", "eventfd", "epoll", "timerfd", "signalfd", "inotify"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(objNames) && k != 0 {
@@ -73,6 +77,21 @@ type KObject struct {
 	SigMask uint64 // signalfd: the signals it reads
 
 	Watches []EpollWatch // epoll: the interest list
+
+	Inotify []InotifyWatch // inotify: the watches, by ascending wd
+}
+
+// InotifyWatch is one watch of an inotify instance. A restore adds it
+// again by path, and checks that the path leads to the same file.
+type InotifyWatch struct {
+	WD   int32
+	Mask uint32 // the events watched, and IN_ONESHOT, IN_EXCL_UNLINK...
+	Ino  uint64 // the watched file
+	Dev  uint64 // its device, unix.Mkdev form
+	Path string // where the dump found it (by its file handle)
+
+	handle []byte // the file handle, as fdinfo shows it (dump only)
+	htype  int32
 }
 
 // EpollWatch is one entry of an epoll interest list.
@@ -133,6 +152,10 @@ func parseObject(k ObjKind, fd int, info string) (KObject, error) {
 			var w EpollWatch
 			w, err = parseEpollWatch(line)
 			o.Watches = append(o.Watches, w)
+		case k == ObjInotify && key == "inotify wd":
+			var w InotifyWatch
+			w, err = parseInotifyWatch(line)
+			o.Inotify = append(o.Inotify, w)
 		default:
 			continue
 		}
@@ -155,7 +178,58 @@ func parseObject(k ObjKind, fd int, info string) (KObject, error) {
 			return o, fmt.Errorf("fdinfo of fd %d (%s): no %q line", fd, k, n)
 		}
 	}
+	slices.SortFunc(o.Inotify, func(a, b InotifyWatch) int { return int(a.WD) - int(b.WD) })
 	return o, nil
+}
+
+// parseInotifyWatch reads "inotify wd:1 ino:3c4a3 sdev:fe00000 mask:300
+// ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:a3c4030000000000".
+func parseInotifyWatch(line string) (InotifyWatch, error) {
+	var w InotifyWatch
+	kv := map[string]string{}
+	for _, f := range strings.Fields(strings.TrimPrefix(line, "inotify")) {
+		if k, v, ok := strings.Cut(f, ":"); ok {
+			kv[k] = v
+		}
+	}
+	num := func(key string, bits int) (uint64, error) {
+		v, ok := kv[key]
+		if !ok {
+			return 0, fmt.Errorf("watch line %q: no %s", line, key)
+		}
+		n, err := strconv.ParseUint(v, 16, bits)
+		if err != nil {
+			return 0, fmt.Errorf("watch line %q: %s", line, key)
+		}
+		return n, nil
+	}
+	wd, err := num("wd", 31)
+	if err != nil {
+		return w, err
+	}
+	ino, err := num("ino", 64)
+	if err != nil {
+		return w, err
+	}
+	sdev, err := num("sdev", 32)
+	if err != nil {
+		return w, err
+	}
+	mask, err := num("mask", 32)
+	if err != nil {
+		return w, err
+	}
+	htype, err := num("fhandle-type", 32)
+	if err != nil {
+		return w, err
+	}
+	h, err := hex.DecodeString(kv["f_handle"])
+	if err != nil || len(h) == 0 {
+		return w, fmt.Errorf("watch line %q: f_handle", line)
+	}
+	// The kernel's dev_t: 12 bits of major above 20 of minor.
+	dev := unix.Mkdev(uint32(sdev>>20), uint32(sdev&(1<<20-1)))
+	return InotifyWatch{WD: int32(wd), Mask: uint32(mask), Ino: ino, Dev: dev, handle: h, htype: int32(htype)}, nil
 }
 
 // parseTimespecPair reads "(SEC, NSEC)".
@@ -229,6 +303,13 @@ func objectRefusals(objs []KObject, fds []fdView) []Reason {
 	for _, o := range objs {
 		if extra := o.Flags &^ (unix.O_ACCMODE | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_LARGEFILE); extra != 0 {
 			rs = append(rs, Reason{Unsupported, fmt.Sprintf("fd %d: %s with open flags %#o (only O_NONBLOCK and O_CLOEXEC are carried)", o.Fd, o.Kind, extra)})
+		}
+		next := int32(1)
+		for _, w := range o.Inotify {
+			if w.WD-next > maxInotifyGap {
+				rs = append(rs, Reason{Unsupported, fmt.Sprintf("fd %d: inotify watch %d comes after %d freed numbers (a restore takes back at most %d)", o.Fd, w.WD, w.WD-next, maxInotifyGap)})
+			}
+			next = w.WD + 1
 		}
 		for _, w := range o.Watches {
 			f, ok := byFd[w.Fd]
@@ -338,5 +419,5 @@ func readObjectRefusals(pid int, fds []fdView) ([]Reason, error) {
 	if err != nil {
 		return nil, err
 	}
-	return objectRefusals(objs, fds), nil
+	return append(objectRefusals(objs, fds), inotifyRefusals(pid, objs)...), nil
 }

@@ -1,9 +1,11 @@
 package checkpoint
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"slices"
@@ -180,4 +182,117 @@ func TestRestoreGoProgram(t *testing.T) {
 		t.Fatalf("the restored Go program ended with %v (%v), want status 0", st, err)
 	}
 	checkCount(t, readLines(out))
+}
+
+// TestRestoreTailFollow migrates `tail -f` (coreutils, which follows with
+// inotify) three times, appending to the file it follows after each move:
+// every line reaches its output, and its watches have their numbers and
+// files (fdinfo compared before and after).
+func TestRestoreTailFollow(t *testing.T) {
+	needTracing(t)
+	tail, err := exec.LookPath("tail")
+	if err != nil {
+		t.Skip("no tail")
+	}
+	stub := buildC(t, "stub")
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	if err := os.WriteFile(log, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := start(t, tail, "-n", "+1", "-f", log)
+	waitLines(t, out, 1)
+	appendLine := func(n int) {
+		f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(f, n)
+		f.Close()
+	}
+	appendLine(1)
+	waitLines(t, out, 2)
+	pid := cmd.Process.Pid
+	n := 2
+	for round := range 3 {
+		before := objectFdinfo(t, pid)
+		img, res := migrateWith(t, pid, stub, migration{})
+		pid = res.Pid
+		if !slices.ContainsFunc(img.Objects, func(o KObject) bool { return o.Kind == ObjInotify && len(o.Inotify) > 0 }) {
+			t.Fatalf("round %d: no inotify watch in the image of tail -f: %+v", round, img.Objects)
+		}
+		if after := objectFdinfo(t, pid); !reflect.DeepEqual(before, after) {
+			t.Errorf("round %d: fdinfo\nbefore %v\nafter  %v", round, before, after)
+		}
+		for range 3 {
+			appendLine(n)
+			n++
+		}
+		checkCount(t, waitLines(t, out, n))
+	}
+}
+
+// TestRestoreInotifyNumbers migrates a program whose inotify instance has
+// watches 1 and 3 (2 was removed) twice: each watch keeps its number and
+// its directory, and the program sees exactly the events of the files the
+// test creates, none of the restore's own.
+func TestRestoreInotifyNumbers(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	bin := buildC(t, "inotify")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	var dirs []string
+	for _, d := range []string{"a", "b", "c"} {
+		p := filepath.Join(dir, d)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, p)
+	}
+	cmd, _ := start(t, bin, append([]string{out}, dirs...)...)
+	touch := func(d, name string) {
+		if err := os.WriteFile(filepath.Join(d, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid := cmd.Process.Pid
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m := objectFdinfo(t, pid); len(m) == 1 {
+			for _, v := range m {
+				if strings.Count(v, "inotify wd:") == 2 {
+					goto ready
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the program did not set its watches up")
+		}
+	}
+ready:
+	touch(dirs[0], "x0")
+	waitLines(t, out, 1)
+	var want []string
+	want = append(want, "1 x0")
+	for round := range 2 {
+		before := objectFdinfo(t, pid)
+		_, res := migrateWith(t, pid, stub, migration{})
+		pid = res.Pid
+		if after := objectFdinfo(t, pid); !reflect.DeepEqual(before, after) {
+			t.Errorf("round %d: fdinfo\nbefore %v\nafter  %v", round, before, after)
+		}
+		for i, d := range dirs {
+			name := fmt.Sprintf("r%d", round)
+			touch(d, name)
+			if i != 1 {
+				want = append(want, fmt.Sprintf("%d %s", i+1, name))
+			}
+		}
+		// The last event, after which no other may come.
+		touch(dirs[0], fmt.Sprintf("end%d", round))
+		want = append(want, fmt.Sprintf("1 end%d", round))
+		if got := waitLines(t, out, len(want)); !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: events\n got %q\nwant %q", round, got, want)
+		}
+	}
 }

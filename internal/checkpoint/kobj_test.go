@@ -34,6 +34,12 @@ func TestParseObject(t *testing.T) {
 		{ObjEpoll, fdinfoEpoll, KObject{Fd: 4, Kind: ObjEpoll, Flags: 0o2000002, Watches: []EpollWatch{
 			{Fd: 7, Events: 0x40000019, ino: 0x630c84}, {Fd: 5, Events: 0x80000019, Data: 0x630000004d, ino: 0x40e}}}},
 		{ObjEpoll, "pos:\t0\nflags:\t02\n", KObject{Fd: 4, Kind: ObjEpoll, Flags: 2}}, // an empty interest list
+		{ObjInotify, "pos:\t0\nflags:\t04000\n" +
+			"inotify wd:3 ino:3c4a3 sdev:fe00001 mask:300 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:a3c4030000000000\n" +
+			"inotify wd:1 ino:2 sdev:800005 mask:80000002 ignored_mask:0 fhandle-bytes:4 fhandle-type:1 f_handle:02000000\n",
+			KObject{Fd: 4, Kind: ObjInotify, Flags: 0o4000, Inotify: []InotifyWatch{
+				{WD: 1, Mask: 0x80000002, Ino: 2, Dev: unix.Mkdev(8, 5), handle: []byte{2, 0, 0, 0}, htype: 1},
+				{WD: 3, Mask: 0x300, Ino: 0x3c4a3, Dev: unix.Mkdev(0xfe, 1), handle: []byte{0xa3, 0xc4, 3, 0, 0, 0, 0, 0}, htype: 1}}}},
 	}
 	for _, tt := range tests {
 		got, err := parseObject(tt.kind, 4, tt.info)
@@ -62,6 +68,8 @@ func TestParseObjectRejects(t *testing.T) {
 		{"no sigmask", ObjSignalfd, "pos:\t0\nflags:\t02\n"},
 		{"watch without data", ObjEpoll, "pos:\t0\nflags:\t02\ntfd: 7 events: 19 pos:0 ino:1 sdev:f\n"},
 		{"watch fd negative", ObjEpoll, "pos:\t0\nflags:\t02\ntfd: -7 events: 19 data: 0 pos:0 ino:1 sdev:f\n"},
+		{"inotify without a handle", ObjInotify, "pos:\t0\nflags:\t02\ninotify wd:1 ino:2 sdev:5 mask:2 ignored_mask:0\n"},
+		{"inotify handle not hex", ObjInotify, "pos:\t0\nflags:\t02\ninotify wd:1 ino:2 sdev:5 mask:2 fhandle-type:1 f_handle:zz\n"},
 	}
 	for _, tt := range tests {
 		if _, err := parseObject(tt.kind, 4, tt.info); err == nil {
@@ -84,6 +92,8 @@ func TestObjectRefusals(t *testing.T) {
 			[]string{"fd 4: epoll watches fd 6 as another file than the one open there now"}},
 		{"O_ASYNC", []KObject{{Fd: 5, Kind: ObjEventfd, Flags: 0o20002}},
 			[]string{"fd 5: eventfd with open flags 020000 (only O_NONBLOCK and O_CLOEXEC are carried)"}},
+		{"inotify numbers freed", []KObject{{Fd: 7, Kind: ObjInotify, Inotify: []InotifyWatch{{WD: 2}, {WD: 2000}}}},
+			[]string{"fd 7: inotify watch 2000 comes after 1997 freed numbers (a restore takes back at most 1024)"}},
 	}
 	for _, tt := range tests {
 		var got []string
@@ -134,7 +144,7 @@ func TestRefusalsObjectsAndDevices(t *testing.T) {
 		{fdView{Fd: 3, Target: "anon_inode:[eventpoll]"}, 0},
 		{fdView{Fd: 3, Target: "anon_inode:[timerfd]"}, 0},
 		{fdView{Fd: 3, Target: "anon_inode:[signalfd]"}, 0},
-		{fdView{Fd: 3, Target: "anon_inode:inotify"}, Unsupported},
+		{fdView{Fd: 3, Target: "anon_inode:inotify"}, 0},
 		{fdView{Fd: 3, Target: "anon_inode:[pidfd]"}, Unsupported},
 		{fdView{Fd: 3, Target: "/dev/urandom", Mode: chr, Rdev: unix.Mkdev(1, 9)}, 0},
 		{fdView{Fd: 3, Target: "/dev/random", Mode: chr, Rdev: unix.Mkdev(1, 8)}, 0},

@@ -143,6 +143,11 @@ func TestResumeRegs(t *testing.T) {
 		{"ERESTARTNOINTR", Regs{Rax: neg(-513), OrigRax: 7, Rip: 100}, Regs{Rax: 7, OrigRax: neg(-1), Rip: 98}},
 		{"ERESTARTNOHAND", Regs{Rax: neg(-514), OrigRax: 34, Rip: 100}, Regs{Rax: 34, OrigRax: neg(-1), Rip: 98}},
 		{"ERESTART_RESTARTBLOCK", Regs{Rax: neg(-516), OrigRax: 230, Rip: 100}, Regs{Rax: neg(-4), OrigRax: neg(-1), Rip: 100}},
+		{"relative nanosleep", Regs{Rax: neg(-516), OrigRax: 35, Rip: 100}, Regs{Rax: neg(-4), OrigRax: neg(-1), Rip: 100}},
+		{"poll again", Regs{Rax: neg(-516), OrigRax: 7, Rdx: neg(-1), Rip: 100}, Regs{Rax: 7, Rdx: neg(-1), OrigRax: neg(-1), Rip: 98}},
+		{"absolute clock_nanosleep again", Regs{Rax: neg(-516), OrigRax: 230, Rsi: 1, Rip: 100}, Regs{Rax: 230, Rsi: 1, OrigRax: neg(-1), Rip: 98}},
+		{"FUTEX_WAIT_BITSET_PRIVATE again", Regs{Rax: neg(-516), OrigRax: 202, Rsi: 9 | 128, Rip: 100}, Regs{Rax: 202, Rsi: 9 | 128, OrigRax: neg(-1), Rip: 98}},
+		{"relative FUTEX_WAIT", Regs{Rax: neg(-516), OrigRax: 202, Rsi: 128, Rip: 100}, Regs{Rax: neg(-4), Rsi: 128, OrigRax: neg(-1), Rip: 100}},
 		{"restart code outside a syscall", Regs{Rax: neg(-512), OrigRax: neg(-1), Rip: 100}, Regs{Rax: neg(-512), OrigRax: neg(-1), Rip: 100}},
 	}
 	for _, tt := range tests {

@@ -64,7 +64,7 @@ func TestRefusals(t *testing.T) {
 			v.Fds = append(v.Fds, fdView{4, "/dev/pts/0", fs.ModeDevice | fs.ModeCharDevice, 0, fileID{}})
 		}), []ReasonCode{Device}},
 		{"io_uring fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[io_uring]", 0, 0, fileID{}}) }), []ReasonCode{IOUring}},
-		{"inotify", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:inotify", 0, 0, fileID{}}) }), []ReasonCode{Unsupported}},
+		{"pidfd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[pidfd]", 0, 0, fileID{}}) }), []ReasonCode{Unsupported}},
 		{"eventfd moves", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[eventfd]", 0, 0, fileID{}}) }), nil},
 		{"deleted fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0, 0, fileID{}}) }), []ReasonCode{DeletedFile}},
 		{"posix timers", with(func(v *procView) { v.Timers = 2 }), []ReasonCode{Timers}},

@@ -34,9 +34,13 @@ var ErrVDSOMismatch = errors.New("checkpoint: the vDSO here differs from the ima
 // resumeRegs turns registers saved at a freeze into those to resume with:
 // a system call interrupted with -ERESTARTSYS, -ERESTARTNOINTR or
 // -ERESTARTNOHAND is run again (rax = orig_rax, rip back over the syscall
-// instruction); one interrupted with -ERESTART_RESTARTBLOCK (nanosleep and
-// friends, whose restart block stays in the old kernel task) returns
-// -EINTR. orig_rax is always -1 so the kernel applies no rule of its own.
+// instruction); one interrupted with -ERESTART_RESTARTBLOCK, whose restart
+// block stays in the old kernel task, is run again where running it with
+// the same arguments means the same (poll, which would otherwise fail
+// where programs such as tail -f treat EINTR as fatal; an absolute
+// clock_nanosleep; a FUTEX_WAIT_BITSET, whose timeout is absolute) and
+// returns -EINTR otherwise (nanosleep and other relative sleeps). orig_rax
+// is always -1 so the kernel applies no rule of its own.
 func resumeRegs(r Regs) Regs {
 	if int64(r.OrigRax) >= 0 {
 		switch int64(r.Rax) {
@@ -44,11 +48,34 @@ func resumeRegs(r Regs) Regs {
 			r.Rax = r.OrigRax
 			r.Rip -= 2
 		case -516: // ERESTART_RESTARTBLOCK
-			r.Rax = uint64(^uint64(unix.EINTR) + 1)
+			if sameAgain(r) {
+				r.Rax = r.OrigRax
+				r.Rip -= 2
+			} else {
+				r.Rax = uint64(^uint64(unix.EINTR) + 1)
+			}
 		}
 	}
 	r.OrigRax = ^uint64(0)
 	return r
+}
+
+// sameAgain reports whether the system call in r, interrupted with
+// -ERESTART_RESTARTBLOCK, means the same when run again from its
+// arguments (rdi, rsi, rdx and r10 survive a system call). poll with a
+// timeout waits its whole timeout again: later than it would have, which
+// poll allows, where EINTR would end many programs.
+func sameAgain(r Regs) bool {
+	const timerAbstime, futexCmdMask, futexWaitBitset = 1, 0x7f, 9
+	switch r.OrigRax {
+	case unix.SYS_POLL:
+		return true
+	case unix.SYS_CLOCK_NANOSLEEP:
+		return r.Rsi&timerAbstime != 0
+	case unix.SYS_FUTEX:
+		return r.Rsi&futexCmdMask == futexWaitBitset
+	}
+	return false
 }
 
 // pickScratch returns a page-aligned address, free in both lists of

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -74,6 +77,14 @@ func (r *restorer) object(o *KObject) error {
 		}
 	case ObjEpoll:
 		if fd, err = in.callOK(unix.SYS_EPOLL_CREATE1, keep&unix.O_CLOEXEC); err != nil {
+			return err
+		}
+	case ObjInotify:
+		if fd, err = in.callOK(unix.SYS_INOTIFY_INIT1, keep); err != nil {
+			return err
+		}
+		if err := r.inotifyWatches(fd, o); err != nil {
+			in.call(unix.SYS_CLOSE, fd)
 			return err
 		}
 	default:
@@ -152,3 +163,107 @@ func (r *restorer) setTimer(fd uint64, o *KObject) error {
 	}
 	return nil
 }
+
+// inotifyWatches adds o's watches to the new instance at fd, by path, in
+// order: a fresh instance numbers its watches 1, 2, 3..., so a number
+// that was freed (a watch removed) is taken by a watch of a file made for
+// it in a temporary directory, removed once all are in place (the
+// IN_IGNORED events that says are read away). Each watch must get its
+// number and its file.
+func (r *restorer) inotifyWatches(fd uint64, o *KObject) error {
+	in := r.in
+	add := func(path string, mask uint32) (int32, error) {
+		if err := r.write(scratchPath, append([]byte(path), 0)); err != nil {
+			return 0, err
+		}
+		wd, err := in.callOK(unix.SYS_INOTIFY_ADD_WATCH, fd, r.scratch+scratchPath, uint64(mask))
+		if err != nil {
+			return 0, fmt.Errorf("watch %s: %w", path, err)
+		}
+		return int32(wd), nil
+	}
+	var fillers []int32
+	dir := ""
+	defer func() {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+	}()
+	next := int32(1)
+	for _, w := range o.Inotify {
+		if w.WD-next > maxInotifyGap {
+			return fmt.Errorf("watch %d: %d numbers freed before it (at most %d are taken back)", w.WD, w.WD-next, maxInotifyGap)
+		}
+		for ; next < w.WD; next++ {
+			if dir == "" {
+				var err error
+				if dir, err = os.MkdirTemp("", "ssi-inotify-"); err != nil {
+					return err
+				}
+			}
+			p := filepath.Join(dir, strconv.Itoa(int(next)))
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				return err
+			}
+			wd, err := add(p, unix.IN_DELETE_SELF)
+			if err != nil {
+				return err
+			}
+			if wd != next {
+				return fmt.Errorf("a watch to take number %d got %d", next, wd)
+			}
+			fillers = append(fillers, wd)
+		}
+		wd, err := add(w.Path, w.Mask)
+		if err != nil {
+			return err
+		}
+		if wd != w.WD {
+			return fmt.Errorf("the watch of %s got number %d, not %d", w.Path, wd, w.WD)
+		}
+		next = w.WD + 1
+	}
+	for _, wd := range fillers {
+		if _, err := in.callOK(unix.SYS_INOTIFY_RM_WATCH, fd, uint64(wd)); err != nil {
+			return fmt.Errorf("remove watch %d: %w", wd, err)
+		}
+	}
+	for len(fillers) > 0 { // read away the IN_IGNORED events
+		if _, err := in.callOK(unix.SYS_IOCTL, fd, unix.TIOCINQ, r.scratch+scratchStruct); err != nil {
+			return fmt.Errorf("FIONREAD: %w", err)
+		}
+		b := make([]byte, 4)
+		if _, err := r.mem.ReadAt(b, int64(r.scratch+scratchStruct)); err != nil {
+			return err
+		}
+		n := binary.LittleEndian.Uint32(b)
+		if n == 0 {
+			break
+		}
+		if _, err := in.callOK(unix.SYS_READ, fd, r.scratch+scratchStruct, uint64(min(n, 2048))); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+	}
+	// The kernel's own view: each number on its file.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", in.pid, fd))
+	if err != nil {
+		return err
+	}
+	got, err := parseObject(ObjInotify, int(fd), string(b))
+	if err != nil {
+		return err
+	}
+	if len(got.Inotify) != len(o.Inotify) {
+		return fmt.Errorf("%d watches in place, want %d", len(got.Inotify), len(o.Inotify))
+	}
+	for i, w := range o.Inotify {
+		if g := got.Inotify[i]; g.WD != w.WD || g.Ino != w.Ino || g.Dev != w.Dev {
+			return fmt.Errorf("watch %d of %s is on another file here (inode %d, not %d)", w.WD, w.Path, g.Ino, w.Ino)
+		}
+	}
+	return nil
+}
+
+// maxInotifyGap bounds the watch numbers a restore takes back before one
+// watch (each costs a file and two calls).
+const maxInotifyGap = 1024

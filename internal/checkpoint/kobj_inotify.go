@@ -1,0 +1,155 @@
+package checkpoint
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// An inotify watch is kept by the kernel on an inode, not a path. The dump
+// finds the path of each by the file handle fdinfo shows
+// (open_by_handle_at, which needs CAP_DAC_READ_SEARCH, on a mount of the
+// watched file's filesystem), and the restore adds the watches again by
+// path, in order of their numbers, checking that each gets its number and
+// the same file.
+
+// inotifyPaths sets the Path of every watch of o, and checks that the
+// path leads to the watched file now.
+func inotifyPaths(o *KObject) error {
+	for i := range o.Inotify {
+		w := &o.Inotify[i]
+		p, err := handlePath(w)
+		if err != nil {
+			return fmt.Errorf("fd %d: inotify watch %d: %w", o.Fd, w.WD, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("fd %d: inotify watch %d: %s: %w", o.Fd, w.WD, p, err)
+		}
+		if st.Ino != w.Ino || st.Dev != w.Dev {
+			return fmt.Errorf("fd %d: inotify watch %d: %s is no longer the watched file", o.Fd, w.WD, p)
+		}
+		w.Path = p
+	}
+	return nil
+}
+
+// handlePath opens w's file by its handle and returns its path.
+func handlePath(w *InotifyWatch) (string, error) {
+	mnt, err := mountOf(w.Dev)
+	if err != nil {
+		return "", err
+	}
+	mfd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("open the mount %s: %w", mnt, err)
+	}
+	defer unix.Close(mfd)
+	fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(w.htype, w.handle), unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return "", fmt.Errorf("open by handle: %w", err)
+	}
+	defer unix.Close(fd)
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", err
+	}
+	if strings.HasSuffix(p, " (deleted)") || !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("the watched file has no path (%s)", p)
+	}
+	return p, nil
+}
+
+// mountOf returns a mount point of the filesystem on dev, one that mounts
+// its root if there is one.
+func mountOf(dev uint64) (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	want := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
+	found := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 5 || fs[2] != want {
+			continue
+		}
+		if fs[3] == "/" {
+			return unescapeMount(fs[4]), nil
+		}
+		if found == "" {
+			found = unescapeMount(fs[4])
+		}
+	}
+	if found == "" {
+		return "", fmt.Errorf("no mount of device %s", want)
+	}
+	return found, nil
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space...).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// unreadBytes returns how many bytes of events wait in the inotify
+// instance at fd of pid (FIONREAD on a copy of the descriptor).
+func unreadBytes(pid, fd int) (int, error) {
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(pfd)
+	c, err := unix.PidfdGetfd(pfd, fd, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(c)
+	return unix.IoctlGetInt(c, unix.TIOCINQ) // FIONREAD
+}
+
+// inotifyRefusals says why the inotify instances of pid could not move:
+// a watch whose file has no path that leads to it, and events not yet
+// read (a restore starts with an empty queue).
+func inotifyRefusals(pid int, objs []KObject) []Reason {
+	var rs []Reason
+	for i := range objs {
+		o := &objs[i]
+		if o.Kind != ObjInotify {
+			continue
+		}
+		if err := inotifyPaths(o); err != nil {
+			rs = append(rs, Reason{Unsupported, err.Error()})
+		}
+		n, err := unreadBytes(pid, o.Fd)
+		switch {
+		case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EBADF):
+		case err != nil:
+			rs = append(rs, Reason{Unsupported, fmt.Sprintf("fd %d: inotify: %v", o.Fd, err)})
+		case n > 0:
+			rs = append(rs, Reason{Unsupported, fmt.Sprintf("fd %d: inotify has %d bytes of events not yet read (a restore starts with none: try again once the program has read them)", o.Fd, n)})
+		}
+	}
+	return rs
+}
