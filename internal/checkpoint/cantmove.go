@@ -132,6 +132,8 @@ type fdView struct {
 	Mode   fs.FileMode
 	Rdev   uint64
 	ID     fileID // the file's device and inode (zero if unknown)
+	Size   int64  // a regular file's size
+	Nlink  uint64 // its links
 }
 
 // refusals is the pure decision: every reason the process in v cannot move.
@@ -168,6 +170,7 @@ func refusals(v procView) []Reason {
 			add(Unsupported, "%s", where)
 		}
 	}
+	var deleted int64 // bytes of the deleted files carried
 	for _, f := range v.Fds {
 		where := fmt.Sprintf("fd %d: %s", f.Fd, f.Target)
 		switch {
@@ -178,7 +181,11 @@ func refusals(v procView) []Reason {
 		case f.Target == "anon_inode:[io_uring]":
 			add(IOUring, "%s", where)
 		case strings.HasSuffix(f.Target, " (deleted)"):
-			add(DeletedFile, "%s", where)
+			if why := deletedRefusal(f); why != "" {
+				add(DeletedFile, "%s: %s", where, why)
+			} else {
+				deleted += f.Size
+			}
 		case isObject(f.Target):
 		case f.Target == "/dev/null" && f.Mode&fs.ModeCharDevice != 0:
 		case f.Mode&fs.ModeCharDevice != 0 && statelessDevice(f.Rdev, f.Target):
@@ -187,6 +194,9 @@ func refusals(v procView) []Reason {
 		case !strings.HasPrefix(f.Target, "/") || !f.Mode.IsRegular() && !f.Mode.IsDir():
 			add(Unsupported, "%s", where)
 		}
+	}
+	if deleted > maxDeletedBytes {
+		add(DeletedFile, "deleted files of %d bytes in all: at most %d are carried", deleted, maxDeletedBytes)
 	}
 	for _, l := range v.Locks {
 		add(Locks, "%s", l.describe())
@@ -281,7 +291,7 @@ func readFds(pid int) ([]fdView, error) {
 		if fi, err := os.Stat(dir + e.Name()); err == nil {
 			f.Mode, f.ID = fi.Mode(), idOf(fi)
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				f.Rdev = st.Rdev
+				f.Rdev, f.Size, f.Nlink = st.Rdev, st.Size, st.Nlink
 			}
 		}
 		fds = append(fds, f)

@@ -47,6 +47,7 @@ func sampleImage() *Image {
 			{Fd: 7, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5, Events: 1}}},
 			{Fd: 8, Kind: ObjInotify, Flags: 0o4000, Inotify: []InotifyWatch{{WD: 1, Mask: 2, Ino: 7, Dev: 0xfe00, Path: "/var/log/x"},
 				{WD: 4, Mask: 0x300, Ino: 9, Dev: 0xfe00, Path: "/var/log"}}},
+			{Fd: 9, Kind: ObjDeleted, Flags: 0o2102, Offset: 3, Mode: 0o600, Uid: 1000, Gid: 100, Path: "/tmp/#77", Data: []byte("abcdef")},
 		},
 		Attrs: &ProcAttrs{OOMScoreAdj: -17, LoginUID: 1000, Personality: 0x0040000, Dumpable: 0, THPDisable: true,
 			ChildSubreaper: true, NoNewPrivs: true, Membarrier: 1<<4 | 1<<8,

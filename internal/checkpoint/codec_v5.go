@@ -37,6 +37,13 @@ func (img *Image) encodeObjects(e *enc) {
 				e.u32(w.Events)
 				e.u64(w.Data)
 			}
+		case ObjDeleted:
+			e.u64(uint64(o.Offset))
+			e.u32(o.Mode)
+			e.u32(o.Uid)
+			e.u32(o.Gid)
+			e.str(o.Path)
+			e.bytes(o.Data)
 		case ObjInotify:
 			e.u32(uint32(len(o.Inotify)))
 			for _, w := range o.Inotify {
@@ -58,6 +65,7 @@ var timerfdClocks = []int32{0, 1, 7, 8, 9} // REALTIME, MONOTONIC, BOOTTIME, REA
 // with values the kernel could have reported.
 func (img *Image) decodeObjects(d *dec) {
 	n := d.count(9)
+	deleted := 0 // bytes of deleted files' contents
 	for range n {
 		o := KObject{Fd: int(d.u32()), Kind: ObjKind(d.u8()), Flags: d.u32()}
 		switch o.Kind {
@@ -95,6 +103,13 @@ func (img *Image) decodeObjects(d *dec) {
 					d.err = fmt.Errorf("inotify at fd %d: watch %d of %q", o.Fd, w.WD, w.Path)
 				}
 				o.Inotify = append(o.Inotify, w)
+			}
+		case ObjDeleted:
+			o.Offset, o.Mode, o.Uid, o.Gid, o.Path, o.Data = int64(d.u64()), d.u32(), d.u32(), d.u32(), d.str(), d.bytes()
+			deleted += len(o.Data)
+			if d.err == nil && (o.Offset < 0 || o.Mode > 0o7777 || !strings.HasPrefix(o.Path, "/") ||
+				strings.IndexByte(o.Path, 0) >= 0 || deleted > maxDeletedBytes) {
+				d.err = fmt.Errorf("deleted file at fd %d: %q, offset %d, mode %#o, %d bytes", o.Fd, o.Path, o.Offset, o.Mode, len(o.Data))
 			}
 		default:
 			if d.err == nil {

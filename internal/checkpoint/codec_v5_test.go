@@ -46,6 +46,11 @@ func TestDecodeRejectsObjects(t *testing.T) {
 		{"inotify watch zero", []KObject{{Fd: 5, Kind: ObjInotify, Inotify: []InotifyWatch{{WD: 0, Path: "/x"}}}}},
 		{"inotify out of order", []KObject{{Fd: 5, Kind: ObjInotify, Inotify: []InotifyWatch{{WD: 2, Path: "/x"}, {WD: 1, Path: "/y"}}}}},
 		{"inotify relative path", []KObject{{Fd: 5, Kind: ObjInotify, Inotify: []InotifyWatch{{WD: 1, Path: "x"}}}}},
+		{"deleted file relative", []KObject{{Fd: 5, Kind: ObjDeleted, Path: "tmp/x"}}},
+		{"deleted file mode", []KObject{{Fd: 5, Kind: ObjDeleted, Path: "/tmp/x", Mode: 0o10000}}},
+		{"deleted file offset", []KObject{{Fd: 5, Kind: ObjDeleted, Path: "/tmp/x", Offset: -1}}},
+		{"deleted files too large", []KObject{{Fd: 5, Kind: ObjDeleted, Path: "/tmp/x", Data: make([]byte, maxDeletedBytes/2+1)},
+			{Fd: 6, Kind: ObjDeleted, Path: "/tmp/y", Data: make([]byte, maxDeletedBytes/2)}}},
 		{"epoll cycle", []KObject{{Fd: 5, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 6}}}, {Fd: 6, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5}}}}},
 	}
 	for _, tt := range tests {

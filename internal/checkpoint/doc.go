@@ -11,11 +11,14 @@
 // System V shm, /dev/shm, memfd), sockets, pipes and FIFOs, device files
 // other than /dev/null, /dev/zero, /dev/full, /dev/random and
 // /dev/urandom, io_uring, anonymous inodes other than eventfd, epoll,
-// timerfd and signalfd (inotify, pidfd...), an epoll watch the restore
+// timerfd, signalfd and inotify (pidfd...), an epoll watch the restore
 // could not register again, open flags of those objects other than
 // O_NONBLOCK and O_CLOEXEC, a seccomp filter, capabilities other than a
 // restore gives (the agent's for root, none for another user), a handled
-// SIGTRAP that is pending, files or mappings whose file was deleted, and POSIX
+// SIGTRAP that is pending, inotify events not yet read, a memfd, a
+// deleted open file that has another name or that with the others
+// exceeds 8 MiB (the rest are carried: kobj_deleted.go), mappings whose
+// file was deleted, and POSIX
 // timers from timer_create (listed in /proc/PID/timers; reason Timers,
 // "2 POSIX timers (timer_create): not yet supported"), file locks and
 // leases (reason Locks, "holds a write lock (POSIX) on /db.sqlite": POSIX,
@@ -151,7 +154,7 @@
 // credentials), threads (every non-leader thread), external (the
 // descriptors the caller replaces at restore), cpu (XSAVE features,
 // xstate size, cpuinfo flags), objects (eventfd, epoll, timerfd,
-// signalfd), attrs (the process's attributes), one pages section per
+// signalfd, inotify, deleted files), attrs (the process's attributes), one pages section per
 // mapping with contents, and an end section. An image with neither
 // objects nor attributes (never a dump's) is written as version 4. Decode
 // still reads version 4, which has no objects and attrs sections (a
@@ -306,7 +309,7 @@
 //
 // # Not yet handled
 //
-// POSIX timers, inotify, pidfd, memfd and deleted files (refused),
+// POSIX timers, pidfd, memfd and mapped deleted files (refused),
 // capabilities other than a restore's and seccomp filters (refused),
 // pipes, sockets and terminals other than the external descriptors
 // (refused), process group and session ids, the pending events of an

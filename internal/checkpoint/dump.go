@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -341,6 +342,14 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 				ttys = readTTYDrivers()
 			}
 			img.External = append(img.External, externalFile(f, flags, stat.TTYNr, ttys))
+			continue
+		}
+		if strings.HasSuffix(f.Target, " (deleted)") && f.Mode.IsRegular() {
+			o, err := readDeleted(dir, f.Fd, f.Target, flags, pos)
+			if err != nil {
+				return st, err
+			}
+			img.Objects = append(img.Objects, o)
 			continue
 		}
 		if k, ok := objKindOf(f.Target); ok {

@@ -30,16 +30,16 @@ func TestExternalFile(t *testing.T) {
 		tty    bool
 		ctlTTY bool
 	}{
-		{"pipe", fdView{1, "pipe:[7]", fs.ModeNamedPipe, 0, fileID{}}, pts4, false, false},
-		{"socket", fdView{1, "socket:[7]", fs.ModeSocket, 0, fileID{}}, 0, false, false},
-		{"controlling pty", fdView{0, "/dev/pts/4", chr, pts4, fileID{}}, pts4, true, true},
-		{"other pty", fdView{0, "/dev/pts/5", chr, unix.Mkdev(136, 5), fileID{}}, pts4, true, false},
-		{"pty, no controlling terminal", fdView{0, "/dev/pts/4", chr, pts4, fileID{}}, 0, true, false},
-		{"/dev/tty", fdView{0, "/dev/tty", chr, unix.Mkdev(5, 0), fileID{}}, pts4, true, true},
-		{"serial", fdView{0, "/dev/ttyS1", chr, unix.Mkdev(4, 65), fileID{}}, 0, true, false},
-		{"vt, not listed", fdView{0, "/dev/tty1", chr, unix.Mkdev(4, 1), fileID{}}, 0, false, false},
-		{"null", fdView{0, "/dev/null", chr, unix.Mkdev(1, 3), fileID{}}, 0, false, false},
-		{"block device with a tty number", fdView{0, "/dev/sdx", fs.ModeDevice, pts4, fileID{}}, pts4, false, false},
+		{"pipe", fdView{1, "pipe:[7]", fs.ModeNamedPipe, 0, fileID{}, 0, 0}, pts4, false, false},
+		{"socket", fdView{1, "socket:[7]", fs.ModeSocket, 0, fileID{}, 0, 0}, 0, false, false},
+		{"controlling pty", fdView{0, "/dev/pts/4", chr, pts4, fileID{}, 0, 0}, pts4, true, true},
+		{"other pty", fdView{0, "/dev/pts/5", chr, unix.Mkdev(136, 5), fileID{}, 0, 0}, pts4, true, false},
+		{"pty, no controlling terminal", fdView{0, "/dev/pts/4", chr, pts4, fileID{}, 0, 0}, 0, true, false},
+		{"/dev/tty", fdView{0, "/dev/tty", chr, unix.Mkdev(5, 0), fileID{}, 0, 0}, pts4, true, true},
+		{"serial", fdView{0, "/dev/ttyS1", chr, unix.Mkdev(4, 65), fileID{}, 0, 0}, 0, true, false},
+		{"vt, not listed", fdView{0, "/dev/tty1", chr, unix.Mkdev(4, 1), fileID{}, 0, 0}, 0, false, false},
+		{"null", fdView{0, "/dev/null", chr, unix.Mkdev(1, 3), fileID{}, 0, 0}, 0, false, false},
+		{"block device with a tty number", fdView{0, "/dev/sdx", fs.ModeDevice, pts4, fileID{}, 0, 0}, pts4, false, false},
 	}
 	for _, tt := range tests {
 		x := externalFile(tt.f, unix.O_RDWR, tt.ttyNr, ds)
@@ -52,8 +52,8 @@ func TestExternalFile(t *testing.T) {
 
 func TestRefusalsExternal(t *testing.T) {
 	chr := fs.ModeDevice | fs.ModeCharDevice
-	v := procView{Threads: 1, Fds: []fdView{{0, "/dev/pts/3", chr, 0, fileID{}}, {1, "pipe:[7]", fs.ModeNamedPipe, 0, fileID{}},
-		{2, "socket:[8]", fs.ModeSocket, 0, fileID{}}, {3, "pipe:[9]", fs.ModeNamedPipe, 0, fileID{}}}, Restore: goodRestore()}
+	v := procView{Threads: 1, Fds: []fdView{{0, "/dev/pts/3", chr, 0, fileID{}, 0, 0}, {1, "pipe:[7]", fs.ModeNamedPipe, 0, fileID{}, 0, 0},
+		{2, "socket:[8]", fs.ModeSocket, 0, fileID{}, 0, 0}, {3, "pipe:[9]", fs.ModeNamedPipe, 0, fileID{}, 0, 0}}, Restore: goodRestore()}
 	tests := []struct {
 		ext  []int
 		want []ReasonCode

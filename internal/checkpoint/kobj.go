@@ -34,6 +34,7 @@ const (
 	ObjTimerfd                     // timerfd_create(2)
 	ObjSignalfd                    // signalfd(2)
 	ObjInotify                     // inotify_init1(2)
+	ObjDeleted                     // a regular file unlinked while open (kobj_deleted.go)
 )
 
 var objTargets = map[string]ObjKind{
@@ -44,7 +45,7 @@ var objTargets = map[string]ObjKind{
 	"anon_inode:inotify":     ObjInotify,
 }
 
-var objNames = [...]string{"", "eventfd", "epoll", "timerfd", "signalfd", "inotify"}
+var objNames = [...]string{"", "eventfd", "epoll", "timerfd", "signalfd", "inotify", "deleted file"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(objNames) && k != 0 {
@@ -79,6 +80,12 @@ type KObject struct {
 	Watches []EpollWatch // epoll: the interest list
 
 	Inotify []InotifyWatch // inotify: the watches, by ascending wd
+
+	Path     string // deleted file: where it was (without " (deleted)")
+	Offset   int64  // deleted file: the descriptor's offset
+	Mode     uint32 // deleted file: permission bits
+	Uid, Gid uint32 // deleted file: owner
+	Data     []byte // deleted file: contents
 }
 
 // InotifyWatch is one watch of an inotify instance. A restore adds it

@@ -296,3 +296,38 @@ ready:
 		}
 	}
 }
+
+// TestRestoreDeletedFiles migrates, three times, a program writing to an
+// O_TMPFILE file and to a file it unlinked: each comes back with its
+// contents, offset and flags (O_APPEND), and the program reads back
+// everything it wrote at the end.
+func TestRestoreDeletedFiles(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	bin := buildC(t, "tmpfile")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	cmd, _ := start(t, bin, out, dir)
+	waitLines(t, out, 10)
+	pid := cmd.Process.Pid
+	var res *Restored
+	for round := range 3 {
+		var img *Image
+		img, res = migrateWith(t, pid, stub, migration{})
+		pid = res.Pid
+		n := 0
+		for _, o := range img.Objects {
+			if o.Kind == ObjDeleted {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Fatalf("round %d: %d deleted files in the image, want 2", round, n)
+		}
+		checkCount(t, waitLines(t, out, len(readLines(out))+10))
+	}
+	res.Process.Signal(syscall.SIGUSR1)
+	if st, err := res.Process.Wait(); err != nil || !st.Success() {
+		t.Fatalf("the restored program ended with %v (%v): its deleted files lost what it wrote", st, err)
+	}
+}

@@ -154,12 +154,16 @@ func TestRefusalsObjectsAndDevices(t *testing.T) {
 		{fdView{Fd: 3, Target: "/tmp/my-urandom", Mode: chr, Rdev: unix.Mkdev(1, 9)}, Device}, // reopened by its usual name only
 		{fdView{Fd: 3, Target: "/dev/mem", Mode: chr, Rdev: unix.Mkdev(1, 1)}, Device},
 		{fdView{Fd: 3, Target: "/dev/tty", Mode: chr, Rdev: unix.Mkdev(5, 0)}, Device},
+		{fdView{Fd: 3, Target: "/tmp/#123 (deleted)", Size: 100}, 0},
+		{fdView{Fd: 3, Target: "/tmp/x (deleted)", Size: maxDeletedBytes + 1}, DeletedFile},
+		{fdView{Fd: 3, Target: "/tmp/x (deleted)", Nlink: 1}, DeletedFile},
+		{fdView{Fd: 3, Target: "/memfd:buf (deleted)"}, DeletedFile},
 	}
 	for _, tt := range tests {
 		rs := refusals(procView{Fds: []fdView{tt.fd}, Restore: restoreView{Cwd: "/", Root: "/", Exe: "/x", Now: map[string]pathNow{"/": {}, "/x": {}}}})
 		var got ReasonCode
 		for _, r := range rs {
-			if strings.HasPrefix(r.Detail, "fd 3") {
+			if strings.HasPrefix(r.Detail, "fd 3") || strings.HasPrefix(r.Detail, "deleted files of") {
 				got = r.Code
 			}
 		}

@@ -130,8 +130,8 @@ func FuzzParseFdinfoLocks(f *testing.F) {
 }
 
 func TestHeldLocks(t *testing.T) {
-	db := fdView{3, "/data/db.sqlite", 0, 0, fileID{fe00, 100}}
-	other := fdView{4, "/data/other", 0, 0, fileID{fe00, 200}}
+	db := fdView{3, "/data/db.sqlite", 0, 0, fileID{fe00, 100}, 0, 0}
+	other := fdView{4, "/data/other", 0, 0, fileID{fe00, 200}, 0, 0}
 	fds := []fdView{db, other}
 	e := func(line string) lockEntry {
 		t.Helper()
@@ -193,7 +193,7 @@ func TestHeldLocks(t *testing.T) {
 // TestRefusalsLocks: locks are reasons of kind Locks, and RunsOn (a
 // checkpoint that leaves the process running) drops them.
 func TestRefusalsLocks(t *testing.T) {
-	v := procView{Threads: 1, Fds: []fdView{{3, "/data/db", 0, 0, fileID{}}}, Restore: goodRestore("/data/db"),
+	v := procView{Threads: 1, Fds: []fdView{{3, "/data/db", 0, 0, fileID{}, 0, 0}}, Restore: goodRestore("/data/db"),
 		Locks: []heldLock{{"POSIX", "ADVISORY", "WRITE", "/data/db"}}}
 	rs := refusals(v)
 	if len(rs) != 1 || rs[0].Code != Locks || rs[0].String() != "lock: holds a write lock (POSIX) on /data/db" {

@@ -35,7 +35,7 @@ func TestRefusals(t *testing.T) {
 	ring := shared
 	ring.Path = "anon_inode:[io_uring]"
 	ok := procView{Threads: 1, Maps: []Mapping{anon, fileShared},
-		Fds:     []fdView{{0, "/dev/null", fs.ModeDevice | fs.ModeCharDevice, 0, fileID{}}, {1, "/tmp/out", 0, 0, fileID{}}, {3, "/tmp", fs.ModeDir, 0, fileID{}}},
+		Fds:     []fdView{{0, "/dev/null", fs.ModeDevice | fs.ModeCharDevice, 0, fileID{}, 0, 0}, {1, "/tmp/out", 0, 0, fileID{}, 0, 0}, {3, "/tmp", fs.ModeDir, 0, fileID{}, 0, 0}},
 		Restore: goodRestore("/tmp/out", "/tmp")}
 	with := func(f func(v *procView)) procView {
 		v := ok
@@ -57,20 +57,21 @@ func TestRefusals(t *testing.T) {
 		{"memfd", with(func(v *procView) { v.Maps = append(v.Maps, memfd) }), []ReasonCode{SharedMemory}},
 		{"deleted map", with(func(v *procView) { v.Maps = append(v.Maps, deleted) }), []ReasonCode{DeletedFile}},
 		{"io_uring map", with(func(v *procView) { v.Maps = append(v.Maps, ring) }), []ReasonCode{IOUring}},
-		{"socket", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "socket:[77]", fs.ModeSocket, 0, fileID{}}) }), []ReasonCode{Socket}},
-		{"pipe", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "pipe:[77]", fs.ModeNamedPipe, 0, fileID{}}) }), []ReasonCode{Pipe}},
-		{"fifo", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/fifo", fs.ModeNamedPipe, 0, fileID{}}) }), []ReasonCode{Pipe}},
+		{"socket", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "socket:[77]", fs.ModeSocket, 0, fileID{}, 0, 0}) }), []ReasonCode{Socket}},
+		{"pipe", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "pipe:[77]", fs.ModeNamedPipe, 0, fileID{}, 0, 0}) }), []ReasonCode{Pipe}},
+		{"fifo", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/fifo", fs.ModeNamedPipe, 0, fileID{}, 0, 0}) }), []ReasonCode{Pipe}},
 		{"tty", with(func(v *procView) {
-			v.Fds = append(v.Fds, fdView{4, "/dev/pts/0", fs.ModeDevice | fs.ModeCharDevice, 0, fileID{}})
+			v.Fds = append(v.Fds, fdView{4, "/dev/pts/0", fs.ModeDevice | fs.ModeCharDevice, 0, fileID{}, 0, 0})
 		}), []ReasonCode{Device}},
-		{"io_uring fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[io_uring]", 0, 0, fileID{}}) }), []ReasonCode{IOUring}},
-		{"pidfd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[pidfd]", 0, 0, fileID{}}) }), []ReasonCode{Unsupported}},
-		{"eventfd moves", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[eventfd]", 0, 0, fileID{}}) }), nil},
-		{"deleted fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0, 0, fileID{}}) }), []ReasonCode{DeletedFile}},
+		{"io_uring fd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[io_uring]", 0, 0, fileID{}, 0, 0}) }), []ReasonCode{IOUring}},
+		{"pidfd", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[pidfd]", 0, 0, fileID{}, 0, 0}) }), []ReasonCode{Unsupported}},
+		{"eventfd moves", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[eventfd]", 0, 0, fileID{}, 0, 0}) }), nil},
+		{"deleted fd, carried", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0, 0, fileID{}, 0, 0}) }), nil},
+		{"deleted fd, linked elsewhere", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0, 0, fileID{}, 0, 1}) }), []ReasonCode{DeletedFile}},
 		{"posix timers", with(func(v *procView) { v.Timers = 2 }), []ReasonCode{Timers}},
 		{"several", with(func(v *procView) {
 			v.Threads = 2
-			v.Fds = append(v.Fds, fdView{5, "socket:[1]", fs.ModeSocket, 0, fileID{}})
+			v.Fds = append(v.Fds, fdView{5, "socket:[1]", fs.ModeSocket, 0, fileID{}, 0, 0})
 		}), []ReasonCode{Socket}},
 	}
 	for _, tt := range tests {

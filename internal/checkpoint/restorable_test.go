@@ -16,7 +16,7 @@ func TestUnrestorable(t *testing.T) {
 			Exe: "/bin/x", ExeID: exe,
 			Now:    map[string]pathNow{"/work": {ID: dir}, "/bin/x": {ID: exe}, "/work/f": {ID: file}, "/lib/libc.so": {ID: lib}},
 			MapIDs: map[uint64]fileID{}}
-		return r, []fdView{{3, "/work/f", 0, 0, file}, {4, "socket:[9]", fs.ModeSocket, 0, fileID{}}}, []Mapping{libMap}
+		return r, []fdView{{3, "/work/f", 0, 0, file, 0, 0}, {4, "socket:[9]", fs.ModeSocket, 0, fileID{}, 0, 0}}, []Mapping{libMap}
 	}
 	long := "/" + strings.Repeat("d", maxRestorePath)
 	tests := []struct {

@@ -79,6 +79,17 @@ func (r *restorer) object(o *KObject) error {
 		if fd, err = in.callOK(unix.SYS_EPOLL_CREATE1, keep&unix.O_CLOEXEC); err != nil {
 			return err
 		}
+	case ObjDeleted:
+		f, err := makeDeleted(o)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		// O_TMPFILE has O_DIRECTORY in it; the /proc link is a symbolic link.
+		const dropped = unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_NOCTTY | unix.O_TMPFILE | unix.O_NOFOLLOW
+		if fd, err = r.open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), o.Flags&^dropped); err != nil {
+			return err
+		}
 	case ObjInotify:
 		if fd, err = in.callOK(unix.SYS_INOTIFY_INIT1, keep); err != nil {
 			return err
@@ -95,6 +106,11 @@ func (r *restorer) object(o *KObject) error {
 		in.call(unix.SYS_CLOSE, fd)
 		if err != nil {
 			return fmt.Errorf("dup3: %w", err)
+		}
+	}
+	if o.Kind == ObjDeleted && o.Flags&unix.O_APPEND == 0 && o.Offset != 0 {
+		if _, err := in.callOK(unix.SYS_LSEEK, uint64(o.Fd), uint64(o.Offset), 0); err != nil {
+			return fmt.Errorf("lseek: %w", err)
 		}
 	}
 	if o.Kind != ObjEpoll {

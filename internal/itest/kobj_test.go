@@ -245,12 +245,14 @@ func TestMigrateGoTimers(t *testing.T) {
 }
 
 // evloopPy wakes from select.epoll every 20 ms (an eventfd it watches is
-// empty), prints its count, reads 16 bytes of /dev/urandom, and checks
+// empty), prints its count and appends it to a tempfile.TemporaryFile (a
+// deleted file, read back whole at the end), reads 16 bytes of
+// /dev/urandom, and checks
 // eventfd counters: the one it watches (written, then epoll says it is
 // ready, read back, empty again), one that counts the wakes across them,
 // and one in semaphore mode holding 5. Any surprise: a message on stderr
 // and exit 3. SIGUSR1 ends it with status 0 after the wake it is in.
-const evloopPy = `import os, select, signal, sys
+const evloopPy = `import os, select, signal, sys, tempfile
 
 def fail(msg):
     sys.stderr.write('surprise: %s\n' % msg)
@@ -270,6 +272,8 @@ acc = os.eventfd(0, os.EFD_NONBLOCK)
 sem = os.eventfd(5, os.EFD_SEMAPHORE | os.EFD_NONBLOCK)
 # Unbuffered: every wake reads the descriptor itself.
 rnd = open('/dev/urandom', 'rb', buffering=0)
+# A deleted file (O_TMPFILE): every wake appends its count; read back at the end.
+tmp = tempfile.TemporaryFile(buffering=0)
 
 def empty(fd, what, n):
     try:
@@ -311,8 +315,14 @@ try:
                 fail('wake %d: semaphore read %d gave %d, want 1' % (n, i, v))
         empty(sem, 'the semaphore eventfd, after 5 reads', n)
         os.eventfd_write(sem, 5)
+        tmp.write(b'%d\n' % n)
         print(n, flush=True)
         n += 1
+    tmp.seek(0)
+    got = tmp.read()
+    want = b''.join(b'%d\n' % i for i in range(n))
+    if got != want:
+        fail('the temporary file holds %d bytes, want %d' % (len(got), len(want)))
 except Exception as e:
     fail('wake %d: %r' % (n, e))
 sys.exit(0)

@@ -85,7 +85,8 @@ func TestMigrateRefusals(t *testing.T) {
 		{"socket", "import socket,time; s=socket.socket(); time.sleep(300)", "socket: fd 3: socket:["},
 		{"pipe", "import os,time; r,w=os.pipe(); time.sleep(300)", "pipe: fd 3: pipe:["},
 		{"shared memory", "import mmap,time; m=mmap.mmap(-1, 4096); time.sleep(300)", "shared memory: mapping"},
-		{"device", "import time; f=open('/dev/zero','rb'); time.sleep(300)", "device: fd 3: /dev/zero"},
+		{"device", "import os,time; f=os.open('/dev/ptmx', os.O_RDWR); time.sleep(300)", "device: fd 3: /dev/ptmx"},
+		{"memfd", "import os,time; fd=os.memfd_create('buf'); time.sleep(300)", "deleted file: fd 3: /memfd:buf (deleted): a memfd is not carried"},
 	} {
 		script, cmd := pyRun(p.code)
 		cases = append(cases, tc{p.name, script, cmd, p.want})
