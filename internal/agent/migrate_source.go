@@ -368,7 +368,7 @@ type preStream struct {
 
 func (ps *preStream) layout(lay []checkpoint.Mapping) error {
 	ps.lay = lay
-	if err := ps.conn.Send(migrate.JSON(migrate.KLayout, migrate.Layout{Mappings: lay, Pid: ps.pid})); err != nil {
+	if err := migrate.SendLayout(ps.conn, migrate.Layout{Mappings: lay, Pid: ps.pid}); err != nil {
 		return status.Errorf(codes.Aborted, "node %d: %v", ps.to, err)
 	}
 	m, err := recvTimeout(ps.conn, answerTimout, ps.cancel)

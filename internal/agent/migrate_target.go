@@ -191,10 +191,9 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		a.log.Warn("migration in failed", "cpid", cpid, "from", b.Source, "why", failed)
 		conn.Send(migrate.Text(migrate.KFailed, "%s", failed))
 	}
-	m, err := conn.Recv()
-	var lay migrate.Layout
-	if err != nil || m.Kind != migrate.KLayout || m.Parse(&lay) != nil {
-		fail("no layout (%v, %s)", err, m.Kind)
+	lay, err := migrate.RecvLayout(conn)
+	if err != nil {
+		fail("no layout: %v", err)
 		return
 	}
 	var pipes *stdioPipes
@@ -292,7 +291,7 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 	tgt := commit.Target{}
 	tgt.Restored()
 	var act commit.Action
-	m, err = recvWithin(conn, decisionWait)
+	m, err := recvWithin(conn, decisionWait)
 	switch {
 	case err == nil && m.Kind == migrate.KCommit:
 		act = tgt.Told(commit.Commit)

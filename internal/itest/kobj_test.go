@@ -408,3 +408,43 @@ func TestMigrateTailFollow(t *testing.T) {
 		kobjWait(t, ctx, c, p, d, n+20) // it follows on, on its new node
 	}
 }
+
+// manyMapsPy maps 30,000 pages apart (alternate protections keep the
+// kernel from merging them), then prints its count every 20 ms.
+const manyMapsPy = `import mmap, time
+maps = [mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                  prot=mmap.PROT_READ | (mmap.PROT_WRITE if i % 2 else 0)) for i in range(30000)]
+n = 0
+while True:
+    print(n, flush=True)
+    n += 1
+    time.sleep(0.02)
+`
+
+// TestMigrateManyMappings: a process with 30,000 mappings, whose layout
+// is several megabytes (it was refused: "layout message of 4714995 bytes
+// exceeds 2097152"), moves from node 2 to node 3 while it runs and counts
+// on.
+func TestMigrateManyMappings(t *testing.T) {
+	needRoot(t)
+	py := "/usr/bin/python3"
+	if !exists(py) {
+		t.Skip("needs /usr/bin/python3")
+	}
+	dir := shortTempX(t)
+	script := filepath.Join(dir, "manymaps.py")
+	if err := os.WriteFile(script, []byte(manyMapsPy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	p := kobjProg{cmd: py + " " + script, out: func(d *bgDeputy) string { return d.stdout.String() }}
+	d, proc := kobjStart(t, ctx, c, p)
+	mg, err := migrateCLI(ctx, c, 1, proc.CPID, "3")
+	if err != nil {
+		t.Fatalf("move to node 3: %v", err)
+	}
+	t.Logf("move: node %d -> %d, frozen %.1f ms, %d bytes", mg.From, mg.To, float64(mg.FreezeUS)/1000, mg.Bytes)
+	waitWhere(t, ctx, c, 1, proc.CPID, 3)
+	n := kobjWait(t, ctx, c, p, d, 0)
+	kobjWait(t, ctx, c, p, d, n+20)
+}

@@ -218,6 +218,7 @@ type Restored struct {
 type Layout struct {
 	Pid      int                  `json:"pid"`
 	Mappings []checkpoint.Mapping `json:"mappings"`
+	More     bool                 `json:"more,omitempty"` // another part follows (SendLayout)
 }
 
 // DumpRequest asks for a process's image (ssi checkpoint).
