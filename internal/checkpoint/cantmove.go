@@ -118,6 +118,9 @@ type procView struct {
 	// Sec is the process's seccomp mode, uid and capabilities; Self the
 	// checker's, which a restore runs as.
 	Sec, Self secView
+	// SharedWith holds, by inode, another process that maps the
+	// process's MAP_SHARED anonymous memory.
+	SharedWith map[uint64]int
 	// Objects holds the refusals about kernel objects (an epoll watch
 	// that a restore could not register again), decided against the
 	// whole descriptor table, external descriptors included.
@@ -155,6 +158,12 @@ func refusals(v procView) []Reason {
 	}
 	for _, m := range v.Maps {
 		where := fmt.Sprintf("mapping %#x-%#x %s", m.Start, m.End, m.Path)
+		if m.Kind == KindAnonShared {
+			if why := anonSharedRefusal(m, v.Maps, v.SharedWith); why != "" {
+				add(SharedMemory, "%s: %s", where, why)
+			}
+			continue
+		}
 		switch {
 		case strings.Contains(m.Path, "io_uring"):
 			add(IOUring, "%s", where)
@@ -238,6 +247,7 @@ func readProcView(pid int) (procView, error) {
 	if v.Fds, err = readFds(pid); err != nil {
 		return v, err
 	}
+	v.SharedWith = sharedWith(pid, v.Maps)
 	if v.Timers, err = countTimers(dir + "/timers"); err != nil {
 		return v, err
 	}

@@ -251,7 +251,7 @@ func (img *Image) decodeMappings(d *dec) int {
 			d.err = fmt.Errorf("mapping %#x-%#x out of order or range", m.Start, m.End)
 		case m.Start%4096 != 0 || m.End%4096 != 0:
 			d.err = fmt.Errorf("mapping %#x-%#x not page aligned", m.Start, m.End)
-		case m.Kind < KindAnon || m.Kind > KindVsyscall:
+		case m.Kind < KindAnon || m.Kind > KindAnonShared:
 			d.err = fmt.Errorf("mapping %#x-%#x: unknown kind %d", m.Start, m.End, m.Kind)
 		case has > 1 || has == 1 && (!m.Kind.NeedsData() || m.End > maxUserAddr):
 			d.err = fmt.Errorf("mapping %#x-%#x: bad data flag %d", m.Start, m.End, has)

@@ -7,8 +7,9 @@
 //
 // Check reads only /proc (status, maps, fd links) and returns a
 // *RefusalError listing every reason the process cannot move, like
-// openMosix's /proc/PID/cantmove: a tracer already attached, writable shared memory (MAP_SHARED anonymous,
-// System V shm, /dev/shm, memfd), sockets, pipes and FIFOs, device files
+// openMosix's /proc/PID/cantmove: a tracer already attached, writable shared memory (System V
+// shm, /dev/shm, memfd, and MAP_SHARED anonymous memory that another
+// process maps or that is mapped in parts: anonshared.go), sockets, pipes and FIFOs, device files
 // other than /dev/null, /dev/zero, /dev/full, /dev/random and
 // /dev/urandom, io_uring, anonymous inodes other than eventfd, epoll,
 // timerfd, signalfd and inotify (pidfd...), an epoll watch the restore
@@ -79,11 +80,14 @@
 // and alternate stack. Each thread's restart rule is applied at restore.
 //
 // Memory is copied for every private mapping (anonymous, heap, stack,
-// private file mappings) and for the [vdso] (to compare it at restore):
+// private file mappings), for MAP_SHARED anonymous memory that is the
+// process's alone, and for the [vdso] (to compare it at restore):
 // process_vm_readv where the mapping is readable, /proc/PID/mem for the
-// rest (it reads PROT_NONE and read-only areas). Shared file mappings are
-// not copied: their contents are the file's. [vvar] and [vsyscall] come
-// from the kernel.
+// rest (it reads PROT_NONE and read-only areas). Pages of a file mapping
+// past the end of its file read as EIO there: they are left as zeros and
+// not written at restore (memread.go). Shared file mappings are not
+// copied: their contents are the file's. [vvar] and [vsyscall] come from
+// the kernel.
 //
 // Registers are saved raw. A process frozen inside a system call has
 // rax = -ERESTART* and orig_rax = the call; the restart rule is applied at

@@ -175,9 +175,10 @@ const (
 	KindVDSO                        // [vdso]: remapped by ARCH_MAP_VDSO_64, bytes compared
 	KindVVAR                        // [vvar], [vvar_vclock]: come with the vDSO
 	KindVsyscall                    // [vsyscall]: fixed, nothing to do
+	KindAnonShared                  // MAP_SHARED anonymous memory that no other process maps: contents copied (image version 5)
 )
 
-var kindNames = [...]string{"", "anon", "heap", "stack", "file-private", "file-shared", "vdso", "vvar", "vsyscall"}
+var kindNames = [...]string{"", "anon", "heap", "stack", "file-private", "file-shared", "vdso", "vvar", "vsyscall", "anon-shared"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -206,7 +207,7 @@ func (m *Mapping) Size() uint64 { return m.End - m.Start }
 // NeedsData reports whether the mapping's contents are saved in the image.
 func (k Kind) NeedsData() bool {
 	switch k {
-	case KindAnon, KindHeap, KindStack, KindFilePrivate, KindVDSO:
+	case KindAnon, KindHeap, KindStack, KindFilePrivate, KindVDSO, KindAnonShared:
 		return true
 	}
 	return false

@@ -87,6 +87,9 @@ func classify(path string, flags uint8) Kind {
 	case "[vsyscall]":
 		return KindVsyscall
 	}
+	if flags&MapShared != 0 && (path == "/dev/zero (deleted)" || strings.HasPrefix(path, "[anon_shmem:")) {
+		return KindAnonShared // MAP_SHARED|MAP_ANONYMOUS (a shmem object of its own)
+	}
 	if strings.HasPrefix(path, "/") {
 		if flags&MapShared != 0 {
 			return KindFileShared

@@ -126,8 +126,7 @@ func (st *Staged) writeVM(addr uint64, b []byte) error {
 	if writeVM(st.res.Pid, addr, b) == nil {
 		return nil
 	}
-	_, err := st.r.mem.WriteAt(b, int64(addr))
-	return err
+	return writeMemory(st.res.Pid, st.r.mem, b, addr)
 }
 
 // Finish completes the restore with img, whose mappings that are the

@@ -92,6 +92,8 @@ func (r *restorer) mapEmpty(m *Mapping) error {
 		flags |= unix.MAP_ANONYMOUS | unix.MAP_GROWSDOWN
 	case KindAnon, KindHeap:
 		flags |= unix.MAP_ANONYMOUS
+	case KindAnonShared:
+		flags = unix.MAP_FIXED | unix.MAP_SHARED | unix.MAP_ANONYMOUS
 	case KindFilePrivate, KindFileShared:
 		oflags := uint32(unix.O_RDONLY)
 		if m.Kind == KindFileShared {
@@ -145,7 +147,7 @@ func (r *restorer) fillWith(f *filler, m *Mapping) error {
 			if err := f.write(m.Start+uint64(lo), m.Data[lo:hi]); err != nil {
 				return err
 			}
-		} else if _, err := r.mem.WriteAt(m.Data[lo:hi], int64(m.Start)+int64(lo)); err != nil {
+		} else if err := writeMemory(r.in.pid, r.mem, m.Data[lo:hi], m.Start+uint64(lo)); err != nil {
 			return err
 		}
 		lo = hi

@@ -245,14 +245,15 @@ func TestMigrateGoTimers(t *testing.T) {
 }
 
 // evloopPy wakes from select.epoll every 20 ms (an eventfd it watches is
-// empty), prints its count and appends it to a tempfile.TemporaryFile (a
-// deleted file, read back whole at the end), reads 16 bytes of
+// empty), prints its count, appends it to a tempfile.TemporaryFile (a
+// deleted file, read back whole at the end) and stores it in mmap(-1)
+// memory (MAP_SHARED anonymous, checked at the end), reads 16 bytes of
 // /dev/urandom, and checks
 // eventfd counters: the one it watches (written, then epoll says it is
 // ready, read back, empty again), one that counts the wakes across them,
 // and one in semaphore mode holding 5. Any surprise: a message on stderr
 // and exit 3. SIGUSR1 ends it with status 0 after the wake it is in.
-const evloopPy = `import os, select, signal, sys, tempfile
+const evloopPy = `import mmap, os, select, signal, sys, tempfile
 
 def fail(msg):
     sys.stderr.write('surprise: %s\n' % msg)
@@ -274,6 +275,8 @@ sem = os.eventfd(5, os.EFD_SEMAPHORE | os.EFD_NONBLOCK)
 rnd = open('/dev/urandom', 'rb', buffering=0)
 # A deleted file (O_TMPFILE): every wake appends its count; read back at the end.
 tmp = tempfile.TemporaryFile(buffering=0)
+# MAP_SHARED anonymous memory (python's mmap(-1) default): each wake writes a byte.
+shm = mmap.mmap(-1, 65536)
 
 def empty(fd, what, n):
     try:
@@ -316,6 +319,7 @@ try:
         empty(sem, 'the semaphore eventfd, after 5 reads', n)
         os.eventfd_write(sem, 5)
         tmp.write(b'%d\n' % n)
+        shm[n % 65536] = n % 251
         print(n, flush=True)
         n += 1
     tmp.seek(0)
@@ -323,6 +327,9 @@ try:
     want = b''.join(b'%d\n' % i for i in range(n))
     if got != want:
         fail('the temporary file holds %d bytes, want %d' % (len(got), len(want)))
+    for i in range(max(0, n - 65536), n):
+        if shm[i % 65536] != i % 251:
+            fail('the shared mapping holds %d at %d, want %d' % (shm[i % 65536], i % 65536, i % 251))
 except Exception as e:
     fail('wake %d: %r' % (n, e))
 sys.exit(0)

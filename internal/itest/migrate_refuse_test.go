@@ -84,7 +84,7 @@ func TestMigrateRefusals(t *testing.T) {
 	for _, p := range []struct{ name, code, want string }{
 		{"socket", "import socket,time; s=socket.socket(); time.sleep(300)", "socket: fd 3: socket:["},
 		{"pipe", "import os,time; r,w=os.pipe(); time.sleep(300)", "pipe: fd 3: pipe:["},
-		{"shared memory", "import mmap,time; m=mmap.mmap(-1, 4096); time.sleep(300)", "shared memory: mapping"},
+		{"shared memory", "import mmap,os,time; f=open('/dev/shm/ssi-refuse-%d'%os.getpid(),'w+b'); f.truncate(4096); m=mmap.mmap(f.fileno(),4096); os.unlink(f.name); time.sleep(300)", "shared memory: mapping"},
 		{"device", "import os,time; f=os.open('/dev/ptmx', os.O_RDWR); time.sleep(300)", "device: fd 3: /dev/ptmx"},
 		{"memfd", "import os,time; fd=os.memfd_create('buf'); time.sleep(300)", "deleted file: fd 3: /memfd:buf (deleted): a memfd is not carried"},
 	} {

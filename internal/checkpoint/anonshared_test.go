@@ -1,0 +1,56 @@
+package checkpoint
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestRestoreAnonShared migrates, twice, plainly and pre-copied, a
+// process with MAP_SHARED anonymous memory that a child it reaped wrote
+// into: the contents come along, and the memory is still shared (a child
+// forked after the moves writes into it and the parent sees it). With the
+// child alive, sharing it, the process is refused.
+func TestRestoreAnonShared(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	bin := buildC(t, "anonshared")
+	for _, how := range []string{"plain", "pre-copied"} {
+		t.Run(how, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			cmd, _ := start(t, bin, out)
+			waitLines(t, out, 5)
+			pid := cmd.Process.Pid
+			var res *Restored
+			for round := range 2 {
+				var img *Image
+				if how == "plain" {
+					img, res = migrateWith(t, pid, stub, migration{})
+					if !hasKind(img, KindAnonShared) {
+						t.Fatalf("round %d: no shared anonymous mapping in the image", round)
+					}
+				} else {
+					res = precopyMigrate(t, pid, stub)
+				}
+				pid = res.Pid
+				checkCount(t, waitLines(t, out, len(readLines(out))+5))
+			}
+			res.Process.Signal(syscall.SIGUSR1)
+			if st, err := res.Process.Wait(); err != nil || !st.Success() {
+				t.Fatalf("the restored program ended with %v (%v): its shared memory lost its contents or is no longer shared", st, err)
+			}
+		})
+	}
+	t.Run("shared with a live child", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "out")
+		cmd, _ := start(t, bin, out, "keep")
+		waitLines(t, out, 2)
+		err := Check(cmd.Process.Pid)
+		var re *RefusalError
+		if !errors.As(err, &re) || !re.Has(SharedMemory) || !strings.Contains(err.Error(), "shared with process") {
+			t.Fatalf("Check: %v; want a refusal: shared memory, shared with process N", err)
+		}
+	})
+}
