@@ -32,6 +32,7 @@ type ProcAttrs struct {
 	NoNewPrivs     bool   // PR_GET_NO_NEW_PRIVS
 	Membarrier     uint32 // MEMBARRIER_CMD_GET_REGISTRATIONS: the REGISTER_* commands done
 	Advice         []MapAdvice
+	Timers         []PosixTimer // timer_create(2), by ascending id (ptimers.go)
 }
 
 // NoLoginUID is the login uid of a process no login set it for.

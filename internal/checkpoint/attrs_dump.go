@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,6 +47,9 @@ func queryAttrs(in *injector, buf uint64, read func(off uint64, n int) ([]byte, 
 	if a.Personality, err = get32(get("personality", unix.SYS_PERSONALITY, 0xffffffff)); err != nil {
 		return err
 	}
+	if err := queryTimers(in, buf, read, a.Timers); err != nil {
+		return err
+	}
 	rv, err := in.call(unix.SYS_MEMBARRIER, membarrierGetRegistrations, 0, 0)
 	switch {
 	case err != nil:
@@ -75,6 +79,10 @@ func readAttrs(dir string, img *Image, a *ProcAttrs, smaps string) error {
 		return fmt.Errorf("oom_score_adj: %v", err)
 	}
 	a.OOMScoreAdj = int32(n)
+	if a.Timers, err = readTimers(dir); err != nil {
+		return err
+	}
+	slices.SortFunc(a.Timers, func(x, y PosixTimer) int { return int(x.ID) - int(y.ID) })
 	a.LoginUID = NoLoginUID
 	if b, err = os.ReadFile(dir + "/loginuid"); err == nil {
 		u, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)

@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -27,7 +26,7 @@ const (
 	DeletedFile                         // an open or mapped file that was unlinked
 	Unsupported                         // another object the engine cannot restore
 	Gone                                // the process does not exist or cannot be read
-	Timers                              // POSIX timers from timer_create (not yet handled)
+	Timers                              // a POSIX timer (timer_create) that cannot be carried
 	Locks                               // a file lock or lease (POSIX, OFD, flock, lease, delegation): not carried
 	Unrestorable                        // a restore could not reopen what it has: working directory, files, root
 )
@@ -112,7 +111,8 @@ type procView struct {
 	TrapPending bool
 	Maps        []Mapping
 	Fds         []fdView
-	Timers      int // POSIX timers listed in /proc/PID/timers
+	Timers      []PosixTimer // POSIX timers listed in /proc/PID/timers
+	TimerIDs    bool         // this kernel gives a timer its id back
 	Locks       []heldLock
 	Restore     restoreView
 	// Sec is the process's seccomp mode, uid and capabilities; Self the
@@ -149,13 +149,7 @@ func refusals(v procView) []Reason {
 	if v.TrapPending {
 		add(Unsupported, "a SIGTRAP is pending and the process handles it: a restore, which single-steps the process, would reset the handler (try again once the signal is taken)")
 	}
-	if v.Timers > 0 {
-		plural := "s"
-		if v.Timers == 1 {
-			plural = ""
-		}
-		add(Timers, "%d POSIX timer%s (timer_create): not yet supported", v.Timers, plural)
-	}
+	rs = append(rs, timerRefusals(v.Timers, v.TimerIDs)...)
 	for _, m := range v.Maps {
 		where := fmt.Sprintf("mapping %#x-%#x %s", m.Start, m.End, m.Path)
 		if m.Kind == KindAnonShared {
@@ -248,9 +242,10 @@ func readProcView(pid int) (procView, error) {
 		return v, err
 	}
 	v.SharedWith = sharedWith(pid, v.Maps)
-	if v.Timers, err = countTimers(dir + "/timers"); err != nil {
+	if v.Timers, err = readTimers(dir); err != nil {
 		return v, err
 	}
+	v.TimerIDs = len(v.Timers) == 0 || timerIDs()
 	if v.Locks, err = readLocks(pid, v.Fds); err != nil {
 		return v, err
 	}
@@ -259,26 +254,6 @@ func readProcView(pid int) (procView, error) {
 	}
 	v.Restore, err = readRestoreView(pid, v.Fds, v.Maps)
 	return v, err
-}
-
-// countTimers counts the POSIX timers in /proc/PID/timers (one "ID:" line
-// each). A kernel without the file (no CONFIG_CHECKPOINT_RESTORE) reports
-// none.
-func countTimers(file string) (int, error) {
-	b, err := os.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for line := range strings.Lines(string(b)) {
-		if strings.HasPrefix(line, "ID:") {
-			n++
-		}
-	}
-	return n, nil
 }
 
 func readFds(pid int) ([]fdView, error) {

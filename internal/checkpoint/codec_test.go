@@ -51,7 +51,9 @@ func sampleImage() *Image {
 		},
 		Attrs: &ProcAttrs{OOMScoreAdj: -17, LoginUID: 1000, Personality: 0x0040000, Dumpable: 0, THPDisable: true,
 			ChildSubreaper: true, NoNewPrivs: true, Membarrier: 1<<4 | 1<<8,
-			Advice: []MapAdvice{{Start: 0x400000, End: 0x401000, Flags: AdvDontDump | AdvLocked}, {Start: 0x500000, End: 0x501000, Flags: AdvWipeOnFork}}},
+			Advice: []MapAdvice{{Start: 0x400000, End: 0x401000, Flags: AdvDontDump | AdvLocked}, {Start: 0x500000, End: 0x501000, Flags: AdvWipeOnFork}},
+			Timers: []PosixTimer{{ID: 1, Clock: 1, Notify: sigevThreadID, Signo: 35, Value: 0x1234, Tid: 44, Left: 7 * time.Millisecond, Interval: 20 * time.Millisecond},
+				{ID: 3, Clock: 0, Notify: sigevNone, Left: 1000 * time.Second}}},
 	}
 }
 

@@ -156,6 +156,15 @@ func (img *Image) encodeAttrs(e *enc) {
 		e.u64(m.End)
 		e.u32(m.Flags)
 	}
+	e.u32(uint32(len(a.Timers)))
+	for _, t := range a.Timers {
+		for _, v := range []int32{t.ID, t.Clock, t.Notify, t.Signo, t.Tid} {
+			e.u32(uint32(v))
+		}
+		e.u64(t.Value)
+		e.u64(uint64(t.Left))
+		e.u64(uint64(t.Interval))
+	}
 }
 
 // decodeAttrs reads the attrs section: values the kernel could have
@@ -183,6 +192,23 @@ func (img *Image) decodeAttrs(d *dec) {
 			return
 		}
 		a.Advice = append(a.Advice, m)
+	}
+	n = d.count(44)
+	for range n {
+		t := PosixTimer{ID: int32(d.u32()), Clock: int32(d.u32()), Notify: int32(d.u32()), Signo: int32(d.u32()), Tid: int32(d.u32()),
+			Value: d.u64(), Left: time.Duration(d.u64()), Interval: time.Duration(d.u64())}
+		switch {
+		case d.err != nil:
+			return
+		case t.ID < 0 || len(a.Timers) > 0 && t.ID <= a.Timers[len(a.Timers)-1].ID:
+			d.err = fmt.Errorf("timer %d out of order", t.ID)
+		case t.Notify&^sigevThreadID > sigevThread || t.Signo < 0 || t.Signo > 64 || t.Left < 0 || t.Interval < 0:
+			d.err = fmt.Errorf("timer %d: notify %d, signal %d, times %v/%v", t.ID, t.Notify, t.Signo, t.Left, t.Interval)
+		}
+		if d.err != nil {
+			return
+		}
+		a.Timers = append(a.Timers, t)
 	}
 	switch {
 	case d.err != nil:

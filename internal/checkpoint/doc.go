@@ -19,9 +19,10 @@
 // SIGTRAP that is pending, inotify events not yet read, a memfd, a
 // deleted open file that has another name or that with the others
 // exceeds 8 MiB (the rest are carried: kobj_deleted.go), mappings whose
-// file was deleted, and POSIX
-// timers from timer_create (listed in /proc/PID/timers; reason Timers,
-// "2 POSIX timers (timer_create): not yet supported"), file locks and
+// file was deleted, a POSIX timer (timer_create) on the CPU-time clock of
+// another process or of a thread, or any where the kernel cannot give a
+// timer its id back (reason Timers; the others are carried: ptimers.go),
+// file locks and
 // leases (reason Locks, "holds a write lock (POSIX) on /db.sqlite": POSIX,
 // OFD, flock, leases and delegations, from the "lock:" lines of
 // /proc/PID/fdinfo/N, which list the locks held through each descriptor,
@@ -59,12 +60,15 @@
 // into the process, what only it can tell: brk(0), PR_GET_TID_ADDRESS,
 // sigaltstack, getitimer for ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF,
 // the prctl flags (dumpable, THP disabled, child subreaper,
-// no_new_privs), the personality and the membarrier registrations,
+// no_new_privs), the personality, the membarrier registrations, each
+// POSIX timer's time left and period (timer_gettime),
 // prlimit64 for the resource limits (asked of the process itself: prlimit
 // on another user's process needs CAP_SYS_RESOURCE) and rt_sigaction for
 // every caught or ignored signal. A signal that arrives during the
 // injected calls is held back; it is sent again by Resume and goes into
-// the image as a pending signal from kill(2). Each injected call is a
+// the image as a pending signal with the siginfo it carried
+// (PTRACE_GETSIGINFO: a timer's value), queued to the thread that took it
+// unless that was the leader. Each injected call is a
 // single step, for which the kernel forces a SIGTRAP; a forced signal
 // that is blocked has its handler reset, so SIGTRAP is unblocked while
 // calls are injected, at the dump and at the restore. An injected call sets the registers (orig_rax
@@ -313,7 +317,8 @@
 //
 // # Not yet handled
 //
-// POSIX timers, pidfd, memfd and mapped deleted files (refused),
+// pidfd, memfd and mapped deleted files (refused), the overrun count of
+// a POSIX timer,
 // capabilities other than a restore's and seccomp filters (refused),
 // pipes, sockets and terminals other than the external descriptors
 // (refused), process group and session ids, the pending events of an

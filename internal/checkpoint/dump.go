@@ -155,12 +155,17 @@ func (p *Process) dump() (*Image, error) {
 		}
 	}
 	// Signals that came during the injected calls were held back (Resume
-	// sends them again); the image gets them as if sent by kill(2).
-	for _, sig := range in.held {
-		var ps PendingSignal
-		binary.LittleEndian.PutUint32(ps.Info[:], uint32(sig))
-		ps.Shared = true
-		img.Pending = append(img.Pending, ps)
+	// sends them again): the image gets each with what it carried (a
+	// timer's value), in the queue of the thread that stopped for it, or
+	// the process's if that was the leader.
+	for _, h := range in.heldInfo {
+		ps := PendingSignal{Info: h.Info, Shared: h.Tid == pid}
+		if th := threadByTid(img, h.Tid); th != nil && !ps.Shared {
+			th.Pending = append(th.Pending, ps)
+		} else {
+			ps.Shared = true
+			img.Pending = append(img.Pending, ps)
+		}
 	}
 	return img, nil
 }
@@ -252,6 +257,7 @@ func (p *Process) injectQueries(in *injector, mem *os.File, img *Image, st statu
 			_, err = tin.callOK(unix.SYS_SIGALTSTACK, 0, buf+1032)
 		}
 		in.held = append(in.held, tin.held...)
+		in.heldInfo = append(in.heldInfo, tin.heldInfo...)
 		if e := setRegs(th.Tid, th.Regs); e != nil && err == nil {
 			err = e
 		}

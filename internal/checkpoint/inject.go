@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -53,11 +54,20 @@ func findSyscall(code []byte, base uint64) (uint64, bool) {
 // it; the kernel reports the step at syscall exit, before any further user
 // instruction runs. Precondition: runs on the tracer goroutine.
 type injector struct {
-	pid   int
-	insn  uint64 // address of a syscall instruction in the tracee
-	base  Regs   // registers the calls start from (orig_rax forced to -1)
-	held  []unix.Signal
-	calls int
+	pid  int
+	insn uint64 // address of a syscall instruction in the tracee
+	base Regs   // registers the calls start from (orig_rax forced to -1)
+	held []unix.Signal
+	// heldInfo is what the held signals carried (PTRACE_GETSIGINFO), in
+	// the same order, with the thread that stopped for each.
+	heldInfo []heldSignal
+	calls    int
+}
+
+// heldSignal is a signal held back during an injected call.
+type heldSignal struct {
+	Tid  int
+	Info [siginfoSize]byte
 }
 
 // call runs system call nr with args and returns the raw rax (negative
@@ -92,6 +102,13 @@ func (in *injector) call(nr uintptr, args ...uint64) (int64, error) {
 		// let go) or a group stop: step again.
 		if ev == 0 {
 			in.held = append(in.held, sig)
+			h := heldSignal{Tid: in.pid}
+			if info, err := getSiginfo(in.pid); err == nil {
+				h.Info = info
+			} else {
+				binary.LittleEndian.PutUint32(h.Info[:], uint32(sig)) // as from kill(2)
+			}
+			in.heldInfo = append(in.heldInfo, h)
 		}
 	}
 	out, err := getRegs(in.pid)

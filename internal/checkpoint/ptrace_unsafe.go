@@ -148,3 +148,14 @@ func peekStop(pid int) (int, error) {
 		return int(*(*int32)(unsafe.Add(unsafe.Pointer(&si), 24))), nil
 	}
 }
+
+// getSiginfo returns the siginfo of the signal tid is stopped for
+// (PTRACE_GETSIGINFO).
+func getSiginfo(tid int) ([siginfoSize]byte, error) {
+	var info [siginfoSize]byte
+	_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(tid), 0, uintptr(unsafe.Pointer(&info[0])), 0, 0)
+	if e != 0 {
+		return info, e
+	}
+	return info, nil
+}

@@ -68,7 +68,11 @@ func TestRefusals(t *testing.T) {
 		{"eventfd moves", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "anon_inode:[eventfd]", 0, 0, fileID{}, 0, 0}) }), nil},
 		{"deleted fd, carried", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0, 0, fileID{}, 0, 0}) }), nil},
 		{"deleted fd, linked elsewhere", with(func(v *procView) { v.Fds = append(v.Fds, fdView{4, "/tmp/y (deleted)", 0, 0, fileID{}, 0, 1}) }), []ReasonCode{DeletedFile}},
-		{"posix timers", with(func(v *procView) { v.Timers = 2 }), []ReasonCode{Timers}},
+		{"posix timers", with(func(v *procView) { v.Timers, v.TimerIDs = []PosixTimer{{ID: 0, Clock: 1}, {ID: 1, Clock: 0}}, true }), nil},
+		{"posix timers, no ids back", with(func(v *procView) { v.Timers = []PosixTimer{{ID: 0, Clock: 1}} }), []ReasonCode{Timers}},
+		{"posix timer on a thread's CPU clock", with(func(v *procView) { v.Timers, v.TimerIDs = []PosixTimer{{ID: 0, Clock: -2}}, true }), []ReasonCode{Timers}},
+		{"posix timer on its own CPU clock", with(func(v *procView) { v.Timers, v.TimerIDs = []PosixTimer{{ID: 0, Clock: -6}}, true }), nil},
+		{"posix timer on another process's CPU clock", with(func(v *procView) { v.Timers, v.TimerIDs = []PosixTimer{{ID: 0, Clock: -6 - 8*77}}, true }), []ReasonCode{Timers}},
 		{"several", with(func(v *procView) {
 			v.Threads = 2
 			v.Fds = append(v.Fds, fdView{5, "socket:[1]", fs.ModeSocket, 0, fileID{}, 0, 0})
@@ -84,7 +88,7 @@ func TestRefusals(t *testing.T) {
 					t.Errorf("reason %v without detail", r.Code)
 				}
 			}
-			if tt.name == "posix timers" && rs[0].Detail != "2 POSIX timers (timer_create): not yet supported" {
+			if tt.name == "posix timer on a thread's CPU clock" && rs[0].Detail != "POSIX timer 0 runs on the CPU-time clock of a thread or of another process (clock -2): not carried" {
 				t.Errorf("detail %q", rs[0].Detail)
 			}
 			if len(got) != len(tt.want) {

@@ -271,6 +271,15 @@ func (r *restorer) complete(s *restoreState, img *Image, x *stubExternal, o *Res
 	if err := r.threads(img, s, !o.AnyPid, res); err != nil {
 		return err
 	}
+	if a := img.Attrs; a != nil {
+		tids := map[int32]int32{int32(img.Pid): int32(pid)}
+		for i, tid := range s.tids {
+			tids[int32(img.Threads[i].Tid)] = int32(tid)
+		}
+		if err := r.timers(a.Timers, tids); err != nil {
+			return err
+		}
+	}
 	if err := r.last(img); err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func TestMigrateRefusals(t *testing.T) {
 		{"pinned", asNobody + "ssi run --node 1 --no-migrate sleep 501", "sleep 501", "started with --no-migrate: it is pinned to node 1"},
 		{"children", asNobody + "ssi run --node 1 sh -c 'sleep 502; true'", "sh -c sleep 502; true", "it has child processes"},
 		{"terminal", "script -qec '" + asNobody + "ssi run --node 1 sleep 503' /dev/null", "sleep 503", "it runs on a terminal"},
-		{"posix timers", asNobody + "ssi run --node 1 " + bins["posixtimers"], bins["posixtimers"], "timers: 2 POSIX timers (timer_create): not yet supported"},
+		{"posix timers", asNobody + "ssi run --node 1 " + bins["posixtimers"], bins["posixtimers"], "timers: POSIX timer 0 runs on the CPU-time clock of a thread or of another process (clock -2): not carried"},
 	}
 	for _, p := range []struct{ name, code, want string }{
 		{"socket", "import socket,time; s=socket.socket(); time.sleep(300)", "socket: fd 3: socket:["},
