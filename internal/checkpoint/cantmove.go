@@ -118,6 +118,8 @@ type procView struct {
 	// Sec is the process's seccomp mode, uid and capabilities; Self the
 	// checker's, which a restore runs as.
 	Sec, Self secView
+	// InnerPipes are the pipes both of whose ends the process holds.
+	InnerPipes map[uint64]bool
 	// SharedWith holds, by inode, another process that maps the
 	// process's MAP_SHARED anonymous memory.
 	SharedWith map[uint64]int
@@ -180,7 +182,9 @@ func refusals(v procView) []Reason {
 		case strings.HasPrefix(f.Target, "socket:"):
 			add(Socket, "%s", where)
 		case strings.HasPrefix(f.Target, "pipe:") || f.Mode&fs.ModeNamedPipe != 0:
-			add(Pipe, "%s", where)
+			if id, ok := pipeID(f.Target); !ok || !v.InnerPipes[id] {
+				add(Pipe, "%s", where)
+			}
 		case f.Target == "anon_inode:[io_uring]":
 			add(IOUring, "%s", where)
 		case strings.HasSuffix(f.Target, " (deleted)"):
@@ -242,6 +246,11 @@ func readProcView(pid int) (procView, error) {
 		return v, err
 	}
 	v.SharedWith = sharedWith(pid, v.Maps)
+	pf, err := pipeFlags(pid, v.Fds)
+	if err != nil {
+		return v, err
+	}
+	v.InnerPipes = innerPipes(v.Fds, pf)
 	if v.Timers, err = readTimers(dir); err != nil {
 		return v, err
 	}

@@ -37,6 +37,10 @@ func (img *Image) encodeObjects(e *enc) {
 				e.u32(w.Events)
 				e.u64(w.Data)
 			}
+		case ObjPipe:
+			e.u64(o.Pipe)
+			e.u32(o.PipeSize)
+			e.bytes(o.Data)
 		case ObjDeleted:
 			e.u64(uint64(o.Offset))
 			e.u32(o.Mode)
@@ -103,6 +107,11 @@ func (img *Image) decodeObjects(d *dec) {
 					d.err = fmt.Errorf("inotify at fd %d: watch %d of %q", o.Fd, w.WD, w.Path)
 				}
 				o.Inotify = append(o.Inotify, w)
+			}
+		case ObjPipe:
+			o.Pipe, o.PipeSize, o.Data = d.u64(), d.u32(), d.bytes()
+			if d.err == nil && (len(o.Data) > 1<<20 || o.PipeSize > 1<<30 || len(o.Data) > 0 && len(o.Data) > int(o.PipeSize)) {
+				d.err = fmt.Errorf("pipe at fd %d: %d bytes in a pipe of %d", o.Fd, len(o.Data), o.PipeSize)
 			}
 		case ObjDeleted:
 			o.Offset, o.Mode, o.Uid, o.Gid, o.Path, o.Data = int64(d.u64()), d.u32(), d.u32(), d.u32(), d.str(), d.bytes()

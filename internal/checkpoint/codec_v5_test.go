@@ -51,6 +51,7 @@ func TestDecodeRejectsObjects(t *testing.T) {
 		{"deleted file offset", []KObject{{Fd: 5, Kind: ObjDeleted, Path: "/tmp/x", Offset: -1}}},
 		{"deleted files too large", []KObject{{Fd: 5, Kind: ObjDeleted, Path: "/tmp/x", Data: make([]byte, maxDeletedBytes/2+1)},
 			{Fd: 6, Kind: ObjDeleted, Path: "/tmp/y", Data: make([]byte, maxDeletedBytes/2)}}},
+		{"pipe fuller than its size", []KObject{{Fd: 5, Kind: ObjPipe, PipeSize: 4, Data: []byte("12345")}}},
 		{"epoll cycle", []KObject{{Fd: 5, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 6}}}, {Fd: 6, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 5}}}}},
 	}
 	for _, tt := range tests {

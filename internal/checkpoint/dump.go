@@ -333,6 +333,12 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 	if err != nil {
 		return st, err
 	}
+	pf, err := pipeFlags(pid, fds)
+	if err != nil {
+		return st, err
+	}
+	inner := innerPipes(fds, pf)
+	filled := map[uint64]bool{}
 	var ttys []ttyDriver
 	for _, f := range fds {
 		s, err := rd("fdinfo/" + strconv.Itoa(f.Fd))
@@ -348,6 +354,18 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 				ttys = readTTYDrivers()
 			}
 			img.External = append(img.External, externalFile(f, flags, stat.TTYNr, ttys))
+			continue
+		}
+		if id, ok := pipeID(f.Target); ok && inner[id] && !slices.Contains(ext, f.Fd) {
+			o := KObject{Fd: f.Fd, Kind: ObjPipe, Flags: flags, Pipe: id}
+			if flags&unix.O_ACCMODE != unix.O_WRONLY && !filled[id] {
+				data, size, err := readPipe(pid, f.Fd)
+				if err != nil {
+					return st, fmt.Errorf("fd %d: pipe: %w", f.Fd, err)
+				}
+				o.Data, o.PipeSize, filled[id] = data, uint32(size), true
+			}
+			img.Objects = append(img.Objects, o)
 			continue
 		}
 		if strings.HasSuffix(f.Target, " (deleted)") && f.Mode.IsRegular() {

@@ -35,6 +35,7 @@ const (
 	ObjSignalfd                    // signalfd(2)
 	ObjInotify                     // inotify_init1(2)
 	ObjDeleted                     // a regular file unlinked while open (kobj_deleted.go)
+	ObjPipe                        // an end of a pipe whose both ends the process holds (kobj_pipe.go)
 )
 
 var objTargets = map[string]ObjKind{
@@ -45,7 +46,7 @@ var objTargets = map[string]ObjKind{
 	"anon_inode:inotify":     ObjInotify,
 }
 
-var objNames = [...]string{"", "eventfd", "epoll", "timerfd", "signalfd", "inotify", "deleted file"}
+var objNames = [...]string{"", "eventfd", "epoll", "timerfd", "signalfd", "inotify", "deleted file", "pipe"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(objNames) && k != 0 {
@@ -85,7 +86,10 @@ type KObject struct {
 	Offset   int64  // deleted file: the descriptor's offset
 	Mode     uint32 // deleted file: permission bits
 	Uid, Gid uint32 // deleted file: owner
-	Data     []byte // deleted file: contents
+	Data     []byte // deleted file, pipe (its first read end): contents
+
+	Pipe     uint64 // pipe: which (its inode at the dump)
+	PipeSize uint32 // pipe: capacity (F_GETPIPE_SZ)
 }
 
 // InotifyWatch is one watch of an inotify instance. A restore adds it

@@ -331,3 +331,35 @@ func TestRestoreDeletedFiles(t *testing.T) {
 		t.Fatalf("the restored program ended with %v (%v): its deleted files lost what it wrote", st, err)
 	}
 }
+
+// TestRestoreInnerPipes migrates, twice, plainly and pre-copied, a
+// program that holds both ends of two pipes: a self-pipe it writes and
+// reads every round, and one whose contents wait, its read end
+// duplicated: both come back with their contents, numbers and flags.
+func TestRestoreInnerPipes(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	bin := buildC(t, "selfpipe")
+	for _, how := range []string{"plain", "pre-copied"} {
+		t.Run(how, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			cmd, _ := start(t, bin, out)
+			waitLines(t, out, 5)
+			pid := cmd.Process.Pid
+			var res *Restored
+			for range 2 {
+				if how == "plain" {
+					_, res = migrateWith(t, pid, stub, migration{})
+				} else {
+					res = precopyMigrate(t, pid, stub)
+				}
+				pid = res.Pid
+				checkCount(t, waitLines(t, out, len(readLines(out))+5))
+			}
+			res.Process.Signal(syscall.SIGUSR1)
+			if st, err := res.Process.Wait(); err != nil || !st.Success() {
+				t.Fatalf("the restored program ended with %v (%v): a pipe lost its contents or its flags", st, err)
+			}
+		})
+	}
+}

@@ -109,6 +109,19 @@ func TestObjectRefusals(t *testing.T) {
 	}
 }
 
+func TestInnerPipes(t *testing.T) {
+	fds := []fdView{{Fd: 3, Target: "pipe:[7]"}, {Fd: 4, Target: "pipe:[7]"}, {Fd: 5, Target: "pipe:[8]"}, {Fd: 6, Target: "pipe:[9]"},
+		{Fd: 7, Target: "pipe:[9]"}, {Fd: 8, Target: "pipe:[10]"}, {Fd: 9, Target: "/tmp/fifo"}}
+	flags := map[int]uint32{3: 0, 4: 1, 5: 0, 6: 0o4000, 7: 0o4000, 8: 1}
+	got := innerPipes(fds, flags)
+	if !reflect.DeepEqual(got, map[uint64]bool{7: true}) {
+		t.Errorf("inner pipes %v, want only 7 (8 and 10 have one end here, 9 two read ends)", got)
+	}
+	if _, ok := pipeID("pipe:[12"); ok {
+		t.Error("pipe:[12 accepted")
+	}
+}
+
 func TestEpollOrder(t *testing.T) {
 	objs := []KObject{
 		{Fd: 3, Kind: ObjEpoll, Watches: []EpollWatch{{Fd: 4}, {Fd: 6}}},

@@ -24,8 +24,14 @@ func (r *restorer) objects(objs []KObject) error {
 	if err != nil {
 		return err
 	}
+	if err := r.pipes(objs); err != nil {
+		return err
+	}
 	for i := range order {
 		o := &order[i]
+		if o.Kind == ObjPipe {
+			continue // made above
+		}
 		if err := r.object(o); err != nil {
 			return fmt.Errorf("checkpoint: %s at fd %d: %w", o.Kind, o.Fd, err)
 		}

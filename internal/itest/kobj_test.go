@@ -455,3 +455,30 @@ func TestMigrateManyMappings(t *testing.T) {
 	n := kobjWait(t, ctx, c, p, d, 0)
 	kobjWait(t, ctx, c, p, d, n+20)
 }
+
+// tickJS counts every 20 ms with setInterval and exits 0 at SIGUSR1.
+const tickJS = `let n = 0;
+setInterval(() => { console.log(n++); }, 20);
+process.on('SIGUSR1', () => process.exit(0));
+`
+
+// TestMigrateNodeTimers: Node.js (libuv: epoll instances, eventfds and
+// its internal pipes, both ends its own) counting with setInterval moves
+// from node 2 to node 3 and back while it runs, and exits 0 at SIGUSR1
+// (it was refused with 14 reasons).
+func TestMigrateNodeTimers(t *testing.T) {
+	needRoot(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("needs node (Node.js)")
+	}
+	dir := shortTempX(t)
+	script := filepath.Join(dir, "tick.js")
+	if err := os.WriteFile(script, []byte(tickJS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	kobjMoves(t, ctx, c, func(run string) kobjProg {
+		return kobjProg{cmd: node + " " + script + " " + run, out: func(d *bgDeputy) string { return d.stdout.String() }}
+	}, true)
+}
