@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,6 +121,10 @@ type procView struct {
 	Sec, Self secView
 	// InnerPipes are the pipes both of whose ends the process holds.
 	InnerPipes map[uint64]bool
+	// InnerPairs are its Unix stream socketpairs with both ends held;
+	// PairWhy says why another socketpair is not carried.
+	InnerPairs map[uint64]bool
+	PairWhy    map[uint64]string
 	// SharedWith holds, by inode, another process that maps the
 	// process's MAP_SHARED anonymous memory.
 	SharedWith map[uint64]int
@@ -180,7 +185,12 @@ func refusals(v procView) []Reason {
 		where := fmt.Sprintf("fd %d: %s", f.Fd, f.Target)
 		switch {
 		case strings.HasPrefix(f.Target, "socket:"):
-			add(Socket, "%s", where)
+			id, _ := socketID(f.Target)
+			if why := v.PairWhy[id]; why != "" {
+				add(Socket, "%s: %s", where, why)
+			} else if !v.InnerPairs[id] {
+				add(Socket, "%s", where)
+			}
 		case strings.HasPrefix(f.Target, "pipe:") || f.Mode&fs.ModeNamedPipe != 0:
 			if id, ok := pipeID(f.Target); !ok || !v.InnerPipes[id] {
 				add(Pipe, "%s", where)
@@ -251,6 +261,13 @@ func readProcView(pid int) (procView, error) {
 		return v, err
 	}
 	v.InnerPipes = innerPipes(v.Fds, pf)
+	if slices.ContainsFunc(v.Fds, func(f fdView) bool { return strings.HasPrefix(f.Target, "socket:") }) {
+		socks, err := unixSockets()
+		if err != nil {
+			return v, err
+		}
+		v.InnerPairs, v.PairWhy = innerPairs(v.Fds, socks)
+	}
 	if v.Timers, err = readTimers(dir); err != nil {
 		return v, err
 	}

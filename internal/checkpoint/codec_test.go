@@ -50,6 +50,8 @@ func sampleImage() *Image {
 			{Fd: 9, Kind: ObjDeleted, Flags: 0o2102, Offset: 3, Mode: 0o600, Uid: 1000, Gid: 100, Path: "/tmp/#77", Data: []byte("abcdef")},
 			{Fd: 10, Kind: ObjPipe, Flags: 0o4000, Pipe: 77, PipeSize: 65536, Data: []byte("queued")},
 			{Fd: 11, Kind: ObjPipe, Flags: 0o1, Pipe: 77},
+			{Fd: 12, Kind: ObjUnixPair, Flags: 0o2, Sock: 80, Peer: 81, Data: []byte("back")},
+			{Fd: 13, Kind: ObjUnixPair, Flags: 0o4002, Sock: 81, Peer: 80},
 		},
 		Attrs: &ProcAttrs{OOMScoreAdj: -17, LoginUID: 1000, Personality: 0x0040000, Dumpable: 0, THPDisable: true,
 			ChildSubreaper: true, NoNewPrivs: true, Membarrier: 1<<4 | 1<<8,

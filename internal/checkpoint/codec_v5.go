@@ -37,6 +37,10 @@ func (img *Image) encodeObjects(e *enc) {
 				e.u32(w.Events)
 				e.u64(w.Data)
 			}
+		case ObjUnixPair:
+			e.u64(o.Sock)
+			e.u64(o.Peer)
+			e.bytes(o.Data)
 		case ObjPipe:
 			e.u64(o.Pipe)
 			e.u32(o.PipeSize)
@@ -107,6 +111,11 @@ func (img *Image) decodeObjects(d *dec) {
 					d.err = fmt.Errorf("inotify at fd %d: watch %d of %q", o.Fd, w.WD, w.Path)
 				}
 				o.Inotify = append(o.Inotify, w)
+			}
+		case ObjUnixPair:
+			o.Sock, o.Peer, o.Data = d.u64(), d.u64(), d.bytes()
+			if d.err == nil && (o.Sock == o.Peer || len(o.Data) > 16<<20) {
+				d.err = fmt.Errorf("socketpair end at fd %d: socket %d, peer %d, %d bytes", o.Fd, o.Sock, o.Peer, len(o.Data))
 			}
 		case ObjPipe:
 			o.Pipe, o.PipeSize, o.Data = d.u64(), d.u32(), d.bytes()

@@ -9,7 +9,8 @@
 // *RefusalError listing every reason the process cannot move, like
 // openMosix's /proc/PID/cantmove: a tracer already attached, writable shared memory (System V
 // shm, /dev/shm, memfd, and MAP_SHARED anonymous memory that another
-// process maps or that is mapped in parts: anonshared.go), sockets, FIFOs,
+// process maps or that is mapped in parts: anonshared.go), sockets but
+// Unix stream socketpairs whose both ends it holds (kobj_unix.go), FIFOs,
 // pipes with an end outside the process (kobj_pipe.go carries the others), device files
 // other than /dev/null, /dev/zero, /dev/full, /dev/random and
 // /dev/urandom, io_uring, anonymous inodes other than eventfd, epoll,

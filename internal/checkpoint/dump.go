@@ -338,6 +338,15 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 		return st, err
 	}
 	inner := innerPipes(fds, pf)
+	var pairs map[uint64]bool
+	var socks map[uint64]unixSock
+	if slices.ContainsFunc(fds, func(f fdView) bool { return strings.HasPrefix(f.Target, "socket:") }) {
+		if socks, err = unixSockets(); err != nil {
+			return st, err
+		}
+		pairs, _ = innerPairs(fds, socks)
+	}
+	peeked := map[uint64][]byte{}
 	filled := map[uint64]bool{}
 	var ttys []ttyDriver
 	for _, f := range fds {
@@ -354,6 +363,17 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 				ttys = readTTYDrivers()
 			}
 			img.External = append(img.External, externalFile(f, flags, stat.TTYNr, ttys))
+			continue
+		}
+		if id, ok := socketID(f.Target); ok && pairs[id] && !slices.Contains(ext, f.Fd) {
+			var data []byte // what it has queued, with its first number only
+			if _, seen := peeked[id]; !seen {
+				if data, err = peekSocket(pid, f.Fd); err != nil {
+					return st, fmt.Errorf("fd %d: socketpair: %w", f.Fd, err)
+				}
+				peeked[id] = data
+			}
+			img.Objects = append(img.Objects, KObject{Fd: f.Fd, Kind: ObjUnixPair, Flags: flags, Sock: id, Peer: socks[id].Peer, Data: data})
 			continue
 		}
 		if id, ok := pipeID(f.Target); ok && inner[id] && !slices.Contains(ext, f.Fd) {

@@ -36,6 +36,7 @@ const (
 	ObjInotify                     // inotify_init1(2)
 	ObjDeleted                     // a regular file unlinked while open (kobj_deleted.go)
 	ObjPipe                        // an end of a pipe whose both ends the process holds (kobj_pipe.go)
+	ObjUnixPair                    // an end of a Unix stream socketpair whose both ends the process holds (kobj_unix.go)
 )
 
 var objTargets = map[string]ObjKind{
@@ -46,7 +47,7 @@ var objTargets = map[string]ObjKind{
 	"anon_inode:inotify":     ObjInotify,
 }
 
-var objNames = [...]string{"", "eventfd", "epoll", "timerfd", "signalfd", "inotify", "deleted file", "pipe"}
+var objNames = [...]string{"", "eventfd", "epoll", "timerfd", "signalfd", "inotify", "deleted file", "pipe", "socketpair"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(objNames) && k != 0 {
@@ -90,6 +91,8 @@ type KObject struct {
 
 	Pipe     uint64 // pipe: which (its inode at the dump)
 	PipeSize uint32 // pipe: capacity (F_GETPIPE_SZ)
+
+	Sock, Peer uint64 // socketpair end: its inode at the dump, and its peer's
 }
 
 // InotifyWatch is one watch of an inotify instance. A restore adds it

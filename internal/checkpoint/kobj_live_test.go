@@ -363,3 +363,36 @@ func TestRestoreInnerPipes(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreSocketpairs migrates, twice, plainly and pre-copied, a
+// program that holds both ends of two Unix stream socketpairs: one used
+// as a self-pipe every round, one with a word queued in each direction
+// and an end duplicated: both come back with their queues, numbers and
+// flags.
+func TestRestoreSocketpairs(t *testing.T) {
+	needTracing(t)
+	stub := buildC(t, "stub")
+	bin := buildC(t, "sockpair")
+	for _, how := range []string{"plain", "pre-copied"} {
+		t.Run(how, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			cmd, _ := start(t, bin, out)
+			waitLines(t, out, 5)
+			pid := cmd.Process.Pid
+			var res *Restored
+			for range 2 {
+				if how == "plain" {
+					_, res = migrateWith(t, pid, stub, migration{})
+				} else {
+					res = precopyMigrate(t, pid, stub)
+				}
+				pid = res.Pid
+				checkCount(t, waitLines(t, out, len(readLines(out))+5))
+			}
+			res.Process.Signal(syscall.SIGUSR1)
+			if st, err := res.Process.Wait(); err != nil || !st.Success() {
+				t.Fatalf("the restored program ended with %v (%v): a socketpair lost its queue or its flags", st, err)
+			}
+		})
+	}
+}

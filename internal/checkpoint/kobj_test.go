@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"encoding/binary"
+	"fmt"
 	"io/fs"
 	"reflect"
 	"strings"
@@ -183,5 +185,77 @@ func TestRefusalsObjectsAndDevices(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: %v, want %v (%v)", tt.fd.Target, got, tt.want, rs)
 		}
+	}
+}
+
+// unixDiagMsg builds one sock_diag answer for a Unix socket.
+func unixDiagMsg(ino uint32, typ uint8, peer uint32, named bool, shutdown uint8) []byte {
+	le := binary.LittleEndian
+	body := []byte{unix.AF_UNIX, typ, 1, 0}
+	body = le.AppendUint32(body, ino)
+	body = append(body, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	attr := func(t uint16, v []byte) {
+		body = le.AppendUint16(body, uint16(4+len(v)))
+		body = le.AppendUint16(body, t)
+		body = append(body, v...)
+		for len(body)%4 != 0 {
+			body = append(body, 0)
+		}
+	}
+	if named {
+		attr(unixDiagName, []byte("/run/x.sock"))
+	}
+	if peer != 0 {
+		attr(unixDiagPeer, le.AppendUint32(nil, peer))
+	}
+	attr(unixDiagShutdwn, []byte{shutdown})
+	h := le.AppendUint32(nil, uint32(unix.NLMSG_HDRLEN+len(body)))
+	h = le.AppendUint16(h, unix.SOCK_DIAG_BY_FAMILY)
+	h = append(h, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	return append(h, body...)
+}
+
+func TestUnixPairs(t *testing.T) {
+	le := binary.LittleEndian
+	var b []byte
+	for _, m := range [][]byte{
+		unixDiagMsg(10, unix.SOCK_STREAM, 11, false, 0), unixDiagMsg(11, unix.SOCK_STREAM, 10, false, 0), // a pair here
+		unixDiagMsg(12, unix.SOCK_STREAM, 99, false, 0), // connected to another process
+		unixDiagMsg(13, unix.SOCK_DGRAM, 14, false, 0), unixDiagMsg(14, unix.SOCK_DGRAM, 13, false, 0),
+		unixDiagMsg(15, unix.SOCK_STREAM, 16, false, 1), unixDiagMsg(16, unix.SOCK_STREAM, 15, false, 0),
+		unixDiagMsg(17, unix.SOCK_STREAM, 0, true, 0), // a listener
+	} {
+		b = append(b, m...)
+	}
+	done := le.AppendUint32(nil, unix.NLMSG_HDRLEN+4)
+	done = le.AppendUint16(done, unix.NLMSG_DONE)
+	done = append(done, make([]byte, 14)...)
+	socks := map[uint64]unixSock{}
+	if d, err := parseUnixDiag(b, socks); err != nil || d {
+		t.Fatalf("parse: done %v, %v", d, err)
+	}
+	if d, err := parseUnixDiag(done, socks); err != nil || !d {
+		t.Fatalf("done message: done %v, %v", d, err)
+	}
+	if s := socks[10]; s.Peer != 11 || s.Type != unix.SOCK_STREAM || s.Named {
+		t.Errorf("socket 10: %+v", s)
+	}
+	if !socks[17].Named || socks[15].Shutdown != 1 {
+		t.Errorf("sockets 15, 17: %+v %+v", socks[15], socks[17])
+	}
+	var fds []fdView
+	for i := 10; i <= 17; i++ {
+		fds = append(fds, fdView{Fd: i, Target: fmt.Sprintf("socket:[%d]", i)})
+	}
+	fds = append(fds, fdView{Fd: 30, Target: "socket:[10]"}) // a duplicate
+	in, why := innerPairs(fds, socks)
+	if !reflect.DeepEqual(in, map[uint64]bool{10: true, 11: true}) {
+		t.Errorf("inner pairs %v", in)
+	}
+	if len(why) != 4 || !strings.Contains(why[13], "datagrams") || !strings.Contains(why[15], "shut down") {
+		t.Errorf("why %v", why)
+	}
+	if _, err := parseUnixDiag([]byte{200, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, socks); err == nil {
+		t.Error("a message longer than the buffer accepted")
 	}
 }

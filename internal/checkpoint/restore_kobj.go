@@ -27,9 +27,12 @@ func (r *restorer) objects(objs []KObject) error {
 	if err := r.pipes(objs); err != nil {
 		return err
 	}
+	if err := r.unixPairs(objs); err != nil {
+		return err
+	}
 	for i := range order {
 		o := &order[i]
-		if o.Kind == ObjPipe {
+		if o.Kind == ObjPipe || o.Kind == ObjUnixPair {
 			continue // made above
 		}
 		if err := r.object(o); err != nil {

@@ -482,3 +482,45 @@ func TestMigrateNodeTimers(t *testing.T) {
 		return kobjProg{cmd: node + " " + script + " " + run, out: func(d *bgDeputy) string { return d.stdout.String() }}
 	}, true)
 }
+
+// asyncioPy counts every 20 ms in an asyncio loop (an epoll instance and
+// a socketpair for its self-pipe), and ends at SIGUSR1 through
+// loop.add_signal_handler (which the self-pipe carries) with status 0.
+const asyncioPy = `import asyncio, signal, sys
+async def main():
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, stop.set)
+    n = 0
+    while not stop.is_set():
+        print(n, flush=True)
+        n += 1
+        try:
+            await asyncio.wait_for(stop.wait(), 0.02)
+        except asyncio.TimeoutError:
+            pass
+asyncio.run(main())
+sys.exit(0)
+`
+
+// TestMigratePythonAsyncio: a python asyncio program moves from node 2
+// to node 3 and back while it runs (its self-pipe, a socketpair, was
+// refused), counts on, and exits 0 at SIGUSR1, which reaches its loop
+// through that socketpair. (asyncio checks that the loop runs in the
+// same pid: the harness's nodes keep it.)
+func TestMigratePythonAsyncio(t *testing.T) {
+	needRoot(t)
+	py := "/usr/bin/python3"
+	if !exists(py) {
+		t.Skip("needs /usr/bin/python3")
+	}
+	dir := shortTempX(t)
+	script := filepath.Join(dir, "aio.py")
+	if err := os.WriteFile(script, []byte(asyncioPy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	kobjMoves(t, ctx, c, func(run string) kobjProg {
+		return kobjProg{cmd: py + " " + script + " " + run, out: func(d *bgDeputy) string { return d.stdout.String() }}
+	}, true)
+}
