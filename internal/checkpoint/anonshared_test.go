@@ -4,7 +4,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -19,28 +18,12 @@ func TestRestoreAnonShared(t *testing.T) {
 	bin := buildC(t, "anonshared")
 	for _, how := range []string{"plain", "pre-copied"} {
 		t.Run(how, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "out")
-			cmd, _ := start(t, bin, out)
-			waitLines(t, out, 5)
-			pid := cmd.Process.Pid
-			var res *Restored
-			for round := range 2 {
-				var img *Image
-				if how == "plain" {
-					img, res = migrateWith(t, pid, stub, migration{})
+			moveAndCheck(t, stub, bin, how, "its shared memory lost its contents or is no longer shared",
+				func(out string) []string { return []string{out} }, func(img *Image) {
 					if !hasKind(img, KindAnonShared) {
-						t.Fatalf("round %d: no shared anonymous mapping in the image", round)
+						t.Fatal("no shared anonymous mapping in the image")
 					}
-				} else {
-					res = precopyMigrate(t, pid, stub)
-				}
-				pid = res.Pid
-				checkCount(t, waitLines(t, out, len(readLines(out))+5))
-			}
-			res.Process.Signal(syscall.SIGUSR1)
-			if st, err := res.Process.Wait(); err != nil || !st.Success() {
-				t.Fatalf("the restored program ended with %v (%v): its shared memory lost its contents or is no longer shared", st, err)
-			}
+				})
 		})
 	}
 	t.Run("shared with a live child", func(t *testing.T) {

@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"path/filepath"
-	"syscall"
 	"testing"
 )
 
@@ -12,29 +11,12 @@ import (
 // pre-copied: it moves, counts on, and finds the page it wrote intact.
 func TestRestoreBeyondEOF(t *testing.T) {
 	needTracing(t)
-	stub := buildC(t, "stub")
-	bin := buildC(t, "beyond")
+	stub, bin := buildC(t, "stub"), buildC(t, "beyond")
 	for _, how := range []string{"plain", "pre-copied"} {
 		t.Run(how, func(t *testing.T) {
-			dir := t.TempDir()
-			out := filepath.Join(dir, "out")
-			cmd, _ := start(t, bin, filepath.Join(dir, "f"), out)
-			waitLines(t, out, 5)
-			pid := cmd.Process.Pid
-			var res *Restored
-			for range 2 {
-				if how == "plain" {
-					_, res = migrateWith(t, pid, stub, migration{})
-				} else {
-					res = precopyMigrate(t, pid, stub)
-				}
-				pid = res.Pid
-				checkCount(t, waitLines(t, out, len(readLines(out))+5))
-			}
-			res.Process.Signal(syscall.SIGUSR1)
-			if st, err := res.Process.Wait(); err != nil || !st.Success() {
-				t.Fatalf("the restored program ended with %v (%v): its written page changed", st, err)
-			}
+			moveAndCheck(t, stub, bin, how, "its written page changed", func(out string) []string {
+				return []string{filepath.Join(filepath.Dir(out), "f"), out}
+			}, nil)
 		})
 	}
 }

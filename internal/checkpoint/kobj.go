@@ -380,6 +380,17 @@ func epollOrder(objs []KObject) ([]KObject, error) {
 	return out, nil
 }
 
+// fdOf returns a copy of descriptor fd of process pid (pidfd_getfd: the
+// same open file); the caller closes it.
+func fdOf(pid, fd int) (int, error) {
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pfd)
+	return unix.PidfdGetfd(pfd, fd, 0)
+}
+
 // isObject reports whether a /proc/PID/fd link names a kernel object the
 // engine re-creates.
 func isObject(target string) bool {

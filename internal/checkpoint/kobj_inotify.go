@@ -116,12 +116,7 @@ func unescapeMount(s string) string {
 // unreadBytes returns how many bytes of events wait in the inotify
 // instance at fd of pid (FIONREAD on a copy of the descriptor).
 func unreadBytes(pid, fd int) (int, error) {
-	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(pfd)
-	c, err := unix.PidfdGetfd(pfd, fd, 0)
+	c, err := fdOf(pid, fd)
 	if err != nil {
 		return 0, err
 	}

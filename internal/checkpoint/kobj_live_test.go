@@ -333,66 +333,16 @@ func TestRestoreDeletedFiles(t *testing.T) {
 }
 
 // TestRestoreInnerPipes migrates, twice, plainly and pre-copied, a
-// program that holds both ends of two pipes: a self-pipe it writes and
-// reads every round, and one whose contents wait, its read end
-// duplicated: both come back with their contents, numbers and flags.
+// program that holds both ends of two pipes and two Unix stream
+// socketpairs: a self-pipe of each kind used every round, and one of each
+// with data waiting (both ways for the socketpair) and an end
+// duplicated: all come back with their contents, numbers and flags.
 func TestRestoreInnerPipes(t *testing.T) {
 	needTracing(t)
-	stub := buildC(t, "stub")
-	bin := buildC(t, "selfpipe")
+	stub, bin := buildC(t, "stub"), buildC(t, "selfpipe")
 	for _, how := range []string{"plain", "pre-copied"} {
 		t.Run(how, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "out")
-			cmd, _ := start(t, bin, out)
-			waitLines(t, out, 5)
-			pid := cmd.Process.Pid
-			var res *Restored
-			for range 2 {
-				if how == "plain" {
-					_, res = migrateWith(t, pid, stub, migration{})
-				} else {
-					res = precopyMigrate(t, pid, stub)
-				}
-				pid = res.Pid
-				checkCount(t, waitLines(t, out, len(readLines(out))+5))
-			}
-			res.Process.Signal(syscall.SIGUSR1)
-			if st, err := res.Process.Wait(); err != nil || !st.Success() {
-				t.Fatalf("the restored program ended with %v (%v): a pipe lost its contents or its flags", st, err)
-			}
-		})
-	}
-}
-
-// TestRestoreSocketpairs migrates, twice, plainly and pre-copied, a
-// program that holds both ends of two Unix stream socketpairs: one used
-// as a self-pipe every round, one with a word queued in each direction
-// and an end duplicated: both come back with their queues, numbers and
-// flags.
-func TestRestoreSocketpairs(t *testing.T) {
-	needTracing(t)
-	stub := buildC(t, "stub")
-	bin := buildC(t, "sockpair")
-	for _, how := range []string{"plain", "pre-copied"} {
-		t.Run(how, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "out")
-			cmd, _ := start(t, bin, out)
-			waitLines(t, out, 5)
-			pid := cmd.Process.Pid
-			var res *Restored
-			for range 2 {
-				if how == "plain" {
-					_, res = migrateWith(t, pid, stub, migration{})
-				} else {
-					res = precopyMigrate(t, pid, stub)
-				}
-				pid = res.Pid
-				checkCount(t, waitLines(t, out, len(readLines(out))+5))
-			}
-			res.Process.Signal(syscall.SIGUSR1)
-			if st, err := res.Process.Wait(); err != nil || !st.Success() {
-				t.Fatalf("the restored program ended with %v (%v): a socketpair lost its queue or its flags", st, err)
-			}
+			moveAndCheck(t, stub, bin, how, "a pipe or socketpair lost its contents or its flags", func(out string) []string { return []string{out} }, nil)
 		})
 	}
 }

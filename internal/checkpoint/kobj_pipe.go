@@ -74,12 +74,7 @@ func pipeFlags(pid int, fds []fdView) (map[int]uint32, error) {
 // readPipe reads, without taking it, what the pipe at the read end fd of
 // pid holds, and its capacity.
 func readPipe(pid, fd int) (data []byte, size int, err error) {
-	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer unix.Close(pfd)
-	c, err := unix.PidfdGetfd(pfd, fd, 0)
+	c, err := fdOf(pid, fd)
 	if err != nil {
 		return nil, 0, err
 	}

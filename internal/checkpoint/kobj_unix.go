@@ -170,12 +170,7 @@ func innerPairs(fds []fdView, socks map[uint64]unixSock) (in map[uint64]bool, wh
 // peekSocket reads, without taking it, what the socket at fd of pid has
 // queued to read. Descriptors in flight (SCM_RIGHTS) are refused.
 func peekSocket(pid, fd int) ([]byte, error) {
-	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(pfd)
-	c, err := unix.PidfdGetfd(pfd, fd, 0)
+	c, err := fdOf(pid, fd)
 	if err != nil {
 		return nil, err
 	}
@@ -281,12 +276,7 @@ func (r *restorer) unixPairs(objs []KObject) error {
 
 // sendVia sends data through the new process's socket at fd.
 func (r *restorer) sendVia(fd uint64, data []byte) error {
-	pfd, err := unix.PidfdOpen(r.in.pid, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd)
-	c, err := unix.PidfdGetfd(pfd, int(fd), 0)
+	c, err := fdOf(r.in.pid, int(fd))
 	if err != nil {
 		return fmt.Errorf("checkpoint: the new socket: %w", err)
 	}
