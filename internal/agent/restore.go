@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,6 +85,10 @@ func (a *Agent) handleRestore(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := imageAllowed(meta, c, caller); err != nil {
+			writeErr(w, http.StatusForbidden, "restore: %v", err)
+			return
+		}
+		if err := privilegesAllowed(meta, c, caller); err != nil {
 			writeErr(w, http.StatusForbidden, "restore: %v", err)
 			return
 		}
@@ -332,11 +338,25 @@ func imageAllowed(img *checkpoint.Image, c Caller, caller rexec.Caller) error {
 				continue
 			}
 			flags := unix.O_RDONLY
-			if m.Kind == checkpoint.KindFileShared && m.Prot&checkpoint.ProtWrite != 0 {
+			if m.Kind == checkpoint.KindFileShared && (m.Prot&checkpoint.ProtWrite != 0 || m.Flags&checkpoint.MapMayWrite != 0) {
 				flags = unix.O_RDWR
 			}
 			if err := check(m.Path, flags); err != nil {
 				return err
+			}
+		}
+		for _, o := range img.Objects {
+			switch o.Kind {
+			case checkpoint.ObjInotify: // inotify_add_watch needs read permission
+				for _, w := range o.Inotify {
+					if err := check(w.Path, unix.O_RDONLY); err != nil {
+						return fmt.Errorf("inotify watch: %w", err)
+					}
+				}
+			case checkpoint.ObjDeleted: // made in its directory
+				if err := check(filepath.Dir(o.Path), unix.O_TMPFILE|unix.O_RDWR); err != nil {
+					return fmt.Errorf("deleted file: %w", err)
+				}
 			}
 		}
 		if err := check(img.Exe, unix.O_RDONLY); err != nil {
@@ -367,4 +387,59 @@ func asUser(uid, gid int, groups []int, fn func() error) error {
 		errc <- fn()
 	}()
 	return <-errc
+}
+
+// privilegesAllowed checks what a restore does as root, before it drops
+// to the image's user, against what the user who gives the image (ssi
+// restore) could do itself: no lower
+// OOM score adjustment, no other login uid, no more locked memory than
+// its RLIMIT_MEMLOCK, no alarm clocks (CAP_WAKE_ALARM), and deleted files
+// it owns. An image that comes from a node's agent in a migration was
+// dumped from the process itself: its attributes are the process's.
+func privilegesAllowed(img *checkpoint.Image, c Caller, caller rexec.Caller) error {
+	alarm := func(clock int32) bool { return clock == unix.CLOCK_REALTIME_ALARM || clock == unix.CLOCK_BOOTTIME_ALARM }
+	for _, o := range img.Objects {
+		switch {
+		case o.Kind == checkpoint.ObjTimerfd && alarm(o.Clock):
+			return fmt.Errorf("the image has a timerfd on an alarm clock (%d): only root may restore it", o.Clock)
+		case o.Kind == checkpoint.ObjDeleted && (int(o.Uid) != c.UID || int(o.Gid) != c.GID && !slices.Contains(caller.Groups, int(o.Gid))):
+			return fmt.Errorf("the image has a deleted file %s of uid %d, gid %d: not yours", o.Path, o.Uid, o.Gid)
+		}
+	}
+	a := img.Attrs
+	if a == nil {
+		return nil
+	}
+	for _, t := range a.Timers {
+		if alarm(t.Clock) {
+			return fmt.Errorf("the image has a POSIX timer on an alarm clock (%d): only root may restore it", t.Clock)
+		}
+	}
+	if a.OOMScoreAdj < 0 {
+		return fmt.Errorf("the image's oom_score_adj is %d: only root may restore one below 0", a.OOMScoreAdj)
+	}
+	if a.LoginUID != checkpoint.NoLoginUID {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/loginuid", c.PID))
+		if err != nil || strings.TrimSpace(string(b)) != strconv.FormatUint(uint64(a.LoginUID), 10) {
+			return fmt.Errorf("the image's login uid is %d, not yours", a.LoginUID)
+		}
+	}
+	var locked uint64
+	for _, m := range a.Advice {
+		if m.Flags&(checkpoint.AdvLocked|checkpoint.AdvLockOnFault) != 0 {
+			locked += m.End - m.Start
+		}
+	}
+	if locked > 0 {
+		limit := uint64(0)
+		for _, l := range img.Rlimits {
+			if l.Resource == unix.RLIMIT_MEMLOCK {
+				limit = l.Cur
+			}
+		}
+		if locked > limit {
+			return fmt.Errorf("the image locks %d bytes of memory, above its RLIMIT_MEMLOCK (%d)", locked, limit)
+		}
+	}
+	return nil
 }

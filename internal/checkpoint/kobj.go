@@ -304,10 +304,11 @@ func parseEpollWatch(line string) (EpollWatch, error) {
 }
 
 // objectRefusals is the pure decision on the kernel objects of a process:
-// open flags a restore would not set again (O_ASYNC...), and an epoll instance whose watch names a descriptor that is closed, or that
-// now holds another file (the watch lives on through a duplicate of the
-// file: a restore could not register it again), is refused. fds is the
-// whole descriptor table.
+// open flags a restore would not set again (O_ASYNC...), an inotify
+// instance with too many freed watch numbers, and an epoll instance whose
+// watch names a descriptor that is closed, or that now holds another file
+// (the watch lives on through a duplicate of the file: a restore could
+// not register it again), are refused. fds is the whole descriptor table.
 func objectRefusals(objs []KObject, fds []fdView) []Reason {
 	var rs []Reason
 	byFd := map[int]fdView{}

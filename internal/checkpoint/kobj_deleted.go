@@ -19,8 +19,9 @@ import (
 // maxDeletedBytes for all such files of a process, and a restore gives
 // the process a new unlinked file with them, at the same descriptor
 // number with the same flags and offset, made in the directory the old
-// one was in (or the temporary directory if that is gone), owned and
-// moded as it was. The new file is the process's alone: a deleted file
+// one was in (or the temporary directory if that is gone), owned as it
+// was, with its permission bits but never set-user-ID or set-group-ID
+// (an O_TMPFILE file can be linked into a directory later). The new file is the process's alone: a deleted file
 // another process also had open is copied, and the two no longer share
 // it. A memfd (which has seals and is meant to be shared) and a deleted
 // file that still has a name elsewhere (another hard link) are refused.
@@ -71,7 +72,7 @@ func makeDeleted(o *KObject) (*os.File, error) {
 		dir = os.TempDir()
 	}
 	var f *os.File
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, o.Mode&0o7777)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, o.Mode&0o777) // never set-id
 	if err == nil {
 		f = os.NewFile(uintptr(fd), o.Path)
 	} else {
