@@ -397,7 +397,9 @@ func asUser(uid, gid int, groups []int, fn func() error) error {
 // it owns. An image that comes from a node's agent in a migration was
 // dumped from the process itself: its attributes are the process's.
 func privilegesAllowed(img *checkpoint.Image, c Caller, caller rexec.Caller) error {
-	alarm := func(clock int32) bool { return clock == unix.CLOCK_REALTIME_ALARM || clock == unix.CLOCK_BOOTTIME_ALARM }
+	alarm := func(clock int32) bool {
+		return clock == unix.CLOCK_REALTIME_ALARM || clock == unix.CLOCK_BOOTTIME_ALARM
+	}
 	for _, o := range img.Objects {
 		switch {
 		case o.Kind == checkpoint.ObjTimerfd && alarm(o.Clock):
