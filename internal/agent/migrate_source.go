@@ -163,26 +163,41 @@ func (a *Agent) checkProcess(cpid vproc.CPID, act actor, move, runsOn bool) (*mo
 	if mv.pid == os.Getpid() || a.track.hidden()[mv.pid] {
 		return nil, refusal(cpid, "it is part of ssi (the agent, a deputy or an exec helper)")
 	}
+	// Every reason is said at once, ours and the engine's, one line each
+	// (a process with children is not refused for that alone).
+	var why []string
 	if move && isRun && rec.NoMigrate {
-		return nil, refusal(cpid, "it was started with --no-migrate: it is pinned to node %d", self)
+		why = append(why, fmt.Sprintf("it was started with --no-migrate: it is pinned to node %d", self))
 	}
 	if move && isRun && rec.Helper != 0 {
-		return nil, refusal(cpid, "it runs on a terminal (ssi run from a terminal gives it a pty under the exec helper, its parent and session leader, which cannot move with it); run it with stdin or stdout redirected to move it")
+		why = append(why, "it runs on a terminal (ssi run from a terminal gives it a pty under the exec helper, its parent and session leader, which cannot move with it); run it with stdin or stdout redirected to move it")
 	}
 	if move {
-		if why := a.parentWaits(mv.pid); why != "" {
-			return nil, refusal(cpid, "%s", why)
+		if w := a.parentWaits(mv.pid); w != "" {
+			why = append(why, w)
 		}
 	}
 	if kids := children(mv.pid); len(kids) > 0 {
-		return nil, refusal(cpid, "it has child processes (pid %s): a process moves alone, not with its children", strings.Join(kids, ", "))
+		why = append(why, fmt.Sprintf("it has child processes (pid %s): a process moves alone, not with its children", strings.Join(kids, ", ")))
 	}
 	if mv.sess != nil && !mv.sess.native() {
 		mv.opts.External = []int{0, 1, 2}
 	}
 	mv.opts.RunsOn = runsOn
-	if err := checkpoint.CheckWith(mv.pid, mv.opts); err != nil {
-		return nil, migrateError(cpid, err) // a RefusalError: the reasons
+	err = checkpoint.CheckWith(mv.pid, mv.opts)
+	var re *checkpoint.RefusalError
+	switch {
+	case err != nil && !errors.As(err, &re) && len(why) == 0:
+		return nil, migrateError(cpid, err)
+	case re != nil:
+		why = append(why, strings.Split(strings.TrimPrefix(checkpoint.FormatReasons(re.Reasons), "\n  "), "\n  ")...)
+	}
+	switch len(why) {
+	case 0:
+	case 1:
+		return nil, refusal(cpid, "%s", why[0])
+	default:
+		return nil, refusal(cpid, "%s", "\n  "+strings.Join(why, "\n  "))
 	}
 	mv.stopped = procstat.ReadState(mv.pid) == 'T'
 	return mv, nil

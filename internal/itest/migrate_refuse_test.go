@@ -83,7 +83,7 @@ func TestMigrateRefusals(t *testing.T) {
 	}
 	for _, p := range []struct{ name, code, want string }{
 		{"socket", "import socket,time; s=socket.socket(); time.sleep(300)", "socket: fd 3: socket:["},
-		{"pipe", "import os,time; r,w=os.pipe(); time.sleep(300)", "pipe: fd 3: pipe:["},
+		{"fifo", "import os,time; p='/tmp/ssi-fifo-%d'%os.getpid(); os.mkfifo(p); f=os.open(p, os.O_RDWR); os.unlink(p); time.sleep(300)", "pipe: fd 3: /tmp/ssi-fifo-"},
 		{"shared memory", "import mmap,os,time; f=open('/dev/shm/ssi-refuse-%d'%os.getpid(),'w+b'); f.truncate(4096); m=mmap.mmap(f.fileno(),4096); os.unlink(f.name); time.sleep(300)", "shared memory: mapping"},
 		{"device", "import os,time; f=os.open('/dev/ptmx', os.O_RDWR); time.sleep(300)", "device: fd 3: /dev/ptmx"},
 		{"memfd", "import os,time; fd=os.memfd_create('buf'); time.sleep(300)", "deleted file: fd 3: /memfd:buf (deleted): a memfd is not carried"},
@@ -108,6 +108,19 @@ func TestMigrateRefusals(t *testing.T) {
 		})
 	}
 
+	// Every reason at once: children are not the only one said.
+	t.Run("children and a socket", func(t *testing.T) {
+		script, cmd := pyRun("import os,socket,time; s=socket.socket(); os.fork() or time.sleep(300); time.sleep(300)")
+		startDeputy(t, c, 2, script)
+		findRun(t, ctx, c, 2, cmd)
+		time.Sleep(500 * time.Millisecond) // past its start-up and its fork
+		p := findRun(t, ctx, c, 2, cmd)
+		o := ssiAs(t, c, 2, "65534:65534", "migrate", strconv.FormatInt(p.CPID, 10), "2")
+		if o.code == 0 || !strings.Contains(o.stderr, "it has child processes") || !strings.Contains(o.stderr, "socket: fd 3: socket:[") {
+			t.Errorf("migrate: %v; want a refusal naming its children and its socket", o)
+		}
+		ssiAs(t, c, 2, "65534:65534", "kill", "-KILL", strconv.FormatInt(p.CPID, 10))
+	})
 	// A native process whose stdout is a pipe of its own.
 	t.Run("native stdio pipe", func(t *testing.T) {
 		pid := startNative(t, c, 1, asNobody, "sleep 504 </dev/null 2>/dev/null", &bytes.Buffer{})
