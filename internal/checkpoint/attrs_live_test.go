@@ -58,6 +58,7 @@ func TestRestoreAttributes(t *testing.T) {
 			}
 			pid := cmd.Process.Pid
 			flags := regionFlags(t, pid, region, shared)
+			named := strings.Contains(readTrim(t, pid, "maps"), "[anon:ssi-name]") // CONFIG_ANON_VMA_NAME
 			oom := readTrim(t, pid, "oom_score_adj")
 			var res *Restored
 			for round := range 2 {
@@ -69,6 +70,9 @@ func TestRestoreAttributes(t *testing.T) {
 				pid = res.Pid
 				if got := regionFlags(t, pid, region, shared); got != flags {
 					t.Errorf("round %d: VmFlags of the regions\nbefore %s\nafter  %s", round, flags, got)
+				}
+				if maps := readTrim(t, pid, "maps"); named && !strings.Contains(maps, "[anon:ssi-name]") {
+					t.Errorf("round %d: the named mapping lost its name:\n%s", round, maps)
 				}
 				if got := readTrim(t, pid, "oom_score_adj"); got != oom {
 					t.Errorf("round %d: oom_score_adj %s, want %s", round, got, oom)

@@ -259,3 +259,12 @@ func TestUnixPairs(t *testing.T) {
 		t.Error("a message longer than the buffer accepted")
 	}
 }
+
+func TestAnonName(t *testing.T) {
+	for path, want := range map[string]string{"[anon:ssi-name]": "ssi-name", "[anon_shmem:buf]": "buf", "[anon:]": "", "[heap]": "", "/lib/x": "", "[anon:x": ""} {
+		got, ok := anonName(path)
+		if ok != (want != "") || got != want && ok {
+			t.Errorf("%q: %q %v, want %q", path, got, ok, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -115,7 +116,35 @@ func (r *restorer) mapEmpty(m *Mapping) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: map %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
 	}
+	return r.nameMapping(m)
+}
+
+// nameMapping gives anonymous memory the name it had
+// (PR_SET_VMA_ANON_NAME: "[anon:NAME]" or "[anon_shmem:NAME]" in maps).
+func (r *restorer) nameMapping(m *Mapping) error {
+	name, ok := anonName(m.Path)
+	if !ok {
+		return nil
+	}
+	if err := r.write(scratchPath, append([]byte(name), 0)); err != nil {
+		return err
+	}
+	const prSetVMA, prSetVMAAnonName = 0x53564d41, 0
+	if _, err := r.in.callOK(unix.SYS_PRCTL, prSetVMA, prSetVMAAnonName, m.Start, m.Size(), r.scratch+scratchPath); err != nil {
+		return fmt.Errorf("checkpoint: name %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
+	}
 	return nil
+}
+
+// anonName returns the name of a named anonymous mapping's maps path.
+func anonName(path string) (string, bool) {
+	for _, p := range []string{"[anon:", "[anon_shmem:"} {
+		if rest, ok := strings.CutPrefix(path, p); ok && strings.HasSuffix(rest, "]") {
+			name := strings.TrimSuffix(rest, "]")
+			return name, name != "" && len(name) < 80 && strings.IndexByte(name, 0) < 0
+		}
+	}
+	return "", false
 }
 
 // fill writes a mapping's saved pages through /proc/PID/mem, which ignores

@@ -65,6 +65,9 @@ int main(int argc, char **argv) {
 		if (madvise(r, 4096, MADV_DONTDUMP) || madvise(r + 2 * 4096, 4096, MADV_WIPEONFORK) ||
 		    mlock(r + 4 * 4096, 4096))
 			return 7;
+		/* Page 5 gets a name (shown as [anon:ssi-name] in maps), where
+		 * the kernel has CONFIG_ANON_VMA_NAME. */
+		prctl(0x53564d41 /* PR_SET_VMA */, 0, (unsigned long)(r + 5 * 4096), 4096, "ssi-name");
 	}
 	dprintf(out, "regions %lx %lx\n", (unsigned long)r, (unsigned long)shared);
 	struct sigaction sa = {.sa_handler = on_usr1};
