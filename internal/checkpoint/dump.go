@@ -73,6 +73,10 @@ func (p *Process) dump() (*Image, error) {
 	}
 	defer mem.Close()
 	var vdso *Mapping
+	pagemap, _ := os.Open(dir + "/pagemap") // nil: every page is read
+	if pagemap != nil {
+		defer pagemap.Close()
+	}
 	for i := range img.Mappings {
 		m := &img.Mappings[i]
 		if !m.Kind.NeedsData() {
@@ -81,6 +85,8 @@ func (p *Process) dump() (*Image, error) {
 		var err error
 		if p.fill != nil {
 			err = p.fill(m, mem)
+		} else if untouched(pagemap, m) {
+			continue // no page ever written: it restores as it is, zeros
 		} else {
 			m.Data = make([]byte, m.Size())
 			err = readMemory(pid, mem, m.Data, m.Start, m.Prot&ProtRead != 0)

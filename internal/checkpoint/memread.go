@@ -105,3 +105,24 @@ func writeMemory(pid int, mem *os.File, b []byte, addr uint64) error {
 	}
 	return nil
 }
+
+// untouched reports whether private anonymous memory m has no page in
+// memory or swap (PAGEMAP_SCAN on pagemap): never written, it reads as
+// zeros, and a restore that maps it anew has the same. Go reserves
+// gigabytes of address space this way (PROT_NONE arenas). False when it
+// cannot tell.
+func untouched(pagemap *os.File, m *Mapping) bool {
+	switch m.Kind {
+	case KindAnon, KindHeap, KindStack:
+	default:
+		return false
+	}
+	if pagemap == nil {
+		return false
+	}
+	arg := pmScanArg{Start: m.Start, End: m.End, MaxPages: 1,
+		CategoryAnyofMask: pageIsPresent | pageIsSwapped, ReturnMask: pageIsPresent | pageIsSwapped}
+	var vec [1]pageRegion
+	n, end, err := pagemapScanOnce(int(pagemap.Fd()), &arg, vec[:])
+	return err == nil && n == 0 && end == m.End // walked it all, found none
+}
