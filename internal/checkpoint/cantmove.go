@@ -119,6 +119,9 @@ type procView struct {
 	// Sec is the process's seccomp mode, uid and capabilities; Self the
 	// checker's, which a restore runs as.
 	Sec, Self secView
+	// Inotify are its inotify instances (CheckWith looks at their
+	// queues).
+	Inotify []KObject
 	// InnerPipes are the pipes both of whose ends the process holds.
 	InnerPipes map[uint64]bool
 	// InnerPairs are its Unix stream socketpairs with both ends held;
@@ -275,7 +278,7 @@ func readProcView(pid int) (procView, error) {
 	if v.Locks, err = readLocks(pid, v.Fds); err != nil {
 		return v, err
 	}
-	if v.Objects, err = readObjectRefusals(pid, v.Fds); err != nil {
+	if v.Objects, v.Inotify, err = readObjectRefusals(pid, v.Fds); err != nil {
 		return v, err
 	}
 	v.Restore, err = readRestoreView(pid, v.Fds, v.Maps)

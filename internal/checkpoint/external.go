@@ -48,7 +48,9 @@ func CheckWith(pid int, o Options) error {
 		return &RefusalError{Pid: pid, Reasons: []Reason{{Gone, err.Error()}}}
 	}
 	o.apply(&v)
-	if rs := refusals(v); len(rs) > 0 {
+	rs := refusals(v)
+	rs = append(rs, inotifyPending(pid, v.Inotify, inotifyDrain)...)
+	if len(rs) > 0 {
 		return &RefusalError{Pid: pid, Reasons: rs}
 	}
 	return nil

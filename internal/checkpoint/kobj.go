@@ -439,11 +439,18 @@ func readObjects(pid int, fds []fdView) ([]KObject, error) {
 }
 
 // readObjectRefusals reads the kernel objects of pid and returns what
-// objectRefusals says of them.
-func readObjectRefusals(pid int, fds []fdView) ([]Reason, error) {
+// objectRefusals and inotifyRefusals say of them, and its inotify
+// instances.
+func readObjectRefusals(pid int, fds []fdView) ([]Reason, []KObject, error) {
 	objs, err := readObjects(pid, fds)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return append(objectRefusals(objs, fds), inotifyRefusals(pid, objs)...), nil
+	var ins []KObject
+	for _, o := range objs {
+		if o.Kind == ObjInotify {
+			ins = append(ins, o)
+		}
+	}
+	return append(objectRefusals(objs, fds), inotifyRefusals(ins)...), ins, nil
 }

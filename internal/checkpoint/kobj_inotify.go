@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -124,26 +125,45 @@ func unreadBytes(pid, fd int) (int, error) {
 	return unix.IoctlGetInt(c, unix.TIOCINQ) // FIONREAD
 }
 
-// inotifyRefusals says why the inotify instances of pid could not move:
-// a watch whose file has no path that leads to it, and events not yet
-// read (a restore starts with an empty queue).
-func inotifyRefusals(pid int, objs []KObject) []Reason {
+// inotifyRefusals says why the inotify instances ins could not move: a
+// watch whose file has no path that leads to it.
+func inotifyRefusals(ins []KObject) []Reason {
 	var rs []Reason
-	for i := range objs {
-		o := &objs[i]
-		if o.Kind != ObjInotify {
-			continue
-		}
-		if err := inotifyPaths(o); err != nil {
+	for i := range ins {
+		if err := inotifyPaths(&ins[i]); err != nil {
 			rs = append(rs, Reason{Unsupported, err.Error()})
 		}
-		n, err := unreadBytes(pid, o.Fd)
-		switch {
-		case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EBADF):
-		case err != nil:
-			rs = append(rs, Reason{Unsupported, fmt.Sprintf("fd %d: inotify: %v", o.Fd, err)})
-		case n > 0:
-			rs = append(rs, Reason{Unsupported, fmt.Sprintf("fd %d: inotify has %d bytes of events not yet read (a restore starts with none: try again once the program has read them)", o.Fd, n)})
+	}
+	return rs
+}
+
+// inotifyDrain is how long a check waits for a program to read the
+// events its inotify instances hold.
+const inotifyDrain = 500 * time.Millisecond
+
+// inotifyPending refuses an inotify instance of pid that still holds
+// events after wait: a restore starts with an empty queue, and an event
+// cannot be put back into one. A program that reads its events (tail -f
+// reads each at once) has none left by the time it is checked; the
+// events that come between the check and the dump, during the freeze,
+// are not carried (docs/migration.md).
+func inotifyPending(pid int, ins []KObject, wait time.Duration) []Reason {
+	var rs []Reason
+	deadline := time.Now().Add(wait)
+	for _, o := range ins {
+		for {
+			n, err := unreadBytes(pid, o.Fd)
+			switch {
+			case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EBADF):
+			case err != nil:
+				rs = append(rs, Reason{Unsupported, fmt.Sprintf("fd %d: inotify: %v", o.Fd, err)})
+			case n > 0 && time.Now().Before(deadline):
+				time.Sleep(5 * time.Millisecond)
+				continue
+			case n > 0:
+				rs = append(rs, Reason{Unsupported, fmt.Sprintf("fd %d: inotify has %d bytes of events not yet read (a restore starts with none: the program does not read them)", o.Fd, n)})
+			}
+			break
 		}
 	}
 	return rs

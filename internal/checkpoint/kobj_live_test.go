@@ -232,6 +232,34 @@ func TestRestoreTailFollow(t *testing.T) {
 	}
 }
 
+// TestRefuseInotifyUnread: a program that does not read its inotify
+// events is refused (a restore starts with an empty queue), naming them.
+func TestRefuseInotifyUnread(t *testing.T) {
+	needTracing(t)
+	bin := buildC(t, "inotify")
+	dir := t.TempDir()
+	var dirs []string
+	for _, d := range []string{"a", "b", "c"} {
+		p := filepath.Join(dir, d)
+		os.Mkdir(p, 0o755)
+		dirs = append(dirs, p)
+	}
+	cmd, _ := start(t, bin, append(append([]string{filepath.Join(dir, "out")}, dirs...), "idle")...)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m := objectFdinfo(t, cmd.Process.Pid); len(m) == 1 && strings.Contains(fmt.Sprint(m), "wd:3") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the program did not set its watches up")
+		}
+	}
+	os.WriteFile(filepath.Join(dirs[0], "x"), nil, 0o644)
+	err := Check(cmd.Process.Pid)
+	if err == nil || !strings.Contains(err.Error(), "bytes of events not yet read") {
+		t.Fatalf("Check: %v; want a refusal for the events not read", err)
+	}
+}
+
 // TestRestoreInotifyNumbers migrates a program whose inotify instance has
 // watches 1 and 3 (2 was removed) twice: each watch keeps its number and
 // its directory, and the program sees exactly the events of the files the

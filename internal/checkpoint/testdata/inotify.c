@@ -2,7 +2,7 @@
  * 2, 3), removes the second (its IN_IGNORED is read), then writes "WD
  * NAME" to argv[1] for each event it reads. A restore must give the
  * watches their numbers back, with number 2 free, and no event of its
- * own making. */
+ * own making. With argv[5] = "idle" it reads nothing. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +16,8 @@ int main(int argc, char **argv) {
 	for (int i = 2; i <= 4; i++)
 		if (inotify_add_watch(in, argv[i], IN_CREATE) != i - 1) return 2;
 	if (inotify_rm_watch(in, 2)) return 3;
+	if (argc > 5 && strcmp(argv[5], "idle") == 0)
+		for (;;) pause(); /* reads nothing */
 	char buf[4096] __attribute__((aligned(8)));
 	for (;;) {
 		ssize_t n = read(in, buf, sizeof buf);
