@@ -122,6 +122,7 @@ func parseSmaps(text string) (smapsFlags, error) {
 // (and, for sealed mappings, smaps).
 type secView struct {
 	Seccomp                                int    // 0 none, 1 strict, 2 filter
+	SeccompFilters                         int    // how many filters
 	Uid                                    uint32 // effective
 	CapInh, CapPrm, CapEff, CapBnd, CapAmb uint64
 	hasCaps, hasUid                        bool
@@ -142,6 +143,8 @@ func parseSecStatus(s string) secView {
 		switch k {
 		case "Seccomp":
 			v.Seccomp, _ = strconv.Atoi(val)
+		case "Seccomp_filters":
+			v.SeccompFilters, _ = strconv.Atoi(val)
 		case "Uid":
 			if f := strings.Fields(val); len(f) >= 2 {
 				n, err := strconv.ParseUint(f[1], 10, 32)
@@ -169,12 +172,15 @@ func parseSecStatus(s string) secView {
 func attrRefusals(v, self secView) []Reason {
 	var rs []Reason
 	add := func(f string, a ...any) { rs = append(rs, Reason{Unsupported, fmt.Sprintf(f, a...)}) }
-	switch v.Seccomp {
-	case 0:
-	case 1:
+	// The restored process inherits the agent's filters (a unit's
+	// SystemCallFilter): a process with as many, in the same mode, runs
+	// under the agent's (filters are only ever added).
+	switch {
+	case v.Seccomp == self.Seccomp && v.SeccompFilters == self.SeccompFilters:
+	case v.Seccomp == 1:
 		add("seccomp strict mode: not carried")
 	default:
-		add("a seccomp filter: not carried (the process would run unconfined)")
+		add("%d seccomp filters where a restore gives the agent's %d: not carried (the process would run under other filters)", v.SeccompFilters, self.SeccompFilters)
 	}
 	if v.hasCaps && v.hasUid && self.hasCaps {
 		want, gives := uint64(0), "no capability (it is not root)"

@@ -50,8 +50,10 @@ func TestParseSmaps(t *testing.T) {
 
 func TestAttrRefusals(t *testing.T) {
 	status := func(uid string, prm, eff, bnd, amb, seccomp string) secView {
+		filters := map[string]string{"0": "0", "1": "0", "2": "1", "2+": "2"}[seccomp]
 		return parseSecStatus("Uid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid + "\nCapInh:\t0000000000000000\nCapPrm:\t" + prm +
-			"\nCapEff:\t" + eff + "\nCapBnd:\t" + bnd + "\nCapAmb:\t" + amb + "\nSeccomp:\t" + seccomp + "\n")
+			"\nCapEff:\t" + eff + "\nCapBnd:\t" + bnd + "\nCapAmb:\t" + amb + "\nSeccomp:\t" + strings.TrimSuffix(seccomp, "+") +
+			"\nSeccomp_filters:\t" + filters + "\n")
 	}
 	const full, none = "000001ffffffffff", "0000000000000000"
 	self := status("0", full, full, full, none, "0")
@@ -66,11 +68,27 @@ func TestAttrRefusals(t *testing.T) {
 		{"a smaller bounding set", status("1000", none, none, "00000000a80425fb", none, "0"), "bounding 0xa80425fb"},
 		{"a user with a file capability", status("1000", "0000000000002000", "0000000000002000", full, none, "0"), "a restore gives no capability"},
 		{"ambient", status("1000", "0000000000002000", "0000000000002000", full, "0000000000002000", "0"), "ambient 0x2000"},
-		{"seccomp filter", status("1000", none, none, full, none, "2"), "seccomp filter"},
+		{"seccomp filter", status("1000", none, none, full, none, "2"), "1 seccomp filters where a restore gives the agent's 0"},
 		{"seccomp strict", status("1000", none, none, full, none, "1"), "strict"},
 		{"sealed", secView{Sealed: []uint64{0x1000}}, "sealed"},
 	}
-	for _, tt := range tests {
+	// An agent under a unit's SystemCallFilter: its processes inherit its
+	// filter, and so does a restore.
+	filtered := status("0", full, full, full, none, "2")
+	tests = append(tests, []struct {
+		name string
+		v    secView
+		want string
+	}{
+		{"the agent's filter", status("1000", none, none, full, none, "2"), ""},
+		{"a filter of its own besides", status("1000", none, none, full, none, "2+"), "2 seccomp filters where a restore gives the agent's 1"},
+		{"none, under a filtered agent", status("1000", none, none, full, none, "0"), "0 seccomp filters where a restore gives the agent's 1"},
+	}...)
+	for i, tt := range tests {
+		self := self
+		if i >= len(tests)-3 {
+			self = filtered
+		}
 		rs := attrRefusals(tt.v, self)
 		switch {
 		case tt.want == "" && len(rs) != 0:

@@ -16,7 +16,8 @@
 // /dev/urandom, io_uring, anonymous inodes other than eventfd, epoll,
 // timerfd, signalfd and inotify (pidfd...), an epoll watch the restore
 // could not register again, open flags of those objects other than
-// O_NONBLOCK and O_CLOEXEC, a seccomp filter, capabilities other than a
+// O_NONBLOCK and O_CLOEXEC, seccomp filters other than the agent's (which
+// a restore gives), capabilities other than a
 // restore gives (the agent's for root, none for another user), a handled
 // SIGTRAP that is pending, inotify events not yet read, a memfd, a
 // deleted open file that has another name or that with the others
