@@ -121,8 +121,9 @@ func parseSmaps(text string) (smapsFlags, error) {
 // secView is what the attribute refusals look at, from /proc/PID/status
 // (and, for sealed mappings, smaps).
 type secView struct {
-	Seccomp                                int    // 0 none, 1 strict, 2 filter
-	SeccompFilters                         int    // how many filters
+	Seccomp                                int // 0 none, 1 strict, 2 filter
+	SeccompFilters                         int // how many filters
+	NoNewPrivs                             bool
 	Uid                                    uint32 // effective
 	CapInh, CapPrm, CapEff, CapBnd, CapAmb uint64
 	hasCaps, hasUid                        bool
@@ -145,6 +146,8 @@ func parseSecStatus(s string) secView {
 			v.Seccomp, _ = strconv.Atoi(val)
 		case "Seccomp_filters":
 			v.SeccompFilters, _ = strconv.Atoi(val)
+		case "NoNewPrivs":
+			v.NoNewPrivs = val == "1"
 		case "Uid":
 			if f := strings.Fields(val); len(f) >= 2 {
 				n, err := strconv.ParseUint(f[1], 10, 32)
@@ -181,6 +184,9 @@ func attrRefusals(v, self secView) []Reason {
 		add("seccomp strict mode: not carried")
 	default:
 		add("%d seccomp filters where a restore gives the agent's %d: not carried (the process would run under other filters)", v.SeccompFilters, self.SeccompFilters)
+	}
+	if self.NoNewPrivs && !v.NoNewPrivs {
+		add("the agent runs with no_new_privs, which a restored process inherits and cannot drop: the process would lose setuid programs")
 	}
 	if v.hasCaps && v.hasUid && self.hasCaps {
 		want, gives := uint64(0), "no capability (it is not root)"

@@ -71,6 +71,7 @@ func TestAttrRefusals(t *testing.T) {
 		{"seccomp filter", status("1000", none, none, full, none, "2"), "1 seccomp filters where a restore gives the agent's 0"},
 		{"seccomp strict", status("1000", none, none, full, none, "1"), "strict"},
 		{"sealed", secView{Sealed: []uint64{0x1000}}, "sealed"},
+		{"no_new_privs of its own", func() secView { v := status("1000", none, none, full, none, "0"); v.NoNewPrivs = true; return v }(), ""},
 	}
 	// An agent under a unit's SystemCallFilter: its processes inherit its
 	// filter, and so does a restore.
@@ -96,5 +97,17 @@ func TestAttrRefusals(t *testing.T) {
 		case tt.want != "" && (len(rs) != 1 || !strings.Contains(rs[0].Detail, tt.want) || rs[0].Code != Unsupported):
 			t.Errorf("%s: %v, want one refusal with %q", tt.name, rs, tt.want)
 		}
+	}
+}
+
+// TestAttrRefusalsNoNewPrivs: under an agent with no_new_privs, a process
+// without it is refused (a restore would give it); one with it moves.
+func TestAttrRefusalsNoNewPrivs(t *testing.T) {
+	self := secView{NoNewPrivs: true}
+	if rs := attrRefusals(secView{}, self); len(rs) != 1 || !strings.Contains(rs[0].Detail, "no_new_privs") {
+		t.Errorf("without: %v", rs)
+	}
+	if rs := attrRefusals(secView{NoNewPrivs: true}, self); len(rs) != 0 {
+		t.Errorf("with: %v", rs)
 	}
 }
