@@ -339,9 +339,19 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 	if err != nil {
 		return st, err
 	}
-	pf, err := pipeFlags(pid, fds)
-	if err != nil {
-		return st, err
+	// Every descriptor's fdinfo, read once: the pipes' flags say which
+	// pipes are the process's own before the descriptors are looked at.
+	infos, pf := map[int]string{}, map[int]uint32{}
+	for _, f := range fds {
+		s, err := rd("fdinfo/" + strconv.Itoa(f.Fd))
+		if err != nil {
+			return st, err
+		}
+		_, flags, err := parseFdinfo(s)
+		if err != nil {
+			return st, err
+		}
+		infos[f.Fd], pf[f.Fd] = s, flags
 	}
 	inner := innerPipes(fds, pf)
 	var pairs map[uint64]bool
@@ -356,10 +366,7 @@ func readProc(dir string, img *Image, ext []int) (statusInfo, error) {
 	filled := map[uint64]bool{}
 	var ttys []ttyDriver
 	for _, f := range fds {
-		s, err := rd("fdinfo/" + strconv.Itoa(f.Fd))
-		if err != nil {
-			return st, err
-		}
+		s := infos[f.Fd]
 		pos, flags, err := parseFdinfo(s)
 		if err != nil {
 			return st, err
