@@ -68,15 +68,9 @@ func injectUffd(in *injector, mem *os.File, buf uint64, spec uffdSpec) (int, []R
 			registered = append(registered, g)
 		}
 	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return -1, nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
-	}
-	uffd, err := unix.PidfdGetfd(pidfd, int(rfd), 0)
-	unix.Close(pidfd)
+	uffd, err := fdOf(pid, int(rfd)) // close-on-exec, as pidfd_getfd makes it
 	if err != nil {
 		return -1, nil, fmt.Errorf("pidfd_getfd %d/%d: %w", pid, rfd, err)
 	}
-	unix.CloseOnExec(uffd)
 	return uffd, registered, nil
 }
