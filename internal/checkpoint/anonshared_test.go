@@ -18,9 +18,9 @@ func TestRestoreAnonShared(t *testing.T) {
 	bin := buildC(t, "anonshared")
 	for _, how := range []string{"plain", "pre-copied"} {
 		t.Run(how, func(t *testing.T) {
-			moveAndCheck(t, stub, bin, how, "its shared memory lost its contents or is no longer shared",
-				func(out string) []string { return []string{out} }, func(img *Image) {
-					if !hasKind(img, KindAnonShared) {
+			moveAndCheck(t, stub, bin, how, "its shared memory lost its contents or is no longer shared", 2, outOnly,
+				func(_ int, img *Image, _ int) {
+					if img != nil && !hasKind(img, KindAnonShared) {
 						t.Fatal("no shared anonymous mapping in the image")
 					}
 				})

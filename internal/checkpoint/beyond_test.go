@@ -14,7 +14,7 @@ func TestRestoreBeyondEOF(t *testing.T) {
 	stub, bin := buildC(t, "stub"), buildC(t, "beyond")
 	for _, how := range []string{"plain", "pre-copied"} {
 		t.Run(how, func(t *testing.T) {
-			moveAndCheck(t, stub, bin, how, "its written page changed", func(out string) []string {
+			moveAndCheck(t, stub, bin, how, "its written page changed", 2, func(out string) []string {
 				return []string{filepath.Join(filepath.Dir(out), "f"), out}
 			}, nil)
 		})

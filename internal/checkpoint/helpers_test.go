@@ -126,29 +126,29 @@ func dumpResume(t testing.TB, pid int) *Image {
 }
 
 // moveAndCheck starts bin with args(out), where bin writes 0, 1, 2... to
-// out, moves it twice (plainly, or pre-copied as a migration does: how)
-// checking that its count goes on after each move, then sends it SIGUSR1
-// and checks that it ends with status 0: the programs check their own
-// state then (lost means a status other than 0; what means names what
-// they check). image, if set, sees the image of each plain move.
-func moveAndCheck(t *testing.T, stub, bin, how, what string, args func(out string) []string, image func(*Image)) {
+// out, moves it rounds times (plainly, or pre-copied as a migration does:
+// how) checking that its count goes on after each move, then sends it
+// SIGUSR1 and checks that it ends with status 0: the programs check their
+// own state then (what names what they check). moved, if set, sees the
+// image of each plain move (nil when pre-copied) and the new pid.
+func moveAndCheck(t *testing.T, stub, bin, how, what string, rounds int, args func(out string) []string, moved func(round int, img *Image, pid int)) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "out")
 	cmd, _ := start(t, bin, args(out)...)
 	waitLines(t, out, 5)
 	pid := cmd.Process.Pid
 	var res *Restored
-	for range 2 {
+	for round := range rounds {
+		var img *Image
 		if how == "plain" {
-			var img *Image
 			img, res = migrateWith(t, pid, stub, migration{})
-			if image != nil {
-				image(img)
-			}
 		} else {
 			res = precopyMigrate(t, pid, stub)
 		}
 		pid = res.Pid
+		if moved != nil {
+			moved(round, img, pid)
+		}
 		checkCount(t, waitLines(t, out, len(readLines(out))+5))
 	}
 	res.Process.Signal(syscall.SIGUSR1)
@@ -156,3 +156,6 @@ func moveAndCheck(t *testing.T, stub, bin, how, what string, args func(out strin
 		t.Fatalf("the restored program ended with %v (%v): %s", st, err, what)
 	}
 }
+
+// outOnly is the arguments of a program that takes only its output file.
+func outOnly(out string) []string { return []string{out} }

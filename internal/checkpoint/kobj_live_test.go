@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,38 +23,12 @@ import (
 // itself that its objects behave as before.
 func TestRestoreKernelObjects(t *testing.T) {
 	needTracing(t)
-	stub := buildC(t, "stub")
-	bin := buildC(t, "kobjs")
-	out := filepath.Join(t.TempDir(), "out")
-	cmd, _ := start(t, bin, out)
-	waitLines(t, out, 20)
-	pid := cmd.Process.Pid
-	var res *Restored
-	for round := range 3 {
-		var img *Image
-		img, res = migrateWith(t, pid, stub, migration{})
+	stub, bin := buildC(t, "stub"), buildC(t, "kobjs")
+	moveAndCheck(t, stub, bin, "plain", "it found one of its objects changed", 3, outOnly, func(round int, img *Image, _ int) {
 		if len(img.Objects) != 5 {
 			t.Fatalf("round %d: %d objects in the image, want 5: %+v", round, len(img.Objects), img.Objects)
 		}
-		before := len(readLines(out))
-		lines := waitLines(t, out, before+20)
-		if !running(res.Pid) {
-			t.Fatalf("round %d: restored process %d not running", round, res.Pid)
-		}
-		checkCount(t, lines)
-		pid = res.Pid
-	}
-	if err := res.Process.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	st, err := res.Process.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !st.Success() {
-		t.Fatalf("the restored program ended with %v, want status 0 (it checks its objects itself)", st)
-	}
-	checkCount(t, readLines(out))
+	})
 }
 
 // TestRestoreKernelObjectsFdinfo compares the kernel's own view of each
@@ -155,14 +128,7 @@ func TestRestoreGoProgram(t *testing.T) {
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
-	out := filepath.Join(t.TempDir(), "out")
-	cmd, _ := start(t, bin, out)
-	waitLines(t, out, 20)
-	pid := cmd.Process.Pid
-	var res *Restored
-	for round := range 3 {
-		var img *Image
-		img, res = migrateWith(t, pid, stub, migration{})
+	moveAndCheck(t, stub, bin, "plain", "the Go program did not end with status 0 at SIGUSR1", 3, outOnly, func(round int, img *Image, _ int) {
 		kinds := map[ObjKind]int{}
 		for _, o := range img.Objects {
 			kinds[o.Kind]++
@@ -171,17 +137,7 @@ func TestRestoreGoProgram(t *testing.T) {
 		if kinds[ObjEpoll] == 0 {
 			t.Fatalf("round %d: no epoll instance in the image of a Go program: %+v", round, img.Objects)
 		}
-		before := len(readLines(out))
-		checkCount(t, waitLines(t, out, before+20))
-		pid = res.Pid
-	}
-	if err := res.Process.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := res.Process.Wait(); err != nil || !st.Success() {
-		t.Fatalf("the restored Go program ended with %v (%v), want status 0", st, err)
-	}
-	checkCount(t, readLines(out))
+	})
 }
 
 // TestRestoreTailFollow migrates `tail -f` (coreutils, which follows with
@@ -331,18 +287,10 @@ ready:
 // everything it wrote at the end.
 func TestRestoreDeletedFiles(t *testing.T) {
 	needTracing(t)
-	stub := buildC(t, "stub")
-	bin := buildC(t, "tmpfile")
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
-	cmd, _ := start(t, bin, out, dir)
-	waitLines(t, out, 10)
-	pid := cmd.Process.Pid
-	var res *Restored
-	for round := range 3 {
-		var img *Image
-		img, res = migrateWith(t, pid, stub, migration{})
-		pid = res.Pid
+	stub, bin := buildC(t, "stub"), buildC(t, "tmpfile")
+	moveAndCheck(t, stub, bin, "plain", "its deleted files lost what it wrote", 3, func(out string) []string {
+		return []string{out, filepath.Dir(out)}
+	}, func(round int, img *Image, _ int) {
 		n := 0
 		for _, o := range img.Objects {
 			if o.Kind == ObjDeleted {
@@ -352,12 +300,7 @@ func TestRestoreDeletedFiles(t *testing.T) {
 		if n != 2 {
 			t.Fatalf("round %d: %d deleted files in the image, want 2", round, n)
 		}
-		checkCount(t, waitLines(t, out, len(readLines(out))+10))
-	}
-	res.Process.Signal(syscall.SIGUSR1)
-	if st, err := res.Process.Wait(); err != nil || !st.Success() {
-		t.Fatalf("the restored program ended with %v (%v): its deleted files lost what it wrote", st, err)
-	}
+	})
 }
 
 // TestRestoreInnerPipes migrates, twice, plainly and pre-copied, a
@@ -370,7 +313,7 @@ func TestRestoreInnerPipes(t *testing.T) {
 	stub, bin := buildC(t, "stub"), buildC(t, "selfpipe")
 	for _, how := range []string{"plain", "pre-copied"} {
 		t.Run(how, func(t *testing.T) {
-			moveAndCheck(t, stub, bin, how, "a pipe or socketpair lost its contents or its flags", func(out string) []string { return []string{out} }, nil)
+			moveAndCheck(t, stub, bin, how, "a pipe or socketpair lost its contents or its flags", 2, outOnly, nil)
 		})
 	}
 }

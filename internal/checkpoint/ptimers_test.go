@@ -2,13 +2,10 @@ package checkpoint
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 )
 
 func TestParseTimers(t *testing.T) {
@@ -45,21 +42,11 @@ func TestRestorePosixTimers(t *testing.T) {
 	if !timerIDs() {
 		t.Skip("this kernel cannot give a timer its id back (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.14)")
 	}
-	stub := buildC(t, "stub")
-	bin := buildC(t, "ptimers", "-pthread")
-	out := filepath.Join(t.TempDir(), "out")
-	cmd, _ := start(t, bin, out)
-	waitLines(t, out, 10)
-	pid := cmd.Process.Pid
-	var res *Restored
-	for round := range 2 {
-		var img *Image
-		img, res = migrateWith(t, pid, stub, migration{})
+	stub, bin := buildC(t, "stub"), buildC(t, "ptimers", "-pthread")
+	moveAndCheck(t, stub, bin, "plain", "a timer was not as it left it", 2, outOnly, func(round int, img *Image, pid int) {
 		if img.Attrs == nil || len(img.Attrs.Timers) != 3 {
 			t.Fatalf("round %d: timers in the image: %+v", round, img.Attrs)
 		}
-		pid = res.Pid
-		checkCount(t, waitLines(t, out, len(readLines(out))+10))
 		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/timers")
 		if err != nil {
 			t.Fatal(err)
@@ -67,12 +54,7 @@ func TestRestorePosixTimers(t *testing.T) {
 		if ids := timerID.FindAllString(string(raw), -1); len(ids) != 3 || slices.Contains(ids, "ID: 0") {
 			t.Errorf("round %d: timers after the restore:\n%s", round, raw)
 		}
-	}
-	res.Process.Signal(syscall.SIGUSR1)
-	time.Sleep(10 * time.Millisecond)
-	if st, err := res.Process.Wait(); err != nil || !st.Success() {
-		t.Fatalf("the restored program ended with %v (%v): a timer was not as it left it", st, err)
-	}
+	})
 }
 
 var timerID = regexp.MustCompile(`(?m)^ID: \d+`)
