@@ -28,8 +28,9 @@
 // at the process's start, with those the agent adds (TMoving, TResume:
 // Link.Inject; TMoved at a move's commit, which then is the last frame
 // instead of the kill's exit). It keeps each (a relink.Outbox) until the
-// home acknowledges it (TAck, passed on by the agent). While
-// relink.Window bytes wait for an acknowledgement the holder stops
+// home acknowledges it (TAck, passed on by the agent). While a window
+// (relink.Window bytes or WindowFrames frames) waits for an
+// acknowledgement the holder stops
 // reading the process's pipes: they fill and the process's writes block,
 // as on a slow terminal; nothing is dropped. An agent that connects sends
 // TReplay with the number of the last frame its home has (0 for a new

@@ -235,15 +235,15 @@ func (h *holder) pipesIdle() bool {
 	return true
 }
 
-// read reads stream i of the process, waiting while relink.Window bytes
-// wait for the home's acknowledgement: the pipe then fills and the
+// read reads stream i of the process, waiting while a window
+// (relink.Outbox.Full) waits for the home's acknowledgement: the pipe then fills and the
 // process's writes block, as on a slow terminal; nothing is dropped.
 func (h *holder) read(i int, r io.Reader) {
 	t := [2]rexec.Type{rexec.TStdout, rexec.TStderr}[i]
 	buf := make([]byte, rexec.Chunk)
 	for {
 		h.mu.Lock()
-		for h.out.Bytes() >= relink.Window {
+		for h.out.Full() {
 			h.cond.Wait()
 		}
 		h.mu.Unlock()
@@ -416,10 +416,11 @@ func (h *holder) send(c *rexec.StreamConn, gen int) {
 				h.mu.Unlock()
 				return
 			}
-			if fs, ok := h.out.From(h.sent); h.replaying && ok && len(fs) > 0 {
+			if next, ok := h.out.Next(h.sent); h.replaying && ok {
 				// A copy: the kept frame's buffer is reused once
-				// acknowledged.
-				f = rexec.Frame{Type: fs[0].Type, Data: append([]byte(nil), fs[0].Data...)}
+				// acknowledged. (Not the list From copies: a
+				// backlog of small frames would cost its square.)
+				f = rexec.Frame{Type: next.Type, Data: append([]byte(nil), next.Data...)}
 				h.sent++
 				break
 			}

@@ -2,12 +2,16 @@ package relink
 
 // How often a receiver acknowledges: every AckBytes of payload or
 // AckFrames frames, whichever comes first, and at once for the last frame
-// of a stream. The sender keeps at most Window unacknowledged bytes
-// before it waits (a whole frame may exceed it by one frame).
+// of a stream. The sender keeps at most Window unacknowledged bytes, or
+// WindowFrames frames, before it waits (a whole frame may exceed it by
+// one frame): a process that writes a line at a time makes frames of a
+// few bytes, and a backlog of a million of them would cost the next
+// stream as much work as the bytes of a thousand full ones.
 const (
-	AckBytes  = 256 << 10
-	AckFrames = 64
-	Window    = 8 << 20
+	AckBytes     = 256 << 10
+	AckFrames    = 64
+	Window       = 8 << 20
+	WindowFrames = 8192
 )
 
 // Acks counts what a receiver has received of a session and says when to

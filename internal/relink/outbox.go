@@ -38,6 +38,19 @@ func (o *Outbox) Last() int64 { return o.base + int64(len(o.frames)) }
 // Bytes is the payload kept, not yet acknowledged.
 func (o *Outbox) Bytes() int { return o.bytes }
 
+// Full reports whether the sender should wait for an acknowledgement:
+// Window bytes or WindowFrames frames are kept.
+func (o *Outbox) Full() bool { return o.bytes >= Window || len(o.frames) >= WindowFrames }
+
+// Next returns the frame after n (numbered n+1), without copying the
+// list; false if it is not kept (acknowledged, or not put yet).
+func (o *Outbox) Next(n int64) (rexec.Frame, bool) {
+	if n < o.base || n >= o.Last() {
+		return rexec.Frame{}, false
+	}
+	return o.frames[n-o.base], true
+}
+
 // Ack drops the frames up to n, which the other side has. An ack of
 // frames already dropped, or never put, changes nothing beyond Last.
 // Their buffers are reused: a frame acknowledged must no longer be in use

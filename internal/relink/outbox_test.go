@@ -131,3 +131,62 @@ func TestOutboxSkip(t *testing.T) {
 		t.Fatalf("acks resumed from 5 count %d, want 6", n)
 	}
 }
+
+// TestOutboxNext: Next gives the frame after n, kept and put, one at a
+// time (a holder replays a backlog with it, not From's copy of the rest).
+func TestOutboxNext(t *testing.T) {
+	var o Outbox
+	for _, s := range []string{"a", "b", "c", "d"} {
+		o.Put(out(s))
+	}
+	o.Ack(1)
+	for _, tc := range []struct {
+		n    int64
+		want string
+		ok   bool
+	}{{0, "", false}, {1, "b", true}, {3, "d", true}, {4, "", false}, {9, "", false}} {
+		f, ok := o.Next(tc.n)
+		if ok != tc.ok || string(f.Data) != tc.want {
+			t.Errorf("Next(%d) = %q %v, want %q %v", tc.n, f.Data, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestOutboxFull: a window is full at Window bytes or WindowFrames frames,
+// whichever comes first.
+func TestOutboxFull(t *testing.T) {
+	var small, big Outbox
+	for i := 0; !small.Full(); i++ {
+		if i > WindowFrames {
+			t.Fatalf("%d one-byte frames and not full", i)
+		}
+		small.Put(out("x"))
+	}
+	if n := small.Last(); n != WindowFrames {
+		t.Errorf("full after %d one-byte frames, want %d", n, WindowFrames)
+	}
+	chunk := rexec.Frame{Type: rexec.TStdout, Data: make([]byte, rexec.Chunk)}
+	for !big.Full() {
+		big.Put(chunk)
+	}
+	if big.Bytes() != Window {
+		t.Errorf("full at %d bytes of whole chunks, want %d", big.Bytes(), Window)
+	}
+}
+
+// BenchmarkOutboxReplay replays a full window of line-sized frames, as a
+// holder does to an agent that restarted, frame by frame.
+func BenchmarkOutboxReplay(b *testing.B) {
+	var o Outbox
+	for !o.Full() {
+		o.Put(out("123456\n"))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for n := o.Base(); ; n++ {
+			if _, ok := o.Next(n); !ok {
+				break
+			}
+		}
+	}
+}
