@@ -168,7 +168,7 @@ func (a *Agent) dumpLocal(req *migrate.DumpRequest, conn migrate.Conn, act actor
 	if !req.Kill {
 		p.Resume()
 	}
-	n, err := sendFrozen(conn, img, &checkpoint.FinishStats{}, nil, false) // the image and End
+	n, err := sendFrozen(conn, img, &checkpoint.FinishStats{}, nil, migrate.End{}) // the image and End
 	a.log.Info("checkpoint", "cpid", showCPID(req.CPID), "pid", mv.pid, "bytes", n, "kill", req.Kill, "err", err)
 	if !req.Kill {
 		return nil

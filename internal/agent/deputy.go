@@ -277,7 +277,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 	if spec.Attach != 0 {
 		var st rexec.Started
 		lk.Broken(time.Now(), "its home agent restarted")
-		link, st, err = a.awaitReattach(ctx, lctx, lk, spec, node, spec.Received)
+		link, st, err = a.awaitReattach(ctx, lctx, lk, spec, node, sessionAt{spec.Received, spec.ReceivedPid})
 		rejoined = &st
 	} else {
 		link, err = a.dialRun(lctx, node, spec)
@@ -325,13 +325,18 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 	}()
 	var got relink.Acks // the session's counted frames received
 	// The output bytes handed on, counted on this deputy's stream; tell
-	// says them to the deputy with n, the session's frames handled
-	// (rexec.Delivered; a deputy of a version before gets TAck, n only).
+	// says them to the deputy with n, the session's frames handled, and
+	// the session (rexec.Delivered; deputies of versions before get it
+	// without the session, or TAck, n only).
 	var outBytes, errBytes int64
 	tell := func(n int64) {
-		if spec.Exact {
-			fc.Send(rexec.Delivered{Frames: n, Stdout: outBytes, Stderr: errBytes}.Frame())
-		} else {
+		d := rexec.Delivered{Frames: n, Stdout: outBytes, Stderr: errBytes, Node: int64(node), Pid: int64(pid)}
+		switch {
+		case spec.SessionDelivered:
+			fc.Send(d.Frame())
+		case spec.Exact:
+			fc.Send(d.FrameV1())
+		default:
 			fc.Send(rexec.AckFrame(n))
 		}
 	}
@@ -367,7 +372,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				case <-time.After(reattachEvery - since):
 				}
 			}
-			nl, st, err := a.awaitReattach(ctx, lctx, lk, spec, node, got.Received())
+			nl, st, err := a.awaitReattach(ctx, lctx, lk, spec, node, sessionAt{got.Received(), pid})
 			if err != nil {
 				if ctx.Err() == nil {
 					lost(node, fmt.Sprintf("%s; process %s lost", err, cpid))
@@ -376,7 +381,7 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 			}
 			link = nl
 			cur.Store(link)
-			if err := in.Resume(link, st.Received); err != nil {
+			if err := in.Resume(link, st.Received, st.Ended); err != nil {
 				lost(node, fmt.Sprintf("re-attached to process %s on node %d, but its input cannot be completed: %v", cpid, node, err))
 				return
 			}
@@ -422,25 +427,32 @@ func (a *Agent) relay(ctx context.Context, cancel context.CancelFunc, spec *rexe
 				lost(node, err.Error())
 				return
 			}
+			from := node
+			a.mig.step.At("home", "moved")
+			// The deputy learns of the new session first: an agent after
+			// this one resumes it there (until then, it finds the end of
+			// this one kept on the node the process left).
+			node, pid = m.Node, m.Pid
+			got.Reset() // the new node's session numbers from 1
+			tell(0)
 			for err == nil { // the old stream ends after Moved
 				_, err = link.Recv()
 			}
 			link.stop()
 			attach := *spec
-			attach.Attach = spec.CPID
+			// The new session, from its first frame (a rejoined
+			// deputy's spec counted in the one before).
+			attach.Attach, attach.Received, attach.ReceivedPid = spec.CPID, 0, 0
 			if link, err = a.dialRun(lctx, m.Node, &attach); err != nil {
 				lost(m.Node, fmt.Sprintf("process %s moved to node %d, which cannot be reached: %v", cpid, m.Node, err))
 				return
 			}
 			cur.Store(link)
 			a.track.runsAt(rec, m.Node, m.Pid)
-			a.log.Info("run followed to its new node", "cpid", cpid, "from", node, "node", m.Node, "pid", m.Pid)
-			node = m.Node
-			got.Reset() // the new node's session numbers from 1
+			a.log.Info("run followed to its new node", "cpid", cpid, "from", from, "node", m.Node, "pid", m.Pid)
 			in.Moved(link)
-			pid = m.Pid
 			tellInput() // what went with the process: a new session's base
-			deliver = func() { tell(0) }
+			deliver = func() {}
 		case rexec.TStarted:
 			s, err := rexec.ParseStarted(f.Data)
 			if err == nil {

@@ -146,8 +146,11 @@ func (a *Agent) execute(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) 
 // to its home broke (spec.Received: what the home has of its stream).
 func (a *Agent) attach(ctx context.Context, spec *rexec.Spec, conn rexec.Conn) {
 	s := a.mig.session(spec.Attach)
-	if s == nil {
-		s = a.mig.takeEnded(spec.Attach, spec.Home) // it ended before its home came
+	if s == nil || spec.ReceivedPid != 0 && s.pid() != spec.ReceivedPid {
+		// It ended before its home came, or moved on (and maybe back
+		// here) after the session the home counts in: that one's end
+		// is kept.
+		s = a.mig.takeEnded(spec.Attach, spec.Home)
 	}
 	// The same home, for the same user: a deputy that rejoins its home's
 	// next agent is vouched for by its pid, which the owner of a process

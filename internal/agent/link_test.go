@@ -67,7 +67,7 @@ func TestHeldInputResume(t *testing.T) {
 	in.Suspend()
 	in.Pass(frame("d")) // kept while suspected
 	// The node had received a and b when the stream broke.
-	if err := in.Resume(home2, 2); err != nil {
+	if err := in.Resume(home2, 2, false); err != nil {
 		t.Fatal(err)
 	}
 	in.Pass(frame("e"))
@@ -88,7 +88,53 @@ func TestHeldInputResume(t *testing.T) {
 		}
 	}
 	// A node that claims input never sent cannot be brought up to date.
-	if err := in.Resume(home2, 9); err == nil {
+	if err := in.Resume(home2, 9, false); err == nil {
 		t.Error("resume beyond what was sent succeeded")
+	}
+}
+
+// TestHeldInputResumeEnded: a stream re-attached to a session that has
+// ended (its process moved on while the stream was broken) gets no
+// input: what its node had not received is held for the process's next
+// session, whose base counts only what the ended one had.
+func TestHeldInputResumeEnded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	home1, node1 := newPipeLink(ctx)
+	home2, node2 := newPipeLink(ctx)
+	home3, node3 := newPipeLink(ctx)
+	in := relink.NewInput(home1)
+	frame := func(s string) rexec.Frame { return rexec.Frame{Type: rexec.TStdin, Data: []byte(s)} }
+	for _, s := range []string{"a", "b", "c"} {
+		in.Pass(frame(s))
+	}
+	in.Suspend()
+	in.Pass(frame("d"))
+	// The old node had a and b when the process moved on.
+	if err := in.Resume(home2, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	in.Pass(frame("e"))
+	in.Moved(home3)
+	want := map[*pipeEnd]string{node1: "abc", node3: "cde"}
+	for end, w := range want {
+		got := ""
+		for range w {
+			f, err := end.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += string(f.Data)
+		}
+		if got != w {
+			t.Errorf("got %q, want %q", got, w)
+		}
+	}
+	if frames, base := in.Has(); frames != 2 || base != 2 {
+		t.Errorf("has %d frames, base %d; want 2 and 2", frames, base)
+	}
+	home2.CloseSend()
+	if f, err := node2.Recv(); err != io.EOF {
+		t.Errorf("the ended session got %s %q (%v), want nothing", f.Type, f.Data, err)
 	}
 }

@@ -310,7 +310,11 @@ func (a *Agent) transfer(mv *moving, conn migrate.Conn, cancel func(), to int, i
 		return err
 	}
 	ts := time.Now()
-	if resp.Bytes, err = sendFrozen(watch, img, fst, pending, eof); err != nil {
+	end := migrate.End{StdinEOF: eof}
+	if run {
+		end.InputBase = s.inputBase()
+	}
+	if resp.Bytes, err = sendFrozen(watch, img, fst, pending, end); err != nil {
 		if why := targetReason(conn, cancel); why != "" {
 			return abort(status.Errorf(codes.Aborted, "node %d could not restore process %d: %s", to, mv.cpid, why))
 		}
@@ -454,8 +458,9 @@ func (ps *preStream) rounds(pc *checkpoint.PreCopier) error {
 // pages read at the freeze in mappings the target has staged (in the
 // engine's order: a later range wins), then the image, which has no data
 // for those mappings and the others' whole, the input the process had
-// not read, and End. It returns the bytes sent.
-func sendFrozen(conn migrate.Conn, img *checkpoint.Image, fst *checkpoint.FinishStats, pending []byte, eof bool) (int64, error) {
+// not read, and end (its sizes filled in here). It returns the bytes
+// sent.
+func sendFrozen(conn migrate.Conn, img *checkpoint.Image, fst *checkpoint.FinishStats, pending []byte, end migrate.End) (int64, error) {
 	var sent int64
 	for i, f := range fst.Fresh {
 		n, err := migrate.SendPages(conn, f.Start, fst.FreshData[i], false)
@@ -476,7 +481,8 @@ func sendFrozen(conn migrate.Conn, img *checkpoint.Image, fst *checkpoint.Finish
 		rest = rest[k:]
 	}
 	if err == nil {
-		err = conn.Send(migrate.JSON(migrate.KEnd, migrate.End{ImageBytes: w.N, StdinBytes: int64(len(pending)), StdinEOF: eof}))
+		end.ImageBytes, end.StdinBytes = w.N, int64(len(pending))
+		err = conn.Send(migrate.JSON(migrate.KEnd, end))
 	}
 	return sent, err
 }

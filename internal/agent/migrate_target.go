@@ -316,7 +316,7 @@ func (a *Agent) receiveMove(ctx context.Context, conn migrate.Conn, b *migrate.B
 		a.log.Error("migration in: the restored process could not be let go", "cpid", cpid, "err", err)
 		return
 	}
-	a.adoptMoved(b, res.Pid, pipes, stdin, end.StdinEOF)
+	a.adoptMoved(b, res.Pid, pipes, stdin, end)
 	a.log.Info("migration in done", "cpid", cpid, "from", b.Source, "pid", res.Pid, "pid_kept", res.PidKept)
 	conn.Send(migrate.Msg{Kind: migrate.KDone})
 	return ""
@@ -431,7 +431,7 @@ func (a *Agent) receiveImage(conn migrate.Conn, st *checkpoint.Staged, ws *write
 // adoptMoved makes the restored process a session of this agent: a run
 // that waits for its home to re-attach, or a native process whose origin
 // is told where it is.
-func (a *Agent) adoptMoved(b *migrate.Begin, pid int, pipes *stdioPipes, stdin []byte, eof bool) {
+func (a *Agent) adoptMoved(b *migrate.Begin, pid int, pipes *stdioPipes, stdin []byte, end migrate.End) {
 	cpid := vproc.CPID(b.CPID)
 	if b.Run == nil {
 		p, _ := rexec.Adopt(pid, nil, -1, nil, nil)
@@ -444,10 +444,11 @@ func (a *Agent) adoptMoved(b *migrate.Begin, pid int, pipes *stdioPipes, stdin [
 	if len(stdin) > 0 {
 		p.WriteStdin(stdin)
 	}
-	if eof {
+	if end.StdinEOF {
 		p.CloseStdin()
 	}
 	s := a.newSession(spec, p, &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home})
+	s.inBase = end.InputBase
 	if b.Stopped {
 		s.skipStops = 1
 	}

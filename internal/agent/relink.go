@@ -98,6 +98,13 @@ func (l *runLink) why(err error) string {
 	return fmt.Sprintf("lost the connection to node %d (%v)", l.node, err)
 }
 
+// sessionAt is where a home stands in a session: the counted frames it
+// has received of the session of pid (0: the one its node runs).
+type sessionAt struct {
+	received int64
+	pid      int
+}
+
 // goneError: the node answered that it has the process no more.
 type goneError struct{ msg string }
 
@@ -105,16 +112,16 @@ func (e *goneError) Error() string { return e.msg }
 
 // reattach re-attaches the home to the process spec.CPID on node: it
 // opens a stream with spec.Attach, telling the node the session's counted
-// frames the home has received (received), and returns the stream and
+// frames the home has received (at), and returns the stream and
 // the node's Started (Received: what it has of the input; the caller
 // sends the rest, heldInput.resume). A *goneError says the node has no
 // such process (ended and forgotten, moved on, or hung up); any other
 // error may pass. This is the one entry point for a home to re-attach to
 // its process, whatever broke the stream (a partition, a false down, an
 // agent restarted on either side).
-func (a *Agent) reattach(ctx context.Context, spec *rexec.Spec, node int, received int64) (*runLink, rexec.Started, error) {
+func (a *Agent) reattach(ctx context.Context, spec *rexec.Spec, node int, at0 sessionAt) (*runLink, rexec.Started, error) {
 	at := *spec
-	at.Attach, at.Received = spec.CPID, received
+	at.Attach, at.Received, at.ReceivedPid = spec.CPID, at0.received, at0.pid
 	l, err := a.dialRun(ctx, node, &at)
 	if err != nil {
 		return nil, rexec.Started{}, err
@@ -145,7 +152,7 @@ func (a *Agent) reattach(ctx context.Context, spec *rexec.Spec, node int, receiv
 // until it does, the node says it has it no more, or lk's grace runs
 // out (then lk says why the process is lost), or ctx ends; the new link
 // lives in lctx.
-func (a *Agent) awaitReattach(ctx, lctx context.Context, lk *relink.Link, spec *rexec.Spec, node int, received int64) (*runLink, rexec.Started, error) {
+func (a *Agent) awaitReattach(ctx, lctx context.Context, lk *relink.Link, spec *rexec.Spec, node int, at sessionAt) (*runLink, rexec.Started, error) {
 	for {
 		if lk.Expire(time.Now()) {
 			return nil, rexec.Started{}, errors.New(lk.Why())
@@ -157,7 +164,7 @@ func (a *Agent) awaitReattach(ctx, lctx context.Context, lk *relink.Link, spec *
 			lk.Recause(fmt.Sprintf("node %d went down (it is %s)", node, n.State))
 		}
 		if err == nil {
-			l, st, err := a.reattach(lctx, spec, node, received)
+			l, st, err := a.reattach(lctx, spec, node, at)
 			var gone *goneError
 			switch {
 			case err == nil && lk.Reattached():

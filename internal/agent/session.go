@@ -25,8 +25,8 @@ import (
 // (write): a home that re-attaches after a break gets what it missed.
 // While no home is attached but one may come (awaitHome), the process is
 // kept with its output for the grace period (expectAttach), its output
-// pumps waiting once relink.Window bytes are unacknowledged: its writes
-// then block, nothing is dropped.
+// pumps waiting once relink.Window bytes (or WindowFrames frames) are
+// unacknowledged: its writes then block, nothing is dropped.
 type runSession struct {
 	a     *Agent
 	spec  *rexec.Spec // nil for a native process
@@ -51,6 +51,7 @@ type runSession struct {
 	sent      int64         // the last frame given to the writer of conn
 	flushed   int64         // the last frame the writer of conn sent
 	inRecv    int64         // the home's counted frames received (queued in inQ or passed on)
+	inBase    int64         // the deputy's input frames before this session's first (those that came with a move)
 	inQ       []rexec.Frame // received, for the input loop to pass on
 	in        relink.Acks   // the home's counted frames passed on to the process
 	inAck     int64         // the acknowledgement of input for the writer to send
@@ -195,12 +196,12 @@ func (s *runSession) send(f rexec.Frame) {
 }
 
 // waitRoom waits, before output is read from the process, until less
-// than relink.Window bytes wait for the home's acknowledgement (or no
-// home is to come, or the pipes are being closed).
+// than a window (Outbox.Full) waits for the home's acknowledgement (or
+// no home is to come, or the pipes are being closed).
 func (s *runSession) waitRoom() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.out.Bytes() >= relink.Window && (s.conn != nil || s.awaitHome) && !s.stopPumps {
+	for s.out.Full() && (s.conn != nil || s.awaitHome) && !s.stopPumps {
 		s.cond.Wait()
 	}
 }
@@ -263,7 +264,8 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn, received i
 	s.mu.Lock()
 	// The input received so far is queued or passed on (read, input): no
 	// input of a stale attachment is counted once gen changes below.
-	started := rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid(), Received: s.inRecv})
+	base := s.inBase
+	started := rexec.JSON(rexec.TStarted, rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid(), Received: s.inRecv, InputBase: &base})
 	if s.held != nil && !s.pumping {
 		s.out.Skip(received) // re-adopted: the holder has the frames after received
 	}
@@ -271,6 +273,8 @@ func (s *runSession) attachConn(ctx context.Context, conn rexec.Conn, received i
 	select {
 	case <-s.done:
 		s.mu.Unlock()
+		st := rexec.Started{CPID: s.rec.CPID, Node: s.a.Identity().Number, Pid: s.pid(), Received: s.inRecv, InputBase: &base, Ended: true}
+		started = rexec.JSON(rexec.TStarted, st)
 		if !ok || len(rest) == 0 {
 			refuseRun(conn, rexec.ExitLost, fmt.Sprintf("process %s ended or moved on", showCPID(s.rec.CPID)))
 			return nil
@@ -439,7 +443,7 @@ func (s *runSession) drainOutput() {
 		}
 		now := s.pumped.Load()
 		s.mu.Lock()
-		held := s.out.Bytes() >= relink.Window && (s.conn != nil || s.awaitHome)
+		held := s.out.Full() && (s.conn != nil || s.awaitHome)
 		s.mu.Unlock()
 		if now != last || held {
 			last = now

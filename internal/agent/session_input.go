@@ -124,3 +124,12 @@ func (s *runSession) ended() bool {
 		return false
 	}
 }
+
+// inputBase is the deputy's input frames that this session's process has
+// had: those that came with it and those received here (all passed on
+// once the home holds its input for a move).
+func (s *runSession) inputBase() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inBase + s.inRecv
+}

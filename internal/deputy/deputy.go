@@ -136,6 +136,9 @@ func closeFiles(fs []*os.File) {
 func (s *session) delivered(d rexec.Delivered) {
 	s.mu.Lock()
 	s.got = d.Frames
+	if d.Node > 0 {
+		s.gotNode, s.gotPid = int(d.Node), int(d.Pid)
+	}
 	s.mu.Unlock()
 	if s.shared {
 		s.sinks[0].ack(d.Stdout + d.Stderr)
@@ -191,8 +194,11 @@ type session struct {
 	// tells nothing of the input, which is then not kept.
 	legacy bool
 	// got: the counted frames of the process's stream its home agent
-	// has handled (TDelivered), which the next agent resumes from (rejoin).
-	got int64
+	// has handled (TDelivered), which the next agent resumes from (rejoin),
+	// in the session on node gotNode as pid gotPid (0: the one it started
+	// in).
+	got             int64
+	gotNode, gotPid int
 }
 
 func newSession(cl *client.Client, o Options, tid int) *session {
@@ -223,7 +229,8 @@ func (s *session) spec() *rexec.Spec {
 		dir = "/"
 	}
 	spec := &rexec.Spec{Argv: s.o.Argv, Env: env, Dir: dir, Node: s.o.Node, Fast: s.o.Fast,
-		NoMigrate: s.o.NoMigrate, LogOutput: s.o.LogOutput, Thread: s.tid, Stdio: s.pass, Exact: true}
+		NoMigrate: s.o.NoMigrate, LogOutput: s.o.LogOutput, Thread: s.tid, Stdio: s.pass, Exact: true,
+		SessionDelivered: true}
 	if s.term != nil {
 		spec.Tty = true
 		if t, err := unix.IoctlGetTermios(s.term.fd, unix.TCGETS); err == nil {

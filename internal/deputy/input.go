@@ -52,7 +52,7 @@ func (s *session) inputFrom(conn rexec.Conn, n int64) {
 		s.input.Close()
 		return
 	}
-	if err := s.input.Resume(conn, n); err != nil {
+	if err := s.input.Resume(conn, n, false); err != nil {
 		s.errorf("the process's input cannot be completed (%v); it is closed", err)
 		s.input.Close()
 		conn.Send(rexec.Frame{Type: rexec.TStdinEOF})

@@ -17,14 +17,16 @@ const rejoinWait = 25 * time.Second
 // rejoin re-attaches the deputy to its process through the next home
 // agent, after the one it had went (stopped, killed, restarted): a Start
 // with Attach (its cluster pid) and Received (the counted frames of its
-// stream that the agent before handled, TDelivered) and the last
-// InputHas, with the same stdio (new output pipes: sink.go). The agent
-// re-attaches to the process's node, which sends what follows, and says
-// from where to send the input again (input.go). It fails if the process
+// stream that the agent before handled, TDelivered, and the session they
+// count in: Node, ReceivedPid) and the last InputHas, with the same
+// stdio (new output pipes: sink.go). The agent re-attaches to the
+// process's node, which sends what follows, and says from where to send
+// the input again (input.go). It fails if the process
 // had not started, or no agent took the deputy back within rejoinWait.
 func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, error) {
 	s.mu.Lock()
 	st, got, has, legacy := s.started, s.got, s.has, s.legacy
+	gotNode, gotPid := s.gotNode, s.gotPid
 	s.conn = nil
 	s.mu.Unlock()
 	if st == nil {
@@ -32,6 +34,12 @@ func (s *session) rejoin(ctx context.Context) (*rexec.StreamConn, net.Conn, erro
 	}
 	spec := s.spec()
 	spec.Attach, spec.Received, spec.Node = st.CPID, got, st.Node
+	if gotNode > 0 {
+		// The session got counts in: the node the process left, if it
+		// moved before the agent told the deputy of its next session
+		// (that node keeps the end of the session for it).
+		spec.Node, spec.ReceivedPid = gotNode, gotPid
+	}
 	spec.InputBase, spec.InputNode, spec.InputPid = has.Base, has.Node, has.Pid
 	deadline := time.Now().Add(rejoinWait)
 	for time.Now().Before(deadline) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ssi-cluster/ssi/internal/harness"
+	"github.com/ssi-cluster/ssi/internal/migrate"
 )
 
 // fastCounter prints numbered lines as fast as sh can until the file stop
@@ -92,9 +93,14 @@ type checkedInput struct {
 }
 
 func startCheckedInput(t *testing.T, ctx context.Context, c *harness.Cluster, home, node int) *checkedInput {
+	awk := `$1 == "end" { print "ok " e; exit 0 } $1 != e { print "line " e " is " $1; exit 3 } { e++ }`
+	return startChecked(t, ctx, c, home, node, awk)
+}
+
+// startChecked is startCheckedInput with another awk program.
+func startChecked(t *testing.T, ctx context.Context, c *harness.Cluster, home, node int, awk string) *checkedInput {
 	t.Helper()
 	r := &checkedInput{stop: filepath.Join(t.TempDir(), "stop")}
-	awk := `$1 == "end" { print "ok " e; exit 0 } $1 != e { print "line " e " is " $1; exit 3 } { e++ }`
 	r.d = startDeputy(t, c, home, fmt.Sprintf("sh -c '%s' | ssi run --node %d awk '%s'", fastCounter(r.stop, false), node, awk))
 	err := c.WaitFor(ctx, "ps to list the awk", func() (bool, error) {
 		procs, err := psJSON(ctx, c, home)
@@ -179,4 +185,44 @@ func TestRunInputOnceThroughMovesAndHomeKills(t *testing.T) {
 		r.rejoined(t, ctx, c, 3, k)
 	}
 	r.end(t)
+}
+
+// TestRunMovedAsItsHomeDies: the home agent of a run is killed at the
+// worst moment of a move, when its relay has read the process's Moved
+// from the node it left and has not told the deputy of the new session.
+// The deputy rejoins the next agent with what it knew: the next agent
+// re-attaches to the node the process left, which kept the end of that
+// session, follows the move from there, and resumes the input where the
+// new session has it. Every line of input reaches the process once, and
+// every line it echoes reaches the deputy once, in order.
+func TestRunMovedAsItsHomeDies(t *testing.T) {
+	needRoot(t)
+	hookFile := filepath.Join(shortTemp(t), "step")
+	t.Setenv(migrate.StepEnv, hookFile)
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	echo := `$1 == "end" { print "end"; exit 0 } $1 != e { print "line " e " is " $1; exit 3 } { print; e++ }`
+	r := startChecked(t, ctx, c, 3, 1, echo)
+	time.Sleep(time.Second) // input and output flow meanwhile
+	if err := os.WriteFile(hookFile, []byte("home:crash@moved"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.CLI(ctx, 2, "migrate", strconv.FormatInt(r.cpid, 10), "2"); err != nil {
+		t.Fatalf("migrate to node 2: %v: %s", err, out)
+	}
+	waitAgentGone(t, c, 3)
+	if err := c.StartAgent(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	r.rejoined(t, ctx, c, 3, 0)
+	waitWhere(t, ctx, c, 3, r.cpid, 2)
+	time.Sleep(time.Second)
+	if err := os.WriteFile(r.stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code := r.d.wait(t, 2*time.Minute)
+	n, err := counted(r.d.stdout.String(), true)
+	if code != 0 || err != nil {
+		t.Fatalf("exit %d (want 0), output: %v; stderr %q", code, err, r.d.stderr.String())
+	}
+	t.Logf("%d lines in and out, each once and in order, through a move whose home died at its Moved", n)
 }

@@ -143,7 +143,9 @@ func (c *faultyConn) Send(m Msg) error {
 // agreed state committed; the copy here not killed), committed (killed;
 // the target not told). Of the target: image (received, not restored),
 // held (restored, guarded, the source told), commit (the commit received,
-// the copy not released).
+// the copy not released). Of the home of a run (SIDE home): moved (its
+// relay read the process's Moved from the node it left; its deputy not
+// told).
 const StepEnv = "SSITEST_MIGRATE_STEP_FILE"
 
 // PauseLimit bounds a pause of the step hook.

@@ -200,6 +200,11 @@ type End struct {
 	// StdinEOF: the end of input was asked for and not yet given; the
 	// target closes the new stdin after the pending input.
 	StdinEOF bool `json:"stdin_eof,omitempty"`
+	// InputBase: of a run, the deputy's input frames that went with the
+	// process (those before its new session's first), so that the new
+	// node can say where the input stands in the deputy's own count
+	// (rexec.Started.InputBase) whatever the home agent knew.
+	InputBase int64 `json:"input_base,omitempty"`
 }
 
 // Restored is the target's answer once the process is restored, held.

@@ -11,8 +11,8 @@ import (
 // Input passes a run's input (counted frames) on, keeping each until the
 // other side acknowledges it (Outbox): a home agent to the executing
 // node, a deputy to its home agent. It holds the input while the process
-// moves or its stream is suspected. The input waits once Window bytes are
-// unacknowledged. Sends are made under sendMu only, never under mu: an
+// moves or its stream is suspected. The input waits once Window bytes (or
+// WindowFrames frames) are unacknowledged. Sends are made under sendMu only, never under mu: an
 // acknowledgement (read with the process's output) never waits behind
 // input that the other side's flow control holds back.
 type Input struct {
@@ -43,7 +43,7 @@ var errRunOver = errors.New("the run is over")
 // the run is over.
 func (h *Input) Pass(f rexec.Frame) error {
 	h.mu.Lock()
-	for h.out.Bytes() >= Window && !h.closed {
+	for h.out.Full() && !h.closed {
 		h.cond.Wait()
 	}
 	if h.closed {
@@ -132,15 +132,17 @@ func (h *Input) Moved(link rexec.Conn) {
 }
 
 // Skip numbers the input on from n, which the node has, a session whose
-// first frame is the source's base+1: a deputy re-attached through this
+// first frame is the source's base+1 (ended: the session ended, and the
+// input is held for the next, as Resume): a deputy re-attached through this
 // agent after the one before went (the deputy sends again what the node
 // has not; a deputy that keeps no input had what the agent before kept
 // lost with it).
-func (h *Input) Skip(n, base int64) {
+func (h *Input) Skip(n, base int64, ended bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.out.Skip(n)
 	h.sent, h.base = n, base
+	h.holding = h.holding || ended
 }
 
 // Has is what the node has of the input, counted as its source counts:
@@ -159,8 +161,10 @@ func (h *Input) Suspend() {
 }
 
 // Resume sends link, a re-attached stream whose node has the input up to
-// received, the rest and what comes after.
-func (h *Input) Resume(link rexec.Conn, received int64) error {
+// received, the rest and what comes after; with ended (the session ended:
+// its process exited or moved on), nothing: the input is held for the
+// process's next session (Moved), which has the frames up to received.
+func (h *Input) Resume(link rexec.Conn, received int64, ended bool) error {
 	h.mu.Lock()
 	_, ok := h.out.From(received)
 	last, sent := h.out.Last(), h.sent
@@ -171,6 +175,7 @@ func (h *Input) Resume(link rexec.Conn, received int64) error {
 	h.switchTo(link, func() {
 		h.out.Ack(received)
 		h.sent = received
+		h.holding = ended
 	})
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // Type is a frame's type.
@@ -38,7 +39,7 @@ const (
 	TRelease // agent -> holder: the end is told; the holder may end
 	TPassed  // agent -> holder: uint64 LE, counted frames of input passed on to the process
 	// Between a home agent and its deputy (see Delivered).
-	TDelivered // home -> deputy: three uint64 LE: counted frames handled, stdout and stderr bytes
+	TDelivered // home -> deputy: uint64 LE: counted frames handled, stdout and stderr bytes (and the session's node and pid)
 	TInputHas  // home -> deputy: JSON InputHas: what the process's node has of the input
 	TInputFrom // home -> deputy: int64 LE: resend the input after this frame (-1: input cannot go on)
 	tLast
@@ -88,6 +89,9 @@ func (f *Frame) Validate() error {
 	if n := fixedSize[f.Type]; n >= 0 && len(f.Data) != n {
 		return fmt.Errorf("frame: %s payload of %d bytes, want %d", f.Type, len(f.Data), n)
 	}
+	if f.Type == TDelivered && len(f.Data) != deliveredSize && len(f.Data) != deliveredSizeV1 {
+		return fmt.Errorf("frame: %s payload of %d bytes, want %d or %d", f.Type, len(f.Data), deliveredSizeV1, deliveredSize)
+	}
 	return nil
 }
 
@@ -98,7 +102,7 @@ var fixedSize = func() (n [tLast]int) {
 		n[t] = -1
 	}
 	n[TStdinEOF], n[TWinsize], n[TStopped], n[TContinued], n[TMoving], n[THold], n[TResume] = 0, 4, 1, 0, 0, 0, 0
-	n[TAck], n[THangup], n[TReplay], n[TRelease], n[TPassed], n[TDelivered], n[TInputFrom] = 8, 0, 8, 0, 8, 24, 8
+	n[TAck], n[THangup], n[TReplay], n[TRelease], n[TPassed], n[TInputFrom] = 8, 0, 8, 0, 8, 8
 	return n
 }()
 
@@ -219,6 +223,16 @@ type Started struct {
 	// Delivered, InputHas and InputFrom (an agent of a version before
 	// does not: the deputy then keeps no input).
 	Exact bool `json:"exact,omitempty"`
+	// InputBase: the deputy's input frames before this session's first
+	// (those that went with the process on its moves), so that a home
+	// agent that takes over a deputy resumes its input from
+	// InputBase+Received wherever the process went meanwhile. Nil from
+	// an agent of a version before.
+	InputBase *int64 `json:"input_base,omitempty"`
+	// Ended: the session has ended (the process exited or moved on):
+	// what follows is the end of its stream, kept for its home, and no
+	// input can reach the process through it.
+	Ended bool `json:"ended,omitempty"`
 }
 
 // Counted reports whether frames of type t are numbered in a session's
@@ -253,31 +267,54 @@ func Ack(f Frame) int64 { return int64(binary.LittleEndian.Uint64(f.Data)) }
 // to its deputy after each counted frame: the frames (numbered in the
 // session on the process's node) and the bytes of stdout and stderr it
 // has written to the pipes the deputy passed or sent it as frames, counted
-// on this deputy's stream. A deputy whose agent went knows from these and
-// from what it has itself written which bytes the next agent resends
-// that it has already (package deputy, sink.go).
+// on this deputy's stream; and the session the frames are numbered in,
+// the process's node and pid (0: not said, an agent of a version before).
+// A deputy whose agent went knows from these and from what it has itself
+// written which bytes the next agent resends that it has already
+// (package deputy, sink.go), and where to resume: a process that moved
+// just before its home agent went is found on the node it left, which
+// keeps the end of that session (its last frames, then Moved) for it.
 type Delivered struct {
 	Frames, Stdout, Stderr int64
+	Node, Pid              int64
 }
 
-// Frame encodes d as a TDelivered frame.
-func (d Delivered) Frame() Frame {
-	b := make([]byte, 24)
-	binary.LittleEndian.PutUint64(b, uint64(d.Frames))
-	binary.LittleEndian.PutUint64(b[8:], uint64(d.Stdout))
-	binary.LittleEndian.PutUint64(b[16:], uint64(d.Stderr))
+// deliveredSize is a Delivered frame's payload; deliveredSizeV1 one that
+// does not name the session.
+const deliveredSize, deliveredSizeV1 = 40, 24
+
+// Frame encodes d as a TDelivered frame; FrameV1 without the session,
+// for a deputy of a version before (one that does not set
+// Spec.SessionDelivered, and refuses the longer frame).
+func (d Delivered) Frame() Frame { return d.encode(deliveredSize) }
+
+// FrameV1 encodes d without its Node and Pid.
+func (d Delivered) FrameV1() Frame { return d.encode(deliveredSizeV1) }
+
+func (d Delivered) encode(size int) Frame {
+	b := make([]byte, size)
+	for i, v := range []int64{d.Frames, d.Stdout, d.Stderr, d.Node, d.Pid}[:size/8] {
+		binary.LittleEndian.PutUint64(b[8*i:], uint64(v))
+	}
 	return Frame{Type: TDelivered, Data: b}
 }
 
-// ParseDelivered decodes a TDelivered payload (validated: 24 bytes).
+// ParseDelivered decodes a TDelivered payload (validated: 24 or 40
+// bytes, no negative count, a node and pid in range).
 func ParseDelivered(f Frame) (Delivered, error) {
-	if len(f.Data) != 24 {
-		return Delivered{}, fmt.Errorf("delivered frame: %d bytes, want 24", len(f.Data))
+	if len(f.Data) != deliveredSize && len(f.Data) != deliveredSizeV1 {
+		return Delivered{}, fmt.Errorf("delivered frame: %d bytes, want %d", len(f.Data), deliveredSize)
 	}
-	d := Delivered{int64(binary.LittleEndian.Uint64(f.Data)), int64(binary.LittleEndian.Uint64(f.Data[8:])),
-		int64(binary.LittleEndian.Uint64(f.Data[16:]))}
+	var v [5]int64
+	for i := range len(f.Data) / 8 {
+		v[i] = int64(binary.LittleEndian.Uint64(f.Data[8*i:]))
+	}
+	d := Delivered{v[0], v[1], v[2], v[3], v[4]}
 	if d.Frames < 0 || d.Stdout < 0 || d.Stderr < 0 {
 		return Delivered{}, fmt.Errorf("delivered frame: negative count %+v", d)
+	}
+	if d.Node < 0 || d.Node > math.MaxInt32 || d.Pid < 0 || d.Pid > math.MaxInt32 {
+		return Delivered{}, fmt.Errorf("delivered frame: no such node or pid %+v", d)
 	}
 	return d, nil
 }

@@ -41,6 +41,32 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDelivered: a Delivered frame names its session; one of a version
+// before (24 bytes, FrameV1) still decodes, without it.
+func TestDelivered(t *testing.T) {
+	d := Delivered{Frames: 7, Stdout: 1 << 40, Stderr: 3, Node: 2, Pid: 4242}
+	for _, tc := range []struct {
+		f    Frame
+		want Delivered
+	}{
+		{d.Frame(), d},
+		{d.FrameV1(), Delivered{Frames: 7, Stdout: 1 << 40, Stderr: 3}},
+	} {
+		enc, _ := tc.f.MarshalBinary()
+		f, err := NewReader(bytes.NewReader(enc)).Read()
+		if err != nil {
+			t.Fatalf("%d bytes: %v", len(tc.f.Data), err)
+		}
+		if got, err := ParseDelivered(f); err != nil || got != tc.want {
+			t.Errorf("%d bytes: %+v (%v), want %+v", len(tc.f.Data), got, err, tc.want)
+		}
+	}
+	bad := Delivered{Frames: 1, Node: -1}.Frame()
+	if _, err := ParseDelivered(bad); err == nil {
+		t.Error("a negative node was accepted")
+	}
+}
+
 func TestFrameBad(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -54,6 +80,7 @@ func TestFrameBad(t *testing.T) {
 		{"huge", []byte{byte(TStdout), 0xff, 0xff, 0xff, 0xff}, "exceeds"},
 		{"short header", []byte{byte(TStdout), 1}, "inside a header"},
 		{"short payload", []byte{byte(TStdout), 9, 0, 0, 0, 1, 2}, "inside a stdout payload"},
+		{"delivered of 32 bytes", append([]byte{byte(TDelivered), 32, 0, 0, 0}, make([]byte, 32)...), "want 24 or 40"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewReader(bytes.NewReader(tc.in)).Read()

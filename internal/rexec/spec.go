@@ -41,15 +41,21 @@ type Spec struct {
 	// deputy's last InputHas (its base, node and pid).
 	Exact     bool  `json:"exact,omitempty"`
 	InputBase int64 `json:"input_base,omitempty"`
-	InputNode int   `json:"input_node,omitempty"`
-	InputPid  int   `json:"input_pid,omitempty"`
+	// SessionDelivered: the deputy takes Delivered frames that name the
+	// session they count in (rexec.Delivered's Node and Pid).
+	SessionDelivered bool `json:"session_delivered,omitempty"`
+	InputNode        int  `json:"input_node,omitempty"`
+	InputPid         int  `json:"input_pid,omitempty"`
 	// Attach re-attaches the home to the process run as this cluster pid,
 	// which has moved to the node called (set by the home agent after a
 	// Moved frame): nothing new is started.
 	Attach int64 `json:"attach,omitempty"`
 	// Received: with Attach, how many counted frames of this session the
 	// home has received (its node sends the rest again; see Re-attaching).
-	Received int64 `json:"received,omitempty"`
+	// ReceivedPid: the pid of the session Received counts in, on the
+	// node called (0: the one there).
+	Received    int64 `json:"received,omitempty"`
+	ReceivedPid int   `json:"received_pid,omitempty"`
 	// GraceMS is how long the process's node keeps it for a home whose
 	// stream broke, in milliseconds (the home's run_grace; 0: the node's).
 	GraceMS int64 `json:"grace_ms,omitempty"`
@@ -127,7 +133,7 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("node %d is not a node number", s.Node)
 	case s.Attach < 0:
 		return fmt.Errorf("attach %d is not a cluster pid", s.Attach)
-	case s.Received < 0 || s.GraceMS < 0:
+	case s.Received < 0 || s.ReceivedPid < 0 || s.GraceMS < 0:
 		return fmt.Errorf("received %d / grace %d ms out of range", s.Received, s.GraceMS)
 	case s.Thread < 0:
 		return fmt.Errorf("thread %d is not a thread id", s.Thread)
