@@ -131,6 +131,9 @@ type procView struct {
 	// SharedWith holds, by inode, another process that maps the
 	// process's MAP_SHARED anonymous memory.
 	SharedWith map[uint64]int
+	// ShmemSize holds, by start address, the size of the object behind
+	// each mapping of gone shmem (-1: unknown).
+	ShmemSize map[uint64]int64
 	// Objects holds the refusals about kernel objects (an epoll watch
 	// that a restore could not register again), decided against the
 	// whole descriptor table, external descriptors included.
@@ -163,7 +166,7 @@ func refusals(v procView) []Reason {
 	for _, m := range v.Maps {
 		where := fmt.Sprintf("mapping %#x-%#x %s", m.Start, m.End, m.Path)
 		if m.Kind == KindAnonShared {
-			if why := anonSharedRefusal(m, v.Maps, v.SharedWith); why != "" {
+			if why := anonSharedRefusal(m, &v); why != "" {
 				add(SharedMemory, "%s: %s", where, why)
 			}
 			continue
@@ -259,6 +262,7 @@ func readProcView(pid int) (procView, error) {
 		return v, err
 	}
 	v.SharedWith = sharedWith(pid, v.Maps)
+	v.ShmemSize = shmemSizes(pid, v.Maps)
 	pf, err := pipeFlags(pid, v.Fds)
 	if err != nil {
 		return v, err

@@ -7,9 +7,11 @@
 //
 // Check reads only /proc (status, maps, fd links) and returns a
 // *RefusalError listing every reason the process cannot move, like
-// openMosix's /proc/PID/cantmove: a tracer already attached, writable shared memory (System V
-// shm, /dev/shm, memfd, and MAP_SHARED anonymous memory that another
-// process maps or that is mapped in parts: anonshared.go), sockets but
+// openMosix's /proc/PID/cantmove: a tracer already attached, writable
+// shared memory (System V shm, named /dev/shm objects, and MAP_SHARED
+// anonymous memory, or a /dev/shm object or memfd whose name is gone,
+// that another process maps, that is mapped in parts, or whose
+// descriptor is still open too: anonshared.go), sockets but
 // Unix stream socketpairs whose both ends it holds (kobj_unix.go), FIFOs,
 // pipes with an end outside the process (kobj_pipe.go carries the others), device files
 // other than /dev/null, /dev/zero, /dev/full, /dev/random and
@@ -320,7 +322,8 @@
 //
 // # Not yet handled
 //
-// pidfd, memfd and mapped deleted files (refused), the overrun count of
+// pidfd, an open memfd, named /dev/shm objects and mapped deleted files
+// other than gone shmem (refused), the overrun count of
 // a POSIX timer,
 // capabilities other than a restore's and seccomp filters (refused),
 // pipes, sockets and terminals other than the external descriptors

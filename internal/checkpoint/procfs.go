@@ -87,8 +87,8 @@ func classify(path string, flags uint8) Kind {
 	case "[vsyscall]":
 		return KindVsyscall
 	}
-	if flags&MapShared != 0 && (path == "/dev/zero (deleted)" || strings.HasPrefix(path, "[anon_shmem:")) {
-		return KindAnonShared // MAP_SHARED|MAP_ANONYMOUS (a shmem object of its own)
+	if flags&MapShared != 0 && (path == "/dev/zero (deleted)" || strings.HasPrefix(path, "[anon_shmem:") || goneShmem(path)) {
+		return KindAnonShared // MAP_SHARED|MAP_ANONYMOUS (a shmem object of its own), or one whose name is gone
 	}
 	if strings.HasPrefix(path, "/") {
 		if flags&MapShared != 0 {

@@ -524,3 +524,69 @@ func TestMigratePythonAsyncio(t *testing.T) {
 		return kobjProg{cmd: py + " " + script + " " + run, out: func(d *bgDeputy) string { return d.stdout.String() }}
 	}, true)
 }
+
+// mpQueuePy counts through a multiprocessing.Queue and a
+// multiprocessing.Lock (POSIX semaphores, sem_open and unlinked at once:
+// gone shared memory; a pipe with both ends in the process; the queue's
+// feeder thread), printing each number it gets back, until SIGUSR1.
+const mpQueuePy = `import multiprocessing, os, signal, sys, time
+
+stop = False
+def usr1(signum, frame):
+    global stop
+    stop = True
+signal.signal(signal.SIGUSR1, usr1)
+
+q = multiprocessing.Queue()
+lock = multiprocessing.Lock()
+n = 0
+while not stop:
+    with lock:
+        q.put(n)
+        got = q.get(timeout=5)
+    if got != n:
+        sys.stderr.write('surprise: the queue gave %r, want %d\n' % (got, n))
+        os._exit(3)
+    if lock.acquire(block=False):
+        lock.release()
+    else:
+        sys.stderr.write('surprise: the lock is held after its release\n')
+        os._exit(3)
+    print(n, flush=True)
+    n += 1
+    time.sleep(0.02)
+q.close()
+q.join_thread()
+sys.exit(0)
+`
+
+// TestMigratePythonMultiprocessingQueue: python's multiprocessing.Queue
+// and Lock (named POSIX semaphores unlinked once open, an in-process
+// pipe, a feeder thread), counting through the queue under the lock,
+// move from node 2 to node 3 and back while they run: every number comes
+// back once and in order, and it exits 0 at SIGUSR1. Refused before:
+// "shared memory: mapping ... /dev/shm/sem.... (deleted)".
+func TestMigratePythonMultiprocessingQueue(t *testing.T) {
+	needRoot(t)
+	py := "/usr/bin/python3"
+	if !exists(py) {
+		var err error
+		if py, err = exec.LookPath("python3"); err != nil {
+			t.Skip("needs python3")
+		}
+	}
+	b, err := exec.Command(py, "-c", "import multiprocessing, sys; multiprocessing.Lock(); print(sys.executable)").CombinedOutput()
+	if err != nil {
+		t.Skipf("needs a python3 with working multiprocessing locks (/dev/shm): %v: %s", err, b)
+	}
+	py = strings.TrimSpace(string(b))
+	dir := shortTempX(t)
+	script := filepath.Join(dir, "mpqueue.py")
+	if err := os.WriteFile(script, []byte(mpQueuePy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	kobjMoves(t, ctx, c, func(run string) kobjProg {
+		return kobjProg{cmd: py + " " + script + " " + run, out: func(d *bgDeputy) string { return d.stdout.String() }}
+	}, true)
+}
