@@ -66,6 +66,7 @@ type Agent struct {
 	procs     *vproc.Cache // this node's process table, files kept open
 	ownOnly   bool         // list only the agent's descendants (load_scope agent)
 	mig       *migrations
+	bal       *balancer // the balancing driver's state (balance.go)
 	shim      string    // this binary, run as the exec helper (rexec.ShimArg)
 	spool     spoolBook // disk promised to images being spooled (restore.go)
 
@@ -88,7 +89,7 @@ func New(ctx context.Context, cfg config.Config, logOut io.Writer, log *slog.Log
 	// restores (a stray pipe would also keep them from migrating).
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	a = &Agent{cfg: cfg, log: log, logOut: logOut, leaveCh: make(chan struct{}), presence: newPresence(), stopped: make(chan struct{}),
-		track: newTracker(), mig: newMigrations(), procs: vproc.NewCache("/proc")}
+		track: newTracker(), mig: newMigrations(), bal: newBalancer(), procs: vproc.NewCache("/proc")}
 	a.mig.step = migrate.StepHookFromEnv()
 	if a.mig.fault, err = migrate.FaultFromEnv(); err != nil {
 		return nil, err
@@ -275,7 +276,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.httpAPI.start(errc)
 	var wg sync.WaitGroup
 	for _, loop := range []func(context.Context){a.joinLoop, a.loadLoop, a.leaderLoop, a.fenceLoop, a.selfLoop, a.adoptLoop,
-		a.renewLoop, a.removalLoop, a.gossipKeyLoop, a.recoverMigrations, a.presenceLoop} {
+		a.renewLoop, a.removalLoop, a.gossipKeyLoop, a.recoverMigrations, a.presenceLoop, a.balanceLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}

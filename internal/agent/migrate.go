@@ -96,6 +96,17 @@ func (m *migrations) takeEnded(cpid int64, home int) *runSession {
 	return s
 }
 
+// all is every session running here.
+func (m *migrations) all() []*runSession {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*runSession, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
 func (m *migrations) session(cpid int64) *runSession {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -87,6 +87,12 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest, act act
 	if mv.sess != nil && !mv.sess.native() {
 		begin.Run = mv.sess.spec
 	}
+	if req.Reason != "" {
+		begin.Balance, begin.RSS = req.Reason, residentBytes(mv.pid)
+	}
+	if mv.sess != nil {
+		begin.Age = mv.sess.age(time.Now(), uptime())
+	}
 	if err := conn.Send(migrate.JSON(migrate.KBegin, begin)); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "node %d: %v", req.To, err)
 	}

@@ -86,7 +86,7 @@ func (a *Agent) acceptMove(b *migrate.Begin) string {
 	case a.mig.session(b.CPID) != nil:
 		return fmt.Sprintf("process %d already runs on node %d", b.CPID, self)
 	}
-	return ""
+	return a.acceptBalanced(b.Balance, b.RSS)
 }
 
 // decideMoveIn applies the policy to the process of b, owned by owner,
@@ -448,7 +448,8 @@ func (a *Agent) adoptMoved(b *migrate.Begin, pid int, pipes *stdioPipes, stdin [
 		p.CloseStdin()
 	}
 	s := a.newSession(spec, p, &runRec{CPID: spec.CPID, PPid: spec.PPid, PGid: spec.PGid, Home: spec.Home})
-	s.inBase = end.InputBase
+	s.inBase, s.arrived = end.InputBase, time.Now()
+	s.born = s.arrived.Add(-time.Duration(b.Age * float64(time.Second)))
 	if b.Stopped {
 		s.skipStops = 1
 	}

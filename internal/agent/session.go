@@ -52,6 +52,8 @@ type runSession struct {
 	flushed   int64         // the last frame the writer of conn sent
 	inRecv    int64         // the home's counted frames received (queued in inQ or passed on)
 	inBase    int64         // the deputy's input frames before this session's first (those that came with a move)
+	arrived   time.Time     // when it moved here (zero: it started here)
+	born      time.Time     // when it started, on the first node (zero: its start here, from /proc)
 	inQ       []rexec.Frame // received, for the input loop to pass on
 	in        relink.Acks   // the home's counted frames passed on to the process
 	inAck     int64         // the acknowledgement of input for the writer to send
@@ -82,6 +84,9 @@ func (a *Agent) newSession(spec *rexec.Spec, p *rexec.Proc, rec *runRec) *runSes
 
 // maxGrace bounds the grace a home may ask a node to keep a process for.
 const maxGrace = 10 * time.Minute
+
+// arrivedAt is when the process moved here (zero if it started here).
+func (s *runSession) arrivedAt() time.Time { return s.arrived }
 
 // pid is the process's local pid.
 func (s *runSession) pid() int { return s.p.Cmd }

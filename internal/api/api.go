@@ -180,3 +180,23 @@ type Removed struct {
 	Name   string    `json:"name"`
 	Time   time.Time `json:"time"`
 }
+
+// BalanceEvent is one move the balancer decided (GET /v1/balance/log).
+type BalanceEvent struct {
+	Time     time.Time `json:"time"`
+	CPID     int64     `json:"cpid"`
+	From     int       `json:"from"`
+	To       int       `json:"to"`
+	Reason   string    `json:"reason"`          // load, memory or drain
+	Gain     float64   `json:"gain"`            // seconds expected to be saved (load), bytes freed (memory)
+	Detail   string    `json:"detail"`          // the figures behind the decision
+	FreezeMS float64   `json:"freeze_ms"`       // the move's freeze, if it was made
+	Error    string    `json:"error,omitempty"` // why it was not made
+}
+
+// BalanceLog is a node's balancer and its last automatic moves, oldest
+// first (GET /v1/balance/log).
+type BalanceLog struct {
+	On    bool           `json:"on"`
+	Moves []BalanceEvent `json:"moves"`
+}

@@ -100,7 +100,7 @@ cluster, or see docs/install.md for real machines.`,
 		newPsCmd(g), newWhereCmd(g), newKillCmd(g), newRunCmd(g), newOnnodeCmd(g), newFastnodeCmd(g),
 		newVersionCmd(g), newDevCmd(), newNodeInitCmd(),
 		newMigrateCmd(g), newCheckpointCmd(g), newRestoreCmd(g), newFreezeCmd(g), newContinueCmd(g),
-		newTokenCmd(g),
+		newTokenCmd(g), newBalanceCmd(g),
 	)
 	g.wireCompletion(root)
 	return root

@@ -148,6 +148,12 @@ func (c *Client) Transitions(ctx context.Context, after uint64, wait bool) ([]ap
 	return out, c.do(ctx, http.MethodGet, "/v1/transitions?"+q.Encode(), &out)
 }
 
+// BalanceLog returns the node's last automatic moves.
+func (c *Client) BalanceLog(ctx context.Context) (api.BalanceLog, error) {
+	var out api.BalanceLog
+	return out, c.do(ctx, http.MethodGet, "/v1/balance/log", &out)
+}
+
 // Leave makes this node leave the cluster (root only); the agent stops.
 func (c *Client) Leave(ctx context.Context) (api.Transition, error) {
 	var out api.Transition

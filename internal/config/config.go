@@ -151,6 +151,13 @@ type Config struct {
 	// its output, for a home whose stream broke (docs/install.md).
 	RunGrace Duration `toml:"run_grace" help:"how long a run whose node is unreachable or committed down waits for the node to come back before its process is called lost"`
 
+	// Balance turns on automatic load balancing on this node: once a
+	// second it moves its runs to nodes where they get more done, and
+	// takes other nodes' (package balance). BalanceAggressiveness scales
+	// how readily (0-100: 0 moves nothing for load).
+	Balance               bool `toml:"balance" help:"automatic load balancing: this node moves its runs where they get more CPU and takes others' (true or false)"`
+	BalanceAggressiveness int  `toml:"balance_aggressiveness" help:"how readily the balancer moves a process for load, 0-100 (0: never; memory ushering and drain still move)"`
+
 	// CertTTL is the lifetime of the node certificates this node signs
 	// when it is the master; agents renew theirs at half their life.
 	CertTTL Duration `toml:"cert_ttl" help:"lifetime of the node certificates the master signs (renewed at half life; at least 1m)"`
@@ -159,27 +166,28 @@ type Config struct {
 // Defaults returns the configuration used when nothing is said.
 func Defaults() Config {
 	return Config{
-		StateDir:          "/var/lib/ssi",
-		Socket:            "/run/ssi/agent.sock",
-		Bind:              "0.0.0.0",
-		GossipPort:        7946,
-		RPCPort:           7947,
-		RaftPort:          7948,
-		HTTP:              "127.0.0.1:7949",
-		LogLevel:          "info",
-		LogFormat:         "text",
-		ProbeInterval:     Duration(200 * time.Millisecond),
-		ProbeTimeout:      Duration(100 * time.Millisecond),
-		SuspicionMult:     2,
-		GossipInterval:    Duration(200 * time.Millisecond),
-		RaftHeartbeat:     Duration(time.Second),
-		VoterReplaceAfter: Duration(30 * time.Second),
-		MaxVoters:         5,
-		RunGrace:          Duration(30 * time.Second),
-		CertTTL:           Duration(72 * time.Hour),
-		MaxUserConns:      1024,
-		MaxHTTPConns:      256,
-		MaxImageSize:      16 << 30,
+		StateDir:              "/var/lib/ssi",
+		Socket:                "/run/ssi/agent.sock",
+		Bind:                  "0.0.0.0",
+		GossipPort:            7946,
+		RPCPort:               7947,
+		RaftPort:              7948,
+		HTTP:                  "127.0.0.1:7949",
+		LogLevel:              "info",
+		LogFormat:             "text",
+		ProbeInterval:         Duration(200 * time.Millisecond),
+		ProbeTimeout:          Duration(100 * time.Millisecond),
+		SuspicionMult:         2,
+		GossipInterval:        Duration(200 * time.Millisecond),
+		RaftHeartbeat:         Duration(time.Second),
+		VoterReplaceAfter:     Duration(30 * time.Second),
+		MaxVoters:             5,
+		RunGrace:              Duration(30 * time.Second),
+		CertTTL:               Duration(72 * time.Hour),
+		BalanceAggressiveness: 50,
+		MaxUserConns:          1024,
+		MaxHTTPConns:          256,
+		MaxImageSize:          16 << 30,
 	}
 }
 
@@ -446,6 +454,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxHTTPConns < 4 || c.MaxHTTPConns > 1<<20 {
 		return fmt.Errorf("max_http_conns: %d is not in 4-1048576", c.MaxHTTPConns)
+	}
+	if c.BalanceAggressiveness < 0 || c.BalanceAggressiveness > 100 {
+		return fmt.Errorf("balance_aggressiveness: %d is not in 0-100", c.BalanceAggressiveness)
 	}
 	if c.MaxImageSize < 1<<20 {
 		return fmt.Errorf("max_image_size: %s is below the minimum 1MiB", c.MaxImageSize)

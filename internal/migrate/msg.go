@@ -191,6 +191,14 @@ type Begin struct {
 	// Stopped: the process is stopped (SIGSTOP, ssi freeze); it is
 	// restored stopped.
 	Stopped bool `json:"stopped,omitempty"`
+	// Balance: why the source's balancer sends it ("load", "memory",
+	// "drain"; "" for a user's move), and its resident memory, for the
+	// target's admission control.
+	Balance string `json:"balance,omitempty"`
+	RSS     uint64 `json:"rss,omitempty"`
+	// Age: the seconds the process has lived, over all its nodes (a
+	// restored process's start time is its restore's).
+	Age float64 `json:"age,omitempty"`
 }
 
 // End closes the image: what was sent, so that a cut is seen.

@@ -15,6 +15,9 @@ type MoveRequest struct {
 	To   int   `json:"to"`  // the target node
 	UID  int   `json:"uid"` // the caller, as its own node saw it (SO_PEERCRED)
 	From int   `json:"from"`
+	// Reason: why the node's balancer moves it (balance.Reason); "" for
+	// a user's move. The target's admission control sees it.
+	Reason string `json:"reason,omitempty"`
 }
 
 // MoveResponse describes a migration that was done: the local API's
