@@ -45,6 +45,16 @@ type round struct {
 	moves []Move
 	moved map[int64]Move
 	stay  map[int64]string
+	// quiet: reasons are not formatted (the search for the round's
+	// moves; a last pass says why each process stays).
+	quiet bool
+}
+
+// why records why the process cpid stays, unless the round is quiet.
+func (r *round) why(cpid int64, format string, args ...any) {
+	if !r.quiet {
+		r.stay[cpid] = fmt.Sprintf(format, args...)
+	}
 }
 
 func newRound(in Input) *round {
@@ -67,11 +77,11 @@ func newRound(in Input) *round {
 func (r *round) candidate(p Proc, fresh bool) bool {
 	switch {
 	case p.Pinned:
-		r.stay[p.CPID] = "pinned (--no-migrate or ssi pin)"
+		r.why(p.CPID, "pinned (--no-migrate or ssi pin)")
 	case p.CantMove != "":
-		r.stay[p.CPID] = "cannot move: " + p.CantMove
+		r.why(p.CPID, "cannot move: %s", p.CantMove)
 	case fresh && p.SinceMove >= 0 && p.SinceMove < r.p.MinResidency:
-		r.stay[p.CPID] = fmt.Sprintf("moved %.0f s ago: stays at least %.0f s after a move", p.SinceMove, r.p.MinResidency)
+		r.why(p.CPID, "moved %.0f s ago: stays at least %.0f s after a move", p.SinceMove, r.p.MinResidency)
 	default:
 		return true
 	}
@@ -136,7 +146,7 @@ func (r *round) best(p Proc, d float64, reason Reason) (int, float64, string) {
 	bi, br, why := -1, 0.0, "no peer known"
 	for i, n := range r.peers {
 		if w := r.takes(n, p.RSS, reason); w != "" {
-			if bi < 0 {
+			if bi < 0 && !r.quiet {
 				why = fmt.Sprintf("no peer takes it (node %d: %s)", n.Number, w)
 			}
 			continue

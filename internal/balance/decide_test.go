@@ -76,7 +76,7 @@ func TestDecideLoad(t *testing.T) {
 			edit:  func(p *Params) { p.MaxMoves = 6 },
 			to:    map[int64]int{6: 2, 5: 2}},
 		{name: "the oldest process (the most work left) moves first",
-			self: busy, peers: []Node{idle}, procs: []Proc{cpuBound(1, 1.0/3, 20), cpuBound(2, 1.0/3, 500)},
+			self: node(1, 4, 2, 1000, 8*gib), peers: []Node{idle}, procs: []Proc{cpuBound(1, 0.5, 20), cpuBound(2, 0.5, 500)},
 			to: map[int64]int{2: 2}, stay: map[int64]string{1: ""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,8 +88,8 @@ func TestDecideLoad(t *testing.T) {
 			got := map[int64]int{}
 			for _, m := range d.Moves {
 				got[m.CPID] = m.To
-				if m.Reason != ForLoad || m.Gain <= 0 {
-					t.Errorf("move %+v: want a load move with a gain", m)
+				if m.Reason != ForLoad || m.Gain <= 0 || !strings.Contains(m.Detail, "expected to save") {
+					t.Errorf("move %+v: want a load move with a gain and its figures", m)
 				}
 			}
 			if len(got) != len(tc.to) || !reflect.DeepEqual(got, tc.to) && len(tc.to) > 0 {
@@ -134,6 +134,21 @@ func TestDecideUsher(t *testing.T) {
 	d = Decide(Input{Self: p, Peers: []Node{roomy}, Procs: []Proc{big, small}, Params: Defaults()})
 	if len(d.Moves) != 1 || !strings.Contains(d.Short, "pressure") {
 		t.Errorf("moves %+v (short %q); want one move for memory pressure", d.Moves, d.Short)
+	}
+}
+
+// TestLoadMoves: a node far over its cores sheds more than MaxMoves*a a
+// round.
+func TestLoadMoves(t *testing.T) {
+	p := Defaults()
+	for _, tc := range []struct {
+		runq float64
+		want int
+	}{{2, 1}, {4, 1}, {6, 2}, {64, 5}, {1000, 9}} {
+		r := round{p: p, self: node(1, tc.runq, 2, 1000, 8*gib)}
+		if got := r.loadMoves(0.5); got != tc.want {
+			t.Errorf("run queue %.0f on 2 cores: %d moves a round, want %d", tc.runq, got, tc.want)
+		}
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 // other side acknowledges it (Outbox): a home agent to the executing
 // node, a deputy to its home agent. It holds the input while the process
 // moves or its stream is suspected. The input waits once Window bytes (or
-// WindowFrames frames) are unacknowledged. Sends are made under sendMu only, never under mu: an
-// acknowledgement (read with the process's output) never waits behind
-// input that the other side's flow control holds back.
+// WindowFrames frames) are unacknowledged. Sends are made under sendMu
+// only, never under mu: an acknowledgement (read with the process's
+// output) never waits behind input that the other side's flow control
+// holds back.
 type Input struct {
 	sendMu  sync.Mutex // one sender at a time, in order
 	mu      sync.Mutex
@@ -133,10 +134,10 @@ func (h *Input) Moved(link rexec.Conn) {
 
 // Skip numbers the input on from n, which the node has, a session whose
 // first frame is the source's base+1 (ended: the session ended, and the
-// input is held for the next, as Resume): a deputy re-attached through this
-// agent after the one before went (the deputy sends again what the node
-// has not; a deputy that keeps no input had what the agent before kept
-// lost with it).
+// input is held for the next, as Resume): a deputy re-attached through
+// this agent after the one before went (the deputy sends again what the
+// node has not; a deputy that keeps no input had what the agent before
+// kept lost with it).
 func (h *Input) Skip(n, base int64, ended bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
