@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,11 +104,18 @@ func (a *Agent) balanceMove(ctx context.Context, m balance.Move, uid, self int) 
 	b := a.bal
 	if err != nil {
 		ev.Error = status.Convert(err).Message()
-		if c := status.Code(err); c == codes.FailedPrecondition || c == codes.PermissionDenied || errors.Is(err, context.DeadlineExceeded) {
-			b.mu.Lock()
+		c := status.Code(err)
+		b.mu.Lock()
+		switch {
+		case c == codes.FailedPrecondition && strings.HasPrefix(ev.Error, fmt.Sprintf("node %d refuses it", m.To)):
+			// The target's admission said no (busy, short of memory):
+			// it counts as loaded for a while; the process may go
+			// elsewhere.
+			b.sent[m.To] = append(b.sent[m.To], time.Now())
+		case c == codes.FailedPrecondition || c == codes.PermissionDenied || errors.Is(err, context.DeadlineExceeded):
 			b.refused[m.CPID] = noMove{why: ev.Error, until: time.Now().Add(refusedFor)}
-			b.mu.Unlock()
 		}
+		b.mu.Unlock()
 		a.log.Warn("balancing: a move was not made", "cpid", showCPID(m.CPID), "to", m.To, "reason", m.Reason, "why", ev.Error)
 	} else {
 		b.mu.Lock()
