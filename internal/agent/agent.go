@@ -67,8 +67,11 @@ type Agent struct {
 	ownOnly   bool         // list only the agent's descendants (load_scope agent)
 	mig       *migrations
 	bal       *balancer // the balancing driver's state (balance.go)
-	shim      string    // this binary, run as the exec helper (rexec.ShimArg)
-	spool     spoolBook // disk promised to images being spooled (restore.go)
+	// keyOutSince: as master, when a removed node was first seen out of
+	// the raft configuration with the gossip key still stale (loops.go).
+	keyOutSince time.Time
+	shim        string    // this binary, run as the exec helper (rexec.ShimArg)
+	spool       spoolBook // disk promised to images being spooled (restore.go)
 
 	leaveCh   chan struct{} // closed by a `node leave` request
 	presence  *presence     // presence streams (presence.go)

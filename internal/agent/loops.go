@@ -236,9 +236,15 @@ func (a *Agent) reconcile(ctx context.Context, since time.Time) {
 		Servers: servers, Removed: removed, MaxVoters: a.cfg.MaxVoters, ReplaceAfter: time.Duration(a.cfg.VoterReplaceAfter),
 		Grace: 3 * time.Second, Lost: a.presence.Lost()}
 	v.Answers = a.healAnswers(ctx, healTargets(v), v.Now)
-	if reg.KeyStale() && !removedInRaft(servers, reg) {
-		// A node was removed: it holds the gossip key; change it, once the
-		// removed node is out of raft, so the new key never reaches it.
+	switch {
+	case !reg.KeyStale() || removedInRaft(servers, reg):
+		a.keyOutSince = time.Time{}
+	case a.keyOutSince.IsZero():
+		a.keyOutSince = time.Now()
+	case time.Since(a.keyOutSince) >= keyRotateWait:
+		// A node was removed: it holds the gossip key; change it once the
+		// removed node is out of raft, and raft has stopped replicating to
+		// it (keyRotateWait), so the new key never reaches it.
 		if key, err := pki.NewGossipKey(); err == nil {
 			a.leaderApply(ctx, &state.Command{Op: state.OpGossipKey, GossipKey: hex.EncodeToString(key)})
 		}
@@ -323,6 +329,14 @@ func (a *Agent) leaderApply(ctx context.Context, c *state.Command) {
 }
 
 // removedInRaft reports whether a removed node is still a raft server.
+// keyRotateWait is how long after a removed node left the raft
+// configuration the master waits to commit the new gossip key. Raft
+// replicates to a removed server up to its removal, but a pipelined
+// AppendEntries already triggered reads the last index when it is sent,
+// which can be an entry appended just after the removal (seen once in CI:
+// the removed node's log held the new key).
+const keyRotateWait = time.Second
+
 func removedInRaft(servers map[string]Server, reg *state.Registry) bool {
 	for id := range servers {
 		if reg.IsRemoved(id) {
