@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/ssi-cluster/ssi/internal/api"
 	"github.com/ssi-cluster/ssi/internal/balance"
+	"github.com/ssi-cluster/ssi/internal/load"
 	"github.com/ssi-cluster/ssi/internal/transport"
 )
 
@@ -107,7 +106,7 @@ func (a *Agent) balanceMove(ctx context.Context, m balance.Move, uid, self int) 
 		c := status.Code(err)
 		b.mu.Lock()
 		switch {
-		case c == codes.FailedPrecondition && strings.HasPrefix(ev.Error, fmt.Sprintf("node %d refuses it", m.To)):
+		case isTargetRefusal(err, m.To):
 			// The target's admission said no (busy, short of memory):
 			// it counts as loaded for a while; the process may go
 			// elsewhere.
@@ -142,9 +141,9 @@ func (a *Agent) balanceInput(now time.Time) (balance.Input, map[int64]int, bool)
 		return balance.Input{}, nil, false
 	}
 	b := a.bal
-	agg := float64(a.cfg.BalanceAggressiveness) / 100
-	self := balance.Node{Number: id.Number, RunQueue: float64(v.RunQueue), Cores: int(v.Cores), Speed: int(v.Speed),
-		MemTotal: v.MemTotal, MemFree: v.MemFree, AcceptGuests: true, SendAway: true, Aggressiveness: agg}
+	self := nodeOf(id.Number, v)
+	self.Aggressiveness = float64(a.cfg.BalanceAggressiveness) / 100
+	self.PSI = memoryPressure()
 	var peers []balance.Node
 	for _, n := range a.registry().Sorted() {
 		if n.Number == id.Number || n.State != api.StateUp {
@@ -154,8 +153,7 @@ func (a *Agent) balanceInput(now time.Time) (balance.Input, map[int64]int, bool)
 		if !ok {
 			continue
 		}
-		peers = append(peers, balance.Node{Number: n.Number, RunQueue: float64(pv.RunQueue), Cores: int(pv.Cores),
-			Speed: int(pv.Speed), MemTotal: pv.MemTotal, MemFree: pv.MemFree, AcceptGuests: true, SendAway: true})
+		peers = append(peers, nodeOf(n.Number, pv))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -175,18 +173,12 @@ func (a *Agent) balanceInput(now time.Time) (balance.Input, map[int64]int, bool)
 	// since count in its queue (else the next round sends it more).
 	for i := range peers {
 		smooth(&peers[i])
-		recent := b.sent[peers[i].Number][:0]
-		for _, t := range b.sent[peers[i].Number] {
-			if now.Sub(t) < sentPending {
-				recent = append(recent, t)
-			}
-		}
+		recent := within(b.sent[peers[i].Number], now, sentPending)
 		b.sent[peers[i].Number] = recent
 		peers[i].RunQueue += float64(len(recent))
 	}
 	b.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	peers = peers[:min(len(peers), balancePeers)]
-	boot := uptime()
 	owners := map[int64]int{}
 	samples := map[int]procSample{}
 	var procs []balance.Proc
@@ -195,7 +187,7 @@ func (a *Agent) balanceInput(now time.Time) (balance.Input, map[int64]int, bool)
 			continue
 		}
 		prev, had := b.samples[s.pid()]
-		p, cur, ok := procFigures(s.pid(), now, boot, prev, had)
+		p, cur, ok := procFigures(s.pid(), now, prev, had)
 		if !ok {
 			continue
 		}
@@ -207,9 +199,7 @@ func (a *Agent) balanceInput(now time.Time) (balance.Input, map[int64]int, bool)
 		if at := s.arrivedAt(); !at.IsZero() {
 			p.SinceMove = now.Sub(at).Seconds()
 		}
-		if !s.born.IsZero() {
-			p.Age = now.Sub(s.born).Seconds()
-		}
+		p.Age = s.lifetime(now, p.Age)
 		owners[p.CPID] = s.spec.UID
 		procs = append(procs, p)
 	}
@@ -238,21 +228,34 @@ func (a *Agent) acceptBalanced(reason string, rss uint64) string {
 	b := a.bal
 	now := time.Now()
 	b.mu.Lock()
-	recent := b.guests[:0]
-	for _, t := range b.guests {
-		if now.Sub(t) < guestsWindow {
-			recent = append(recent, t)
-		}
-	}
-	b.guests = recent
-	n := balance.Node{Number: id.Number, RunQueue: float64(v.RunQueue), Cores: int(v.Cores), Speed: int(v.Speed),
-		MemTotal: v.MemTotal, MemFree: v.MemFree, AcceptGuests: a.cfg.Balance, Guests: len(recent)}
+	b.guests = within(b.guests, now, guestsWindow)
+	n := nodeOf(id.Number, v)
+	n.AcceptGuests, n.Guests, n.PSI = a.cfg.Balance, len(b.guests), memoryPressure()
 	why := balance.Admit(n, rss, balance.Reason(reason), balance.Defaults())
 	if why == "" && reason == string(balance.ForLoad) {
 		b.guests = append(b.guests, now)
 	}
 	b.mu.Unlock()
 	return why
+}
+
+// nodeOf is node num as its load vector v shows it to the balancer (it
+// accepts guests and sends away: the settings are not in the agreed
+// state yet).
+func nodeOf(num int, v load.Vector) balance.Node {
+	return balance.Node{Number: num, RunQueue: float64(v.RunQueue), Cores: int(v.Cores), Speed: int(v.Speed),
+		MemTotal: v.MemTotal, MemFree: v.MemFree, AcceptGuests: true, SendAway: true}
+}
+
+// within keeps the times of ts less than d before now (in place).
+func within(ts []time.Time, now time.Time, d time.Duration) []time.Time {
+	kept := ts[:0]
+	for _, t := range ts {
+		if now.Sub(t) < d {
+			kept = append(kept, t)
+		}
+	}
+	return kept
 }
 
 // balanceLog is the automatic moves kept, oldest first.

@@ -39,6 +39,17 @@ const (
 	smallDirty = 4 << 20
 )
 
+// targetRefuses is the error of a move whose target refused it at the
+// start (acceptMove: the target's state or admission, not the process);
+// isTargetRefusal tells such an error apart.
+func targetRefuses(to int, why []byte) error {
+	return status.Errorf(codes.FailedPrecondition, "node %d refuses it: %s", to, why)
+}
+
+func isTargetRefusal(err error, to int) bool {
+	return status.Code(err) == codes.FailedPrecondition && strings.HasPrefix(status.Convert(err).Message(), fmt.Sprintf("node %d refuses it: ", to))
+}
+
 // moving is one process about to move: what was found about it here.
 type moving struct {
 	cpid    vproc.CPID
@@ -91,7 +102,8 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest, act act
 		begin.Balance, begin.RSS = req.Reason, residentBytes(mv.pid)
 	}
 	if mv.sess != nil {
-		begin.Age = mv.sess.age(time.Now(), uptime())
+		vp, _ := vproc.Lookup("/proc", mv.pid)
+		begin.Age = mv.sess.lifetime(time.Now(), vp.Age)
 	}
 	if err := conn.Send(migrate.JSON(migrate.KBegin, begin)); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "node %d: %v", req.To, err)
@@ -103,7 +115,7 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest, act act
 	case err != nil:
 		return nil, status.Errorf(codes.Unavailable, "node %d did not answer: %v", req.To, err)
 	case m.Kind == migrate.KRefuse:
-		return nil, status.Errorf(codes.FailedPrecondition, "node %d refuses it: %s", req.To, m.Data)
+		return nil, targetRefuses(req.To, m.Data)
 	case m.Kind != migrate.KAccept:
 		return nil, status.Errorf(codes.Aborted, "node %d answered %s", req.To, m.Kind)
 	}

@@ -27,6 +27,7 @@ type Proc struct {
 	RSS                  uint64  // resident bytes
 	CPUTime              float64 // seconds of user+system time
 	CPUPercent           float64 // CPU time over lifetime, as ps shows it
+	Age                  float64 // seconds since it started (on this machine)
 	Threads              int
 }
 
@@ -258,7 +259,7 @@ func (r *reader) fromStat(pid int, owner *unix.Stat_t, stat []byte, prev *procFi
 		p.Comm = string(st.comm)
 	}
 	if age := r.uptime - float64(st.start)/clockTicks; age > 0 {
-		p.CPUPercent = 100 * p.CPUTime / age
+		p.Age, p.CPUPercent = age, 100*p.CPUTime/age
 	}
 	return p, nil
 }
