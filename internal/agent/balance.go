@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -98,7 +99,7 @@ func (a *Agent) balanceRound(ctx context.Context) {
 func (a *Agent) balanceMove(ctx context.Context, m balance.Move, uid, self int) {
 	mctx, cancel := context.WithTimeout(ctx, moveDeadline)
 	defer cancel()
-	ev := api.BalanceEvent{Time: time.Now(), CPID: m.CPID, From: self, To: m.To, Reason: string(m.Reason), Gain: m.Gain, Detail: m.Detail}
+	ev := api.BalanceEvent{Time: time.Now(), CPID: m.CPID, UID: uid, From: self, To: m.To, Reason: string(m.Reason), Gain: m.Gain, Detail: m.Detail}
 	resp, err := a.moveOut(mctx, &transport.MoveRequest{CPID: m.CPID, To: m.To, UID: uid, From: self, Reason: string(m.Reason)}, a.local(uid))
 	b := a.bal
 	if err != nil {
@@ -258,9 +259,29 @@ func within(ts []time.Time, now time.Time, d time.Duration) []time.Time {
 	return kept
 }
 
-// balanceLog is the automatic moves kept, oldest first.
-func (a *Agent) balanceLog() []api.BalanceEvent {
+// handleBalanceLog serves GET /v1/balance/log: the automatic moves kept,
+// oldest first, as ps shows processes: with hide_other_procs, only on
+// the Unix socket and only the caller's own (root's: all).
+func (a *Agent) handleBalanceLog(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	if why := procsRefusal(c, a.cfg.HideOtherProcs); why != "" {
+		writeErr(w, http.StatusForbidden, "%s", why)
+		return
+	}
 	a.bal.mu.Lock()
-	defer a.bal.mu.Unlock()
-	return append([]api.BalanceEvent(nil), a.bal.events...)
+	moves := visibleMoves(a.bal.events, c, a.cfg.HideOtherProcs)
+	a.bal.mu.Unlock()
+	writeJSON(w, http.StatusOK, api.BalanceLog{On: a.cfg.Balance, Moves: moves})
+}
+
+// visibleMoves is what c may see of the moves evs (a copy), as
+// visibleProcs is for processes.
+func visibleMoves(evs []api.BalanceEvent, c Caller, hide bool) []api.BalanceEvent {
+	out := make([]api.BalanceEvent, 0, len(evs))
+	for _, ev := range evs {
+		if !hide || c.Unix && (c.UID == 0 || ev.UID == c.UID) {
+			out = append(out, ev)
+		}
+	}
+	return out
 }

@@ -164,9 +164,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST /v1/signal", guard(change("kill"), a.handleSignal))
 	mux.HandleFunc("POST /v1/run", guard(access{what: "run", socket: true, pid: true}, a.handleRun))
 	mux.HandleFunc("GET /v1/place", guard(readOnly, a.handlePlace))
-	mux.HandleFunc("GET /v1/balance/log", guard(readOnly, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, api.BalanceLog{On: a.cfg.Balance, Moves: a.balanceLog()})
-	}))
+	mux.HandleFunc("GET /v1/balance/log", guard(readOnly, a.handleBalanceLog))
 	mux.HandleFunc("POST /v1/migrate", guard(change("migrate"), a.handleMigrate))
 	mux.HandleFunc("POST /v1/checkpoint", guard(access{what: "checkpoint", socket: true}, a.handleCheckpoint))
 	mux.HandleFunc("POST /v1/restore", guard(access{what: "restore", socket: true, pid: true, streamed: true}, a.handleRestore))

@@ -185,6 +185,7 @@ type Removed struct {
 type BalanceEvent struct {
 	Time     time.Time `json:"time"`
 	CPID     int64     `json:"cpid"`
+	UID      int       `json:"uid"` // the process's owner
 	From     int       `json:"from"`
 	To       int       `json:"to"`
 	Reason   string    `json:"reason"`          // load, memory or drain
