@@ -343,25 +343,8 @@ sys.exit(0)
 // cannot move yet.)
 func TestMigratePythonEventLoop(t *testing.T) {
 	needRoot(t)
-	py := "/usr/bin/python3" // as the other itests run it
-	if !exists(py) {
-		var err error
-		if py, err = exec.LookPath("python3"); err != nil {
-			t.Skip("needs python3")
-		}
-	}
-	// The interpreter itself, not a wrapper (pyenv's shim) that would run
-	// it as a child.
-	b, err := exec.Command(py, "-c", "import os, sys; os.eventfd; print(sys.executable)").CombinedOutput()
-	if err != nil {
-		t.Skipf("needs a python3 with os.eventfd (3.10 or later): %v: %s", err, b)
-	}
-	py = strings.TrimSpace(string(b))
-	dir := shortTempX(t) // every node sees it
-	script := filepath.Join(dir, "evloop.py")
-	if err := os.WriteFile(script, []byte(evloopPy), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	py := kobjPython(t, "os.eventfd", "a python3 with os.eventfd (3.10 or later)")
+	script := kobjScript(t, "evloop.py", evloopPy)
 	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
 	kobjMoves(t, ctx, c, func(run string) kobjProg {
 		// The argument, ignored, tells the two runs apart in ps.
@@ -568,6 +551,20 @@ sys.exit(0)
 // "shared memory: mapping ... /dev/shm/sem.... (deleted)".
 func TestMigratePythonMultiprocessingQueue(t *testing.T) {
 	needRoot(t)
+	py := kobjPython(t, "import multiprocessing; multiprocessing.Lock()", "a python3 with working multiprocessing locks (/dev/shm)")
+	script := kobjScript(t, "mpqueue.py", mpQueuePy)
+	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
+	kobjMoves(t, ctx, c, func(run string) kobjProg {
+		return kobjProg{cmd: py + " " + script + " " + run, out: func(d *bgDeputy) string { return d.stdout.String() }}
+	}, true)
+}
+
+// kobjPython is the python3 interpreter itself (not a wrapper such as
+// pyenv's shim, which would run it as a child), /usr/bin/python3 as the
+// other itests run it if there is one, once probe (python statements)
+// runs in it; the test is skipped, saying it needs what, if not.
+func kobjPython(t *testing.T, probe, what string) string {
+	t.Helper()
 	py := "/usr/bin/python3"
 	if !exists(py) {
 		var err error
@@ -575,18 +572,19 @@ func TestMigratePythonMultiprocessingQueue(t *testing.T) {
 			t.Skip("needs python3")
 		}
 	}
-	b, err := exec.Command(py, "-c", "import multiprocessing, sys; multiprocessing.Lock(); print(sys.executable)").CombinedOutput()
+	b, err := exec.Command(py, "-c", "import os, sys\n"+probe+"\nprint(sys.executable)").CombinedOutput()
 	if err != nil {
-		t.Skipf("needs a python3 with working multiprocessing locks (/dev/shm): %v: %s", err, b)
+		t.Skipf("needs %s: %v: %s", what, err, b)
 	}
-	py = strings.TrimSpace(string(b))
-	dir := shortTempX(t)
-	script := filepath.Join(dir, "mpqueue.py")
-	if err := os.WriteFile(script, []byte(mpQueuePy), 0o644); err != nil {
+	return strings.TrimSpace(string(b))
+}
+
+// kobjScript writes src as name in a directory every node sees.
+func kobjScript(t *testing.T, name, src string) string {
+	t.Helper()
+	script := filepath.Join(shortTempX(t), name)
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, ctx := startCluster(t, 3, "--allow-remote-root", "true")
-	kobjMoves(t, ctx, c, func(run string) kobjProg {
-		return kobjProg{cmd: py + " " + script + " " + run, out: func(d *bgDeputy) string { return d.stdout.String() }}
-	}, true)
+	return script
 }
