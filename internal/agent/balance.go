@@ -15,6 +15,7 @@ import (
 	"github.com/ssi-cluster/ssi/internal/balance"
 	"github.com/ssi-cluster/ssi/internal/load"
 	"github.com/ssi-cluster/ssi/internal/transport"
+	"github.com/ssi-cluster/ssi/internal/vproc"
 )
 
 // The balancing driver (config balance = true): once a second it feeds
@@ -180,6 +181,7 @@ func (a *Agent) balanceInput(now time.Time) (balance.Input, map[int64]int, bool)
 	}
 	b.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	peers = peers[:min(len(peers), balancePeers)]
+	up := vproc.Uptime("/proc")
 	owners := map[int64]int{}
 	samples := map[int]procSample{}
 	var procs []balance.Proc
@@ -188,7 +190,7 @@ func (a *Agent) balanceInput(now time.Time) (balance.Input, map[int64]int, bool)
 			continue
 		}
 		prev, had := b.samples[s.pid()]
-		p, cur, ok := procFigures(s.pid(), now, prev, had)
+		p, cur, ok := procFigures(s.pid(), now, up, prev, had)
 		if !ok {
 			continue
 		}

@@ -20,15 +20,16 @@ type procSample struct {
 	at  time.Time
 }
 
-// procFigures reads pid's figures for the balancer (ok false: gone); prev
-// is its sample of the round before, if any.
-func procFigures(pid int, now time.Time, prev procSample, hadPrev bool) (balance.Proc, procSample, bool) {
+// procFigures reads pid's figures for the balancer (ok false: gone); up is
+// the machine's uptime (vproc.Uptime, read once a round), prev the
+// process's sample of the round before, if any.
+func procFigures(pid int, now time.Time, up float64, prev procSample, hadPrev bool) (balance.Proc, procSample, bool) {
 	vp, ok := vproc.Lookup("/proc", pid)
 	if !ok {
 		return balance.Proc{}, procSample{}, false
 	}
 	cur := procSample{cpu: vp.CPUTime, at: now}
-	p := balance.Proc{Threads: vp.Threads, RSS: vp.RSS, Age: vp.Age, SinceMove: -1}
+	p := balance.Proc{Threads: vp.Threads, RSS: vp.RSS, Age: max(0, up-vp.Start), SinceMove: -1}
 	if dt := now.Sub(prev.at).Seconds(); hadPrev && dt > 0 && cur.cpu >= prev.cpu {
 		p.CPU = (cur.cpu - prev.cpu) / dt
 	}

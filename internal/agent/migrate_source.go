@@ -103,7 +103,7 @@ func (a *Agent) moveOut(ctx context.Context, req *transport.MoveRequest, act act
 	}
 	if mv.sess != nil {
 		vp, _ := vproc.Lookup("/proc", mv.pid)
-		begin.Age = mv.sess.lifetime(time.Now(), vp.Age)
+		begin.Age = mv.sess.lifetime(time.Now(), max(0, vproc.Uptime("/proc")-vp.Start))
 	}
 	if err := conn.Send(migrate.JSON(migrate.KBegin, begin)); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "node %d: %v", req.To, err)

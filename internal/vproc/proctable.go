@@ -27,7 +27,7 @@ type Proc struct {
 	RSS                  uint64  // resident bytes
 	CPUTime              float64 // seconds of user+system time
 	CPUPercent           float64 // CPU time over lifetime, as ps shows it
-	Age                  float64 // seconds since it started (on this machine)
+	Start                float64 // when it started, in seconds after boot (Uptime)
 	Threads              int
 }
 
@@ -186,6 +186,10 @@ func appendPids(pids []int, b []byte) ([]int, error) {
 	return pids, nil
 }
 
+// Uptime is the seconds since boot of the machine of procDir, 0 if it
+// cannot be read; a process's age is Uptime less its Start.
+func Uptime(procDir string) float64 { return readUptime(procDir) }
+
 func readUptime(procDir string) float64 {
 	b, err := os.ReadFile(filepath.Join(procDir, "uptime"))
 	if err != nil {
@@ -258,8 +262,9 @@ func (r *reader) fromStat(pid int, owner *unix.Stat_t, stat []byte, prev *procFi
 	} else {
 		p.Comm = string(st.comm)
 	}
-	if age := r.uptime - float64(st.start)/clockTicks; age > 0 {
-		p.Age, p.CPUPercent = age, 100*p.CPUTime/age
+	p.Start = float64(st.start) / clockTicks
+	if age := r.uptime - p.Start; age > 0 {
+		p.CPUPercent = 100 * p.CPUTime / age
 	}
 	return p, nil
 }
